@@ -1,0 +1,94 @@
+"""Write Nautilus data into a ParquetDataCatalog so that re-ingesting is idempotent and a failure changes nothing.
+
+Nautilus's ``write_data`` appends a file per call and refuses overlapping time ranges, so ingesting the same
+month twice, or two overlapping files, would fail half way. Instead each (type, identifier) series is merged
+with what the catalog already holds (one row per timestamp, the newest ingest wins), written whole into a
+staging catalog, and swapped in by directory renames only once every series has been written.
+"""
+
+import shutil
+import tempfile
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+
+def _series_key(obj: object) -> tuple[type, str]:
+    if isinstance(obj, Instrument):
+        return type(obj), obj.id.value
+    if hasattr(obj, "bar_type"):
+        return type(obj), str(obj.bar_type)
+    return type(obj), obj.instrument_id.value
+
+
+def _existing(catalog: ParquetDataCatalog, cls: type, identifier: str) -> list:
+    if issubclass(cls, Instrument):
+        return catalog.instruments(instrument_ids=[identifier])
+    if not Path(catalog._make_path(data_cls=cls, identifier=identifier)).exists():
+        return []
+    if cls is BinanceBar:
+        return catalog.query(BinanceBar, identifiers=[identifier])
+    return catalog.query(cls, identifiers=[identifier])
+
+
+def _merge(old: list, new: list) -> list:
+    if not old:
+        merged = {obj.ts_init: obj for obj in new}
+    else:
+        merged = {obj.ts_init: obj for obj in old}
+        merged.update((obj.ts_init, obj) for obj in new)
+    return [merged[ts] for ts in sorted(merged)]
+
+
+def write_series(catalog_dir: Path, objects: Iterable) -> dict[str, int]:
+    """Merge ``objects`` into the catalog at ``catalog_dir``; returns rows per series now in the catalog."""
+    catalog_dir = Path(catalog_dir)
+    catalog_dir.mkdir(parents=True, exist_ok=True)
+    catalog = ParquetDataCatalog(str(catalog_dir))
+    groups: dict[tuple[type, str], list] = defaultdict(list)
+    for obj in objects:
+        groups[_series_key(obj)].append(obj)
+
+    staging_dir = Path(tempfile.mkdtemp(prefix=".staging-", dir=catalog_dir))
+    backups: list[tuple[Path, Path]] = []
+    swapped: list[Path] = []
+    counts: dict[str, int] = {}
+    try:
+        staging = ParquetDataCatalog(str(staging_dir))
+        plan: list[tuple[Path, Path]] = []
+        for (cls, identifier), new in groups.items():
+            if issubclass(cls, Instrument):
+                merged = new[-1:]  # the newest definition of an instrument replaces the old one
+            else:
+                merged = _merge(_existing(catalog, cls, identifier), new)
+            staging.write_data(merged)
+            source = Path(staging._make_path(data_cls=cls, identifier=identifier))
+            target = Path(catalog._make_path(data_cls=cls, identifier=identifier))
+            plan.append((source, target))
+            counts[f"{cls.__name__} {identifier}"] = len(merged)
+        # Everything is written: now swap, keeping the old directories until all swaps succeeded.
+        for source, target in plan:
+            if target.exists():
+                backup = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+                target.rename(backup)
+                backups.append((backup, target))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+            swapped.append(target)
+    except BaseException:
+        for target in swapped:
+            shutil.rmtree(target, ignore_errors=True)
+        for backup, target in backups:
+            if not target.exists():
+                backup.rename(target)
+        raise
+    finally:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+    for backup, _ in backups:
+        shutil.rmtree(backup, ignore_errors=True)
+    return counts
