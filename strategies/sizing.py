@@ -1,0 +1,105 @@
+"""Position size and leverage: risk a share of equity over the stop distance, within the instrument filters.
+
+Decimal arithmetic, so step-size rounding is exact (the original rounded every symbol to 3 decimals).
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+
+def leverage_for_strength(strength: float, max_leverage: int) -> int:
+    """> 80 -> 5x, > 60 -> 3x, else 2x; never above ``max_leverage``."""
+    if strength > 80:
+        lev = 5
+    elif strength > 60:
+        lev = 3
+    else:
+        lev = 2
+    return max(1, min(lev, max_leverage))
+
+
+def round_to_step(value: Decimal, step: Decimal) -> Decimal:
+    """Round down to a multiple of ``step``: rounding up could exceed the risk or the cap."""
+    if step <= 0:
+        raise ValueError("step must be positive")
+    return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
+
+
+@dataclass(frozen=True)
+class InstrumentFilters:
+    step: Decimal
+    min_qty: Decimal
+    min_notional: Decimal
+    max_qty: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SizeDecision:
+    quantity: Decimal
+    notional: Decimal
+    margin: Decimal
+    leverage: int
+    reason: str = ""  # empty when accepted
+
+    @property
+    def accepted(self) -> bool:
+        return not self.reason and self.quantity > 0
+
+
+def position_size(
+    equity: Decimal,
+    free_balance: Decimal,
+    entry: Decimal,
+    stop: Decimal,
+    leverage: int,
+    filters: InstrumentFilters,
+    risk_fraction: Decimal = Decimal("0.01"),
+    max_notional: Decimal = Decimal("10000"),
+    max_leverage: int = 10,
+    fee_rate: Decimal = Decimal("0.0005"),
+) -> SizeDecision:
+    """Quantity that loses ``risk_fraction`` of equity at the stop, capped and checked against the balance.
+
+    Caps, in order: the per-position notional cap; equity x leverage (the position's leverage against the
+    whole account never exceeds the trade's leverage, itself <= ``max_leverage``); the instrument's max
+    quantity. Refused when below the minimum quantity / notional, or when the isolated margin plus the entry
+    fee does not fit in the free balance.
+    """
+    leverage = min(leverage, max_leverage)
+
+    def refuse(reason: str, qty: Decimal = Decimal(0)) -> SizeDecision:
+        margin = qty * entry / leverage if leverage else Decimal(0)
+        return SizeDecision(qty, qty * entry, margin, leverage, reason)
+
+    if equity <= 0:
+        return refuse("no equity")
+    if entry <= 0 or leverage < 1:
+        return refuse("invalid entry price or leverage")
+    distance = abs(entry - stop)
+    if distance <= 0:
+        return refuse("stop distance is zero")
+    qty = equity * risk_fraction / distance
+    qty = min(qty, max_notional / entry, equity * leverage / entry)
+    if filters.max_qty is not None:
+        qty = min(qty, filters.max_qty)
+    qty = round_to_step(qty, filters.step)
+    notional = qty * entry
+    if qty < filters.min_qty or qty <= 0:
+        return refuse(f"quantity {qty} below the minimum {filters.min_qty}", qty)
+    if notional < filters.min_notional:
+        return refuse(
+            f"notional {notional:.2f} USDT below the instrument minimum {filters.min_notional} USDT", qty
+        )
+    margin = notional / leverage
+    if margin + notional * fee_rate > free_balance:
+        return refuse(f"margin {margin:.2f} USDT exceeds free balance {free_balance:.2f} USDT", qty)
+    return SizeDecision(qty, notional, margin, leverage)
+
+
+def split_quantity(quantity: Decimal, step: Decimal, min_qty: Decimal) -> tuple[Decimal, Decimal]:
+    """TP1 and TP2 quantities, half each on the step grid; TP1 takes all when a half is below min qty."""
+    first = round_to_step(quantity / 2, step)
+    second = quantity - first
+    if first < min_qty or second < min_qty or first <= 0:
+        return quantity, Decimal(0)
+    return first, second
