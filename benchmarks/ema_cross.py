@@ -1,0 +1,50 @@
+"""A minimal EMA(10/20) cross, as in Nautilus's example, sized by notional so it trades any symbol.
+
+It is the speed baseline every backtest figure is compared with: always in the market, flipping on each cross.
+"""
+
+from decimal import Decimal
+
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.indicators import ExponentialMovingAverage
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.trading.strategy import Strategy
+
+
+class EMACrossNotionalConfig(StrategyConfig, frozen=True):
+    instrument_id: InstrumentId
+    bar_type: BarType
+    notional_usdt: Decimal = Decimal(1000)
+    fast_ema_period: int = 10
+    slow_ema_period: int = 20
+    trade: bool = True  # False: indicators only, the no-order reference run
+
+
+class EMACrossNotional(Strategy):
+    def __init__(self, config: EMACrossNotionalConfig) -> None:
+        super().__init__(config)
+        self.fast = ExponentialMovingAverage(config.fast_ema_period)
+        self.slow = ExponentialMovingAverage(config.slow_ema_period)
+        self.instrument = None
+
+    def on_start(self) -> None:
+        self.instrument = self.cache.instrument(self.config.instrument_id)
+        self.register_indicator_for_bars(self.config.bar_type, self.fast)
+        self.register_indicator_for_bars(self.config.bar_type, self.slow)
+        self.subscribe_bars(self.config.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self.config.trade or not self.slow.initialized:
+            return
+        want = OrderSide.BUY if self.fast.value >= self.slow.value else OrderSide.SELL
+        net = self.portfolio.net_position(self.config.instrument_id)
+        if (want == OrderSide.BUY and net > 0) or (want == OrderSide.SELL and net < 0):
+            return
+        self.close_all_positions(self.config.instrument_id)
+        quantity = self.instrument.make_qty(self.config.notional_usdt / Decimal(str(bar.close.as_double())))
+        self.submit_order(self.order_factory.market(self.config.instrument_id, want, quantity))
+
+    def on_stop(self) -> None:
+        self.close_all_positions(self.config.instrument_id)

@@ -1,0 +1,66 @@
+"""The ``ats`` command line: one subcommand per job; ``ats --help`` lists them."""
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from catalog.errors import CatalogInputError
+from nodes.settings import DEFAULT_BACKTEST_CONFIG, ConfigError
+
+# Each subcommand lives in its own module and registers itself through an `add_parser(subparsers)` function
+# that sets `handler` on its parser; the table keeps `ats --help` in one readable order.
+SUBCOMMAND_MODULES: list[str] = [
+    "nodes.commands.backtest",
+    "nodes.commands.data",
+    "nodes.commands.scan",
+    "nodes.commands.live",
+    "nodes.commands.simulator",
+]
+
+# Errors with a message a trader can act on: printed as one line, exit code 2, no traceback.
+CLEAR_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CatalogInputError, FileNotFoundError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ats",
+        description="Automated multi-factor trading of Binance USDT-M perpetuals on NautilusTrader.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import importlib
+
+    for name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # a subcommand not written yet
+            raise
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    from nodes.commands import clear_errors
+
+    try:
+        return handler(args)
+    except (*CLEAR_ERRORS, *clear_errors()) as exc:
+        print(f"ats {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ats {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["main", "DEFAULT_BACKTEST_CONFIG", "Path"]
+
+if __name__ == "__main__":
+    sys.exit(main())

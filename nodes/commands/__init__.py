@@ -1,0 +1,8 @@
+"""One module per ``ats`` subcommand, each with ``add_parser(subparsers)``."""
+
+
+def clear_errors() -> tuple[type[BaseException], ...]:
+    """Error types whose message already tells the trader what to do (printed without a traceback)."""
+    from nodes.backtest import CatalogMissingDataError
+
+    return (CatalogMissingDataError,)

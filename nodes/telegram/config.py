@@ -1,0 +1,44 @@
+"""The notifier's configuration: the trader adds the actor to a node with this (ImportableActorConfig works too)."""
+
+from nautilus_trader.common.config import ActorConfig
+
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+
+class TelegramNotifierConfig(ActorConfig, frozen=True):
+    """
+    mode: "live" sends over the network; "backtest" renders the same messages to ``output_path`` (JSON lines)
+        and never touches the network.
+    language: "zh" (the original design's wording) or "en".
+    events: per-event level overrides, e.g. {"node_started": "off", "tp1": "silent"}; see settings.py for keys.
+    queue_size: messages waiting while Telegram is unreachable; beyond it the oldest are dropped and counted,
+        and the count is announced once Telegram answers again.
+    backoff_initial_s / backoff_max_s: retry delay after a network error or 5xx, doubling up to the cap;
+        a 429 waits Telegram's ``retry_after`` instead.
+    base_url: the Bot API root the token is appended to; tests point it at a loopback fake server.
+    token_env / chat_ids_env: names of the environment variables holding the bot token and the allowed chat ids
+        (comma separated). Messages go to those chats, and only they may send commands.
+    commands: poll Telegram for the control commands (live mode only).
+    poll_timeout_s: getUpdates long-poll timeout.
+    command_drain_interval_s: where the node has no running asyncio loop (a BacktestEngine driven in live
+        mode by tests), commands wait in an inbox drained by a clock timer at this interval.
+    confirm_window_s: how long "/flatten confirm" is accepted after "/flatten".
+    flush_timeout_s: how long dispose waits for queued messages before giving up (and logging how many).
+    """
+
+    mode: str = "live"
+    language: str = "zh"
+    events: dict[str, str] | None = None
+    queue_size: int = 200
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    request_timeout_s: float = 10.0
+    base_url: str = TELEGRAM_API_URL
+    output_path: str | None = None
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    chat_ids_env: str = "TELEGRAM_CHAT_IDS"
+    commands: bool = True
+    poll_timeout_s: int = 20
+    command_drain_interval_s: float = 1.0
+    confirm_window_s: float = 60.0
+    flush_timeout_s: float = 10.0
