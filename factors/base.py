@@ -1,0 +1,69 @@
+"""What every factor indicator shares: a Nautilus ``Indicator`` with a value that can be "not available".
+
+A factor reports ``value`` (float) only when it is warm AND its data source exists; otherwise ``value``
+is None
+and ``reason`` says why ("warming up: 12/50 bars", "bars carry no taker-buy volume", ...). The score never
+mistakes a missing factor for a neutral 0.
+"""
+
+from nautilus_trader.indicators.base import Indicator
+from nautilus_trader.model.data import Bar
+
+
+def bar_floats(bar: Bar) -> tuple[float, float, float, float, float, float | None]:
+    """(open, high, low, close, volume, taker_buy_volume or None) of a Bar or BinanceBar."""
+    taker = getattr(bar, "taker_buy_base_volume", None)
+    return (
+        bar.open.as_double(),
+        bar.high.as_double(),
+        bar.low.as_double(),
+        bar.close.as_double(),
+        bar.volume.as_double(),
+        None if taker is None else float(taker),
+    )
+
+
+class FactorIndicator(Indicator):
+    """Base of the factor indicators. Subclasses set ``key`` and keep ``_value`` / ``_reason`` current."""
+
+    key: str = ""
+
+    def __init__(self, params: list) -> None:
+        super().__init__(params)
+        self._value: float | None = None
+        self._reason: str | None = "no data yet"
+
+    @property
+    def value(self) -> float | None:
+        """The factor value, or None when it is not available (see ``reason``)."""
+        return self._value
+
+    @property
+    def reason(self) -> str | None:
+        """Why ``value`` is None; None when the value is live."""
+        return self._reason
+
+    def _reset_value(self) -> None:
+        self._value = None
+        self._reason = "no data yet"
+
+
+class BarFactor(FactorIndicator):
+    """A factor fed by bars. ``update_bar`` takes plain floats so a book can unpack a bar once for all
+    factors."""
+
+    def handle_bar(self, bar: Bar) -> None:
+        o, h, l, c, v, tb = bar_floats(bar)  # noqa: E741
+        self.update_bar(o, h, l, c, v, tb, bar.ts_event)
+
+    def update_bar(
+        self,
+        o: float,
+        h: float,
+        l: float,  # noqa: E741
+        c: float,
+        v: float,
+        tb: float | None,
+        ts: int,  # noqa: E741
+    ) -> None:
+        raise NotImplementedError

@@ -1,0 +1,346 @@
+"""FactorBook: every factor of every symbol of the universe, fed from Nautilus data, scored on demand.
+
+The strategy holds one book, forwards its data handlers to it (bars, mark prices, funding, OI, quotes or
+books,
+liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python; one bar
+update runs
+every bar factor of that symbol once (see benchmarks/bench_factors.py for the cost).
+"""
+
+from collections import OrderedDict, deque
+from math import sqrt
+
+from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.indicators.base import Indicator
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.identifiers import InstrumentId
+
+from factors.base import BarFactor, FactorIndicator
+from factors.basis import BasisFundingFactor
+from factors.config import ALL_FACTORS, FactorConfig
+from factors.cvd import CvdFactor
+from factors.fund_leading import FundLeadingFactor
+from factors.independence import NO_MARKET, IndependenceFactor
+from factors.liquidations import LiquidationFactor
+from factors.liquidity import LiquidityFactor
+from factors.momentum import MomentumFactor
+from factors.open_interest import OpenInterestFactor
+from factors.scoring import ScoreResult, rank, score
+from factors.structure import StructureFactor
+from factors.trend import TrendFactor
+from factors.volume import VolumeFactor
+
+_MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
+
+
+def make_factors(config: FactorConfig) -> dict[str, FactorIndicator]:
+    """One symbol's eleven factor indicators, built from the config."""
+    c = config
+    return {
+        "T": TrendFactor(
+            c.trend_ema_fast,
+            c.trend_ema_mid,
+            c.trend_ema_slow,
+            c.trend_macd_signal,
+            c.atr_period,
+            c.trend_dist_scale_atr,
+            c.trend_hist_scale_atr,
+            c.trend_w_dist,
+            c.trend_w_stack,
+            c.trend_w_macd,
+        ),
+        "M": MomentumFactor(c.momentum_rsi_period, c.momentum_roc_period, c.momentum_roc_scale),
+        "C": CvdFactor(c.cvd_window, c.cvd_scale, c.cvd_r2_full),
+        "S": StructureFactor(c.structure_window, c.atr_period, c.structure_cap_atr),
+        "V": VolumeFactor(
+            c.volume_window,
+            c.volume_z_scale,
+            c.volume_trigger_body,
+            c.volume_trigger_mult,
+            c.volume_w_z,
+            c.volume_w_trigger,
+        ),
+        "O": OpenInterestFactor(
+            c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns
+        ),
+        "L": LiquidityFactor(
+            c.liquidity_notional,
+            c.liquidity_depth_bps,
+            c.liquidity_spread_bad_bps,
+            c.liquidity_depth_good,
+            c.liquidity_impact_bad_bps,
+        ),
+        "B": BasisFundingFactor(c.basis_w_funding, c.basis_w_premium),
+        "Q": LiquidationFactor(c.liquidation_window_ns),
+        "I": IndependenceFactor(c.independence_window, c.independence_beta_cap),
+        "F": FundLeadingFactor(
+            c.flow_window,
+            c.atr_period,
+            c.flow_scale,
+            c.flow_price_scale,
+            c.flow_frac_scale,
+            c.flow_oi_scale_pct,
+        ),
+    }
+
+
+class _Symbol:
+    """One instrument's factors and the little bar history the book itself needs."""
+
+    __slots__ = (
+        "instrument_id",
+        "factors",
+        "bar_factors",
+        "t",
+        "o",
+        "b",
+        "q",
+        "i",
+        "f",
+        "l",
+        "bar_type",
+        "close",
+        "ts",
+        "returns",
+        "count",
+    )
+
+    def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
+        self.instrument_id = instrument_id
+        self.factors = make_factors(config)
+        f = self.factors
+        self.bar_factors: tuple[BarFactor, ...] = (f["T"], f["M"], f["C"], f["S"], f["V"], f["F"])  # type: ignore
+        self.t: TrendFactor = f["T"]  # type: ignore[assignment]
+        self.o: OpenInterestFactor = f["O"]  # type: ignore[assignment]
+        self.b: BasisFundingFactor = f["B"]  # type: ignore[assignment]
+        self.q: LiquidationFactor = f["Q"]  # type: ignore[assignment]
+        self.i: IndependenceFactor = f["I"]  # type: ignore[assignment]
+        self.f: FundLeadingFactor = f["F"]  # type: ignore[assignment]
+        self.l: LiquidityFactor = f["L"]  # type: ignore[assignment]
+        self.bar_type: BarType | None = None
+        self.close = 0.0
+        self.ts = 0
+        self.count = 0
+        self.returns: deque[tuple[int, float]] = deque(maxlen=config.correlation_window)
+
+
+class FactorBook:
+    """Per-universe factor state. ``btc_id`` / ``eth_id`` are the market for I (their bars must be fed
+    too)."""
+
+    def __init__(
+        self,
+        config: FactorConfig,
+        instrument_ids: list[InstrumentId],
+        btc_id: InstrumentId | None = None,
+        eth_id: InstrumentId | None = None,
+    ) -> None:
+        if not instrument_ids:
+            raise ValueError("FactorBook needs at least one instrument id")
+        self.config = config
+        self._syms: dict[InstrumentId, _Symbol] = {iid: _Symbol(iid, config) for iid in instrument_ids}
+        self._by_bar_type: dict[BarType, _Symbol] = {}
+        self._market_ids = tuple(m for m in (btc_id, eth_id) if m is not None)
+        missing = [str(m) for m in self._market_ids if m not in self._syms]
+        if missing:
+            raise ValueError(
+                f"FactorBook: market instrument(s) {missing} are not in instrument_ids; add them (their bars "
+                f"feed factor I) or pass btc_id/eth_id=None"
+            )
+        if not self._market_ids:
+            for s in self._syms.values():
+                s.i._reason = NO_MARKET
+        self._mkt_partial: dict[int, dict[InstrumentId, float]] = {}
+        self._mkt_done: OrderedDict[int, float] = OrderedDict()
+        self._pending: OrderedDict[int, list[tuple[IndependenceFactor, float]]] = OrderedDict()
+
+    # ----------------------------------------------------------------------------------------------- feeding
+
+    def _symbol(self, instrument_id: InstrumentId) -> _Symbol:
+        try:
+            return self._syms[instrument_id]
+        except KeyError:
+            raise ValueError(
+                f"{instrument_id} is not in this FactorBook's universe ({len(self._syms)} instruments); "
+                f"add it to the instrument_ids the book is built with"
+            ) from None
+
+    def _register(self, bar_type: BarType) -> _Symbol:
+        sym = self._symbol(bar_type.instrument_id)
+        if sym.bar_type is not None and sym.bar_type != bar_type:
+            raise ValueError(
+                f"FactorBook got {bar_type} but already follows {sym.bar_type} for {sym.instrument_id}: "
+                f"feed one bar type per instrument (the factor windows are in bars of that type)"
+            )
+        sym.bar_type = bar_type
+        self._by_bar_type[bar_type] = sym
+        return sym
+
+    def handle_bar(self, bar: Bar) -> None:
+        """Update every bar-driven factor of the bar's instrument (Bar, or BinanceBar with taker-buy
+        volume)."""
+        sym = self._by_bar_type.get(bar.bar_type)
+        if sym is None:
+            sym = self._register(bar.bar_type)
+        o = bar.open.as_double()
+        h = bar.high.as_double()
+        lo = bar.low.as_double()
+        c = bar.close.as_double()
+        v = bar.volume.as_double()
+        tb = float(bar.taker_buy_base_volume) if isinstance(bar, BinanceBar) else None
+        ts = bar.ts_event
+        self.update_bar(sym, o, h, lo, c, v, tb, ts)
+
+    def update_bar(
+        self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
+    ) -> None:
+        for f in sym.bar_factors:
+            f.update_bar(o, h, lo, c, v, tb, ts)
+        sym.o.update_price(ts, c)
+        sym.b._last = c
+        if sym.q._live:
+            sym.q.advance(ts)
+        prev = sym.close
+        sym.close = c
+        sym.ts = ts
+        sym.count += 1
+        if prev > 0.0:
+            r = c / prev - 1.0
+            sym.returns.append((ts, r))
+            if self._market_ids:
+                self._feed_market(sym, ts, r)
+
+    def _feed_market(self, sym: _Symbol, ts: int, r: float) -> None:
+        if sym.instrument_id in self._market_ids:
+            part = self._mkt_partial.setdefault(ts, {})
+            part[sym.instrument_id] = r
+            if len(part) == len(self._market_ids):
+                del self._mkt_partial[ts]
+                m = sum(part.values()) / len(part)
+                self._mkt_done[ts] = m
+                if len(self._mkt_done) > _MARKET_MEMORY:
+                    self._mkt_done.popitem(last=False)
+                for ind, r_sym in self._pending.pop(ts, ()):
+                    ind.update_pair(r_sym, m)
+                for old in [k for k in self._mkt_partial if k < ts]:
+                    del self._mkt_partial[old]
+        m = self._mkt_done.get(ts)
+        if m is not None:
+            sym.i.update_pair(r, m)
+        else:
+            self._pending.setdefault(ts, []).append((sym.i, r))
+            while len(self._pending) > _MARKET_MEMORY:
+                self._pending.popitem(last=False)
+
+    def handle_mark_price(self, instrument_id: InstrumentId, mark: float, ts_ns: int) -> None:
+        self._symbol(instrument_id).b.update_mark(float(mark))
+
+    def handle_funding_rate(self, instrument_id: InstrumentId, rate: float, ts_ns: int) -> None:
+        self._symbol(instrument_id).b.update_funding(float(rate))
+
+    def handle_open_interest(self, instrument_id: InstrumentId, oi: float, ts_ns: int) -> None:
+        sym = self._symbol(instrument_id)
+        sym.o.update_oi(ts_ns, float(oi))
+        sym.f.update_oi(ts_ns, float(oi))
+
+    def handle_quote_tick(self, tick) -> None:  # noqa: ANN001
+        self._symbol(tick.instrument_id).l.handle_quote_tick(tick)
+
+    def handle_order_book(self, book) -> None:  # noqa: ANN001
+        """A Nautilus ``OrderBook`` (e.g. from ``subscribe_order_book_deltas`` + the cache, or
+        on_order_book)."""
+        self._symbol(book.instrument_id).l.handle_order_book(book)
+
+    def handle_liquidation(
+        self, instrument_id: InstrumentId, side: object, qty: float, price: float, ts_ns: int
+    ) -> None:
+        """side: the forced order's side (OrderSide or "BUY"/"SELL"); SELL = a long was liquidated."""
+        self._symbol(instrument_id).q.update_liquidation(ts_ns, side, float(qty), float(price))
+
+    def set_liquidation_feed(self, live: bool = True) -> None:
+        """Declare that a liquidation stream is attached, so a quiet window reads 0 instead of "not
+        available"."""
+        for s in self._syms.values():
+            s.q.set_feed_live(live)
+
+    # ----------------------------------------------------------------------------------------------- reading
+
+    @property
+    def instrument_ids(self) -> list[InstrumentId]:
+        return list(self._syms)
+
+    def is_warm(self, instrument_id: InstrumentId) -> bool:
+        """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
+        f = self._symbol(instrument_id).factors
+        return all(f[k].value is not None for k in ("T", "M", "S", "V", "F"))
+
+    def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
+        if key not in ALL_FACTORS:
+            raise ValueError(f"unknown factor {key!r}; known: {list(ALL_FACTORS)}")
+        return self._symbol(instrument_id).factors[key].value
+
+    def values(self, instrument_id: InstrumentId) -> dict[str, float | None]:
+        return {k: ind.value for k, ind in self._symbol(instrument_id).factors.items()}
+
+    def reasons(self, instrument_id: InstrumentId) -> dict[str, str]:
+        """Why each missing factor is missing."""
+        return {
+            k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None
+        }
+
+    def score(self, instrument_id: InstrumentId) -> ScoreResult:
+        sym = self._symbol(instrument_id)
+        vals: dict[str, float | None] = {}
+        notes: dict[str, str] = {}
+        for k, ind in sym.factors.items():
+            v = ind._value
+            vals[k] = v
+            if v is None:
+                notes[k] = ind._reason or "not available"
+        return score(vals, self.config, instrument_id=instrument_id.value, ts_ns=sym.ts or None, notes=notes)
+
+    def scan(self) -> list[ScoreResult]:
+        """Every symbol's score, best first (signals before FLAT, strongest first)."""
+        return rank([self.score(iid) for iid in self._syms])
+
+    def atr(self, instrument_id: InstrumentId) -> float | None:
+        """Wilder ATR(atr_period) of the fed bars, None before atr_period bars."""
+        sym = self._symbol(instrument_id)
+        return sym.t.atr if sym.count >= self.config.atr_period else None
+
+    def atr_pct(self, instrument_id: InstrumentId) -> float | None:
+        """ATR in percent of the last close."""
+        a = self.atr(instrument_id)
+        sym = self._syms[instrument_id]
+        return None if a is None or sym.close <= 0.0 else 100.0 * a / sym.close
+
+    def last_close(self, instrument_id: InstrumentId) -> float | None:
+        sym = self._symbol(instrument_id)
+        return sym.close if sym.count else None
+
+    def returns_correlation(self, a: InstrumentId, b: InstrumentId) -> float | None:
+        """Pearson correlation of the bar returns of a and b over their last ``correlation_window``
+        common bars.
+
+        None with fewer than 3 common bars or a constant series.
+        """
+        ra = dict(self._symbol(a).returns)
+        pairs = [(ra[ts], r) for ts, r in self._symbol(b).returns if ts in ra]
+        n = len(pairs)
+        if n < 3:
+            return None
+        xa = [p[0] for p in pairs]
+        xb = [p[1] for p in pairs]
+        ma = sum(xa) / n
+        mb = sum(xb) / n
+        sab = sum((x - ma) * (y - mb) for x, y in pairs)
+        saa = sum((x - ma) ** 2 for x in xa)
+        sbb = sum((y - mb) ** 2 for y in xb)
+        if saa <= 0.0 or sbb <= 0.0:
+            return None
+        return sab / sqrt(saa * sbb)
+
+    def indicators(self, instrument_id: InstrumentId) -> list[Indicator]:
+        """The symbol's factor indicators, in factor order (T M C S V O L B Q I F)."""
+        f = self._symbol(instrument_id).factors
+        return [f[k] for k in ALL_FACTORS]

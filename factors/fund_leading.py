@@ -1,0 +1,106 @@
+"""F fund-leading (modulator): whether money flow leads price."""
+
+from collections import deque
+from math import sqrt, tanh
+
+from factors.atr import WilderAtr
+from factors.base import BarFactor
+from factors.timed import AsOf
+
+
+class FundLeadingFactor(BarFactor):
+    """F = 100 tanh((flow - price_mom) / flow_scale), over the last ``window`` bars.
+
+    price_mom = 100 tanh((c_t - c_{t-n}) / (ATR sqrt(n)) / price_scale).
+    flow = mean of the flow components available:
+      volume flow = 100 tanh(sum(sign(c - o) v) / sum(v) / frac_scale)  (always: signed volume)
+      CVD flow    = 100 tanh(sum(2 taker_buy - v) / sum(v) / frac_scale) (bars with taker-buy volume)
+      OI flow     = sign(c_t - c_{t-n}) 100 tanh(dOI% / oi_scale_pct), OI now vs OI at the bar t-n (OI feed)
+    Positive F: flow is more bullish than price has moved yet (flow leads up); negative: price ran ahead of
+    flow, or flow leads down. ``components`` tells which flows were live.
+    """
+
+    key = "F"
+
+    def __init__(
+        self,
+        window: int = 12,
+        atr_period: int = 14,
+        flow_scale: float = 20.0,
+        price_scale: float = 1.0,
+        frac_scale: float = 0.3,
+        oi_scale_pct: float = 2.0,
+    ) -> None:
+        super().__init__([window, flow_scale])
+        self._n = window
+        self._atr = WilderAtr(atr_period)
+        self._flow_scale = flow_scale
+        self._price_den = sqrt(window) * price_scale
+        self._frac = frac_scale
+        self._oi_scale = oi_scale_pct
+        self._closes: deque[float] = deque(maxlen=window + 1)
+        self._ts: deque[int] = deque(maxlen=window + 1)
+        self._vols: deque[float] = deque(maxlen=window)
+        self._signed: deque[float] = deque(maxlen=window)
+        self._deltas: deque[float] = deque(maxlen=window)
+        self._ois = AsOf()
+        self.warmup = max(window, atr_period) + 1
+        self._reset()
+
+    def _reset(self) -> None:
+        self._reset_value()
+        self._atr.reset()
+        for d in (self._closes, self._ts, self._vols, self._signed, self._deltas):
+            d.clear()
+        self._ois.clear()
+        self._oi: float | None = None
+        self._count = 0
+        self.components: tuple[str, ...] = ()
+
+    def update_oi(self, ts: int, oi: float) -> None:
+        self._oi = oi
+        self._ois.add(ts, oi)
+
+    def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
+        atr = self._atr.update(h, l, c)
+        self._closes.append(c)
+        self._ts.append(ts)
+        self._vols.append(v)
+        self._signed.append(v if c > o else (-v if c < o else 0.0))
+        if tb is None:
+            self._deltas.clear()
+        else:
+            self._deltas.append(2.0 * tb - v)
+        self._count += 1
+        if self._count < self.warmup:
+            if self._count == 1:
+                self._set_has_inputs(True)
+            self._reason = f"warming up: {self._count}/{self.warmup} bars"
+            return
+        move = c - self._closes[0]
+        price_mom = 100.0 * tanh(move / atr / self._price_den) if atr > 0.0 else 0.0
+        sv = sum(self._vols)
+        total = 0.0
+        k = 0
+        comps = []
+        if sv > 0.0:
+            total += 100.0 * tanh(sum(self._signed) / sv / self._frac)
+            k += 1
+            comps.append("volume")
+            if len(self._deltas) == self._n:
+                total += 100.0 * tanh(sum(self._deltas) / sv / self._frac)
+                k += 1
+                comps.append("cvd")
+        if self._oi is not None:
+            oi_then = self._ois.at(self._ts[0])
+            if oi_then is not None and oi_then > 0.0:
+                sign = 1.0 if move > 0.0 else (-1.0 if move < 0.0 else 0.0)
+                total += sign * 100.0 * tanh((self._oi / oi_then - 1.0) * 100.0 / self._oi_scale)
+                k += 1
+                comps.append("oi")
+        flow = total / k if k else 0.0
+        self.components = tuple(comps)
+        self._value = 100.0 * tanh((flow - price_mom) / self._flow_scale)
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)

@@ -1,0 +1,69 @@
+"""I independence: how little a symbol moves with the market (BTC and ETH), 0..100."""
+
+from collections import deque
+
+from factors.base import FactorIndicator
+
+NO_MARKET = "no BTC/ETH bars to regress on (give the book btc_id / eth_id and subscribe their bars)"
+
+
+class IndependenceFactor(FactorIndicator):
+    """I = 100 (1 - min(1, max(beta, 0) / beta_cap)).
+
+    beta = cov(r, m) / var(m) over the last ``window`` bars, r = the symbol's close-to-close return, m = the
+    market return (mean of the BTC and ETH returns of the same bar; one of them when only one is given).
+    One market regressor instead of two: BTC and ETH returns are so collinear that two separate betas are
+    unstable, while their sum is what the original's beta stood for. var(m) = 0 gives beta 0.
+    """
+
+    key = "I"
+
+    def __init__(self, window: int = 60, beta_cap: float = 1.5) -> None:
+        super().__init__([window, beta_cap])
+        self._n = window
+        self._cap = beta_cap
+        self._pairs: deque[tuple[float, float]] = deque()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._value = None
+        self._reason = NO_MARKET
+        self._pairs.clear()
+        self._sr = self._sm = self._srm = self._smm = 0.0
+        self._since_resum = 0
+        self.beta: float | None = None
+
+    def update_pair(self, r: float, m: float) -> None:
+        pairs = self._pairs
+        pairs.append((r, m))
+        self._sr += r
+        self._sm += m
+        self._srm += r * m
+        self._smm += m * m
+        n = self._n
+        if len(pairs) > n:
+            r0, m0 = pairs.popleft()
+            self._sr -= r0
+            self._sm -= m0
+            self._srm -= r0 * m0
+            self._smm -= m0 * m0
+            self._since_resum += 1
+            if self._since_resum >= n:
+                # exact re-sum once per window length: add/remove drift never builds up (amortised O(1))
+                self._since_resum = 0
+                self._sr = sum(p[0] for p in pairs)
+                self._sm = sum(p[1] for p in pairs)
+                self._srm = sum(p[0] * p[1] for p in pairs)
+                self._smm = sum(p[1] * p[1] for p in pairs)
+        elif len(pairs) < n:
+            self._set_has_inputs(True)
+            self._reason = f"warming up: {len(pairs)}/{n} bars aligned with the market"
+            return
+        den = n * self._smm - self._sm * self._sm
+        beta = (n * self._srm - self._sr * self._sm) / den if den > 0.0 else 0.0
+        self.beta = beta
+        b = beta / self._cap if beta > 0.0 else 0.0
+        self._value = 100.0 * (1.0 - (b if b < 1.0 else 1.0))
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)

@@ -1,0 +1,151 @@
+"""The score: a plain function from factor values to a direction and a strength, with its breakdown.
+
+No engine needed: ``score({"T": 40.0, "M": None, ...}, FactorConfig())``. A value of None means the factor is
+not available (no data source, or still warming up); the weighted sum is renormalised over the factors that
+are, and the result lists which were live and which were missing, so nothing is silently 0.
+"""
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from factors.config import ALL_FACTORS, MODULATOR, QUALITY_FACTORS, SIGNED_FACTORS, FactorConfig
+
+LONG = "LONG"
+SHORT = "SHORT"
+FLAT = "FLAT"
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """One symbol's score and why.
+
+    score: weighted mean of the live signed factors, -100..+100 (contributions sum to it).
+    strength: |score| modulated by F, 0..100. direction: LONG / SHORT from the thresholds, FLAT otherwise or
+    when a quality gate (L, I) closed. contributions: each signed factor's share of ``score`` (0 for L, I, F,
+    which do not vote). values: every factor, None when missing. notes: why a factor is missing or a gate
+    shut.
+    """
+
+    direction: str
+    strength: float
+    score: float
+    contributions: dict[str, float]
+    values: dict[str, float | None]
+    available: tuple[str, ...]
+    missing: tuple[str, ...]
+    instrument_id: str | None = None
+    ts_ns: int | None = None
+    gated: tuple[str, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """``{"T": {"value": .., "contribution": ..}, ...}`` for the live factors
+        (SignalEvent.factors_json)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {
+            key: {"value": round(float(value), 4), "contribution": round(self.contributions.get(key, 0.0), 4)}
+            for key, value in self.values.items()
+            if value is not None
+        }
+
+    def top_factors(self, n: int = 3) -> list[tuple[str, float]]:
+        """The n signed factors that pushed hardest in the signal's direction (largest |contribution| if
+        FLAT)."""
+        sign = 1.0 if self.score >= 0 else -1.0
+        ranked = sorted(
+            self.contributions.items(),
+            key=lambda kv: -sign * kv[1] if self.direction != FLAT else -abs(kv[1]),
+        )
+        return [(k, v) for k, v in ranked if v != 0.0][:n]
+
+    @property
+    def is_signal(self) -> bool:
+        return self.direction != FLAT
+
+
+def score(
+    values: Mapping[str, float | None],
+    config: FactorConfig,
+    instrument_id: str | None = None,
+    ts_ns: int | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> ScoreResult:
+    """Combine factor values (None = not available) into a ScoreResult. See docs/factors.md, "Combining"."""
+    unknown = sorted(set(values) - set(ALL_FACTORS))
+    if unknown:
+        raise ValueError(f"score(): unknown factor key(s) {unknown}; known: {list(ALL_FACTORS)}")
+    clean: dict[str, float | None] = {}
+    for key in ALL_FACTORS:
+        v = values.get(key)
+        if v is not None and not math.isfinite(v):
+            raise ValueError(f"score(): factor {key} is {v}; a factor must be finite or None (not available)")
+        clean[key] = None if v is None else float(v)
+
+    live_weighted = [k for k in SIGNED_FACTORS if clean[k] is not None and config.weight(k) > 0]
+    total_w = sum(config.weight(k) for k in live_weighted)
+    contributions: dict[str, float] = {k: 0.0 for k in SIGNED_FACTORS}
+    if total_w > 0:
+        for k in live_weighted:
+            contributions[k] = config.weight(k) * clean[k] / total_w  # type: ignore[operator]
+    raw = sum(contributions.values())
+    s = max(-100.0, min(100.0, raw))
+
+    if s > config.long_threshold:
+        direction = LONG
+    elif s < config.short_threshold:
+        direction = SHORT
+    else:
+        direction = FLAT
+
+    strength = abs(s)
+    f = clean[MODULATOR]
+    if f is not None and s != 0.0:
+        agree = (f > 0) == (s > 0)
+        factor = (
+            1.0 + config.fund_lead_boost * abs(f) / 100.0
+            if agree
+            else 1.0 - config.fund_lead_cut * abs(f) / 100.0
+        )
+        strength = max(0.0, min(100.0, strength * factor))
+
+    all_notes = dict(notes or {})
+    gated: list[str] = []
+    for key, gate in (("L", config.liquidity_gate), ("I", config.independence_gate)):
+        v = clean[key]
+        if gate > 0 and v is not None and v < gate:
+            gated.append(key)
+            all_notes[key] = f"{key}={v:.1f} below gate {gate:g}"
+    if gated:
+        direction = FLAT
+
+    available = tuple(k for k in ALL_FACTORS if clean[k] is not None)
+    missing = tuple(k for k in ALL_FACTORS if clean[k] is None)
+    if total_w == 0:
+        all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
+    for key in QUALITY_FACTORS:
+        contributions.setdefault(key, 0.0)
+    return ScoreResult(
+        direction=direction,
+        strength=strength,
+        score=s,
+        contributions=contributions,
+        values=clean,
+        available=available,
+        missing=missing,
+        instrument_id=instrument_id,
+        ts_ns=ts_ns,
+        gated=tuple(gated),
+        notes=all_notes,
+    )
+
+
+def rank(results: list[ScoreResult]) -> list[ScoreResult]:
+    """Best first: signals before FLAT, then by strength, then by |score|; ties by instrument id for
+    stability."""
+    return sorted(
+        results, key=lambda r: (r.direction == FLAT, -r.strength, -abs(r.score), r.instrument_id or "")
+    )

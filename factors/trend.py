@@ -1,0 +1,88 @@
+"""T trend: where the close sits against EMA50, how EMA12/26/50 are stacked, and the MACD histogram."""
+
+from math import tanh
+
+from factors.atr import WilderAtr
+from factors.base import BarFactor
+
+
+class TrendFactor(BarFactor):
+    """T = w_dist 100 tanh((c - EMA50)/ATR / dist_scale) + w_stack stack + w_macd 100 tanh(hist/ATR /
+    hist_scale).
+
+    stack = +100 when EMA12 > EMA26 > EMA50, -100 when EMA12 < EMA26 < EMA50, else 0; hist = MACD(12, 26)
+    minus
+    its EMA9. EMAs start at the first close (pandas ewm(span=n, adjust=False)). With ATR 0 (flat market) the
+    ATR-scaled parts are 0.
+    """
+
+    key = "T"
+
+    def __init__(
+        self,
+        ema_fast: int = 12,
+        ema_mid: int = 26,
+        ema_slow: int = 50,
+        macd_signal: int = 9,
+        atr_period: int = 14,
+        dist_scale_atr: float = 2.0,
+        hist_scale_atr: float = 0.1,
+        w_dist: float = 0.4,
+        w_stack: float = 0.35,
+        w_macd: float = 0.25,
+    ) -> None:
+        super().__init__([ema_fast, ema_mid, ema_slow, macd_signal, atr_period])
+        self._a_fast = 2.0 / (ema_fast + 1)
+        self._a_mid = 2.0 / (ema_mid + 1)
+        self._a_slow = 2.0 / (ema_slow + 1)
+        self._a_sig = 2.0 / (macd_signal + 1)
+        self._atr = WilderAtr(atr_period)
+        self._dist_scale = dist_scale_atr
+        self._hist_scale = hist_scale_atr
+        self._w_dist = w_dist
+        self._w_stack = w_stack
+        self._w_macd = w_macd
+        self.warmup = max(ema_slow, ema_mid + macd_signal, atr_period)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._reset_value()
+        self._atr.reset()
+        self._count = 0
+        self._fast = self._mid = self._slow = self._sig = 0.0
+
+    def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
+        atr = self._atr.update(h, l, c)
+        if self._count == 0:
+            self._fast = self._mid = self._slow = c
+            self._sig = 0.0
+            self._set_has_inputs(True)
+        else:
+            self._fast += self._a_fast * (c - self._fast)
+            self._mid += self._a_mid * (c - self._mid)
+            self._slow += self._a_slow * (c - self._slow)
+            self._sig += self._a_sig * ((self._fast - self._mid) - self._sig)
+        self._count += 1
+        if self._count < self.warmup:
+            self._reason = f"warming up: {self._count}/{self.warmup} bars"
+            return
+        fast, mid, slow = self._fast, self._mid, self._slow
+        if fast > mid > slow:
+            stack = 100.0
+        elif fast < mid < slow:
+            stack = -100.0
+        else:
+            stack = 0.0
+        if atr > 0.0:
+            dist = tanh((c - slow) / atr / self._dist_scale)
+            macd = tanh(((fast - mid) - self._sig) / atr / self._hist_scale)
+        else:
+            dist = macd = 0.0
+        self._value = 100.0 * (self._w_dist * dist + self._w_macd * macd) + self._w_stack * stack
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
+    @property
+    def atr(self) -> float:
+        return self._atr.value
