@@ -1,4 +1,4 @@
-"""The notifier's configuration: the trader adds the actor to a node with this (ImportableActorConfig works too)."""
+"""The notifier's configuration; the trader adds the actor to a node with it (or an ImportableActorConfig)."""
 
 from nautilus_trader.common.config import ActorConfig
 
@@ -10,14 +10,14 @@ class TelegramNotifierConfig(ActorConfig, frozen=True):
     mode: "live" sends over the network; "backtest" renders the same messages to ``output_path`` (JSON lines)
         and never touches the network.
     language: "zh" (the original design's wording) or "en".
-    events: per-event level overrides, e.g. {"node_started": "off", "tp1": "silent"}; see settings.py for keys.
+    events: per-event level overrides, e.g. {"node_started": "off", "tp1": "silent"} (keys: settings.py).
     queue_size: messages waiting while Telegram is unreachable; beyond it the oldest are dropped and counted,
         and the count is announced once Telegram answers again.
     backoff_initial_s / backoff_max_s: retry delay after a network error or 5xx, doubling up to the cap;
         a 429 waits Telegram's ``retry_after`` instead.
     base_url: the Bot API root the token is appended to; tests point it at a loopback fake server.
-    token_env / chat_ids_env: names of the environment variables holding the bot token and the allowed chat ids
-        (comma separated). Messages go to those chats, and only they may send commands.
+    token_env / chat_ids_env: environment variable names: the bot token, and the allowed chat
+        ids (comma separated). Messages go to those chats, and only they may send commands.
     commands: poll Telegram for the control commands (live mode only).
     poll_timeout_s: getUpdates long-poll timeout.
     command_drain_interval_s: where the node has no running asyncio loop (a BacktestEngine driven in live

@@ -1,4 +1,4 @@
-"""The bot token and the allowed chats come from the environment; the token is redacted from anything logged."""
+"""Bot token and allowed chats come from the environment; the token is redacted from anything logged."""
 
 import logging
 import os
@@ -36,7 +36,8 @@ class Redactor:
     def __call__(self, text: object) -> str:
         message = str(text)
         if self._token:
-            message = message.replace(self._token, "<token>").replace(self._token.replace(":", "%3A"), "<token>")
+            for form in (self._token, self._token.replace(":", "%3A")):
+                message = message.replace(form, "<token>")
         return message
 
 
