@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.model.data import CustomData
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
@@ -31,9 +31,9 @@ def _existing(catalog: ParquetDataCatalog, cls: type, identifier: str) -> list:
         return catalog.instruments(instrument_ids=[identifier])
     if not Path(catalog._make_path(data_cls=cls, identifier=identifier)).exists():
         return []
-    if cls is BinanceBar:
-        return catalog.query(BinanceBar, identifiers=[identifier])
-    return catalog.query(cls, identifiers=[identifier])
+    # Custom data types come back wrapped in CustomData: unwrap so old and new rows are the same type.
+    return [getattr(obj, "data", obj) if isinstance(obj, CustomData) else obj
+            for obj in catalog.query(cls, identifiers=[identifier])]
 
 
 def _merge(old: list, new: list) -> list:
