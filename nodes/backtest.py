@@ -41,7 +41,7 @@ class BacktestOutcome:
     result: BacktestResult
     engine: BacktestEngine
     wall_seconds: float
-    bars: int
+    data_points: int  # bars, funding rates and mark prices the engine replayed
     positions: pd.DataFrame
     fills: pd.DataFrame
     account: pd.DataFrame
@@ -187,7 +187,7 @@ def run_backtest(settings: BacktestSettings, progress: Callable[[str], None] | N
         result=results[0],
         engine=engine,
         wall_seconds=wall,
-        bars=int(engine.iteration),
+        data_points=int(engine.iteration),
         positions=trader.generate_positions_report(),
         fills=trader.generate_order_fills_report(),
         account=trader.generate_account_report(Venue(VENUE.value)),

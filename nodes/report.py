@@ -20,8 +20,8 @@ def summary_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
     rows = [
         ("period", f"{outcome.settings.start} -> {outcome.settings.end}"),
         ("symbols", str(len(outcome.settings.symbols))),
-        ("bars processed", f"{outcome.bars:,}"),
-        ("wall time", f"{outcome.wall_seconds:.1f} s ({outcome.bars / max(outcome.wall_seconds, 1e-9):,.0f} bars/s)"),
+        ("data points replayed", f"{outcome.data_points:,}"),
+        ("wall time", f"{outcome.wall_seconds:.1f} s ({outcome.data_points / max(outcome.wall_seconds, 1e-9):,.0f}/s)"),
         ("orders", f"{len(outcome.fills):,} filled"),
         ("positions", f"{len(outcome.positions):,}"),
     ]
@@ -40,7 +40,7 @@ def print_report(outcome: BacktestOutcome) -> None:
 
 
 def save_report(outcome: BacktestOutcome) -> Path:
-    folder = Path(outcome.settings.report_dir) / pd.Timestamp.utcnow().strftime("%Y%m%d-%H%M%S")
+    folder = Path(outcome.settings.report_dir) / pd.Timestamp.now("UTC").strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     outcome.positions.to_csv(folder / "positions.csv")
     outcome.fills.to_csv(folder / "fills.csv")
