@@ -1,0 +1,1068 @@
+"""The trading strategy: periodic multi-factor scan, risk-sized entries, exchange-side exits, risk limits.
+
+One class runs unchanged in a backtest and live. The math lives in plain modules (``exits``, ``sizing``,
+``risk``); this class wires it to Nautilus: it feeds the ``FactorBook`` with bars, scans once per scan time,
+sends market entries and, on each fill, keeps three reduce-only orders on the exchange (stop for the whole
+position, TP1 and TP2 for a half each). Every handler is guarded: an exception in a live handler would stop
+the node, so errors are logged, published as a ``NodeEvent`` and, where a position is involved, the position
+is re-protected or closed.
+"""
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from nautilus_trader.core.data import Data
+from nautilus_trader.model.data import Bar, BarType, DataType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
+from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
+from nautilus_trader.model.events import (
+    OrderCanceled,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    PositionClosed,
+)
+from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.orders import Order
+from nautilus_trader.model.position import Position
+from nautilus_trader.trading.strategy import Strategy
+
+from factors.book import FactorBook
+from strategies.config import AtsStrategyConfig
+from strategies.control import CONTROL_ENDPOINT, ControlRequest
+from strategies.events import (
+    EntryFilledEvent,
+    ExitEvent,
+    NodeEvent,
+    PositionClosedEvent,
+    RiskEvent,
+    SignalEvent,
+)
+from strategies.exits import DynamicKind, FactorInputs, dynamic_adjustment, exit_levels, is_breakeven
+from strategies.funding import funding_payment
+from strategies.ledger import Counters, TradeRecord
+from strategies.risk import DailyLossGuard, OpenExposure, check_entry, utc_day
+from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, split_quantity
+from strategies.trade import (
+    STOP_BREAKEVEN,
+    STOP_DYNAMIC,
+    STOP_INITIAL,
+    TAG_ENTRY,
+    TAG_EXIT,
+    TAG_FLATTEN,
+    TAG_SL,
+    TAG_TP1,
+    TAG_TP2,
+    Trade,
+    order_kind,
+)
+
+NANOS_PER_MINUTE = 60_000_000_000
+VENUE = Venue("BINANCE")
+
+
+class AtsStrategy(Strategy):
+    def __init__(self, config: AtsStrategyConfig) -> None:
+        super().__init__(config)
+        self.cfg = config
+        self.instrument_ids = [InstrumentId.from_str(s) for s in config.instrument_ids]
+        self.limits = config.risk_limits()
+        self.exit_params = config.exit_params()
+        self.dynamic_params = config.dynamic_params()
+        self.book: FactorBook | None = None
+        self.paused = False
+        self.daily = DailyLossGuard(limit=config.daily_loss_limit_usdt)
+        self.counters_ = Counters()
+        self._records: list[TradeRecord] = []
+        self._trades: dict[InstrumentId, Trade] = {}  # open trades (entry filled)
+        self._pending: dict[InstrumentId, Trade] = {}  # entry sent, not filled yet
+        self._instruments: dict[InstrumentId, Instrument] = {}
+        self._last_close: dict[InstrumentId, float] = {}
+        self._interval_ns = config.scan_interval_minutes * NANOS_PER_MINUTE
+        self._scan_seen: set[InstrumentId] = set()
+        self._scan_pending_ts = -1
+        self._last_scan_ts = -1
+        self._day = -1
+        self._daily_trades = 0
+        self.errors = 0
+
+    # --- life cycle -----------------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        for instrument_id in self.instrument_ids:
+            instrument = self.cache.instrument(instrument_id)
+            if instrument is None:
+                self.log.error(f"{instrument_id}: instrument not in the cache, left out of the universe")
+                continue
+            self._instruments[instrument_id] = instrument
+        universe = list(self._instruments)
+        # Factor I (independence) measures against BTC and ETH: only when they are in the universe too.
+        btc, eth = InstrumentId.from_str(self.cfg.btc_id), InstrumentId.from_str(self.cfg.eth_id)
+        self.book = FactorBook(
+            self.cfg.factors,
+            universe,
+            btc if btc in self._instruments else None,
+            eth if eth in self._instruments else None,
+        )
+        for instrument_id in universe:
+            self.subscribe_bars(self._bar_type(instrument_id))
+            if self.cfg.subscribe_funding:
+                self.subscribe_funding_rates(instrument_id)
+        self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
+        if self.cfg.adopt_positions:
+            self._guard("adopt", self._adopt_open_positions)
+        self._publish(
+            NodeEvent(
+                kind="STARTED",
+                mode=self.cfg.mode,
+                message=f"{len(universe)} symbols",
+                ts_event=self.clock.timestamp_ns(),
+                ts_init=self.clock.timestamp_ns(),
+            )
+        )
+
+    def on_stop(self) -> None:
+        try:
+            self.msgbus.deregister(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
+        except Exception as e:  # a second strategy instance may have replaced the endpoint
+            self.log.warning(f"control endpoint: {e}")
+
+    def _bar_type(self, instrument_id: InstrumentId) -> BarType:
+        return BarType.from_str(f"{instrument_id}-{self.cfg.bar_spec}-LAST-{self.cfg.bar_source}")
+
+    # --- guard ----------------------------------------------------------------------------------------------
+
+    def _guard(self, where: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a handler body; on error log it and publish it instead of letting it stop the node."""
+        try:
+            return fn(*args)
+        except Exception as e:
+            self.errors += 1
+            self.log.exception(f"{where} failed", e)
+            now = self.clock.timestamp_ns()
+            self._publish(
+                NodeEvent(
+                    kind="ERROR", mode=self.cfg.mode, message=f"{where}: {e!r}", ts_event=now, ts_init=now
+                )
+            )
+            return None
+
+    def _publish(self, event: Data) -> None:
+        self.publish_data(DataType(type(event)), event)
+
+    # --- market data ----------------------------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> None:
+        try:
+            instrument_id = bar.bar_type.instrument_id
+            self.book.handle_bar(bar)
+            self._last_close[instrument_id] = bar.close.as_double()
+            ts = bar.ts_event
+            if ts // 86_400_000_000_000 != self._day:
+                self._on_new_day(ts)
+            if ts % self._interval_ns == 0 and ts > self._last_scan_ts:
+                self._note_scan_bar(instrument_id, ts)
+        except Exception as e:
+            self._guard_error("on_bar", e)
+
+    def _guard_error(self, where: str, e: Exception) -> None:
+        def reraise() -> None:
+            raise e
+
+        self._guard(where, reraise)
+
+    def _note_scan_bar(self, instrument_id: InstrumentId, ts: int) -> None:
+        """Scan once per scan time, after every symbol's bar for that time, or after a grace period (live)."""
+        if ts != self._scan_pending_ts:
+            self._scan_pending_ts = ts
+            self._scan_seen = set()
+            if len(self._instruments) > 1:
+                self.clock.set_time_alert_ns(
+                    name=f"ats-scan-{ts}",
+                    alert_time_ns=ts + self.cfg.scan_grace_ms * 1_000_000,
+                    callback=self._on_scan_alert,
+                )
+        self._scan_seen.add(instrument_id)
+        if len(self._scan_seen) >= len(self._instruments):
+            self._scan(ts)
+
+    def _on_scan_alert(self, event: Any) -> None:
+        if self._scan_pending_ts > self._last_scan_ts:
+            self._guard("scan", self._scan, self._scan_pending_ts)
+
+    def on_funding_rate(self, funding_rate: FundingRateUpdate) -> None:
+        try:
+            rate = float(Decimal(str(funding_rate.rate)))
+            self.book.handle_funding_rate(funding_rate.instrument_id, rate, funding_rate.ts_event)
+            trade = self._trades.get(funding_rate.instrument_id)
+            mark = self._last_close.get(funding_rate.instrument_id)
+            position = self._position(trade) if trade is not None else None
+            if position is not None and position.is_open and mark is not None:
+                # Same formula as the settlement module and Binance: longs pay when the rate is positive.
+                trade.funding -= funding_payment(position.signed_qty, mark, rate)
+        except Exception as e:
+            self._guard_error("on_funding_rate", e)
+
+    def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
+        try:
+            self.book.handle_mark_price(
+                mark_price.instrument_id, mark_price.value.as_double(), mark_price.ts_event
+            )
+        except Exception as e:
+            self._guard_error("on_mark_price", e)
+
+    def on_quote_tick(self, tick: QuoteTick) -> None:
+        try:
+            self.book.handle_quote_tick(tick)
+        except Exception as e:
+            self._guard_error("on_quote_tick", e)
+
+    # --- scan, entries --------------------------------------------------------------------------------------
+
+    def _scan(self, ts: int) -> None:
+        self._last_scan_ts = ts
+        self._update_daily(ts)
+        results = self.book.scan()
+        if self.cfg.dynamic_enabled:
+            by_id = {r.instrument_id: r for r in results}
+            for trade in list(self._trades.values()):
+                result = by_id.get(str(trade.instrument_id))
+                if result is None and self.book.is_warm(trade.instrument_id):
+                    result = self.book.score(trade.instrument_id)
+                if result is not None:
+                    self._guard("dynamic", self._adjust_open_trade, trade, result)
+        for result in results:
+            if result.direction not in ("LONG", "SHORT") or result.strength < self.cfg.min_score:
+                continue
+            instrument_id = InstrumentId.from_str(str(result.instrument_id))
+            if instrument_id not in self._instruments or not self.book.is_warm(instrument_id):
+                continue
+            if len(self._trades) + len(self._pending) >= self.limits.max_positions:
+                break
+            self._try_entry(instrument_id, result.direction, result, manual=False)
+
+    def manual_signal(self, symbol: str, side: str) -> dict[str, Any]:
+        """The manual entry point (Telegram /signal, live CLI): the same sizing and risk checks as a scan."""
+        instrument_id = self._resolve(symbol)
+        if instrument_id is None:
+            return {"accepted": False, "reason": f"{symbol} is not in the universe", "instrument": symbol}
+        direction = {"long": "LONG", "buy": "LONG", "short": "SHORT", "sell": "SHORT"}.get(side.lower())
+        if direction is None:
+            return {
+                "accepted": False,
+                "reason": f"side must be long or short, not {side!r}",
+                "instrument": str(instrument_id),
+            }
+        self._update_daily(self.clock.timestamp_ns())
+        result = self.book.score(instrument_id) if self.book.is_warm(instrument_id) else None
+        reason = self._try_entry(instrument_id, direction, result, manual=True)
+        return {"accepted": not reason, "reason": reason or "entry sent", "instrument": str(instrument_id)}
+
+    def _resolve(self, symbol: str) -> InstrumentId | None:
+        s = symbol.upper()
+        for instrument_id in self._instruments:
+            if s in (
+                instrument_id.value.upper(),
+                instrument_id.symbol.value.upper(),
+                instrument_id.symbol.value.upper().removesuffix("-PERP"),
+            ):
+                return instrument_id
+        return None
+
+    def _factor_inputs(
+        self, instrument_id: InstrumentId, strength: float
+    ) -> tuple[FactorInputs, float | None]:
+        book = self.book
+        trend = book.factor_value(instrument_id, "T")
+        liquidity = book.factor_value(instrument_id, "L")
+        atr = book.atr(instrument_id)
+        atr_pct = book.atr_pct(instrument_id)
+        return FactorInputs(strength=strength, trend=trend, liquidity=liquidity, atr_pct=atr_pct), atr
+
+    def _try_entry(self, instrument_id: InstrumentId, direction: str, result: Any, manual: bool) -> str:
+        """Send an entry if every check passes; return the refusal reason, or "" when the entry was sent."""
+        now = self.clock.timestamp_ns()
+        reason = check_entry(
+            str(instrument_id),
+            direction,
+            [
+                OpenExposure(str(t.instrument_id), t.direction)
+                for t in (*self._trades.values(), *self._pending.values())
+            ],
+            0,
+            self.limits,
+            self.paused,
+            self.daily.hit,
+            self._correlation,
+        )
+        instrument = self._instruments.get(instrument_id)
+        price = self._last_close.get(instrument_id)
+        if not reason and price is None:
+            reason = "no price yet for this symbol"
+        if reason:
+            return self._refuse(instrument_id, reason, manual)
+        strength = float(result.strength) if result is not None else self.cfg.manual_strength
+        score = float(result.score) if result is not None else 0.0
+        factors, atr = self._factor_inputs(instrument_id, strength)
+        levels = exit_levels(price, direction, factors, self.exit_params, atr)
+        leverage = leverage_for_strength(strength, self.limits.max_leverage)
+        account = self.portfolio.account(instrument_id.venue)
+        equity, free = self._equity(instrument_id.venue), account.balance_free(instrument.quote_currency)
+        decision = position_size(
+            equity=Decimal(str(equity)),
+            free_balance=free.as_decimal() if free is not None else Decimal(0),
+            entry=Decimal(str(price)),
+            stop=Decimal(str(levels.stop)),
+            leverage=leverage,
+            filters=_filters(instrument),
+            risk_fraction=Decimal(str(self.cfg.risk_fraction)),
+            max_notional=Decimal(str(self.limits.max_position_notional)),
+            max_leverage=self.limits.max_leverage,
+            fee_rate=Decimal(str(self.cfg.fee_rate)),
+        )
+        if not decision.accepted:
+            return self._refuse(instrument_id, decision.reason, manual)
+        if self.cfg.set_account_leverage and hasattr(account, "set_leverage"):
+            account.set_leverage(instrument_id, Decimal(decision.leverage))
+        order = self.order_factory.market(
+            instrument_id=instrument_id,
+            order_side=OrderSide.BUY if direction == "LONG" else OrderSide.SELL,
+            quantity=instrument.make_qty(decision.quantity),
+            time_in_force=TimeInForce.GTC,
+            tags=[TAG_ENTRY],
+        )
+        trade = Trade(
+            instrument_id=instrument_id,
+            direction=direction,
+            strength=strength,
+            score=score,
+            leverage=decision.leverage,
+            factors=factors,
+            atr=atr,
+            planned=levels,
+            manual=manual,
+            entry_order_id=order.client_order_id,
+        )
+        self._pending[instrument_id] = trade
+        self._publish(
+            SignalEvent(
+                instrument=str(instrument_id),
+                direction=direction,
+                strength=strength,
+                score=score,
+                leverage=decision.leverage,
+                entry=price,
+                stop=instrument.make_price(levels.stop).as_double(),
+                tp1=instrument.make_price(levels.tp1).as_double(),
+                tp2=instrument.make_price(levels.tp2).as_double(),
+                price_precision=instrument.price_precision,
+                factors_json=result.to_json() if result is not None else "{}",
+                manual=manual,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+        self.submit_order(order)
+        return ""
+
+    def _refuse(self, instrument_id: InstrumentId, reason: str, manual: bool) -> str:
+        self.counters_.add(str(instrument_id), "refused")
+        if manual:
+            now = self.clock.timestamp_ns()
+            self._publish(
+                RiskEvent(
+                    kind="SIGNAL_REFUSED",
+                    instrument=str(instrument_id),
+                    message=reason,
+                    ts_event=now,
+                    ts_init=now,
+                )
+            )
+        return reason
+
+    def _correlation(self, a: str, b: str) -> float | None:
+        return self.book.returns_correlation(InstrumentId.from_str(a), InstrumentId.from_str(b))
+
+    # --- equity and the daily limit -------------------------------------------------------------------------
+
+    def _equity(self, venue: Venue = VENUE) -> float:
+        account = self.portfolio.account(venue)
+        if account is None:
+            return 0.0
+        currency = account.base_currency or next(iter(account.balances()), None)
+        if currency is None:
+            return 0.0
+        total = account.balance_total(currency)
+        equity = total.as_double() if total is not None else 0.0
+        for position in self.cache.positions_open(venue=venue):
+            price = self._last_close.get(position.instrument_id)
+            if price is not None:
+                instrument = self._instruments.get(position.instrument_id) or self.cache.instrument(
+                    position.instrument_id
+                )
+                equity += position.unrealized_pnl(instrument.make_price(price)).as_double()
+        return equity
+
+    def _wallet(self, venue: Venue = VENUE) -> float:
+        account = self.portfolio.account(venue)
+        currency = account.base_currency or next(iter(account.balances()), None) if account else None
+        total = account.balance_total(currency) if currency is not None else None
+        return total.as_double() if total is not None else 0.0
+
+    def _on_new_day(self, ts: int) -> None:
+        self._day = ts // 86_400_000_000_000
+        self._daily_trades = 0
+        self._update_daily(ts)
+
+    def _update_daily(self, ts: int) -> None:
+        event = self.daily.observe(ts, self._equity())
+        if event == "HIT":
+            msg = (
+                f"daily loss {self.daily.last_pnl:.2f} USDT reached the limit "
+                f"{self.limits.daily_loss_limit:.0f}: no new entries until 00:00 UTC"
+            )
+            self.log.warning(msg)
+            self._publish(
+                RiskEvent(
+                    kind="DAILY_LOSS_LIMIT",
+                    message=msg,
+                    value=self.daily.last_pnl,
+                    limit=self.limits.daily_loss_limit,
+                    ts_event=ts,
+                    ts_init=ts,
+                )
+            )
+        elif event == "RESET":
+            self._publish(
+                RiskEvent(
+                    kind="DAILY_LIMIT_RESET",
+                    message="new UTC day: entries allowed again",
+                    limit=self.limits.daily_loss_limit,
+                    ts_event=ts,
+                    ts_init=ts,
+                )
+            )
+
+    # --- order events ---------------------------------------------------------------------------------------
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        try:
+            order = self.cache.order(event.client_order_id)
+            kind = order_kind(order.tags) if order is not None else ""
+            if kind == TAG_ENTRY and order.is_closed:
+                self._on_entry_filled(order, event)
+            elif kind == TAG_TP1 and order.is_closed:
+                self._on_tp1_filled(order, event)
+        except Exception as e:
+            self._guard_error("on_order_filled", e)
+            self._protect(event.instrument_id)
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self._guard("on_order_rejected", self._on_order_failed, event, f"rejected: {event.reason}")
+
+    def on_order_denied(self, event: OrderDenied) -> None:
+        self._guard("on_order_denied", self._on_order_failed, event, f"denied: {event.reason}")
+
+    def on_order_canceled(self, event: OrderCanceled) -> None:
+        self._guard("on_order_canceled", self._on_order_failed, event, "canceled")
+
+    def on_order_expired(self, event: OrderExpired) -> None:
+        self._guard("on_order_expired", self._on_order_failed, event, "expired")
+
+    def _on_order_failed(self, event: Any, why: str) -> None:
+        order = self.cache.order(event.client_order_id)
+        if order is None:
+            return
+        kind = order_kind(order.tags)
+        instrument_id = order.instrument_id
+        if kind == TAG_ENTRY:
+            trade = self._pending.pop(instrument_id, None)
+            if trade is not None and order.filled_qty.as_double() > 0:
+                self._arm(trade, order)  # a partially filled entry still gets its exits
+            elif trade is not None:
+                self._refuse(instrument_id, f"entry {why}", trade.manual)
+            return
+        trade = self._trades.get(instrument_id)
+        if trade is None or kind != TAG_SL or why == "canceled" and order.client_order_id != trade.stop_id:
+            return
+        if order.client_order_id == trade.stop_id:
+            # The working stop is gone (rejected, e.g. already through the price, or canceled by someone):
+            # never leave the position unprotected, close it.
+            self.log.warning(f"{instrument_id}: stop {why}; closing the position at market")
+            trade.exit_intent = trade.exit_intent or "STOP"
+            self._close_at_market(trade, TAG_EXIT)
+
+    def _protect(self, instrument_id: InstrumentId) -> None:
+        """After an error in a fill handler: make sure an open position has a working stop."""
+        try:
+            trade = self._trades.get(instrument_id)
+            position = self._position(trade) if trade is not None else None
+            if position is None or position.is_closed:
+                return
+            stop = self.cache.order(trade.stop_id) if trade.stop_id is not None else None
+            if stop is None or stop.is_closed:
+                self._close_at_market(trade, TAG_EXIT)
+        except Exception as e:
+            self.log.exception("protect failed", e)
+
+    # --- exits ----------------------------------------------------------------------------------------------
+
+    def _on_entry_filled(self, order: Order, event: OrderFilled) -> None:
+        trade = self._pending.pop(order.instrument_id, None)
+        if trade is None:
+            return
+        trade.position_id = event.position_id
+        self._arm(trade, order)
+
+    def _arm(self, trade: Trade, order: Order) -> None:
+        """The entry filled: re-base the exit levels on the fill price and place the three exit orders."""
+        instrument = self._instruments[trade.instrument_id]
+        trade.entry = instrument.make_price(order.avg_px).as_double()
+        trade.quantity = order.filled_qty.as_decimal()
+        trade.opened_ns = order.ts_last
+        if trade.position_id is None:
+            position = self.cache.position_for_order(order.client_order_id)
+            trade.position_id = position.id if position is not None else None
+        levels = exit_levels(trade.entry, trade.direction, trade.factors, self.exit_params, trade.atr)
+        self._trades[trade.instrument_id] = trade
+        self._daily_trades += 1
+        self.counters_.add(str(trade.instrument_id), "entries")
+        self._submit_stop(trade, levels.stop, trade.quantity, STOP_INITIAL)
+        tp1_qty, tp2_qty = split_quantity(
+            trade.quantity,
+            instrument.size_increment.as_decimal(),
+            instrument.min_quantity.as_decimal()
+            if instrument.min_quantity
+            else instrument.size_increment.as_decimal(),
+        )
+        trade.tp1_price = instrument.make_price(levels.tp1).as_double()
+        trade.tp2_price = instrument.make_price(levels.tp2).as_double()
+        trade.tp1_id = self._submit_target(trade, trade.tp1_price, tp1_qty, TAG_TP1)
+        if tp2_qty > 0:
+            trade.tp2_id = self._submit_target(trade, trade.tp2_price, tp2_qty, TAG_TP2)
+        now = self.clock.timestamp_ns()
+        self._publish(
+            EntryFilledEvent(
+                instrument=str(trade.instrument_id),
+                direction=trade.direction,
+                price=trade.entry,
+                quantity=float(trade.quantity),
+                price_precision=instrument.price_precision,
+                size_precision=instrument.size_precision,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+
+    def _exit_side(self, trade: Trade) -> OrderSide:
+        return OrderSide.SELL if trade.direction == "LONG" else OrderSide.BUY
+
+    def _submit_stop(self, trade: Trade, price: float, quantity: Decimal, kind: str) -> None:
+        """Place a new reduce-only stop, then cancel the one it replaces: the position is never without one.
+
+        Never ``modify_order``: the Binance adapter rejects modifying a STOP_MARKET.
+        """
+        instrument = self._instruments[trade.instrument_id]
+        stop_price = instrument.make_price(price)
+        order = self.order_factory.stop_market(
+            instrument_id=trade.instrument_id,
+            order_side=self._exit_side(trade),
+            quantity=instrument.make_qty(quantity),
+            trigger_price=stop_price,
+            reduce_only=True,
+            tags=[TAG_SL],
+        )
+        old_id = trade.stop_id
+        trade.stop_id = order.client_order_id
+        trade.stop_price = stop_price.as_double()
+        trade.stop_kind = kind
+        self.submit_order(order, position_id=trade.position_id)
+        if old_id is not None:
+            old = self.cache.order(old_id)
+            if old is not None and not old.is_closed:
+                trade.replaced_stops.append(old_id)
+                self.cancel_order(old)
+
+    def _submit_target(self, trade: Trade, price: float, quantity: Decimal, tag: str) -> Any:
+        instrument = self._instruments[trade.instrument_id]
+        qty = instrument.make_qty(quantity)
+        if self.cfg.tp_order == "MARKET_IF_TOUCHED":
+            order = self.order_factory.market_if_touched(
+                instrument_id=trade.instrument_id,
+                order_side=self._exit_side(trade),
+                quantity=qty,
+                trigger_price=instrument.make_price(price),
+                reduce_only=True,
+                tags=[tag],
+            )
+        else:
+            order = self.order_factory.limit(
+                instrument_id=trade.instrument_id,
+                order_side=self._exit_side(trade),
+                quantity=qty,
+                price=instrument.make_price(price),
+                reduce_only=True,
+                tags=[tag],
+            )
+        self.submit_order(order, position_id=trade.position_id)
+        return order.client_order_id
+
+    def _position(self, trade: Trade) -> Position | None:
+        if trade.position_id is not None:
+            return self.cache.position(trade.position_id)
+        positions = self.cache.positions_open(instrument_id=trade.instrument_id, strategy_id=self.id)
+        return positions[0] if positions else None
+
+    def _on_tp1_filled(self, order: Order, event: OrderFilled) -> None:
+        trade = self._trades.get(order.instrument_id)
+        if trade is None or trade.tp1_done:
+            return  # TP1 took the whole position: the close handler accounts for it
+        position = self._position(trade)
+        if position is None or position.is_closed:
+            return
+        trade.tp1_done = True
+        symbol = str(trade.instrument_id)
+        self.counters_.add(symbol, "tp1")
+        self._exit_event(trade, "TP1", event.last_px.as_double(), event.last_qty.as_double(), 0.0)
+        self._submit_stop(trade, trade.entry, position.quantity.as_decimal(), STOP_BREAKEVEN)
+        self.counters_.add(symbol, "breakeven")
+        self._exit_event(
+            trade, "BREAKEVEN", event.last_px.as_double(), position.quantity.as_double(), trade.stop_price
+        )
+
+    def _exit_event(self, trade: Trade, kind: str, price: float, quantity: float, new_stop: float) -> None:
+        instrument = self._instruments[trade.instrument_id]
+        pnl_pct = 100.0 * trade.sign * (price - trade.entry) / trade.entry if trade.entry else 0.0
+        now = self.clock.timestamp_ns()
+        self._publish(
+            ExitEvent(
+                instrument=str(trade.instrument_id),
+                kind=kind,
+                direction=trade.direction,
+                price=price,
+                quantity=quantity,
+                new_stop=new_stop,
+                pnl_pct=pnl_pct,
+                price_precision=instrument.price_precision,
+                size_precision=instrument.size_precision,
+                ts_event=now,
+                ts_init=now,
+            )
+        )
+
+    def _adjust_open_trade(self, trade: Trade, result: Any) -> None:
+        """Dynamic adjustment: tighten the stop or exit when the score turns; trail TP2 when it firms."""
+        position = self._position(trade)
+        price = self._last_close.get(trade.instrument_id)
+        if position is None or position.is_closed or price is None or trade.exit_intent:
+            return
+        tp2_order = self.cache.order(trade.tp2_id) if trade.tp2_id is not None else None
+        tp2 = trade.tp2_price if tp2_order is not None and not tp2_order.is_closed else None
+        action = dynamic_adjustment(
+            trade.direction,
+            trade.entry,
+            trade.stop_price,
+            tp2,
+            price,
+            float(result.score),
+            trade.trails,
+            self.dynamic_params,
+        )
+        if action.kind == DynamicKind.NONE:
+            return
+        instrument = self._instruments[trade.instrument_id]
+        symbol = str(trade.instrument_id)
+        trade.dynamic_adjustments += 1
+        self.counters_.add(symbol, "dynamic")
+        if action.kind == DynamicKind.EXIT:
+            trade.exit_intent = "DYNAMIC"
+            self._exit_event(trade, "DYNAMIC_EXIT", price, position.quantity.as_double(), 0.0)
+            self._close_at_market(trade, TAG_EXIT)
+        elif action.kind == DynamicKind.TIGHTEN:
+            new_stop = instrument.make_price(action.new_stop).as_double()
+            if (new_stop - trade.stop_price) * trade.sign <= 0:
+                return
+            self._submit_stop(trade, new_stop, position.quantity.as_decimal(), STOP_DYNAMIC)
+            self._exit_event(trade, "DYNAMIC_TIGHTEN", price, position.quantity.as_double(), trade.stop_price)
+        elif action.kind == DynamicKind.TRAIL:
+            qty = tp2_order.quantity.as_decimal()
+            trade.trails += 1
+            trade.tp2_price = instrument.make_price(action.new_tp2).as_double()
+            self.cancel_order(tp2_order)
+            trade.tp2_id = self._submit_target(trade, trade.tp2_price, qty, TAG_TP2)
+            self._exit_event(trade, "DYNAMIC_TRAIL", price, float(qty), trade.stop_price)
+
+    def _close_at_market(self, trade: Trade, tag: str) -> None:
+        position = self._position(trade)
+        if position is None or position.is_closed:
+            return
+        instrument = self._instruments[trade.instrument_id]
+        order = self.order_factory.market(
+            instrument_id=trade.instrument_id,
+            order_side=self._exit_side(trade),
+            quantity=instrument.make_qty(position.quantity),
+            reduce_only=True,
+            tags=[tag],
+        )
+        self.submit_order(order, position_id=trade.position_id)
+
+    # --- position closed ------------------------------------------------------------------------------------
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        try:
+            self._on_closed(event)
+        except Exception as e:
+            self._guard_error("on_position_closed", e)
+
+    def _on_closed(self, event: PositionClosed) -> None:
+        instrument_id = event.instrument_id
+        trade = self._trades.get(instrument_id)
+        if trade is None or (trade.position_id is not None and trade.position_id != event.position_id):
+            self._cancel_exits(instrument_id)
+            return
+        del self._trades[instrument_id]
+        self._cancel_exits(instrument_id)
+        closing = self.cache.order(event.closing_order_id) if event.closing_order_id is not None else None
+        kind = order_kind(closing.tags) if closing is not None else ""
+        symbol = str(instrument_id)
+        exit_price = float(event.avg_px_close)
+        # The last fill's own price and size for the exit message; the position's average for the record.
+        last_px = closing.avg_px if closing is not None and closing.avg_px else exit_price
+        last_qty = closing.filled_qty.as_double() if closing is not None else float(event.peak_qty)
+        if kind == TAG_SL:
+            self.counters_.add(symbol, "stops")
+            self._exit_event(trade, "STOP", last_px, last_qty, 0.0)
+            if trade.stop_kind == STOP_DYNAMIC:
+                reason = "DYNAMIC"
+            elif trade.tp1_done or trade.stop_kind == STOP_BREAKEVEN:
+                reason = "TP1+BREAKEVEN"
+            else:
+                reason = "STOP"
+        elif kind in (TAG_TP1, TAG_TP2):
+            if not trade.tp1_done:
+                self.counters_.add(symbol, "tp1")  # TP1 took the whole (too small to split) position
+                trade.tp1_done = True
+            else:
+                self.counters_.add(symbol, "tp2")
+            self._exit_event(trade, kind.removeprefix("ATS:"), last_px, last_qty, 0.0)
+            reason = "TP1+TP2"
+        elif kind == TAG_FLATTEN or trade.exit_intent == "FLATTEN":
+            reason = "FLATTEN"
+        elif kind == TAG_EXIT and trade.exit_intent == "DYNAMIC":
+            reason = "DYNAMIC"
+        else:
+            reason = "STOP"  # closed by our protective market exit or outside the strategy
+        realized = event.realized_pnl.as_double() if event.realized_pnl is not None else 0.0
+        self._record(
+            trade,
+            event.ts_closed or event.ts_event,
+            exit_price,
+            float(event.peak_qty),
+            realized + trade.funding,
+            self._commissions(event.position_id),
+            reason,
+        )
+        self._update_daily(event.ts_event)
+
+    def _commissions(self, position_id: Any) -> float:
+        position = self.cache.position(position_id)
+        if position is None:
+            return 0.0
+        return sum(m.as_double() for m in position.commissions())
+
+    def _record(
+        self, trade: Trade, ts: int, exit_price: float, qty: float, pnl: float, fees: float, reason: str
+    ) -> None:
+        instrument = self._instruments[trade.instrument_id]
+        self._records.append(
+            TradeRecord(
+                instrument=str(trade.instrument_id),
+                direction=trade.direction,
+                entry_time_ns=trade.opened_ns,
+                exit_time_ns=ts,
+                entry_price=trade.entry,
+                exit_price=exit_price,
+                quantity=qty,
+                realized_pnl=pnl,
+                commissions=fees,
+                funding=trade.funding,
+                exit_reason=reason,
+                tp1_hit=trade.tp1_done,
+                leverage=trade.leverage,
+                strength=trade.strength,
+                dynamic_adjustments=trade.dynamic_adjustments,
+            )
+        )
+        notional = trade.entry * qty
+        self._publish(
+            PositionClosedEvent(
+                instrument=str(trade.instrument_id),
+                direction=trade.direction,
+                entry_price=trade.entry,
+                exit_price=exit_price,
+                quantity=qty,
+                realized_pnl=pnl,
+                pnl_pct=100.0 * pnl / notional if notional else 0.0,
+                duration_s=(ts - trade.opened_ns) / 1e9,
+                exit_reason=reason,
+                price_precision=instrument.price_precision,
+                ts_event=ts,
+                ts_init=ts,
+            )
+        )
+
+    def _cancel_exits(self, instrument_id: InstrumentId) -> int:
+        """Cancel every open order of ours on the instrument (no orphan exit order survives its position)."""
+        orders = [
+            o
+            for o in self.cache.orders_open(instrument_id=instrument_id, strategy_id=self.id)
+            if not o.is_pending_cancel
+        ]
+        orders += [
+            o
+            for o in self.cache.orders_inflight(instrument_id=instrument_id, strategy_id=self.id)
+            if o.order_type != OrderType.MARKET
+        ]
+        seen = set()
+        for order in orders:
+            if order.client_order_id in seen:
+                continue
+            seen.add(order.client_order_id)
+            self.cancel_order(order)
+        return len(seen)
+
+    # --- restart: adopt open positions ----------------------------------------------------------------------
+
+    def _adopt_open_positions(self) -> None:
+        """Take over positions found open at start: rebuild the exit state from the orders, re-arm a stop."""
+        for instrument_id, instrument in self._instruments.items():
+            for position in self.cache.positions_open(instrument_id=instrument_id):
+                self._adopt(instrument, position)
+
+    def _adopt(self, instrument: Instrument, position: Position) -> None:
+        direction = "LONG" if position.is_long else "SHORT"
+        entry = instrument.make_price(position.avg_px_open).as_double()
+        factors = FactorInputs(strength=self.cfg.manual_strength)
+        levels = exit_levels(entry, direction, factors, self.exit_params)
+        trade = Trade(
+            instrument_id=instrument.id,
+            direction=direction,
+            strength=self.cfg.manual_strength,
+            score=0.0,
+            leverage=1,
+            factors=factors,
+            atr=None,
+            planned=levels,
+            position_id=position.id,
+            entry=entry,
+            quantity=position.peak_qty.as_decimal(),
+            opened_ns=position.ts_opened,
+        )
+        tick = instrument.price_increment.as_double()
+        for order in self.cache.orders(instrument_id=instrument.id):
+            kind = order_kind(order.tags)
+            if kind == TAG_TP1 and order.is_closed and order.filled_qty.as_double() > 0:
+                trade.tp1_done = True
+            if not order.is_open:
+                continue
+            if kind == TAG_SL:
+                trade.stop_id = order.client_order_id
+                trade.stop_price = order.trigger_price.as_double()
+                if is_breakeven(trade.stop_price, entry, tick):
+                    trade.tp1_done = True
+                    trade.stop_kind = STOP_BREAKEVEN
+            elif kind == TAG_TP1:
+                trade.tp1_id, trade.tp1_price = order.client_order_id, order.price.as_double()
+            elif kind == TAG_TP2:
+                trade.tp2_id, trade.tp2_price = order.client_order_id, order.price.as_double()
+        self._trades[instrument.id] = trade
+        if trade.stop_id is None:
+            stop = entry if trade.tp1_done else levels.stop
+            self._submit_stop(
+                trade,
+                stop,
+                position.quantity.as_decimal(),
+                STOP_BREAKEVEN if trade.tp1_done else STOP_INITIAL,
+            )
+            self._exit_event(trade, "STOP_REARMED", entry, position.quantity.as_double(), trade.stop_price)
+        self.log.info(
+            f"adopted {direction} {instrument.id} {position.quantity} @ {entry}, "
+            f"tp1_done={trade.tp1_done}, stop={trade.stop_price}"
+        )
+
+    # --- control commands -----------------------------------------------------------------------------------
+
+    def _on_control(self, request: ControlRequest) -> None:
+        try:
+            answer = self.control(request.command, request.args)
+        except Exception as e:
+            self.log.exception(f"control {request.command} failed", e)
+            answer = {"error": f"{request.command}: {e}"}
+        try:
+            request.reply(answer)
+        except Exception as e:
+            self.log.exception("control reply failed", e)
+
+    def control(self, command: str, args: tuple[str, ...] = ()) -> dict[str, Any]:
+        now = self.clock.timestamp_ns()
+        if command == "status":
+            return {
+                "mode": self.cfg.mode,
+                "paused": self.paused,
+                "equity": self._equity(),
+                "daily_pnl": self._daily_pnl(),
+                "positions": self.positions(),
+            }
+        if command == "positions":
+            return {"positions": self.positions()}
+        if command == "balance":
+            account = self.portfolio.account(VENUE)
+            currency = account.base_currency or next(iter(account.balances()))
+            return {
+                "currency": str(currency),
+                "total": account.balance_total(currency).as_double(),
+                "free": account.balance_free(currency).as_double(),
+                "locked": account.balance_locked(currency).as_double(),
+            }
+        if command == "daily":
+            self._update_daily(now)
+            unrealized = self._equity() - self._wallet()
+            return {
+                "date": _date(now),
+                "realized_pnl": self._daily_pnl() - unrealized,
+                "unrealized_pnl": unrealized,
+                "total": self._daily_pnl(),
+                "limit": self.limits.daily_loss_limit,
+                "limit_hit": self.daily.hit,
+                "trades": self._daily_trades,
+            }
+        if command in ("pause", "resume"):
+            self.paused = command == "pause"
+            self._publish(
+                RiskEvent(
+                    kind="PAUSED" if self.paused else "RESUMED",
+                    message=f"{command}d",
+                    ts_event=now,
+                    ts_init=now,
+                )
+            )
+            return {"paused": self.paused}
+        if command == "flatten":
+            return self.flatten()
+        if command == "signal":
+            if len(args) != 2:
+                return {"error": "signal needs SYMBOL and long|short"}
+            return self.manual_signal(args[0], args[1])
+        return {"error": f"unknown command {command!r}"}
+
+    def _daily_pnl(self) -> float:
+        return self._equity() - self.daily.start_equity if self.daily.day >= 0 else 0.0
+
+    def positions(self) -> list[dict[str, Any]]:
+        out = []
+        for trade in self._trades.values():
+            position = self._position(trade)
+            if position is None or position.is_closed:
+                continue
+            instrument = self._instruments[trade.instrument_id]
+            price = self._last_close.get(trade.instrument_id)
+            upnl = position.unrealized_pnl(instrument.make_price(price)).as_double() if price else 0.0
+            out.append(
+                {
+                    "instrument": str(trade.instrument_id),
+                    "direction": trade.direction,
+                    "quantity": position.quantity.as_double(),
+                    "entry": trade.entry,
+                    "stop": trade.stop_price,
+                    "tp1": trade.tp1_price,
+                    "tp2": trade.tp2_price,
+                    "tp1_done": trade.tp1_done,
+                    "unrealized_pnl": upnl,
+                    "price_precision": instrument.price_precision,
+                    "size_precision": instrument.size_precision,
+                }
+            )
+        return out
+
+    def flatten(self) -> dict[str, Any]:
+        """Emergency close-all: every position at market, then every open order cancelled."""
+        closed = []
+        for position in self.cache.positions_open(strategy_id=self.id):
+            trade = self._trades.get(position.instrument_id)
+            if trade is not None:
+                trade.exit_intent = "FLATTEN"
+                self._exit_event(
+                    trade,
+                    "FLATTEN",
+                    self._last_close.get(position.instrument_id, 0.0),
+                    position.quantity.as_double(),
+                    0.0,
+                )
+            self.close_position(position, tags=[TAG_FLATTEN])
+            closed.append(str(position.instrument_id))
+        cancelled = 0
+        for instrument_id in self._instruments:
+            cancelled += self._cancel_exits(instrument_id)
+        self._pending.clear()
+        return {"closed": closed, "cancelled_orders": cancelled}
+
+    # --- results for the reports ----------------------------------------------------------------------------
+
+    def ledger(self, include_open: bool = True) -> list[dict[str, Any]]:
+        """Closed trades; with ``include_open`` the open ones too, marked at the last price (END_OF_DATA)."""
+        rows = [r.to_dict() for r in self._records]
+        if include_open:
+            now = self.clock.timestamp_ns()
+            for trade in self._trades.values():
+                position = self._position(trade)
+                price = self._last_close.get(trade.instrument_id)
+                if position is None or position.is_closed or price is None:
+                    continue
+                instrument = self._instruments[trade.instrument_id]
+                pnl = (
+                    (position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0)
+                    + position.unrealized_pnl(instrument.make_price(price)).as_double()
+                    + trade.funding
+                )
+                rows.append(
+                    TradeRecord(
+                        instrument=str(trade.instrument_id),
+                        direction=trade.direction,
+                        entry_time_ns=trade.opened_ns,
+                        exit_time_ns=now,
+                        entry_price=trade.entry,
+                        exit_price=price,
+                        quantity=position.peak_qty.as_double(),
+                        realized_pnl=pnl,
+                        commissions=self._commissions(position.id),
+                        funding=trade.funding,
+                        exit_reason="END_OF_DATA",
+                        tp1_hit=trade.tp1_done,
+                        leverage=trade.leverage,
+                        strength=trade.strength,
+                        dynamic_adjustments=trade.dynamic_adjustments,
+                    ).to_dict()
+                )
+        return rows
+
+    def counters(self) -> dict[str, Any]:
+        return self.counters_.as_dict()
+
+    def open_trades(self) -> dict[str, Trade]:
+        return {str(k): v for k, v in self._trades.items()}
+
+
+def _filters(instrument: Instrument) -> InstrumentFilters:
+    step = instrument.size_increment.as_decimal()
+    min_qty = instrument.min_quantity.as_decimal() if instrument.min_quantity is not None else step
+    min_notional = instrument.min_notional.as_decimal() if instrument.min_notional is not None else Decimal(0)
+    max_qty = instrument.max_quantity.as_decimal() if instrument.max_quantity is not None else None
+    return InstrumentFilters(step=step, min_qty=min_qty, min_notional=min_notional, max_qty=max_qty)
+
+
+def _date(ts_ns: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(utc_day(ts_ns) * 86_400, tz=dt.UTC).date().isoformat()

@@ -1,0 +1,62 @@
+"""The strategy's own record of trades and exit counters, as plain Python data for the reports.
+
+Kept by the strategy rather than read from the cache, because long backtests purge closed positions and orders
+from the cache (see NAUTILUS_NOTES, speed), and because the exit reason is a strategy notion.
+"""
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+COUNTER_KEYS = ("entries", "tp1", "tp2", "stops", "breakeven", "dynamic", "refused")
+EXIT_REASONS = ("TP1+TP2", "TP1+BREAKEVEN", "STOP", "DYNAMIC", "FLATTEN", "END_OF_DATA")
+
+
+@dataclass(frozen=True)
+class TradeRecord:
+    instrument: str
+    direction: str
+    entry_time_ns: int
+    exit_time_ns: int
+    entry_price: float
+    exit_price: float
+    quantity: float  # peak quantity of the position
+    realized_pnl: (
+        float  # settlement currency, after fees and funding (unrealised at the last price for END_OF_DATA)
+    )
+    commissions: float
+    funding: float  # paid (negative) or received (positive) while open
+    exit_reason: str
+    tp1_hit: bool
+    leverage: int
+    strength: float
+    dynamic_adjustments: int
+
+    @property
+    def duration_s(self) -> float:
+        return (self.exit_time_ns - self.entry_time_ns) / 1e9
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["duration_s"] = self.duration_s
+        return d
+
+
+class Counters:
+    """Exit counters per symbol and in total."""
+
+    def __init__(self) -> None:
+        self._per_symbol: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTER_KEYS, 0))
+
+    def add(self, instrument: str, key: str, n: int = 1) -> None:
+        if key not in COUNTER_KEYS:
+            raise KeyError(f"unknown counter {key!r}; known: {COUNTER_KEYS}")
+        self._per_symbol[instrument][key] += n
+
+    def get(self, key: str, instrument: str | None = None) -> int:
+        if instrument is not None:
+            return self._per_symbol[instrument][key] if instrument in self._per_symbol else 0
+        return sum(c[key] for c in self._per_symbol.values())
+
+    def as_dict(self) -> dict[str, object]:
+        total = {k: self.get(k) for k in COUNTER_KEYS}
+        return {"total": total, "per_symbol": {s: dict(c) for s, c in sorted(self._per_symbol.items())}}
