@@ -1,0 +1,230 @@
+"""The live trading node: the backtest's strategy config, unchanged, on Nautilus's Binance USDT-M clients.
+
+Modes: ``live`` (Binance mainnet, keys required), ``testnet`` (Binance futures testnet, testnet keys), and
+``paper`` (live Binance market data, Nautilus's sandbox execution: no keys, no order reaches Binance).
+Keys come only from the environment, and a missing one is reported before anything connects.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nautilus_trader.adapters.binance import (
+    BINANCE,
+    BinanceAccountType,
+    BinanceDataClientConfig,
+    BinanceExecClientConfig,
+    BinanceLiveDataClientFactory,
+    BinanceLiveExecClientFactory,
+)
+from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
+from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
+from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesMarginType
+from nautilus_trader.adapters.sandbox.config import SandboxExecutionClientConfig
+from nautilus_trader.adapters.sandbox.factory import SandboxLiveExecClientFactory
+from nautilus_trader.config import (
+    CacheConfig,
+    ImportableActorConfig,
+    ImportableStrategyConfig,
+    InstrumentProviderConfig,
+    LiveDataEngineConfig,
+    LiveExecEngineConfig,
+    LoggingConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+
+from catalog.instruments import instrument_id_for
+from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings
+
+DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
+MODES = ("live", "testnet", "paper")
+KEY_VARIABLES = {
+    "live": ("BINANCE_API_KEY", "BINANCE_API_SECRET"),
+    "testnet": ("BINANCE_FUTURES_TESTNET_API_KEY", "BINANCE_FUTURES_TESTNET_API_SECRET"),
+}
+
+
+class MissingCredentialsError(RuntimeError):
+    """An exchange key the chosen mode needs is not in the environment."""
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    config_path: Path
+    mode: str
+    trader_id: str
+    symbols: tuple[str, ...]
+    strategy_path: str
+    strategy_config_path: str
+    strategy_config: dict[str, Any]
+    leverage: int  # set per symbol at connect; the strategy's per-trade leverage never exceeds it
+    margin_type: str
+    base_url_http: str | None
+    base_url_ws: str | None
+    base_url_ws_stream: str | None
+    paper_balance: float
+    scan_once: bool
+    reconciliation_lookback_mins: int
+    log_level: str
+    log_directory: Path | None
+    actors: tuple[dict[str, Any], ...] = field(default=())
+
+
+def load_live_settings(
+    path: Path | None = None, mode: str | None = None, scan_once: bool | None = None
+) -> LiveSettings:
+    path = Path(path or DEFAULT_LIVE_CONFIG).resolve()
+    if not path.is_file():
+        raise ConfigError(path, f"config file not found; the default one is {DEFAULT_LIVE_CONFIG}")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, f"not valid TOML: {exc}") from exc
+    live = raw.get("live")
+    if not isinstance(live, dict):
+        raise ConfigError(path, "missing section [live]")
+    base = PACKAGE_DIR.parent if path.is_relative_to(PACKAGE_DIR) else path.parent
+    # The strategy comes from a backtest config file, so what was backtested is what trades.
+    strategy_file = live.get("strategy_from")
+    if not isinstance(strategy_file, str):
+        raise ConfigError(path, "[live] strategy_from must name the backtest config whose [strategy] trades live")
+    backtest_path = Path(strategy_file) if Path(strategy_file).is_absolute() else path.parent / strategy_file
+    backtest = load_backtest_settings(backtest_path)
+    mode = mode or live.get("mode", "live")
+    if mode not in MODES:
+        raise ConfigError(path, f"[live] mode = {mode!r}: one of {', '.join(MODES)}")
+    margin_type = live.get("margin_type", "ISOLATED")
+    if margin_type not in ("ISOLATED", "CROSSED"):
+        raise ConfigError(path, f"[live] margin_type = {margin_type!r}: ISOLATED (recommended) or CROSSED")
+    leverage = live.get("leverage", 5)
+    max_leverage = int(backtest.strategy_config.get("max_leverage", 10))
+    if not isinstance(leverage, int) or not 1 <= leverage <= max_leverage:
+        raise ConfigError(path, f"[live] leverage = {leverage!r}: a whole number from 1 to max_leverage {max_leverage}")
+    log_directory = live.get("log_directory")
+    return LiveSettings(
+        config_path=path,
+        mode=mode,
+        trader_id=live.get("trader_id", "ATS-001"),
+        symbols=tuple(live.get("symbols", backtest.symbols)),
+        strategy_path=backtest.strategy_path,
+        strategy_config_path=backtest.strategy_config_path,
+        strategy_config=dict(backtest.strategy_config),
+        leverage=leverage,
+        margin_type=margin_type,
+        base_url_http=live.get("base_url_http") or None,
+        base_url_ws=live.get("base_url_ws") or None,
+        base_url_ws_stream=live.get("base_url_ws_stream") or None,
+        paper_balance=float(live.get("paper_balance", 10_000)),
+        scan_once=bool(live.get("scan_once", False) if scan_once is None else scan_once),
+        reconciliation_lookback_mins=int(live.get("reconciliation_lookback_mins", 7 * 24 * 60)),
+        log_level=live.get("log_level", "INFO"),
+        log_directory=(base / log_directory) if log_directory else None,
+        actors=tuple(raw.get("actors", [])),
+    )
+
+
+def credentials(mode: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """(key, secret) for the mode from the environment; None in paper mode. Never logged or printed."""
+    if mode == "paper":
+        return None
+    environ = os.environ if environ is None else environ
+    names = KEY_VARIABLES[mode]
+    missing = [name for name in names if not environ.get(name)]
+    if missing:
+        raise MissingCredentialsError(
+            f"{mode} trading needs {' and '.join(missing)} in the environment "
+            f"(export {names[0]}=... {names[1]}=...); or run with --paper for sandbox orders on live data",
+        )
+    return environ[names[0]], environ[names[1]]
+
+
+def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = None) -> TradingNodeConfig:
+    keys = credentials(settings.mode, environ)
+    environment = BinanceEnvironment.TESTNET if settings.mode == "testnet" else BinanceEnvironment.LIVE
+    instrument_ids = [instrument_id_for(s) for s in settings.symbols]
+    provider = InstrumentProviderConfig(load_ids=frozenset(instrument_ids))
+    data_client = BinanceDataClientConfig(
+        account_type=BinanceAccountType.USDT_FUTURES,
+        environment=environment,
+        base_url_http=settings.base_url_http,
+        base_url_ws=settings.base_url_ws,
+        instrument_provider=provider,
+    )
+    exec_clients: dict[str, Any]
+    if keys is None:
+        exec_clients = {
+            BINANCE: SandboxExecutionClientConfig(
+                venue=BINANCE,
+                starting_balances=[f"{settings.paper_balance} USDT"],
+                base_currency="USDT",
+                oms_type="NETTING",
+                account_type="MARGIN",
+                instrument_provider=provider,
+            ),
+        }
+    else:
+        symbols = [BinanceSymbol(s) for s in settings.symbols]
+        exec_clients = {
+            BINANCE: BinanceExecClientConfig(
+                api_key=keys[0],
+                api_secret=keys[1],
+                account_type=BinanceAccountType.USDT_FUTURES,
+                environment=environment,
+                base_url_http=settings.base_url_http,
+                base_url_ws=settings.base_url_ws_stream or settings.base_url_ws,
+                base_url_ws_stream=settings.base_url_ws_stream,
+                # One-way mode: NETTING with venue position ids off is what ran clean on Binance.
+                use_position_ids=False,
+                use_reduce_only=True,
+                futures_leverages={s: settings.leverage for s in symbols},
+                futures_margin_types={s: BinanceFuturesMarginType[settings.margin_type] for s in symbols},
+                instrument_provider=provider,
+            ),
+        }
+    strategy_config = {
+        "instrument_ids": [i.value for i in instrument_ids],
+        **settings.strategy_config,
+        "oms_type": "NETTING",
+    }
+    if settings.scan_once:
+        strategy_config["scan_once"] = True
+    return TradingNodeConfig(
+        trader_id=settings.trader_id,
+        logging=LoggingConfig(
+            log_level=settings.log_level,
+            log_directory=str(settings.log_directory) if settings.log_directory else None,
+            log_level_file=settings.log_level if settings.log_directory else None,
+        ),
+        data_engine=LiveDataEngineConfig(),
+        exec_engine=LiveExecEngineConfig(
+            reconciliation=True,
+            reconciliation_lookback_mins=settings.reconciliation_lookback_mins,
+        ),
+        cache=CacheConfig(),
+        data_clients={BINANCE: data_client},
+        exec_clients=exec_clients,
+        strategies=[
+            ImportableStrategyConfig(
+                strategy_path=settings.strategy_path,
+                config_path=settings.strategy_config_path,
+                config=strategy_config,
+            ),
+        ],
+        actors=[ImportableActorConfig(**actor) for actor in settings.actors],
+        timeout_connection=30.0,
+        timeout_reconciliation=30.0,
+        timeout_portfolio=10.0,
+        timeout_disconnection=10.0,
+        timeout_post_stop=5.0,
+    )
+
+
+def build_node(config: TradingNodeConfig, paper: bool) -> TradingNode:
+    node = TradingNode(config=config)
+    node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
+    node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else BinanceLiveExecClientFactory)
+    node.build()
+    return node
