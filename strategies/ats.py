@@ -261,13 +261,11 @@ class AtsStrategy(Strategy):
         return {"accepted": not reason, "reason": reason or "entry sent", "instrument": str(instrument_id)}
 
     def _resolve(self, symbol: str) -> InstrumentId | None:
+        """BTC, BTCUSDT, BTCUSDT-PERP or BTCUSDT-PERP.BINANCE -> the universe's instrument id."""
         s = symbol.upper()
         for instrument_id in self._instruments:
-            if s in (
-                instrument_id.value.upper(),
-                instrument_id.symbol.value.upper(),
-                instrument_id.symbol.value.upper().removesuffix("-PERP"),
-            ):
+            raw = instrument_id.symbol.value.upper().removesuffix("-PERP")
+            if s in (instrument_id.value.upper(), instrument_id.symbol.value.upper(), raw, raw[:-4]):
                 return instrument_id
         return None
 

@@ -1,0 +1,275 @@
+"""Scenario tests: hand-made bar paths through a real BacktestEngine.
+
+Entries are forced through the real control endpoint (the manual signal the Telegram actor sends); the tests
+assert on the engine's cache and on the published events.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
+
+from strategies.ats import AtsStrategy
+from strategies.config import AtsStrategyConfig
+from strategies.events import (
+    EntryFilledEvent,
+    ExitEvent,
+    PositionClosedEvent,
+    RiskEvent,
+    SignalEvent,
+)
+from strategies.testkit import (
+    MINUTE_NS,
+    Commander,
+    CommanderConfig,
+    EventRecorder,
+    make_engine,
+    path_bars,
+    perp,
+)
+from strategies.trade import TAG_SL
+
+T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
+SEC = 1_000_000_000
+BTC = perp("BTCUSDT")
+ETH = perp("ETHUSDT")
+SOL = perp("SOLUSDT")
+
+
+@dataclass
+class Run:
+    engine: BacktestEngine
+    strategy: AtsStrategy
+    events: EventRecorder
+    commander: Commander
+
+    def replies(self, command: str = "signal") -> list[dict[str, Any]]:
+        return [a for _, c, a in self.commander.replies if c == command]
+
+
+def run(
+    paths: dict[Any, list[float]],
+    schedule: list[tuple[int, str, tuple[str, ...]]],
+    balance: float = 100_000.0,
+    oms: OmsType = OmsType.NETTING,
+    start: int = T0,
+    **cfg: Any,
+) -> Run:
+    instruments = list(paths)
+    engine = make_engine(instruments, balance=balance, oms=oms)
+    for instrument, closes in paths.items():
+        engine.add_data(path_bars(instrument, closes, start))
+    settings: dict[str, Any] = {"min_score": 101.0, "scan_interval_minutes": 1440, "oms_type": oms.name}
+    settings.update(cfg)
+    strategy = AtsStrategy(
+        AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), **settings)
+    )
+    recorder = EventRecorder()
+    commander = Commander(CommanderConfig(schedule=tuple(schedule)))
+    engine.add_actor(recorder)
+    engine.add_actor(commander)
+    engine.add_strategy(strategy)
+    engine.run()
+    assert strategy.errors == 0
+    return Run(engine, strategy, recorder, commander)
+
+
+def at(minute: int, start: int = T0) -> int:
+    """A time between bars: one second after the close of bar ``minute`` (0-based)."""
+    return start + minute * MINUTE_NS + SEC
+
+
+def ramp(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / n for i in range(1, n + 1)]
+
+
+def assert_no_orphans(r: Run) -> None:
+    open_orders = r.engine.cache.orders_open()
+    assert open_orders == [], f"orphan orders: {open_orders}"
+
+
+@pytest.mark.parametrize("oms", [OmsType.NETTING, OmsType.HEDGING])
+def test_tp1_then_breakeven_then_stopped_at_entry(oms: OmsType) -> None:
+    closes = [50_000.0] * 5 + ramp(50_000, 52_200, 8) + ramp(52_200, 49_500, 12)
+    r = run({BTC: closes}, [(at(2), "signal", ("BTCUSDT", "long"))], oms=oms)
+    assert r.replies() == [{"accepted": True, "reason": "entry sent", "instrument": str(BTC.id)}]
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
+    assert rec["entry_price"] == 50_000.0
+    # 1 % of 100k over a 2 % stop wants 1 BTC: the 10k notional cap makes it 0.2
+    assert rec["quantity"] == pytest.approx(0.2)
+    fills = r.engine.trader.generate_order_fills_report()
+    stop_fills = fills[fills["type"] == "STOP_MARKET"]
+    assert len(stop_fills) == 1 and float(stop_fills["avg_px"].iloc[0]) == 50_000.0
+    assert float(stop_fills["quantity"].iloc[0]) == pytest.approx(0.1)
+    kinds = [e.kind for e in r.events.of(ExitEvent)]
+    assert kinds == ["TP1", "BREAKEVEN", "STOP"]
+    assert r.events.of(ExitEvent, kind="BREAKEVEN")[0].new_stop == 50_000.0
+    c = r.strategy.counters()["total"]
+    assert (c["tp1"], c["breakeven"], c["stops"], c["tp2"]) == (1, 1, 1, 0)
+    # commissions only: +0.1 x 2000 at TP1, 0 at break-even
+    assert rec["realized_pnl"] == pytest.approx(200 - rec["commissions"])
+    (closed,) = r.events.of(PositionClosedEvent)
+    assert closed.exit_reason == "TP1+BREAKEVEN" and closed.price_precision == BTC.price_precision
+    assert_no_orphans(r)
+    # the original stop was cancelled, never modified
+    stops = [o for o in r.engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
+    assert [o.status for o in stops] == [OrderStatus.CANCELED, OrderStatus.FILLED]
+    assert all(o.is_reduce_only and TAG_SL in o.tags for o in stops)
+
+
+def test_tp1_then_tp2_short() -> None:
+    closes = [2_000.0] * 5 + ramp(2_000, 1_830, 20)
+    r = run({ETH: closes}, [(at(2), "signal", ("ETH", "short"))])
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "TP1+TP2" and rec["direction"] == "SHORT"
+    assert [e.kind for e in r.events.of(ExitEvent)] == ["TP1", "BREAKEVEN", "TP2"]
+    assert rec["exit_price"] == pytest.approx((1_920 + 1_840) / 2)
+    c = r.strategy.counters()["per_symbol"][str(ETH.id)]
+    assert (c["tp1"], c["tp2"], c["stops"]) == (1, 1, 0)
+    assert_no_orphans(r)
+    (signal,) = r.events.of(SignalEvent)
+    assert (signal.stop, signal.tp1, signal.tp2, signal.leverage) == (2_040.0, 1_920.0, 1_840.0, 3)
+    assert signal.manual
+
+
+def test_straight_stop() -> None:
+    closes = [50_000.0] * 5 + ramp(50_000, 48_500, 10)
+    r = run({BTC: closes}, [(at(2), "signal", ("BTCUSDT", "long"))])
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "STOP" and not rec["tp1_hit"]
+    assert rec["exit_price"] == 49_000.0
+    assert rec["realized_pnl"] == pytest.approx(-0.2 * 1_000 - rec["commissions"])
+    assert [e.kind for e in r.events.of(ExitEvent)] == ["STOP"]
+    assert len(r.events.of(EntryFilledEvent)) == 1
+    # both targets were cancelled when the stop closed the position
+    tps = [o for o in r.engine.cache.orders() if o.order_type == OrderType.LIMIT]
+    assert len(tps) == 2 and all(o.status == OrderStatus.CANCELED for o in tps)
+    assert_no_orphans(r)
+
+
+def test_refused_below_min_notional_with_reason() -> None:
+    # 150 USDT equity: 1 % risk over a 1,000 USDT stop is 0.0015 BTC -> 0.001 on the step grid = 50 USDT < 100
+    r = run({BTC: [50_000.0] * 6}, [(at(2), "signal", ("BTCUSDT", "long"))], balance=150.0)
+    (reply,) = r.replies()
+    assert not reply["accepted"] and "below the instrument minimum" in reply["reason"]
+    (refusal,) = r.events.of(RiskEvent, kind="SIGNAL_REFUSED")
+    assert refusal.instrument == str(BTC.id) and "minimum" in refusal.message
+    assert r.engine.cache.orders() == []
+    assert r.strategy.counters()["total"]["refused"] == 1
+
+
+def test_max_positions() -> None:
+    flat = [100.0] * 8
+    paths = {BTC: [50_000.0] * 8, ETH: [2_000.0] * 8, SOL: flat}
+    schedule = [
+        (at(2), "signal", ("BTCUSDT", "long")),
+        (at(2) + 1, "signal", ("ETHUSDT", "short")),
+        (at(2) + 2, "signal", ("SOLUSDT", "long")),
+    ]
+    r = run(paths, schedule, max_positions=2)
+    answers = r.replies()
+    assert [a["accepted"] for a in answers] == [True, True, False]
+    assert "max concurrent positions (2)" in answers[2]["reason"]
+    assert len(r.engine.cache.positions_open()) == 2
+
+
+def test_correlation_block_same_direction_only() -> None:
+    # ETH follows BTC's returns exactly (x 1/25): correlation 1 > 0.8
+    base = [50_000.0 * (1 + 0.002 * ((i * 7) % 5 - 2)) for i in range(20)]
+    paths = {BTC: base, ETH: [p / 25 for p in base], SOL: [100.0 + (i % 3) for i in range(20)]}
+    schedule = [
+        (at(10), "signal", ("BTCUSDT", "long")),
+        (at(10) + 1, "signal", ("ETHUSDT", "long")),
+        (at(10) + 2, "signal", ("ETHUSDT", "short")),
+    ]
+    r = run(paths, schedule, stop_pct=0.05, tp1_pct=0.2, tp2_pct=0.4)
+    answers = r.replies()
+    assert answers[0]["accepted"]
+    assert not answers[1]["accepted"] and "correlate 1.00 > 0.8" in answers[1]["reason"]
+    assert answers[2]["accepted"], answers[2]
+    # a looser bound lets it through
+    r2 = run(paths, schedule[:2], correlation_bound=1.01, stop_pct=0.05, tp1_pct=0.2, tp2_pct=0.4)
+    assert [a["accepted"] for a in r2.replies()] == [True, True]
+
+
+def test_daily_limit_stops_entries_and_resumes_next_day() -> None:
+    start = T0 - 30 * MINUTE_NS  # 23:30 UTC the day before
+    closes = [50_000.0] * 5 + ramp(50_000, 48_800, 6) + [48_800.0] * 60
+    schedule = [
+        (at(2, start), "signal", ("BTCUSDT", "long")),  # stopped out: -200 USDT
+        (at(15, start), "signal", ("BTCUSDT", "long")),  # same day: refused
+        (at(40, start), "signal", ("BTCUSDT", "short")),  # 00:10 the next day: allowed again
+    ]
+    r = run({BTC: closes}, schedule, start=start, daily_loss_limit_usdt=150.0)
+    answers = r.replies()
+    assert answers[0]["accepted"]
+    assert not answers[1]["accepted"] and "daily loss limit" in answers[1]["reason"]
+    assert answers[2]["accepted"]
+    (hit,) = r.events.of(RiskEvent, kind="DAILY_LOSS_LIMIT")
+    assert hit.value <= -150.0 and hit.limit == 150.0
+    assert len(r.events.of(RiskEvent, kind="DAILY_LIMIT_RESET")) == 1
+    assert [rec["exit_reason"] for rec in r.strategy.ledger()] == ["STOP", "END_OF_DATA"]
+
+
+def test_dynamic_tighten_then_stopped_on_the_tightened_stop() -> None:
+    # warm the factors on a gentle uptrend, go long, then a slow slide turns the score against the trade
+    rise = [100.0 * (1 + 0.0004 * i + 0.0015 * ((i * 7) % 5 - 2) / 2) for i in range(120)]
+    top = rise[-1]
+    slide = [top * (1 - 0.0006 * i) for i in range(1, 60)]
+    closes = rise + slide
+    r = run(
+        {SOL: closes},
+        [(at(119), "signal", ("SOLUSDT", "long"))],
+        scan_interval_minutes=5,
+        dynamic_tighten_below=-15.0,
+        dynamic_exit_below=-101.0,
+        stop_pct=0.03,
+    )
+    assert r.replies()[0]["accepted"]
+    tighten = r.events.of(ExitEvent, kind="DYNAMIC_TIGHTEN")
+    assert tighten, [e.kind for e in r.events.of(ExitEvent)]
+    first_stop = top * 0.97
+    assert tighten[0].new_stop > first_stop
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "DYNAMIC"
+    assert rec["exit_price"] > first_stop  # the tightened stop cut the loss
+    assert r.strategy.counters()["total"]["dynamic"] == len(tighten)
+    assert_no_orphans(r)
+
+
+def test_control_commands_and_flatten() -> None:
+    paths = {BTC: [50_000.0] * 10, ETH: [2_000.0] * 10}
+    schedule = [
+        (at(1), "signal", ("BTCUSDT", "long")),
+        (at(1) + 1, "signal", ("ETHUSDT", "short")),
+        (at(3), "positions", ()),
+        (at(3) + 1, "balance", ()),
+        (at(3) + 2, "pause", ()),
+        (at(3) + 3, "signal", ("SOLUSDT", "long")),
+        (at(4), "flatten", ()),
+        (at(5), "status", ()),
+        (at(5) + 1, "daily", ()),
+        (at(5) + 2, "bogus", ()),
+    ]
+    r = run(paths, schedule)
+    (positions,) = r.replies("positions")
+    assert {p["instrument"] for p in positions["positions"]} == {str(BTC.id), str(ETH.id)}
+    btc = next(p for p in positions["positions"] if p["instrument"] == str(BTC.id))
+    assert (btc["stop"], btc["tp1"], btc["tp2"], btc["tp1_done"]) == (49_000.0, 52_000.0, 54_000.0, False)
+    (balance,) = r.replies("balance")
+    assert balance["currency"] == "USDT" and balance["free"] < balance["total"]
+    assert r.replies("pause") == [{"paused": True}]
+    (flatten,) = r.replies("flatten")
+    assert sorted(flatten["closed"]) == sorted([str(BTC.id), str(ETH.id)])
+    assert flatten["cancelled_orders"] == 6
+    assert r.engine.cache.positions_open() == []
+    assert_no_orphans(r)
+    assert {rec["exit_reason"] for rec in r.strategy.ledger()} == {"FLATTEN"}
+    (status,) = r.replies("status")
+    assert status["paused"] and status["positions"] == []
+    (daily,) = r.replies("daily")
+    assert daily["trades"] == 2 and daily["total"] < 0  # fees only
+    assert "error" in r.replies("bogus")[0]
