@@ -1,0 +1,790 @@
+"""The matching engine and account of the simulated exchange: one USDT-M futures account in one-way mode.
+
+It knows nothing of HTTP: the REST layer hands it parsed parameters and sends back what it returns (or the
+``BinanceApiError`` it raises); every state change also goes out through ``emit`` as a user-data-stream event.
+It runs on the server's event loop only, so it needs no locks.
+
+Matching: a market order takes the synthetic best bid/ask; a marketable limit order fills at once at the best
+price (taker), a resting one fills at its limit price when the replayed price path touches it (maker).
+Conditional orders trigger on the last price (``CONTRACT_PRICE``) or the mark price (``MARK_PRICE``)
+touching the trigger, then fill as Binance reports them: ALGO_UPDATE TRIGGERING, the child order's
+ORDER_TRADE_UPDATE NEW and TRADE, ALGO_UPDATE TRIGGERED (with the child's id), ALGO_UPDATE FINISHED.
+"""
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from simulator import errors, params
+from simulator.errors import BinanceApiError
+from simulator.instruments import SymbolSpec
+from simulator.market import Step, touch_price
+from simulator.marketstate import SymbolMarket
+from simulator.orders import ALGO_TYPES, ZERO, AlgoOrder, Order, Position, Trade
+
+Emit = Callable[[dict[str, Any]], None]
+Params = params.Params
+
+SIDES = frozenset({"BUY", "SELL"})
+TIFS = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
+WORKING_TYPES = frozenset({"CONTRACT_PRICE", "MARK_PRICE"})
+MAX_LEVERAGE = 125
+
+
+class Exchange:
+    def __init__(
+        self,
+        specs: dict[str, SymbolSpec],
+        markets: dict[str, SymbolMarket],
+        balance: Decimal,
+        clock_ms: Callable[[], int],
+        emit: Emit,
+        default_leverage: int = 20,
+    ) -> None:
+        self.specs = specs
+        self.markets = markets
+        self.wallet = balance
+        self.clock_ms = clock_ms
+        self.emit = emit
+        self.dual_side = False
+        self.positions = {s: Position(spec, leverage=default_leverage) for s, spec in specs.items()}
+        self.orders: dict[int, Order] = {}
+        self.algos: dict[int, AlgoOrder] = {}
+        self.trades: list[Trade] = []
+        self.funding_total = ZERO
+        self._next_order_id = 8_389_765_000_000
+        self._next_algo_id = 1_000_000_033_000_000
+        self._next_trade_id = 6_000_000_000
+
+    # --- ids and lookups
+
+    def _order_id(self) -> int:
+        self._next_order_id += 1
+        return self._next_order_id
+
+    def _spec(self, p: Params) -> SymbolSpec:
+        symbol = params.required(p, "symbol").upper()
+        spec = self.specs.get(symbol)
+        if spec is None:
+            raise errors.invalid_symbol()
+        return spec
+
+    def _optional_spec(self, p: Params) -> SymbolSpec | None:
+        return self._spec(p) if p.get("symbol") else None
+
+    def _find_order(self, p: Params) -> Order:
+        spec = self._spec(p)
+        order_id = params.integer(p, "orderId")
+        client_id = p.get("origClientOrderId")
+        if order_id is None and not client_id:
+            raise errors.mandatory_param("orderId")
+        for order in reversed(list(self.orders.values())):
+            if order.symbol != spec.symbol:
+                continue
+            if (order_id is not None and order.order_id == order_id) or (
+                order_id is None and order.client_order_id == client_id
+            ):
+                return order
+        raise errors.order_does_not_exist()
+
+    def _find_algo(self, p: Params) -> AlgoOrder:
+        algo_id = params.integer(p, "algoId")
+        client_id = p.get("clientAlgoId")
+        if algo_id is None and not client_id:
+            raise errors.mandatory_param("algoId")
+        for algo in reversed(list(self.algos.values())):
+            if (algo_id is not None and algo.algo_id == algo_id) or (
+                algo_id is None and algo.client_algo_id == client_id
+            ):
+                return algo
+        raise errors.order_does_not_exist()
+
+    # --- account views
+
+    def mark(self, symbol: str) -> Decimal:
+        market = self.markets[symbol]
+        return market.mark if market.mark is not None else ZERO
+
+    def _open_order_margin(self) -> Decimal:
+        total = ZERO
+        for o in self.orders.values():
+            if o.is_open and not o.reduce_only and o.type == "LIMIT":
+                total += o.remaining * o.price / self.positions[o.symbol].leverage
+        return total
+
+    def _cross_unrealized(self) -> Decimal:
+        return sum((p.unrealized(self.mark(s)) for s, p in self.positions.items() if not p.is_isolated), ZERO)
+
+    def _unrealized(self) -> Decimal:
+        return sum((p.unrealized(self.mark(s)) for s, p in self.positions.items()), ZERO)
+
+    def _isolated_wallets(self) -> Decimal:
+        return sum((p.isolated_wallet for p in self.positions.values() if p.is_isolated), ZERO)
+
+    def _position_margin(self) -> Decimal:
+        return sum((p.initial_margin(self.mark(s)) for s, p in self.positions.items()), ZERO)
+
+    def _maint_margin(self) -> Decimal:
+        return sum((p.maint_margin(self.mark(s)) for s, p in self.positions.items()), ZERO)
+
+    def available_balance(self) -> Decimal:
+        cross_margin = sum(
+            (p.initial_margin(self.mark(s)) for s, p in self.positions.items() if not p.is_isolated), ZERO
+        )
+        available = (
+            self.wallet
+            - self._isolated_wallets()
+            + self._cross_unrealized()
+            - cross_margin
+            - self._open_order_margin()
+        )
+        return max(available, ZERO)
+
+    def account_v2(self) -> dict[str, Any]:
+        now = self.clock_ms()
+        wallet = f"{self.wallet:.8f}"
+        upnl = f"{self._unrealized():.8f}"
+        margin_balance = f"{self.wallet + self._unrealized():.8f}"
+        pos_im = self._position_margin()
+        oo_im = self._open_order_margin()
+        initial = f"{pos_im + oo_im:.8f}"
+        maint = f"{self._maint_margin():.8f}"
+        cross_wallet = f"{self.wallet - self._isolated_wallets():.8f}"
+        cross_upnl = f"{self._cross_unrealized():.8f}"
+        available = f"{self.available_balance():.8f}"
+        return {
+            "feeTier": 0,
+            "canTrade": True,
+            "canDeposit": True,
+            "canWithdraw": True,
+            "updateTime": 0,
+            "multiAssetsMargin": False,
+            "tradeGroupId": -1,
+            "totalInitialMargin": initial,
+            "totalMaintMargin": maint,
+            "totalWalletBalance": wallet,
+            "totalUnrealizedProfit": upnl,
+            "totalMarginBalance": margin_balance,
+            "totalPositionInitialMargin": f"{pos_im:.8f}",
+            "totalOpenOrderInitialMargin": f"{oo_im:.8f}",
+            "totalCrossWalletBalance": cross_wallet,
+            "totalCrossUnPnl": cross_upnl,
+            "availableBalance": available,
+            "maxWithdrawAmount": available,
+            "assets": [
+                {
+                    "asset": "USDT",
+                    "walletBalance": wallet,
+                    "unrealizedProfit": upnl,
+                    "marginBalance": margin_balance,
+                    "maintMargin": maint,
+                    "initialMargin": initial,
+                    "positionInitialMargin": f"{pos_im:.8f}",
+                    "openOrderInitialMargin": f"{oo_im:.8f}",
+                    "crossWalletBalance": cross_wallet,
+                    "crossUnPnl": cross_upnl,
+                    "availableBalance": available,
+                    "maxWithdrawAmount": available,
+                    "marginAvailable": True,
+                    "updateTime": now,
+                }
+            ],
+            "positions": [
+                {
+                    "symbol": s,
+                    "initialMargin": f"{p.initial_margin(self.mark(s)):.8f}",
+                    "maintMargin": f"{p.maint_margin(self.mark(s)):.8f}",
+                    "unrealizedProfit": f"{p.unrealized(self.mark(s)):.8f}",
+                    "positionInitialMargin": f"{p.initial_margin(self.mark(s)):.8f}",
+                    "openOrderInitialMargin": "0",
+                    "leverage": str(p.leverage),
+                    "isolated": p.is_isolated,
+                    "entryPrice": f"{p.entry_price:.8f}",
+                    "maxNotional": p.max_notional(),
+                    "bidNotional": "0",
+                    "askNotional": "0",
+                    "positionSide": "BOTH",
+                    "positionAmt": p.spec.fmt_qty(p.amount),
+                    "updateTime": p.update_time,
+                }
+                for s, p in self.positions.items()
+            ],
+        }
+
+    def balance_v2(self) -> list[dict[str, Any]]:
+        available = f"{self.available_balance():.8f}"
+        return [
+            {
+                "accountAlias": "SimTfXq",
+                "asset": "USDT",
+                "balance": f"{self.wallet:.8f}",
+                "crossWalletBalance": f"{self.wallet - self._isolated_wallets():.8f}",
+                "crossUnPnl": f"{self._cross_unrealized():.8f}",
+                "availableBalance": available,
+                "maxWithdrawAmount": available,
+                "marginAvailable": True,
+                "updateTime": self.clock_ms(),
+            }
+        ]
+
+    def position_risk(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._optional_spec(p)
+        rows = []
+        for symbol, pos in self.positions.items():
+            if spec is not None and symbol != spec.symbol:
+                continue
+            row = pos.to_risk(self.mark(symbol))
+            rows.append(row)
+        return rows
+
+    # --- settings
+
+    def set_leverage(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        leverage = params.integer(p, "leverage")
+        if leverage is None:
+            raise errors.mandatory_param("leverage")
+        if not 1 <= leverage <= MAX_LEVERAGE:
+            raise errors.invalid_leverage()
+        pos = self.positions[spec.symbol]
+        pos.leverage = leverage
+        return {"leverage": leverage, "maxNotionalValue": pos.max_notional(), "symbol": spec.symbol}
+
+    def set_margin_type(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        wanted = params.one_of(p, "marginType", frozenset({"ISOLATED", "CROSSED"}))
+        pos = self.positions[spec.symbol]
+        if pos.margin_type == wanted:
+            raise errors.no_need_to_change_margin_type()
+        if pos.amount != 0 or any(o.is_open and o.symbol == spec.symbol for o in self.orders.values()):
+            raise errors.margin_type_with_position()
+        pos.margin_type = wanted
+        return {"code": 200, "msg": "success"}
+
+    def symbol_config(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._optional_spec(p)
+        return [
+            {
+                "symbol": s,
+                "marginType": pos.margin_type,
+                "isAutoAddMargin": False,
+                "leverage": pos.leverage,
+                "maxNotionalValue": pos.max_notional(),
+            }
+            for s, pos in self.positions.items()
+            if spec is None or s == spec.symbol
+        ]
+
+    def set_dual_side(self, p: Params) -> dict[str, Any]:
+        wanted = params.boolean(p, "dualSidePosition")
+        if wanted == self.dual_side:
+            raise errors.no_need_to_change_position_side()
+        if wanted:
+            # Hedge mode is not simulated: say so plainly rather than pretend.
+            raise BinanceApiError(400, -4067, "Position side cannot be changed if there exists open orders.")
+        self.dual_side = wanted
+        return {"code": 200, "msg": "success"}
+
+    # --- checks shared by orders and algo orders
+
+    def _check_position_side(self, p: Params) -> None:
+        side = p.get("positionSide", "BOTH")
+        if side != "BOTH":
+            raise errors.position_side_not_match()
+
+    def _reduces(self, symbol: str, side: str) -> Decimal:
+        """How much of the position an order on ``side`` can reduce (zero if it would add to it)."""
+        amount = self.positions[symbol].amount
+        if amount > 0 and side == "SELL":
+            return amount
+        if amount < 0 and side == "BUY":
+            return -amount
+        return ZERO
+
+    def _check_margin(self, spec: SymbolSpec, side: str, qty: Decimal, price: Decimal) -> None:
+        increase = max(ZERO, qty - self._reduces(spec.symbol, side))
+        if increase == 0:
+            return
+        leverage = self.positions[spec.symbol].leverage
+        required = increase * price / leverage + qty * price * spec.taker_fee
+        if required > self.available_balance():
+            raise errors.margin_insufficient()
+
+    # --- orders
+
+    def new_order(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        side = params.one_of(p, "side", SIDES)
+        order_type = params.required(p, "type")
+        if order_type in ALGO_TYPES or order_type == "TRAILING_STOP_MARKET":
+            raise errors.stop_order_switch_algo()
+        params.one_of(p, "type", frozenset({"MARKET", "LIMIT"}))
+        self._check_position_side(p)
+        reduce_only = params.boolean(p, "reduceOnly")
+        qty = params.decimal(p, "quantity")
+        if qty is None:
+            raise errors.mandatory_param("quantity")
+        params.check_quantity(spec, qty)
+        market = self.markets[spec.symbol]
+        if order_type == "LIMIT":
+            tif = params.one_of(p, "timeInForce", TIFS)
+            price = params.decimal(p, "price")
+            if price is None:
+                raise errors.mandatory_param("price")
+            params.check_price(spec, price)
+            ref_price = price
+        else:
+            tif = "GTC"
+            price = ZERO
+            ref_price = market.best_ask if side == "BUY" else market.best_bid
+        params.check_notional(spec, qty, ref_price, reduce_only)
+        client_id = p.get("newClientOrderId") or f"sim_{self._next_order_id + 1}"
+        if any(o.is_open and o.client_order_id == client_id for o in self.orders.values()):
+            raise BinanceApiError(400, -4116, "ClientOrderId is duplicated.")
+        if reduce_only and self._reduces(spec.symbol, side) == 0:
+            raise errors.reduce_only_rejected()
+        if not reduce_only:
+            self._check_margin(spec, side, qty, ref_price)
+        now = self.clock_ms()
+        order = Order(
+            order_id=self._order_id(),
+            spec=spec,
+            client_order_id=client_id,
+            side=side,
+            type=order_type,
+            orig_type=order_type,
+            time_in_force=tif,
+            quantity=qty,
+            price=price,
+            reduce_only=reduce_only,
+            time=now,
+        )
+        self.orders[order.order_id] = order
+        ack = order.to_rest()
+        self._accept_and_match(order, now)
+        return ack
+
+    def _accept_and_match(self, order: Order, now: int) -> None:
+        """Announce a new order and fill what is marketable now; the rest rests (or expires: IOC/FOK/GTX)."""
+        market = self.markets[order.symbol]
+        touch = market.best_ask if order.side == "BUY" else market.best_bid
+        marketable = order.type == "MARKET" or (
+            order.price >= touch if order.side == "BUY" else order.price <= touch
+        )
+        if marketable and order.time_in_force == "GTX":
+            # A post-only order that would take liquidity is expired, not filled.
+            self.emit(order.to_event("NEW", now))
+            order.status = "EXPIRED"
+            order.update_time = now
+            self.emit(order.to_event("EXPIRED", now))
+            return
+        self.emit(order.to_event("NEW", now))
+        if marketable:
+            self._execute(order, touch, maker=False, ts=now)
+        elif order.time_in_force in ("IOC", "FOK"):
+            order.status = "EXPIRED"
+            order.update_time = now
+            self.emit(order.to_event("EXPIRED", now))
+
+    def _execute(self, order: Order, price: Decimal, maker: bool, ts: int) -> None:
+        """Fill an order's remaining quantity (reduce-only orders only what the position allows)."""
+        qty = order.remaining
+        if order.reduce_only:
+            qty = min(qty, self._reduces(order.symbol, order.side))
+        if qty > 0:
+            self._fill(order, price, qty, maker, ts)
+        if order.is_open and (order.reduce_only and self._reduces(order.symbol, order.side) == 0):
+            order.status = "EXPIRED"
+            order.update_time = ts
+            self.emit(order.to_event("EXPIRED", ts))
+        self._finish_algo_if_done(order, ts)
+
+    def _fill(self, order: Order, price: Decimal, qty: Decimal, maker: bool, ts: int) -> None:
+        spec = order.spec
+        pos = self.positions[spec.symbol]
+        signed = qty if order.side == "BUY" else -qty
+        fee = price * qty * (spec.maker_fee if maker else spec.taker_fee)
+        realized = ZERO
+        old = pos.amount
+        if old == 0 or (old > 0) == (signed > 0):
+            new_amount = old + signed
+            pos.entry_price = (abs(old) * pos.entry_price + qty * price) / abs(new_amount)
+            if pos.is_isolated:
+                pos.isolated_wallet += qty * price / pos.leverage
+            pos.amount = new_amount
+        else:
+            closed = min(qty, abs(old))
+            realized = closed * (price - pos.entry_price) * (1 if old > 0 else -1)
+            if pos.is_isolated:
+                pos.isolated_wallet -= pos.isolated_wallet * closed / abs(old)
+            new_amount = old + signed
+            if new_amount == 0:
+                pos.entry_price = ZERO
+            elif (new_amount > 0) != (old > 0):
+                pos.entry_price = price
+                if pos.is_isolated:
+                    pos.isolated_wallet += abs(new_amount) * price / pos.leverage
+            pos.amount = new_amount
+        pos.realized += realized
+        pos.fees_paid += fee
+        pos.update_time = ts
+        self.wallet += realized - fee
+        self._next_trade_id += 1
+        trade = Trade(
+            self._next_trade_id, order.order_id, spec, order.side, price, qty, fee, realized, maker, ts
+        )
+        self.trades.append(trade)
+        order.executed_qty += qty
+        order.cum_quote += qty * price
+        order.status = "FILLED" if order.remaining == 0 else "PARTIALLY_FILLED"
+        order.update_time = ts
+        self.emit(order.to_event("TRADE", ts, trade))
+        self._account_update("ORDER", [spec.symbol], ts)
+        if pos.amount == 0:
+            self._expire_reduce_only(spec.symbol, ts, keep=order.order_id)
+
+    def _expire_reduce_only(self, symbol: str, ts: int, keep: int) -> None:
+        """Binance expires resting reduce-only orders once their position is closed."""
+        for o in list(self.orders.values()):
+            if o.symbol == symbol and o.is_open and o.reduce_only and o.order_id != keep:
+                o.status = "EXPIRED"
+                o.update_time = ts
+                self.emit(o.to_event("EXPIRED", ts))
+                self._finish_algo_if_done(o, ts)
+
+    def _account_update(
+        self, reason: str, symbols: list[str], ts: int, balance_change: Decimal = ZERO
+    ) -> None:
+        self.emit(
+            {
+                "e": "ACCOUNT_UPDATE",
+                "T": ts,
+                "E": ts,
+                "a": {
+                    "m": reason,
+                    "B": [
+                        {
+                            "a": "USDT",
+                            "wb": f"{self.wallet:.8f}",
+                            "cw": f"{self.wallet - self._isolated_wallets():.8f}",
+                            "bc": f"{balance_change:.8f}",
+                        }
+                    ],
+                    "P": [self.positions[s].to_event_row(self.mark(s)) for s in symbols],
+                },
+            }
+        )
+
+    def cancel_order(self, p: Params) -> dict[str, Any]:
+        try:
+            order = self._find_order(p)
+        except BinanceApiError:
+            raise errors.unknown_order() from None
+        if not order.is_open:
+            raise errors.unknown_order()
+        now = self.clock_ms()
+        order.status = "CANCELED"
+        order.update_time = now
+        self.emit(order.to_event("CANCELED", now))
+        self._finish_algo_if_done(order, now)
+        return order.to_rest()
+
+    def modify_order(self, p: Params) -> dict[str, Any]:
+        order = self._find_order(p)
+        if not order.is_open:
+            raise errors.unknown_order()
+        if order.type != "LIMIT":
+            raise BinanceApiError(400, -4302, "Order type does not support amend.")
+        qty = params.decimal(p, "quantity", order.quantity)
+        price = params.decimal(p, "price", order.price)
+        assert qty is not None and price is not None
+        params.check_quantity(order.spec, qty)
+        params.check_price(order.spec, price)
+        if qty <= order.executed_qty:
+            raise BinanceApiError(400, -4003, "Quantity less than or equal to zero.")
+        now = self.clock_ms()
+        order.quantity, order.price, order.update_time = qty, price, now
+        self.emit(order.to_event("AMENDMENT", now))
+        market = self.markets[order.symbol]
+        touch = market.best_ask if order.side == "BUY" else market.best_bid
+        if order.price >= touch if order.side == "BUY" else order.price <= touch:
+            self._execute(order, touch, maker=False, ts=now)
+        return order.to_rest()
+
+    def query_order(self, p: Params) -> dict[str, Any]:
+        return self._find_order(p).to_rest()
+
+    def open_orders(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._optional_spec(p)
+        return [
+            o.to_rest()
+            for o in self.orders.values()
+            if o.is_open and (spec is None or o.symbol == spec.symbol)
+        ]
+
+    def all_orders(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._spec(p)
+        start = params.integer(p, "startTime", 0) or 0
+        end = params.integer(p, "endTime", 2**62) or 2**62
+        limit = min(params.integer(p, "limit", 500) or 500, 1000)
+        rows = [o for o in self.orders.values() if o.symbol == spec.symbol and start <= o.time <= end]
+        return [o.to_rest() for o in rows[-limit:]]
+
+    def user_trades(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._spec(p)
+        start = params.integer(p, "startTime", 0) or 0
+        end = params.integer(p, "endTime", 2**62) or 2**62
+        limit = min(params.integer(p, "limit", 500) or 500, 1000)
+        rows = [t for t in self.trades if t.spec.symbol == spec.symbol and start <= t.time <= end]
+        return [t.to_rest() for t in rows[-limit:]]
+
+    def cancel_all_orders(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        now = self.clock_ms()
+        for order in list(self.orders.values()):
+            if order.is_open and order.symbol == spec.symbol:
+                order.status = "CANCELED"
+                order.update_time = now
+                self.emit(order.to_event("CANCELED", now))
+                self._finish_algo_if_done(order, now)
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    def cancel_batch(self, p: Params) -> list[dict[str, Any]]:
+        import json
+
+        spec = self._spec(p)
+        raw = p.get("origClientOrderIdList") or p.get("orderIdList")
+        if not raw:
+            raise errors.mandatory_param("orderIdList")
+        try:
+            ids = json.loads(raw)
+        except ValueError:
+            raise errors.mandatory_param("origClientOrderIdList") from None
+        key = "origClientOrderId" if p.get("origClientOrderIdList") else "orderId"
+        out: list[dict[str, Any]] = []
+        for ident in ids:
+            try:
+                out.append(self.cancel_order({"symbol": spec.symbol, key: str(ident)}))
+            except BinanceApiError as e:
+                out.append(e.body())
+        return out
+
+    # --- conditional (algo) orders
+
+    def new_algo_order(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        if p.get("algoType") != "CONDITIONAL":
+            raise BinanceApiError(400, -1116, "Invalid algoType.")
+        side = params.one_of(p, "side", SIDES)
+        order_type = params.one_of(p, "type", ALGO_TYPES)
+        self._check_position_side(p)
+        working_type = params.one_of(p, "workingType", WORKING_TYPES, "CONTRACT_PRICE")
+        tif = params.one_of(p, "timeInForce", TIFS, "GTC")
+        close_position = params.boolean(p, "closePosition")
+        reduce_only = params.boolean(p, "reduceOnly")
+        trigger = params.decimal(p, "triggerPrice")
+        if trigger is None:
+            raise errors.mandatory_param("triggerPrice")
+        params.check_price(spec, trigger)
+        qty = params.decimal(p, "quantity")
+        if close_position:
+            if qty is not None or reduce_only:
+                raise BinanceApiError(400, -1106, "Parameter 'reduceOnly' sent when not required.")
+            qty = ZERO
+        else:
+            if qty is None:
+                raise errors.mandatory_param("quantity")
+            params.check_quantity(spec, qty)
+        price = ZERO
+        if not order_type.endswith("MARKET"):
+            price = params.decimal(p, "price") or ZERO
+            if price == 0:
+                raise errors.mandatory_param("price")
+            params.check_price(spec, price)
+        if qty:
+            params.check_notional(spec, qty, trigger, reduce_only)
+        client_id = p.get("clientAlgoId") or f"sim_algo_{self._next_algo_id + 1}"
+        if any(a.is_open and a.client_algo_id == client_id for a in self.algos.values()):
+            raise BinanceApiError(400, -4116, "ClientOrderId is duplicated.")
+        now = self.clock_ms()
+        self._next_algo_id += 1
+        algo = AlgoOrder(
+            algo_id=self._next_algo_id,
+            spec=spec,
+            client_algo_id=client_id,
+            side=side,
+            order_type=order_type,
+            time_in_force=tif,
+            quantity=qty,
+            price=price,
+            trigger_price=trigger,
+            working_type=working_type,
+            reduce_only=reduce_only,
+            close_position=close_position,
+            create_time=now,
+        )
+        level = self._trigger_reference(algo)
+        if touch_price(level, level, trigger, algo.triggers_upwards) is not None:
+            raise errors.immediately_trigger()
+        self.algos[algo.algo_id] = algo
+        self.emit(algo.to_event(now))
+        return algo.to_rest()
+
+    def _trigger_reference(self, algo: AlgoOrder) -> Decimal:
+        market = self.markets[algo.symbol]
+        price = market.mark if algo.working_type == "MARK_PRICE" else market.last
+        return price if price is not None else ZERO
+
+    def cancel_algo_order(self, p: Params) -> dict[str, Any]:
+        try:
+            algo = self._find_algo(p)
+        except BinanceApiError:
+            raise errors.unknown_order() from None
+        if algo.status != "NEW":
+            raise errors.unknown_order()
+        now = self.clock_ms()
+        algo.status = "CANCELED"
+        algo.update_time = now
+        self.emit(algo.to_event(now))
+        return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
+
+    def query_algo_order(self, p: Params) -> dict[str, Any]:
+        return self._find_algo(p).to_rest()
+
+    def open_algo_orders(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._optional_spec(p)
+        return [
+            a.to_rest()
+            for a in self.algos.values()
+            if a.is_open and (spec is None or a.symbol == spec.symbol)
+        ]
+
+    def all_algo_orders(self, p: Params) -> list[dict[str, Any]]:
+        spec = self._spec(p)
+        start = params.integer(p, "startTime", 0) or 0
+        end = params.integer(p, "endTime", 2**62) or 2**62
+        limit = min(params.integer(p, "limit", 500) or 500, 1000)
+        rows = [a for a in self.algos.values() if a.symbol == spec.symbol and start <= a.create_time <= end]
+        return [a.to_rest() for a in rows[-limit:]]
+
+    def cancel_all_algo_orders(self, p: Params) -> dict[str, Any]:
+        spec = self._spec(p)
+        now = self.clock_ms()
+        for algo in self.algos.values():
+            if algo.status == "NEW" and algo.symbol == spec.symbol:
+                algo.status = "CANCELED"
+                algo.update_time = now
+                self.emit(algo.to_event(now))
+        return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+    def _trigger(self, algo: AlgoOrder, touch: Decimal, ts: int) -> None:
+        spec = algo.spec
+        algo.status = "TRIGGERING"
+        algo.trigger_time = ts
+        algo.update_time = ts
+        self.emit(algo.to_event(ts))
+        qty = algo.quantity
+        room = self._reduces(algo.symbol, algo.side)
+        if algo.close_position:
+            qty = room
+        if algo.reduce_only or algo.close_position:
+            if room == 0:
+                algo.status = "EXPIRED"
+                algo.reject_reason = "Reduce Only reject"
+                self.emit(algo.to_event(ts))
+                return
+            qty = min(qty, room)
+        else:
+            try:
+                self._check_margin(spec, algo.side, qty, touch)
+            except BinanceApiError:
+                algo.status = "EXPIRED"
+                algo.reject_reason = "Margin is insufficient"
+                self.emit(algo.to_event(ts))
+                return
+        child = Order(
+            order_id=self._order_id(),
+            spec=spec,
+            client_order_id=algo.client_algo_id,
+            side=algo.side,
+            type=algo.child_type,
+            orig_type=algo.order_type,
+            time_in_force=algo.time_in_force,
+            quantity=qty,
+            price=algo.price,
+            reduce_only=algo.reduce_only or algo.close_position,
+            time=ts,
+            stop_price=algo.trigger_price,
+            working_type=algo.working_type,
+            close_position=algo.close_position,
+            algo_id=algo.algo_id,
+        )
+        self.orders[child.order_id] = child
+        algo.actual_order_id = str(child.order_id)
+        self.emit(child.to_event("NEW", ts))
+        if child.type == "MARKET":
+            # The stop fires at the touch; a market order then takes the book on the adverse side of it.
+            fill = spec.round_price_up(touch) if child.side == "BUY" else spec.round_price_down(touch)
+            self._fill(child, fill, qty, maker=False, ts=ts)
+        elif (child.side == "BUY" and child.price >= touch) or (
+            child.side == "SELL" and child.price <= touch
+        ):
+            self._fill(child, touch, qty, maker=False, ts=ts)
+        algo.status = "TRIGGERED"
+        self.emit(algo.to_event(ts))
+        self._finish_algo_if_done(child, ts)
+
+    def _finish_algo_if_done(self, order: Order, ts: int) -> None:
+        if order.algo_id is None or order.is_open:
+            return
+        algo = self.algos[order.algo_id]
+        if algo.status != "TRIGGERED":
+            return
+        algo.status = "FINISHED"
+        algo.avg_price = order.avg_price
+        algo.executed_qty = order.executed_qty
+        algo.update_time = ts
+        self.emit(algo.to_event(ts))
+
+    # --- the market moves
+
+    def on_step(self, step: Step, mark_start: Decimal, mark_end: Decimal) -> None:
+        """Fill resting limits and fire conditional orders touched by the price move of one replay step."""
+        symbol = step.symbol
+        ts = self.clock_ms()
+        hits: list[tuple[Decimal, int, Order | AlgoOrder, Decimal]] = []
+        for order in self.orders.values():
+            if order.symbol != symbol or not order.is_open or order.type != "LIMIT":
+                continue
+            touch = touch_price(step.start, step.end, order.price, up=order.side == "SELL")
+            if touch is not None:
+                hits.append((abs(touch - step.start), order.order_id, order, order.price))
+        for algo in self.algos.values():
+            if algo.symbol != symbol or algo.status != "NEW":
+                continue
+            if algo.working_type == "MARK_PRICE":
+                touch = touch_price(mark_start, mark_end, algo.trigger_price, algo.triggers_upwards)
+                distance = abs(touch - mark_start) if touch is not None else ZERO
+            else:
+                touch = touch_price(step.start, step.end, algo.trigger_price, algo.triggers_upwards)
+                distance = abs(touch - step.start) if touch is not None else ZERO
+            if touch is not None:
+                hits.append((distance, algo.algo_id, algo, touch))
+        hits.sort(key=lambda h: (h[0], h[1]))
+        for _, _, item, price in hits:
+            if isinstance(item, AlgoOrder):
+                if item.status == "NEW":
+                    self._trigger(item, price, ts)
+            elif item.is_open:
+                self._execute(item, price, maker=True, ts=ts)
+
+    def settle_funding(self, symbol: str, rate: Decimal, ts: int) -> Decimal:
+        """Pay or receive funding on an open position: longs pay shorts when the rate is positive."""
+        pos = self.positions[symbol]
+        if pos.amount == 0:
+            return ZERO
+        payment = -pos.amount * self.mark(symbol) * rate
+        self.wallet += payment
+        self.funding_total += payment
+        self._account_update("FUNDING_FEE", [symbol], ts, balance_change=payment)
+        return payment
