@@ -1,0 +1,67 @@
+"""Funding settlement in backtests: the SimulationModule books each funding payment into the account."""
+
+from decimal import Decimal
+
+import pytest
+from nautilus_trader.model.currencies import USDT
+from nautilus_trader.model.data import FundingRateUpdate
+
+from strategies.ats import AtsStrategy
+from strategies.config import AtsStrategyConfig
+from strategies.funding import FundingSettlementModule, funding_payment
+from strategies.testkit import MINUTE_NS, VENUE, Commander, CommanderConfig, make_engine, path_bars, perp
+
+T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
+BTC = perp("BTCUSDT")
+
+
+def test_funding_payment_sign() -> None:
+    assert funding_payment(0.2, 50_000, 0.0001) == pytest.approx(1.0)  # long pays a positive rate
+    assert funding_payment(-0.2, 50_000, 0.0001) == pytest.approx(-1.0)  # short receives it
+    assert funding_payment(0.2, 50_000, -0.0001) == pytest.approx(-1.0)
+
+
+def run(direction: str, rates: list[float], with_module: bool = True):
+    module = FundingSettlementModule()
+    engine = make_engine([BTC], modules=[module] if with_module else [])
+    engine.add_data(path_bars(BTC, [50_000.0] * 30, T0))
+    # a funding time every 10 minutes; the first one comes before the entry and must not be charged
+    engine.add_data(
+        [
+            FundingRateUpdate(
+                BTC.id, Decimal(str(rate)), T0 + (i * 10) * MINUTE_NS + 1, T0 + (i * 10) * MINUTE_NS + 1
+            )
+            for i, rate in enumerate(rates)
+        ]
+    )
+    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0))
+    engine.add_actor(
+        Commander(CommanderConfig(schedule=((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", direction)),)))
+    )
+    engine.add_strategy(strategy)
+    engine.run()
+    return engine, strategy, module
+
+
+@pytest.mark.parametrize(("direction", "sign"), [("long", 1), ("short", -1)])
+def test_funding_settled_into_the_account(direction: str, sign: int) -> None:
+    engine, strategy, module = run(direction, [0.01, 0.0001, -0.0003])
+    (position,) = engine.cache.positions_open()
+    qty = position.quantity.as_double()
+    expected = sign * qty * 50_000 * (0.0001 - 0.0003)  # paid; the first rate came before the entry
+    assert module.totals[str(BTC.id)] == pytest.approx(expected)
+    assert module.settlements == 2
+    account = engine.cache.account_for_venue(VENUE)
+    commissions = sum(m.as_double() for m in position.commissions())
+    assert account.balance_total(USDT).as_double() == pytest.approx(100_000 - commissions - expected)
+    # the strategy's ledger sees the same funding for the open trade
+    (rec,) = strategy.ledger()
+    assert rec["funding"] == pytest.approx(-expected)
+
+
+def test_without_the_module_nothing_is_settled() -> None:
+    engine, _, _ = run("long", [0.01, 0.01])
+    engine_off, _, _ = run("long", [0.01, 0.01], with_module=False)
+    on = engine.cache.account_for_venue(VENUE).balance_total(USDT).as_double()
+    off = engine_off.cache.account_for_venue(VENUE).balance_total(USDT).as_double()
+    assert off - on == pytest.approx(0.2 * 50_000 * 0.01)
