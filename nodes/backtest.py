@@ -162,6 +162,15 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
         # Within one bar, visit the extreme nearer the open first: a fixed O-H-L-C order would let a long's
         # take-profit fill before its stop in every bar that touches both.
         bar_adaptive_high_low_ordering=True,
+        # Nautilus's simulated exchange does not settle perpetual funding: this module does, from the
+        # catalogued funding rates, so a backtest pays and receives what Binance would have booked.
+        modules=[
+            ImportableActorConfig(
+                actor_path="strategies.funding:FundingSettlementModule",
+                config_path="strategies.funding:FundingSettlementConfig",
+                config={},
+            ),
+        ],
     )
     engine = BacktestEngineConfig(
         strategies=_strategy_configs(settings),
