@@ -17,9 +17,9 @@ def ema(s: pd.Series, n: int) -> pd.Series:
 
 def wilder_atr(df: pd.DataFrame, n: int) -> pd.Series:
     prev = df["close"].shift()
-    tr = pd.concat(
-        [df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1
-    ).max(axis=1)  # the first bar has no previous close: its TR is high - low
+    tr = pd.concat([df["high"] - df["low"], (df["high"] - prev).abs(), (df["low"] - prev).abs()], axis=1).max(
+        axis=1
+    )  # the first bar has no previous close: its TR is high - low
     return tr.ewm(alpha=1.0 / n, adjust=False).mean()
 
 
@@ -234,16 +234,29 @@ def liquidations(times: pd.Series, events: pd.DataFrame, c: FactorConfig) -> pd.
 
 
 def liquidity_from_quotes(quotes: pd.DataFrame, c: FactorConfig) -> pd.Series:
-    """L from top-of-book rows (bid, ask, bid_size, ask_size): spread and top depth parts (no impact)."""
-    mid = 0.5 * (quotes["bid"] + quotes["ask"])
-    spread = (quotes["ask"] - quotes["bid"]) / mid * 1e4
+    """L from top-of-book rows (bid, ask, bid_size, ask_size).
+
+    Spread and top-depth parts always; the impact part only when both top levels can fill the order alone
+    (a quote says nothing about the levels behind it).
+    """
+    bid, ask = quotes["bid"], quotes["ask"]
+    mid = 0.5 * (bid + ask)
+    spread = (ask - bid) / mid * 1e4
     lo, hi = mid * (1 - c.liquidity_depth_bps * 1e-4), mid * (1 + c.liquidity_depth_bps * 1e-4)
-    depth = np.where(quotes["bid"] >= lo, quotes["bid"] * quotes["bid_size"], 0.0) + np.where(
-        quotes["ask"] <= hi, quotes["ask"] * quotes["ask_size"], 0.0
-    )
+    bid_n, ask_n = bid * quotes["bid_size"], ask * quotes["ask_size"]
+    depth = np.where(bid >= lo, bid_n, 0.0) + np.where(ask <= hi, ask_n, 0.0)
+    notional = c.liquidity_notional
+    buy = (notional / (notional / ask) / mid - 1.0) * 1e4
+    sell = (1.0 - notional / (notional / bid) / mid) * 1e4
+    impact = 0.5 * (buy + sell)
+    has_impact = (ask_n >= notional) & (bid_n >= notional)
     spread_s = 100.0 * np.maximum(0.0, 1.0 - spread / c.liquidity_spread_bad_bps)
     depth_s = 100.0 * np.minimum(1.0, depth / c.liquidity_depth_good)
-    return pd.Series((spread_s + depth_s) / 2.0, index=quotes.index)
+    impact_s = 100.0 * np.maximum(0.0, 1.0 - impact / c.liquidity_impact_bad_bps)
+    return pd.Series(
+        np.where(has_impact, (spread_s + depth_s + impact_s) / 3.0, (spread_s + depth_s) / 2.0),
+        index=quotes.index,
+    )
 
 
 def liquidity_from_book(bids: pd.DataFrame, asks: pd.DataFrame, c: FactorConfig) -> float:
