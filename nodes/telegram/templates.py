@@ -30,7 +30,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "entry_filled": "✅ {symbol} {direction} 已开仓\n成交价: {price}\n数量: {quantity}",
         "TP1": "🎯 {symbol} 止盈1触达 {price}\n已平50%，止损移至保本{new_stop}",
         "TP2": "🎯 {symbol} 止盈2触达 {price}\n已平剩余50%，{total}",
-        "STOP": "🛑 {symbol} 止损触发 {price}\n{total}",
+        "STOP": "🛑 {symbol} 止损触发 {price}\n{Total}",
         "DYNAMIC_EXIT": "🔄 {symbol} 动态退出 {price}\n已平仓，{total}",
         "FLATTEN": "⏹ {symbol} 一键平仓 {price}\n已平仓，{total}",
         "BREAKEVEN": "🛡 {symbol} 止损移至保本 {new_stop}",
@@ -67,7 +67,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "entry_filled": "✅ {symbol} {direction} entry filled\nPrice: {price}\nQuantity: {quantity}",
         "TP1": "🎯 {symbol} TP1 hit at {price}\nClosed 50%, stop moved to break-even{new_stop}",
         "TP2": "🎯 {symbol} TP2 hit at {price}\nClosed the remaining 50%, {total}",
-        "STOP": "🛑 {symbol} stop hit at {price}\n{total}",
+        "STOP": "🛑 {symbol} stop hit at {price}\n{Total}",
         "DYNAMIC_EXIT": "🔄 {symbol} dynamic exit at {price}\nPosition closed, {total}",
         "FLATTEN": "⏹ {symbol} flattened at {price}\nPosition closed, {total}",
         "BREAKEVEN": "🛡 {symbol} stop moved to break-even {new_stop}",
@@ -183,11 +183,13 @@ class Renderer:
         new_stop = fmt.price(e.new_stop, e.price_precision) if e.new_stop else ""
         if e.kind == "TP1" and new_stop:
             new_stop = " " + new_stop
+        total = self._total(e.pnl_pct)
         return template.format(
             symbol=fmt.symbol(e.instrument),
             price=fmt.price(e.price, e.price_precision),
             new_stop=new_stop,
-            total=self._total(e.pnl_pct),
+            total=total,
+            Total=total[:1].upper() + total[1:],  # where it starts a line
         )
 
     def closed(self, e: PositionClosedEvent) -> str:
