@@ -130,9 +130,9 @@ class FactorConfig(NautilusConfig, frozen=True):
     # F fund-leading
     flow_window: int = 12
     flow_scale: float = 20.0  # F = 100 tanh((flow - price momentum) / flow_scale)
-    flow_price_scale: float = 1.0  # price move over the window / (ATR sqrt(n)) of this size -> tanh(1)
+    flow_price_scale: float = 3.0  # price move over the window / (ATR sqrt(n)) of this size -> tanh(1)
     flow_oi_scale_pct: float = 2.0
-    flow_frac_scale: float = 0.3  # net signed / taker volume share of this size -> tanh(1)
+    flow_frac_scale: float = 1.0  # net signed / taker volume share of this size -> tanh(1)
 
     # FactorBook
     correlation_window: int = 60

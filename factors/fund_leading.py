@@ -27,8 +27,8 @@ class FundLeadingFactor(BarFactor):
         window: int = 12,
         atr_period: int = 14,
         flow_scale: float = 20.0,
-        price_scale: float = 1.0,
-        frac_scale: float = 0.3,
+        price_scale: float = 3.0,
+        frac_scale: float = 1.0,
         oi_scale_pct: float = 2.0,
     ) -> None:
         super().__init__([window, flow_scale])
