@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
 Log = Callable[[str, str], None]  # (level, message): "info" | "warning" | "error"
 
@@ -206,7 +208,7 @@ class TelegramLink:
                 self.stats.sent += 1
                 return
             except RetryAfter as exc:
-                delay = _seconds(exc.retry_after)
+                delay = _retry_after_s(exc)
                 self._log("warning", f"Telegram 429: retrying after {delay:.1f} s")
             except BadRequest as exc:  # a NetworkError subclass, but retrying cannot fix it
                 self._give_up(item, exc)
@@ -236,7 +238,7 @@ class TelegramLink:
                 )
                 backoff = self._backoff_initial
             except RetryAfter as exc:
-                await asyncio.sleep(_seconds(exc.retry_after))
+                await asyncio.sleep(_retry_after_s(exc))
                 continue
             except TelegramError as exc:
                 self._log("warning", f"Telegram getUpdates failed ({type(exc).__name__}: {exc})")
@@ -250,5 +252,9 @@ class TelegramLink:
                     self._on_command(update.effective_chat.id, message.text)
 
 
-def _seconds(value: int | float | dt.timedelta) -> float:
+def _retry_after_s(exc: RetryAfter) -> float:
+    # PTB 22 warns on every read while retry_after migrates from int to timedelta; both are handled.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
