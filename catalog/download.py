@@ -169,9 +169,12 @@ class ProgressBar:
         self._received += nbytes
         self._draw()
 
-    def finish_file(self, status: str) -> None:
+    def finish_file(self, status: str, notable: bool = False) -> None:
+        """Count a file as done; a ``notable`` status (a warning) stays visible above a redrawn bar."""
         self.done += 1
         if self.interactive:
+            if notable:
+                self.message(f"{self._name}: {status}")
             self._draw(force=True)
         else:
             print(f"[{self.done}/{self.total_files}] {self._name}: {status}", file=self.stream, flush=True)
@@ -356,7 +359,7 @@ def download(
     warn: Callable[[str], None] | None = None,
 ) -> DownloadResult:
     """Fetch and verify every planned file; a missing or corrupt klines file stops all with an error."""
-    warn = warn or (bar.message if bar else lambda text: print(text, file=sys.stderr))
+    warn = warn or (lambda text: print(text, file=sys.stderr))
     result = DownloadResult()
     for item in files:
         if bar:
@@ -367,7 +370,7 @@ def download(
             if item.fallback:
                 if bar:
                     bar.total_files += len(item.fallback)
-                    bar.finish_file(f"not published, using {len(item.fallback)} daily files")
+                    bar.finish_file(f"not published, using {len(item.fallback)} daily file(s)")
                 fallback = _download_fallback(item, fetcher, dest, bar, warn)
                 for field_name in ("files", "fetched", "cached", "missing"):
                     getattr(result, field_name).extend(getattr(fallback, field_name))
@@ -375,9 +378,11 @@ def download(
             if not item.optional:
                 raise DownloadError(f"{item.dataset} file missing: {exc}") from None
             result.missing.append(fetcher.url(item.path))
-            warn(f"warning: {item.dataset} not available, continuing without it: {fetcher.url(item.path)}")
+            note = f"warning: {item.dataset} not available, continuing without it: {fetcher.url(item.path)}"
             if bar:
-                bar.finish_file("not available")
+                bar.finish_file(note, notable=True)
+            else:
+                warn(note)
             continue
         result.files.append(local)
         (result.fetched if fetched else result.cached).append(item.name)

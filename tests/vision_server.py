@@ -155,7 +155,7 @@ class VisionHTTPServer(ThreadingHTTPServer):
 @contextmanager
 def serve(root: Path) -> Iterator[VisionHTTPServer]:
     server = VisionHTTPServer(root)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server

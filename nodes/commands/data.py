@@ -56,7 +56,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add("--base-url", default=DEFAULT_BASE_URL, help=f"Vision mirror (default: {DEFAULT_BASE_URL})")
     add("--dest", type=Path, default=DEFAULT_DEST, help=f"download folder (default: {DEFAULT_DEST})")
     add("--timeout", type=float, default=30.0, help="seconds per HTTP request (default: 30)")
-    download.add_argument("--no-ingest", action="store_true", help="only download and verify")
+    add("--retries", type=int, default=4, help="retries per request, with doubling pauses (default: 4)")
+    add("--no-ingest", action="store_true", help="only download and verify")
     download.set_defaults(handler=run_download)
 
 
@@ -89,7 +90,7 @@ def run_download(args: argparse.Namespace) -> int:
     end = args.end or datetime.now(UTC).date() - timedelta(days=1)
     try:
         plan = plan_downloads(args.symbols, args.start, end, args.interval, datasets)
-        fetcher = Fetcher(args.base_url, timeout=args.timeout)
+        fetcher = Fetcher(args.base_url, timeout=args.timeout, retries=max(0, args.retries))
         bar = ProgressBar(len(plan))
         try:
             result = download(plan, fetcher, args.dest, bar)
