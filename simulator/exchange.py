@@ -23,12 +23,16 @@ from simulator.marketstate import SymbolMarket
 from simulator.orders import ALGO_TYPES, ZERO, AlgoOrder, Order, Position, Trade
 
 Emit = Callable[[dict[str, Any]], None]
+EmitLater = Callable[[dict[str, Any], float], None]
 Params = params.Params
 
 SIDES = frozenset({"BUY", "SELL"})
 TIFS = frozenset({"GTC", "IOC", "FOK", "GTX", "GTD"})
 WORKING_TYPES = frozenset({"CONTRACT_PRICE", "MARK_PRICE"})
 MAX_LEVERAGE = 125
+# Binance reports a triggered conditional order's TRIGGERED / FINISHED a few ms after the child order's fill
+# (see the recorded ALGO_UPDATE timestamps); the adapter relies on that gap to see the fill applied first.
+ALGO_REPORT_DELAYS_S = (0.03, 0.06)
 
 
 class Exchange:
@@ -40,12 +44,14 @@ class Exchange:
         clock_ms: Callable[[], int],
         emit: Emit,
         default_leverage: int = 20,
+        emit_later: EmitLater | None = None,
     ) -> None:
         self.specs = specs
         self.markets = markets
         self.wallet = balance
         self.clock_ms = clock_ms
         self.emit = emit
+        self.emit_later: EmitLater = emit_later or (lambda event, _delay: emit(event))
         self.dual_side = False
         self.positions = {s: Position(spec, leverage=default_leverage) for s, spec in specs.items()}
         self.orders: dict[int, Order] = {}
@@ -731,7 +737,7 @@ class Exchange:
         ):
             self._fill(child, touch, qty, maker=False, ts=ts)
         algo.status = "TRIGGERED"
-        self.emit(algo.to_event(ts))
+        self.emit_later(algo.to_event(ts), ALGO_REPORT_DELAYS_S[0])
         self._finish_algo_if_done(child, ts)
 
     def _finish_algo_if_done(self, order: Order, ts: int) -> None:
@@ -744,7 +750,7 @@ class Exchange:
         algo.avg_price = order.avg_price
         algo.executed_qty = order.executed_qty
         algo.update_time = ts
-        self.emit(algo.to_event(ts))
+        self.emit_later(algo.to_event(ts), ALGO_REPORT_DELAYS_S[1])
 
     # --- the market moves
 

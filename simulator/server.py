@@ -98,6 +98,7 @@ class BinanceSimulator:
             lambda: int(time.time() * 1000),
             self.hub.send_user,
             config.default_leverage,
+            self._send_user_later,
         )
         self.rest = RestApi(
             self.exchange,
@@ -324,6 +325,9 @@ class BinanceSimulator:
 
     def clear_faults(self) -> None:
         self.call(self.faults.clear)
+
+    def _send_user_later(self, event: dict[str, Any], delay_s: float) -> None:
+        asyncio.get_running_loop().call_later(delay_s, self.hub.send_user, event)
 
     def _drop_user_connections(self, key: str) -> None:
         conns = {c for c in self.hub.user_conns if c.listen_key == key}

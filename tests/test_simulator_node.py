@@ -1,0 +1,215 @@
+"""A Nautilus TradingNode with the unchanged Binance data and exec clients trades against the simulator.
+
+It connects (the adapter's whole start-up REST sequence and the listen-key user stream), receives replayed
+1-minute bars, buys at market, places a reduce-only stop (last price) and a reduce-only take-profit (mark
+price) on the conditional-order endpoints, and sees both fill from the replayed data.
+"""
+
+import threading
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+from nautilus_trader.adapters.binance import (
+    BinanceAccountType,
+    BinanceDataClientConfig,
+    BinanceExecClientConfig,
+    BinanceLiveDataClientFactory,
+    BinanceLiveExecClientFactory,
+)
+from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
+from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesMarginType
+from nautilus_trader.config import (
+    InstrumentProviderConfig,
+    LiveExecEngineConfig,
+    LoggingConfig,
+    StrategyConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderSide, OrderType, TriggerType
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import InstrumentId, TraderId
+from nautilus_trader.trading.strategy import Strategy
+
+from tests.simulator_support import API_KEY, API_SECRET, btc_data, running_simulator
+
+INSTRUMENT = "BTCUSDT-PERP.BINANCE"
+BAR_TYPE = f"{INSTRUMENT}-1-MINUTE-LAST-EXTERNAL"
+WINDOW_START_MS = 1_746_374_340_000  # close of the 2025-05-04 15:58 UTC bar
+
+
+class ProbeConfig(StrategyConfig, frozen=True):
+    instrument_id: str
+    bar_type: str
+    quantity: str
+    exit_offset: str  # fraction of the entry price to the stop and to the take-profit
+
+
+class Probe(Strategy):
+    """Enter on the first bar; on the fill, a stop and a take-profit for half the position each."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        super().__init__(config)
+        self.instrument_id = InstrumentId.from_str(config.instrument_id)
+        self.bar_type = BarType.from_str(config.bar_type)
+        self.bars: list[Bar] = []
+        self.fills: list[OrderFilled] = []
+        self.entry_id = None
+        self.exit_ids: dict[str, object] = {}
+        self.errors: list[str] = []
+
+    def on_start(self) -> None:
+        self.subscribe_bars(self.bar_type)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars.append(bar)
+        if self.entry_id is None:
+            instrument = self.cache.instrument(self.instrument_id)
+            order = self.order_factory.market(
+                self.instrument_id, OrderSide.BUY, instrument.make_qty(Decimal(self.config.quantity))
+            )
+            self.entry_id = order.client_order_id
+            self.submit_order(order)
+
+    def on_order_filled(self, event: OrderFilled) -> None:
+        try:
+            self.fills.append(event)
+            if event.client_order_id == self.entry_id:
+                self._place_exits(Decimal(str(event.last_px)))
+        except Exception as e:  # a live handler must not raise: it would stop the node
+            self.errors.append(repr(e))
+
+    def _place_exits(self, entry: Decimal) -> None:
+        instrument = self.cache.instrument(self.instrument_id)
+        offset = Decimal(self.config.exit_offset)
+        half = instrument.make_qty(Decimal(self.config.quantity) / 2)
+        stop = self.order_factory.stop_market(
+            self.instrument_id,
+            OrderSide.SELL,
+            half,
+            trigger_price=instrument.make_price(entry * (1 - offset)),
+            trigger_type=TriggerType.LAST_PRICE,
+            reduce_only=True,
+        )
+        take_profit = self.order_factory.market_if_touched(
+            self.instrument_id,
+            OrderSide.SELL,
+            half,
+            trigger_price=instrument.make_price(entry * (1 + offset)),
+            trigger_type=TriggerType.MARK_PRICE,
+            reduce_only=True,
+        )
+        self.exit_ids = {"stop": stop.client_order_id, "take_profit": take_profit.client_order_id}
+        self.submit_order(stop)
+        self.submit_order(take_profit)
+
+    def filled(self, name: str) -> bool:
+        wanted = self.exit_ids.get(name)
+        return any(f.client_order_id == wanted for f in self.fills)
+
+
+def _node_config(http_url: str, ws_url: str) -> TradingNodeConfig:
+    provider = InstrumentProviderConfig(load_ids=frozenset([INSTRUMENT]))
+    return TradingNodeConfig(
+        trader_id=TraderId("SIMTEST-001"),
+        logging=LoggingConfig(log_level="ERROR"),
+        exec_engine=LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=60),
+        data_clients={
+            "BINANCE": BinanceDataClientConfig(
+                api_key=API_KEY,
+                api_secret=API_SECRET,
+                account_type=BinanceAccountType.USDT_FUTURES,
+                base_url_http=http_url,
+                base_url_ws=ws_url,
+                instrument_provider=provider,
+            )
+        },
+        exec_clients={
+            "BINANCE": BinanceExecClientConfig(
+                api_key=API_KEY,
+                api_secret=API_SECRET,
+                account_type=BinanceAccountType.USDT_FUTURES,
+                base_url_http=http_url,
+                base_url_ws=ws_url,
+                base_url_ws_stream=ws_url,
+                instrument_provider=provider,
+                use_position_ids=False,
+                futures_leverages={BinanceSymbol("BTCUSDT"): 5},
+                futures_margin_types={BinanceSymbol("BTCUSDT"): BinanceFuturesMarginType.ISOLATED},
+            )
+        },
+        timeout_connection=30.0,
+        timeout_reconciliation=10.0,
+        timeout_portfolio=10.0,
+        timeout_disconnection=5.0,
+        timeout_post_stop=1.0,
+    )
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
+    # A stretch of real BTCUSDT bars that moves more than 0.1% both ways within 45 minutes of the entry.
+    data = btc_data(shared_data, bars=60, start_ms=WINDOW_START_MS)
+    with running_simulator(data, bar_seconds=0.3) as sim:
+        node = TradingNode(config=_node_config(sim.http_url, sim.ws_url))
+        node.add_data_client_factory("BINANCE", BinanceLiveDataClientFactory)
+        node.add_exec_client_factory("BINANCE", BinanceLiveExecClientFactory)
+        probe = Probe(
+            ProbeConfig(
+                instrument_id=INSTRUMENT,
+                bar_type=BAR_TYPE,
+                quantity="0.010",
+                exit_offset="0.0005",
+                oms_type="NETTING",
+            )
+        )
+        node.trader.add_strategy(probe)
+        node.build()
+        thread = threading.Thread(target=node.run, daemon=True)
+        thread.start()
+        try:
+            _wait(lambda: probe.is_running, 60, "the node to connect and start the strategy")
+            sim.play()
+            _wait(lambda: len(probe.bars) >= 1, 30, "the first replayed bar")
+            _wait(
+                lambda: probe.filled("stop") and probe.filled("take_profit"),
+                60,
+                "the stop and take-profit fills",
+            )
+        finally:
+            loop = node.get_event_loop()
+            if loop is not None and loop.is_running():
+                loop.call_soon_threadsafe(node.stop)
+            thread.join(timeout=30)
+            node.dispose()
+
+        assert not probe.errors
+        assert all(isinstance(b, BinanceBar) or isinstance(b, Bar) for b in probe.bars)
+        types = {f.client_order_id: f.order_type for f in probe.fills}
+        assert types[probe.entry_id] == OrderType.MARKET
+        stop_fill = next(f for f in probe.fills if f.client_order_id == probe.exit_ids["stop"])
+        tp_fill = next(f for f in probe.fills if f.client_order_id == probe.exit_ids["take_profit"])
+        entry_fill = next(f for f in probe.fills if f.client_order_id == probe.entry_id)
+        assert stop_fill.last_px < entry_fill.last_px < tp_fill.last_px
+        assert str(stop_fill.last_qty) == str(tp_fill.last_qty) == "0.005"
+
+        status = sim.status()
+        assert Decimal(status["positions"]["BTCUSDT"]["amount"]) == 0
+        assert status["positions"]["BTCUSDT"]["leverage"] == 5
+        assert sim.request_log.count("/fapi/v1/algoOrder", "POST") == 2
+        assert sim.request_log.count("/fapi/v1/order", "POST") == 1
+        assert sim.request_log.count("/fapi/v1/listenKey", "POST") >= 1
+        # Fees were charged on three fills: the wallet moved by PnL minus fees, not by nothing.
+        assert Decimal(status["wallet_balance"]) != Decimal(10_000)
