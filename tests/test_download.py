@@ -93,6 +93,8 @@ def test_plan_rejects_bad_requests() -> None:
         plan_downloads(["BTC/USDT"], date(2024, 1, 1), date(2024, 1, 2))
     with pytest.raises(DownloadError, match="nothing published yet"):
         plan_downloads(["BTCUSDT"], date(2024, 1, 5), date(2024, 1, 9), today=date(2024, 1, 5))
+    with pytest.raises(DownloadError, match="base URL"):
+        Fetcher("data.binance.vision")
 
 
 def test_checksum_file_must_name_the_file() -> None:
