@@ -130,6 +130,15 @@ class TelegramNotifier(Actor):
     def link(self) -> TelegramLink | None:
         return self._link
 
+    @property
+    def commands_waiting(self) -> int:
+        """Commands received but not yet run (only where the node has no running loop: see config)."""
+        return self._inbox.qsize()
+
+    @property
+    def commands_ignored(self) -> int:
+        return self._router.ignored if self._router is not None else 0
+
     # ---- events -> messages -------------------------------------------------------------------------------
 
     def _on_event(self, event: object) -> None:

@@ -1,0 +1,149 @@
+"""Control commands over real HTTP: a fake Telegram Bot API queues the trader's messages for getUpdates, the
+notifier polls them, and a real BacktestEngine runs the scripted strategy that answers on CONTROL_ENDPOINT.
+
+The engine runs in streaming chunks: between chunks the test sends commands and waits until the notifier has
+fetched them; the next chunk's first clock tick runs them on the engine's thread, as a live node's loop would.
+"""
+
+import time
+from pathlib import Path
+
+import pytest
+from nautilus_trader.backtest.engine import BacktestEngine
+
+from nodes.telegram import TelegramNotifier, TelegramNotifierConfig
+from tests.fake_telegram import FakeTelegram
+from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
+
+TOKEN = "777001:AAH-commands-test-secret"
+TRADER = 1001
+STRANGER = 666
+
+
+class Session:
+    """One engine, one notifier, one fake Telegram; ``send`` runs the engine until the commands have acted."""
+
+    def __init__(self, tg: FakeTelegram, shared_data: Path) -> None:
+        self.tg = tg
+        instrument, self.bars = load_bars(shared_data, rows=240)
+        self.strategy = ScriptedStrategy(ScriptedConfig(instrument_id=str(instrument.id)))
+        self.notifier = TelegramNotifier(TelegramNotifierConfig(
+            component_id="TelegramCommands", mode="live", language="en", base_url=tg.base_url,
+            events={"signal": "off", "entry_filled": "off", "node_started": "off", "node_stopped": "off"},
+            poll_timeout_s=1, command_drain_interval_s=60.0, backoff_initial_s=0.05, request_timeout_s=2.0,
+        ))
+        self.engine: BacktestEngine = make_engine(instrument, self.bars[:1])
+        self.engine.clear_data()
+        add(self.engine, self.strategy, self.notifier)
+        self.done = 0  # bars fed so far
+
+    def run_to(self, bar_count: int) -> None:
+        self.engine.clear_data()
+        self.engine.add_data(self.bars[self.done:bar_count])
+        self.engine.run(streaming=True)
+        self.done = bar_count
+
+    def send(self, *messages: tuple[int, str]) -> None:
+        """The trader (or a stranger) types; one more bar of trading lets the notifier act on it."""
+        for chat_id, text in messages:
+            self.tg.push_message(chat_id, text)
+        deadline = time.monotonic() + 10
+        while self.notifier.commands_waiting < len(messages):
+            assert time.monotonic() < deadline, "the notifier did not fetch the commands"
+            time.sleep(0.02)
+        self.run_to(self.done + 1)
+
+    def replies(self, count: int) -> list[str]:
+        """The last ``count`` messages the trader got, once they have arrived."""
+        self.notifier.link.flush(10)
+        return self.tg.texts(TRADER)[-count:]
+
+    def position_open(self) -> bool:
+        return bool(self.strategy.cache.positions_open())
+
+    def close(self) -> None:
+        self.engine.end()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def session(shared_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{TRADER},2002")
+    with FakeTelegram(TOKEN) as tg:
+        s = Session(tg, shared_data)
+        yield s
+        s.close()
+
+
+def test_commands_from_chats_not_on_the_allow_list_do_nothing(session: Session) -> None:
+    session.run_to(31)  # the first trade is open (entered at bar 30)
+    assert session.position_open()
+    session.send((STRANGER, "/flatten"), (STRANGER, "/flatten confirm"), (STRANGER, "/pause"))
+    session.run_to(36)
+    assert session.position_open()
+    assert not session.strategy.requests and not session.strategy.paused
+    assert session.notifier.commands_ignored == 3
+    session.notifier.link.flush(10)
+    assert session.tg.texts(STRANGER) == []  # not even an answer
+
+
+def test_status_positions_balance_daily(session: Session) -> None:
+    session.run_to(31)
+    session.send((TRADER, "/status"))
+    assert session.replies(1) == [
+        "📋 Status (backtest)\n"
+        "New entries: active\n"
+        "Equity: 9998.59 USDT\n"
+        "Today's PnL: +0.00 USDT\n"
+        "\n"
+        "📂 Positions (1)\n"
+        "• NEARUSDT LONG 1000 @ $2.826\n"
+        "  Stop $2.815 · TP1 $2.837 · TP2 $2.849 · Unrealized +0.00 USDT"
+    ]
+    session.send((TRADER, "/balance"), (TRADER, "/daily@ats_bot"), (TRADER, "/positions"))
+    balance, daily, positions = session.replies(3)
+    assert balance.startswith("💰 Balance\nTotal: 9998.59 USDT\nFree: ")
+    assert daily == (
+        "📅 Today \nRealized: +0.00 USDT\nUnrealized: +0.00 USDT\nTotal: +0.00 USDT\n"
+        "Loss limit: 1000000000.00 USDT\nTrades: 1"
+    )
+    assert positions.startswith("📂 Positions (1)\n• NEARUSDT LONG 1000 @ $2.826")
+    assert [r.command for r in session.strategy.requests] == ["status", "balance", "daily", "positions"]
+    assert {r.source for r in session.strategy.requests} == {f"telegram:{TRADER}"}
+
+
+def test_pause_stops_new_entries_and_resume_restarts_them(session: Session) -> None:
+    session.run_to(50)  # first trade opened at 30 and stopped out at 37
+    session.send((TRADER, "/pause"))
+    assert session.replies(1) == ["⏸ New entries paused (open positions are still managed)"]
+    entries = session.strategy.entries
+    session.run_to(100)  # bars 60 and 90 would have entered
+    assert session.strategy.entries == entries
+    session.send((TRADER, "/signal NEARUSDT short"))
+    assert "🚫 Manual signal refused: paused" in session.replies(2)
+    assert session.strategy.entries == entries
+    session.send((TRADER, "/resume"))
+    assert session.replies(1) == ["▶️ New entries resumed"]
+    session.send((TRADER, "/signal nearusdt long"))
+    assert session.replies(1) == ["📨 Manual signal accepted: NEARUSDT LONG"]
+    assert session.strategy.entries == entries + 1
+    assert session.position_open()
+
+
+def test_flatten_asks_for_confirmation_then_closes_everything(session: Session) -> None:
+    session.run_to(31)
+    session.send((TRADER, "/flatten"))
+    assert session.replies(1) == [
+        "⚠️ This closes ALL positions and cancels their orders.\nSend /flatten confirm within 60 s to proceed"
+    ]
+    session.run_to(33)
+    assert session.position_open() and not session.strategy.requests  # nothing happens without the confirm
+    session.send((TRADER, "/flatten confirm"))
+    assert not session.position_open()
+    assert [r.command for r in session.strategy.requests] == ["flatten"]
+    replies = session.replies(3)
+    assert "⏹ Closed 1 positions (NEARUSDT), cancelled 0 orders" in replies
+    assert any(text.startswith("⏹ NEARUSDT flattened at $") for text in replies)  # the event, too
+    session.send((TRADER, "/flatten confirm"))  # a second confirm has nothing to confirm
+    assert session.replies(1) == ["⌛ Nothing to confirm: send /flatten first"]
