@@ -1,0 +1,58 @@
+"""Start, run and stop live nodes: the trading node and the one-shot flatten node."""
+
+import asyncio
+import time
+
+import msgspec
+from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.live.node import TradingNode
+
+from nodes.live import LiveSettings, build_node, build_node_config, credentials
+from nodes.preflight import preflight
+
+
+def run_live_node(settings: LiveSettings) -> int:
+    """Run until Ctrl-C. Stopping leaves positions and their exchange-side stops in place."""
+    keys = credentials(settings.mode)  # a missing key fails here, before anything connects
+    asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
+    node = build_node(build_node_config(settings), paper=settings.mode == "paper")
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.stop()
+        node.dispose()
+    return 0
+
+
+async def _run_until_flat(node: TradingNode, timeout_s: float) -> bool:
+    runner = asyncio.ensure_future(node.run_async())
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not runner.done():
+            strategies = node.trader.strategies()
+            if strategies and strategies[0].is_flat():
+                return True
+            await asyncio.sleep(0.2)
+        return False
+    finally:
+        await node.stop_async()
+        runner.cancel()
+
+
+def flatten_account(settings: LiveSettings, timeout_s: float = 60.0) -> bool:
+    """Close every position and cancel every order; True once the account is flat within the timeout."""
+    keys = credentials(settings.mode)
+    asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
+    config = build_node_config(settings)
+    flattener = ImportableStrategyConfig(
+        strategy_path="nodes.flatten:Flattener",
+        config_path="nodes.flatten:FlattenConfig",
+        config={"instrument_ids": list(config.strategies[0].config["instrument_ids"])},
+    )
+    node = build_node(msgspec.structs.replace(config, strategies=[flattener], actors=[]), paper=False)
+    try:
+        return node.get_event_loop().run_until_complete(_run_until_flat(node, timeout_s))
+    finally:
+        node.dispose()
