@@ -4,5 +4,7 @@
 def clear_errors() -> tuple[type[BaseException], ...]:
     """Error types whose message already tells the trader what to do (printed without a traceback)."""
     from nodes.backtest import CatalogMissingDataError
+    from nodes.live import MissingCredentialsError
+    from nodes.preflight import PreflightError
 
-    return (CatalogMissingDataError,)
+    return (CatalogMissingDataError, MissingCredentialsError, PreflightError)
