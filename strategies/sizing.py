@@ -57,13 +57,15 @@ def position_size(
     max_notional: Decimal = Decimal("10000"),
     max_leverage: int = 10,
     fee_rate: Decimal = Decimal("0.0005"),
+    slippage: Decimal = Decimal("0.005"),
 ) -> SizeDecision:
     """Quantity that loses ``risk_fraction`` of equity at the stop, capped and checked against the balance.
 
     Caps, in order: the per-position notional cap; equity x leverage (the position's leverage against the
     whole account never exceeds the trade's leverage, itself <= ``max_leverage``); the instrument's max
     quantity. Refused when below the minimum quantity / notional, or when the isolated margin plus the entry
-    fee does not fit in the free balance.
+    fee does not fit in the free balance. The caps leave ``slippage`` of room: the market entry fills near, not
+    at, the reference price, and the filled position must still be within them.
     """
     leverage = min(leverage, max_leverage)
 
@@ -79,7 +81,8 @@ def position_size(
     if distance <= 0:
         return refuse("stop distance is zero")
     qty = equity * risk_fraction / distance
-    qty = min(qty, max_notional / entry, equity * leverage / entry)
+    worst = entry * (1 + slippage)
+    qty = min(qty, max_notional / worst, equity * leverage / worst)
     if filters.max_qty is not None:
         qty = min(qty, filters.max_qty)
     qty = round_to_step(qty, filters.step)

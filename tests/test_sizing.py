@@ -43,7 +43,12 @@ def test_risk_one_percent_over_stop_distance() -> None:
 def test_notional_cap_and_leverage_cap() -> None:
     # wide equity: risk sizing wants 50 BTC, the 10,000 USDT cap allows 0.2
     d = position_size(D("1000000"), D("1000000"), D("50000"), D("49000"), 5, BTC)
-    assert d.quantity == D("0.200") and d.notional <= D("10000")
+    assert d.quantity == D("0.199") and d.notional <= D("10000")
+    # the cap leaves room for the fill to slip 0.5 % above the reference price
+    assert d.quantity * D("50000") * D("1.005") <= D("10000")
+    assert position_size(
+        D("1000000"), D("1000000"), D("50000"), D("49000"), 5, BTC, slippage=D(0)
+    ).quantity == D("0.200")
     # tight stop on a small account: equity x leverage caps the notional
     small = position_size(
         D("1000"), D("1000"), D("100"), D("99.9"), 2, InstrumentFilters(D("0.1"), D("0.1"), D(5))
