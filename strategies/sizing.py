@@ -64,8 +64,8 @@ def position_size(
     Caps, in order: the per-position notional cap; equity x leverage (the position's leverage against the
     whole account never exceeds the trade's leverage, itself <= ``max_leverage``); the instrument's max
     quantity. Refused when below the minimum quantity / notional, or when the isolated margin plus the entry
-    fee does not fit in the free balance. The caps leave ``slippage`` of room: the market entry fills near, not
-    at, the reference price, and the filled position must still be within them.
+    fee does not fit in the free balance. The caps leave ``slippage`` of room: the market entry fills near,
+    not at, the reference price, and the filled position must still be within them.
     """
     leverage = min(leverage, max_leverage)
 
