@@ -170,6 +170,7 @@ class SymbolMarket:
             "A": q,
             "T": ts,
             "E": ts,
+            "ps": self.spec.symbol,
         }
 
     def depth_update(self) -> dict[str, Any]:
@@ -188,6 +189,7 @@ class SymbolMarket:
             "E": ts,
             "T": ts,
             "s": self.spec.symbol,
+            "ps": self.spec.symbol,
             "U": self.prev_update_id + 1,
             "u": self.update_id,
             "pu": self.prev_update_id,
