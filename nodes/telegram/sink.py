@@ -24,7 +24,9 @@ class FileSink:
     def write(self, message: RenderedMessage) -> None:
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("w", encoding="utf-8")
+            # Line-buffered: a BacktestNode run with dispose_on_completion=False never disposes the actor,
+            # and the report reads the file right after the run.
+            self._file = self.path.open("w", encoding="utf-8", buffering=1)
         self._file.write(json.dumps(asdict(message), ensure_ascii=False) + "\n")
 
     def close(self) -> None:
