@@ -485,6 +485,8 @@ class AtsStrategy(Strategy):
         trade = self._trades.get(instrument_id)
         if trade is None or kind != TAG_SL or why == "canceled" and order.client_order_id != trade.stop_id:
             return
+        if why == "canceled" and trade.exit_intent:
+            return  # our own flatten / dynamic exit is closing the position
         if order.client_order_id == trade.stop_id:
             # The working stop is gone (rejected, e.g. already through the price, or canceled by someone):
             # never leave the position unprotected, close it.
