@@ -16,7 +16,9 @@ from benchmarks.table import Row, format_table
 
 def discover() -> list[str]:
     return sorted(
-        m.name.removeprefix("bench_") for m in pkgutil.iter_modules(benchmarks.__path__) if m.name.startswith("bench_")
+        m.name.removeprefix("bench_")
+        for m in pkgutil.iter_modules(benchmarks.__path__)
+        if m.name.startswith("bench_")
     )
 
 

@@ -15,9 +15,7 @@ class Row:
 
 def format_table(rows: list[Row]) -> str:
     header = ("benchmark", "metric", "value", "target", "baseline", "note")
-    cells = [header] + [
-        (r.benchmark, r.metric, _fmt(r.value), r.target, r.baseline, r.note) for r in rows
-    ]
+    cells = [header] + [(r.benchmark, r.metric, _fmt(r.value), r.target, r.baseline, r.note) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -31,8 +31,17 @@ from catalog.types import OpenInterest
 
 MS = 1_000_000  # ns per ms
 _BAR_SPEC = {
-    "1m": "1-MINUTE", "3m": "3-MINUTE", "5m": "5-MINUTE", "15m": "15-MINUTE", "30m": "30-MINUTE",
-    "1h": "1-HOUR", "2h": "2-HOUR", "4h": "4-HOUR", "6h": "6-HOUR", "8h": "8-HOUR", "12h": "12-HOUR",
+    "1m": "1-MINUTE",
+    "3m": "3-MINUTE",
+    "5m": "5-MINUTE",
+    "15m": "15-MINUTE",
+    "30m": "30-MINUTE",
+    "1h": "1-HOUR",
+    "2h": "2-HOUR",
+    "4h": "4-HOUR",
+    "6h": "6-HOUR",
+    "8h": "8-HOUR",
+    "12h": "12-HOUR",
     "1d": "1-DAY",
 }
 
@@ -43,7 +52,7 @@ def bar_type_for(instrument_id: InstrumentId, interval: str, price: str = "LAST"
 
 
 def interval_of_spec(bar_spec: str) -> str:
-    """"1-MINUTE" -> "1m"."""
+    """ "1-MINUTE" -> "1m"."""
     for interval, spec in _BAR_SPEC.items():
         if spec == bar_spec:
             return interval
@@ -57,7 +66,9 @@ def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.nda
     return ((open_ms + INTERVALS_MS[data_file.interval]) * MS).astype(np.uint64)
 
 
-def _plain_bars(bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray) -> list[Bar]:
+def _plain_bars(
+    bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray
+) -> list[Bar]:
     # Nautilus wants writable buffers; pandas 3 hands out read-only views, hence the copies.
     arrays = [np.array(frame[k], dtype=np.float64) for k in ("open", "high", "low", "close")]
     volume = np.array(frame["volume"], dtype=np.float64) if "volume" in frame else np.zeros(len(frame))
@@ -72,15 +83,31 @@ def _binance_bars(
 ) -> list[BinanceBar]:
     price_prec, size_prec = instrument.price_precision, instrument.size_precision
     names = (
-        "open", "high", "low", "close", "volume", "quote_volume", "count", "taker_buy_volume",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "quote_volume",
+        "count",
+        "taker_buy_volume",
         "taker_buy_quote_volume",
     )
     columns = zip(*(frame[name].tolist() for name in names), ts.tolist(), strict=True)
     return [
         BinanceBar(
             bar_type,
-            Price(o, price_prec), Price(h, price_prec), Price(low, price_prec), Price(c, price_prec),
-            Quantity(v, size_prec), Decimal(repr(qv)), int(n), Decimal(repr(tbv)), Decimal(repr(tbqv)), t, t,
+            Price(o, price_prec),
+            Price(h, price_prec),
+            Price(low, price_prec),
+            Price(c, price_prec),
+            Quantity(v, size_prec),
+            Decimal(repr(qv)),
+            int(n),
+            Decimal(repr(tbv)),
+            Decimal(repr(tbqv)),
+            t,
+            t,
         )
         for o, h, low, c, v, qv, n, tbv, tbqv, t in columns
     ]
@@ -95,7 +122,9 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         check_ohlc(path, frame)
         bad = np.flatnonzero(frame["taker_buy_volume"].to_numpy() > frame["volume"].to_numpy() * (1 + 1e-9))
         if bad.size:
-            raise CatalogInputError(path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"])
+            raise CatalogInputError(
+                path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"]
+            )
         ts = _bars_ts_ns(data_file, frame, "open_time")
         return _binance_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
     if kind is FileKind.OHLCV:
@@ -140,7 +169,9 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         return [
             OpenInterest(int(t), int(t), instrument.id, float(oi), float(oiv))
             for t, oi, oiv in zip(
-                ts_ns.tolist(), frame["sum_open_interest"].tolist(), frame["sum_open_interest_value"].tolist(),
+                ts_ns.tolist(),
+                frame["sum_open_interest"].tolist(),
+                frame["sum_open_interest_value"].tolist(),
                 strict=True,
             )
         ]

@@ -19,20 +19,45 @@ import pandas as pd
 from catalog.errors import CatalogInputError
 
 KLINE_COLUMNS = [
-    "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-    "taker_buy_volume", "taker_buy_quote_volume", "ignore",
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "ignore",
 ]
 OHLCV_COLUMNS = ["open_time_ms", "open", "high", "low", "close", "volume"]
 MARK_COLUMNS = ["open_time_ms", "open", "high", "low", "close"]
 FUNDING_COLUMNS = ["funding_time_ms", "funding_rate"]
 VISION_FUNDING_COLUMNS = ["calc_time", "funding_interval_hours", "last_funding_rate"]
 METRICS_COLUMNS = [
-    "create_time", "symbol", "sum_open_interest", "sum_open_interest_value", "count_toptrader_long_short_ratio",
-    "sum_toptrader_long_short_ratio", "count_long_short_ratio", "sum_taker_long_short_vol_ratio",
+    "create_time",
+    "symbol",
+    "sum_open_interest",
+    "sum_open_interest_value",
+    "count_toptrader_long_short_ratio",
+    "sum_toptrader_long_short_ratio",
+    "count_long_short_ratio",
+    "sum_taker_long_short_vol_ratio",
 ]
 INTERVALS_MS = {
-    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
-    "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
     "1d": 86_400_000,
 }
 
@@ -80,7 +105,9 @@ def identify(path: Path) -> DataFile:
             continue
         interval = match.groupdict().get("interval")
         if interval is not None and interval not in INTERVALS_MS:
-            raise CatalogInputError(path, f"unknown kline interval {interval!r} (known: {', '.join(INTERVALS_MS)})")
+            raise CatalogInputError(
+                path, f"unknown kline interval {interval!r} (known: {', '.join(INTERVALS_MS)})"
+            )
         if kind is None:
             kind = FileKind.MARK_KLINES if "markPrice" in str(path.parent) else FileKind.KLINES
         return DataFile(path, kind, match["symbol"], interval)
@@ -124,7 +151,9 @@ def _first_bad_line(path: Path, text: str, expected_columns: int, header: bool) 
             continue
         fields = line.count(",") + 1
         if fields != expected_columns:
-            raise CatalogInputError(path, f"expected {expected_columns} comma-separated fields, found {fields}", number)
+            raise CatalogInputError(
+                path, f"expected {expected_columns} comma-separated fields, found {fields}", number
+            )
 
 
 def read_table(path: Path, columns: list[str], text: str | None = None) -> pd.DataFrame:

@@ -25,7 +25,9 @@ DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
 @dataclass
 class IngestReport:
     files: list[DataFile] = field(default_factory=list)
-    series: dict[str, int] = field(default_factory=dict)  # "Bar BTCUSDT-PERP...-1-MINUTE-..." -> rows in catalog
+    series: dict[str, int] = field(
+        default_factory=dict
+    )  # "Bar BTCUSDT-PERP...-1-MINUTE-..." -> rows in catalog
     objects_read: int = 0
 
 
@@ -61,7 +63,9 @@ def ingest(
     """Read, validate and convert every file, then write all of it; on any error the catalog is untouched."""
     data_paths, info_paths = expand(paths)
     if not data_paths and not info_paths:
-        raise CatalogInputError(paths, "no Binance data files found (expected e.g. BTCUSDT-1m-2024-01.csv.gz)")
+        raise CatalogInputError(
+            paths, "no Binance data files found (expected e.g. BTCUSDT-1m-2024-01.csv.gz)"
+        )
     instruments: dict[str, CryptoPerpetual] = {}
     for info_path in info_paths:
         for instrument in load_exchange_info(info_path):

@@ -136,7 +136,9 @@ def filters_from_exchange_info(symbol_info: dict[str, Any]) -> SymbolFilters:
             maint_margin=str(Decimal(symbol_info.get("maintMarginPercent", "2.5")) / 100),
         )
     except KeyError as exc:
-        raise ValueError(f"exchangeInfo entry for {symbol_info.get('symbol')} lacks filter field {exc}") from exc
+        raise ValueError(
+            f"exchangeInfo entry for {symbol_info.get('symbol')} lacks filter field {exc}"
+        ) from exc
 
 
 def parse_exchange_info(data: dict[str, Any]) -> list[CryptoPerpetual]:

@@ -32,8 +32,10 @@ def _existing(catalog: ParquetDataCatalog, cls: type, identifier: str) -> list:
     if not Path(catalog._make_path(data_cls=cls, identifier=identifier)).exists():
         return []
     # Custom data types come back wrapped in CustomData: unwrap so old and new rows are the same type.
-    return [getattr(obj, "data", obj) if isinstance(obj, CustomData) else obj
-            for obj in catalog.query(cls, identifiers=[identifier])]
+    return [
+        getattr(obj, "data", obj) if isinstance(obj, CustomData) else obj
+        for obj in catalog.query(cls, identifiers=[identifier])
+    ]
 
 
 def _merge(old: list, new: list) -> list:

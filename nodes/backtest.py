@@ -79,13 +79,12 @@ def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] |
         return
     sources = [s for s in settings.sources if s.is_dir()]
     if sources:
-        files = [
-            p for s in sources for p in s.rglob("*")
-            if p.is_file() and p.name.split("-")[0] in missing
-        ]
+        files = [p for s in sources for p in s.rglob("*") if p.is_file() and p.name.split("-")[0] in missing]
         if files:
             if progress:
-                progress(f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files")
+                progress(
+                    f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files"
+                )
             ingest(files, settings.catalog, progress)
             missing = _missing_symbols(settings)
     if missing:
@@ -144,12 +143,18 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
                 end_time=end,
             ),
         )
-        for cls, folder in ((FundingRateUpdate, "funding_rate_update"), (MarkPriceUpdate, "mark_price_update")):
+        for cls, folder in (
+            (FundingRateUpdate, "funding_rate_update"),
+            (MarkPriceUpdate, "mark_price_update"),
+        ):
             if (catalog_dir / "data" / folder / instrument_id.value).is_dir():
                 data.append(
                     BacktestDataConfig(
-                        catalog_path=str(catalog_dir), data_cls=cls, instrument_id=instrument_id,
-                        start_time=start, end_time=end,
+                        catalog_path=str(catalog_dir),
+                        data_cls=cls,
+                        instrument_id=instrument_id,
+                        start_time=start,
+                        end_time=end,
                     ),
                 )
     venue = BacktestVenueConfig(
@@ -178,11 +183,17 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
         logging=LoggingConfig(log_level=settings.log_level),
     )
     return BacktestRunConfig(
-        engine=engine, venues=[venue], data=data, raise_exception=True, dispose_on_completion=False,
+        engine=engine,
+        venues=[venue],
+        data=data,
+        raise_exception=True,
+        dispose_on_completion=False,
     )
 
 
-def run_backtest(settings: BacktestSettings, progress: Callable[[str], None] | None = None) -> BacktestOutcome:
+def run_backtest(
+    settings: BacktestSettings, progress: Callable[[str], None] | None = None
+) -> BacktestOutcome:
     ensure_catalog(settings, progress)
     run_config = build_run_config(settings)
     node = BacktestNode(configs=[run_config])

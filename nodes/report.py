@@ -37,7 +37,9 @@ def strategy_ledger(outcome: BacktestOutcome) -> tuple[list[dict[str, Any]], dic
     strategies = outcome.engine.trader.strategies()
     if strategies and all(hasattr(s, "ledger") for s in strategies):
         trades = [t for s in strategies for t in s.ledger()]
-        counters = strategies[0].counters() if len(strategies) == 1 and hasattr(strategies[0], "counters") else None
+        counters = (
+            strategies[0].counters() if len(strategies) == 1 and hasattr(strategies[0], "counters") else None
+        )
         return trades, counters
     return ledger_from_positions(outcome.positions), None
 
@@ -82,10 +84,16 @@ def run_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
         ("period", f"{settings.start} -> {settings.end}"),
         ("symbols", f"{len(settings.symbols)} ({settings.bar_spec} bars)"),
         ("data points replayed", f"{outcome.data_points:,}"),
-        ("wall time", f"{outcome.wall_seconds:.1f} s ({outcome.data_points / max(outcome.wall_seconds, 1e-9):,.0f}/s)"),
+        (
+            "wall time",
+            f"{outcome.wall_seconds:.1f} s ({outcome.data_points / max(outcome.wall_seconds, 1e-9):,.0f}/s)",
+        ),
         ("orders filled", f"{len(outcome.fills):,}"),
         ("starting balance", f"{settings.starting_balance:,.2f} USDT"),
-        ("final balance", f"{equity_curve(outcome).iloc[-1]:,.2f} USDT" if not outcome.account.empty else "-"),
+        (
+            "final balance",
+            f"{equity_curve(outcome).iloc[-1]:,.2f} USDT" if not outcome.account.empty else "-",
+        ),
     ]
 
 

@@ -21,7 +21,7 @@ symbols = ["ETHUSDT", "LTCUSDT"]
 bar = "1-MINUTE"
 start = "2025-05-10"
 end = "2025-05-12"
-report_dir = "{tmp_path / 'reports'}"
+report_dir = "{tmp_path / "reports"}"
 
 [venue]
 starting_balance = 10000
@@ -44,7 +44,9 @@ def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("catalog")
 
 
-def test_backtest_runs_twice_with_identical_results(shared_data: Path, tmp_path: Path, catalog_dir: Path) -> None:
+def test_backtest_runs_twice_with_identical_results(
+    shared_data: Path, tmp_path: Path, catalog_dir: Path
+) -> None:
     settings = load_backtest_settings(_config(tmp_path, shared_data, catalog_dir))
     first = run_backtest(settings)
     second = run_backtest(settings)
@@ -52,7 +54,16 @@ def test_backtest_runs_twice_with_identical_results(shared_data: Path, tmp_path:
     assert first.data_points == second.data_points == 2 * (2 * 24 * 60 + 1) + 2 * 2 * (6 + 1)
     assert len(first.positions) > 100
     assert len(first.fills) >= 2 * len(first.positions) - 2
-    columns = ["instrument_id", "entry", "side", "quantity", "avg_px_open", "avg_px_close", "realized_pnl", "ts_closed"]
+    columns = [
+        "instrument_id",
+        "entry",
+        "side",
+        "quantity",
+        "avg_px_open",
+        "avg_px_close",
+        "realized_pnl",
+        "ts_closed",
+    ]
     pd.testing.assert_frame_equal(
         first.positions[columns].reset_index(drop=True), second.positions[columns].reset_index(drop=True)
     )
@@ -65,5 +76,8 @@ def test_empty_catalog_without_sources_says_what_to_run(shared_data: Path, tmp_p
     with pytest.raises(CatalogMissingDataError) as info:
         run_backtest(settings)
     message = str(info.value)
-    assert "uv run ats data download ETHUSDT LTCUSDT --start 2025-05-10 --end 2025-05-12 --interval 1m" in message
+    assert (
+        "uv run ats data download ETHUSDT LTCUSDT --start 2025-05-10 --end 2025-05-12 --interval 1m"
+        in message
+    )
     assert "uv run ats data ingest" in message

@@ -25,7 +25,8 @@ def _tree_digest(folder: Path) -> dict[str, str]:
         return {}
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -57,10 +58,24 @@ def test_vision_klines_keep_taker_buy_volume_and_values(shared_data: Path, tmp_p
     ("folder", "name", "bar_type", "interval_ms"),
     [
         ("ohlcv_2025-03_2025-06", "BTCUSDT-1m.csv.gz", "BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL", 60_000),
-        ("ohlcv_2025-03_2025-06", "SOLUSDT-5m.csv.gz", "SOLUSDT-PERP.BINANCE-5-MINUTE-LAST-EXTERNAL", 300_000),
-        ("ohlcv_2023-01_2024-05", "ETHUSDT-15m.csv.gz", "ETHUSDT-PERP.BINANCE-15-MINUTE-LAST-EXTERNAL", 900_000),
-        ("ohlcv_2023-01_2024-05", "1000PEPEUSDT-1h.csv.gz", "1000PEPEUSDT-PERP.BINANCE-1-HOUR-LAST-EXTERNAL",
-         3_600_000),
+        (
+            "ohlcv_2025-03_2025-06",
+            "SOLUSDT-5m.csv.gz",
+            "SOLUSDT-PERP.BINANCE-5-MINUTE-LAST-EXTERNAL",
+            300_000,
+        ),
+        (
+            "ohlcv_2023-01_2024-05",
+            "ETHUSDT-15m.csv.gz",
+            "ETHUSDT-PERP.BINANCE-15-MINUTE-LAST-EXTERNAL",
+            900_000,
+        ),
+        (
+            "ohlcv_2023-01_2024-05",
+            "1000PEPEUSDT-1h.csv.gz",
+            "1000PEPEUSDT-PERP.BINANCE-1-HOUR-LAST-EXTERNAL",
+            3_600_000,
+        ),
         ("ohlcv_2021-11_xrp", "XRPUSDT-5m.csv.gz", "XRPUSDT-PERP.BINANCE-5-MINUTE-LAST-EXTERNAL", 300_000),
     ],
 )
@@ -170,9 +185,17 @@ def _broken_copy(shared_data: Path, tmp_path: Path, edit_line: int, new_text: st
 @pytest.mark.parametrize(
     ("line", "text", "expected"),
     [
-        (500, "1675239480000,0.2551,0.2552,abc,0.2551,1,1675239539999,1,1,1,1,0", "line 500: column 'low': 'abc'"),
+        (
+            500,
+            "1675239480000,0.2551,0.2552,abc,0.2551,1,1675239539999,1,1,1,1,0",
+            "line 500: column 'low': 'abc'",
+        ),
         (9, "1675209960000,0.2551,0.2552", "line 9: expected 12 comma-separated fields, found 3"),
-        (30, "1675211280000,0.2551,0.2500,0.2552,0.2551,1,1675211339999,1,1,1,1,0", "line 30: impossible candle"),
+        (
+            30,
+            "1675211280000,0.2551,0.2500,0.2552,0.2551,1,1675211339999,1,1,1,1,0",
+            "line 30: impossible candle",
+        ),
     ],
 )
 def test_corrupt_csv_names_file_and_line_and_leaves_catalog(
@@ -203,11 +226,16 @@ def test_cli_errors_are_clear_and_change_nothing(
     unknown = tmp_path / "FOOUSDT-1h.csv.gz"
     shutil.copy(shared_data / "ohlcv_2025-03_2025-06" / "LTCUSDT-1h.csv.gz", unknown)
     cases = [
-        (["data", "ingest", str(tmp_path / "nope.csv"), "--catalog", str(catalog_dir)], "no such file or folder"),
+        (
+            ["data", "ingest", str(tmp_path / "nope.csv"), "--catalog", str(catalog_dir)],
+            "no such file or folder",
+        ),
         (["data", "ingest", str(unknown), "--catalog", str(catalog_dir)], "unknown symbol 'FOOUSDT'"),
     ]
     broken_config = tmp_path / "broken.toml"
-    broken_config.write_text("[backtest]\nsymbols = ['BTCUSDT']\n[venue]\nstarting_balance = -5\n[strategy]\n")
+    broken_config.write_text(
+        "[backtest]\nsymbols = ['BTCUSDT']\n[venue]\nstarting_balance = -5\n[strategy]\n"
+    )
     cases.append((["backtest", str(broken_config)], "starting_balance must be positive"))
     not_toml = tmp_path / "not.toml"
     not_toml.write_text("[backtest\n")

@@ -9,12 +9,20 @@ from nodes.trade_stats import by_exit_reason, max_drawdown_pct, per_symbol, shar
 
 
 def _trade(symbol: str, pnl: float, reason: str = "STOP", hours: float = 1.0) -> dict:
-    return {"instrument": f"{symbol}-PERP.BINANCE", "realized_pnl": pnl, "exit_reason": reason,
-            "duration_s": hours * 3600}
+    return {
+        "instrument": f"{symbol}-PERP.BINANCE",
+        "realized_pnl": pnl,
+        "exit_reason": reason,
+        "duration_s": hours * 3600,
+    }
 
 
 def test_summary_by_hand() -> None:
-    trades = [_trade("BTCUSDT", 30.0, "TP1+TP2", 2), _trade("BTCUSDT", -10.0), _trade("ETHUSDT", -20.0, hours=3)]
+    trades = [
+        _trade("BTCUSDT", 30.0, "TP1+TP2", 2),
+        _trade("BTCUSDT", -10.0),
+        _trade("ETHUSDT", -20.0, hours=3),
+    ]
     index = pd.date_range("2025-01-01", periods=4, freq="1D", tz="UTC")
     equity = pd.Series([1000.0, 1030.0, 1020.0, 1000.0], index=index)
     s = summarise(trades, equity, starting_balance=1000.0, period_days=3)
@@ -49,7 +57,11 @@ def test_tables() -> None:
     trades = [_trade("BTCUSDT", 30.0, "TP1+TP2"), _trade("BTCUSDT", -10.0), _trade("ETHUSDT", -20.0)]
     table = per_symbol(trades)
     assert table.to_dict("records")[0] == {
-        "symbol": "BTCUSDT", "trades": 2, "win rate %": 50.0, "PnL USDT": 20.0, "avg PnL": 10.0
+        "symbol": "BTCUSDT",
+        "trades": 2,
+        "win rate %": 50.0,
+        "PnL USDT": 20.0,
+        "avg PnL": 10.0,
     }
     reasons = by_exit_reason(trades, ["TP1+TP2", "STOP", "DYNAMIC"]).set_index("exit")
     assert reasons.loc["STOP", "trades"] == 2 and reasons.loc["DYNAMIC", "trades"] == 0

@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "config", nargs="?", type=Path, default=DEFAULT_BACKTEST_CONFIG,
-        help=f"backtest config file (default: {DEFAULT_BACKTEST_CONFIG.relative_to(Path.cwd()) if DEFAULT_BACKTEST_CONFIG.is_relative_to(Path.cwd()) else DEFAULT_BACKTEST_CONFIG})",
+        help="backtest config file (default: nodes/configs/backtest.toml)",
     )
     parser.set_defaults(handler=run)
 
