@@ -1,0 +1,112 @@
+"""The trading strategy's speed against the EMA-cross baseline, and how its cost grows with the positions.
+
+In-process ``BacktestEngine`` on the real 16-symbol 1m set (``../shared/data``), HEDGING OMS for both
+strategies (what the backtest runner uses for speed), funding settled for the strategy, log level ERROR.
+"""
+
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from nautilus_trader.model.enums import OmsType
+
+from benchmarks.ema_cross import EMACrossNotional, EMACrossNotionalConfig
+from benchmarks.table import Row
+from catalog.convert import convert_file
+from catalog.files import identify
+from strategies.ats import AtsStrategy
+from strategies.config import AtsStrategyConfig
+from strategies.funding import FundingSettlementModule
+from strategies.testkit import bar_type, make_engine, perp
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "ohlcv_2025-03_2025-06"
+SYMBOLS = "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LAYER LINK LTC SUI XLM XMR".split()
+DAY_NS = 86_400 * 10**9
+
+
+def _load(days: float) -> tuple[list, list, list]:
+    instruments = [perp(f"{s}USDT") for s in SYMBOLS]
+    per = {i.id: convert_file(identify(DATA / f"{i.id.symbol.value[:-5]}-1m.csv.gz"), i) for i in instruments}
+    start = max(b[0].ts_event for b in per.values())
+    end = start + int(days * DAY_NS)
+    bars = [b for i in instruments for b in per[i.id] if start <= b.ts_event < end]
+    funding = []
+    for i in instruments:
+        rates = convert_file(identify(DATA / f"{i.id.symbol.value[:-5]}-funding_rate.csv.gz"), i)
+        funding.extend(f for f in rates if start <= f.ts_event < end)
+    return instruments, bars, funding
+
+
+def _run_ats(data: tuple[list, list, list], **cfg: object) -> tuple[float, int]:
+    instruments, bars, funding = data
+    engine = make_engine(instruments, oms=OmsType.HEDGING, modules=[FundingSettlementModule()])
+    engine.add_data(bars)
+    engine.add_data(funding)
+    strategy = AtsStrategy(
+        AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), oms_type="HEDGING", **cfg)
+    )
+    engine.add_strategy(strategy)
+    started = time.perf_counter()
+    engine.run()
+    elapsed = time.perf_counter() - started
+    trades = len(strategy.ledger())
+    engine.dispose()
+    return elapsed, trades
+
+
+def _run_ema(data: tuple[list, list, list], trade: bool = True) -> tuple[float, int]:
+    instruments, bars, _ = data
+    engine = make_engine(instruments, oms=OmsType.HEDGING)
+    engine.add_data(bars)
+    for i in instruments:
+        engine.add_strategy(
+            EMACrossNotional(
+                EMACrossNotionalConfig(
+                    instrument_id=i.id,
+                    bar_type=bar_type(i),
+                    notional_usdt=Decimal(1000),
+                    oms_type="HEDGING",
+                    strategy_id=f"EMA-{i.id.symbol.value}",
+                )
+            )
+        )
+    started = time.perf_counter()
+    engine.run()
+    elapsed = time.perf_counter() - started
+    positions = len(engine.cache.positions())
+    engine.dispose()
+    return elapsed, positions
+
+
+def rows(quick: bool = False) -> list[Row]:
+    days = 0.5 if quick else 2.0
+    data = _load(days)
+    n = len(data[1])
+    cfg = {"min_score": 40.0, "scan_interval_minutes": 15}
+    ats_s, ats_trades = _run_ats(data, **cfg)
+    ema_s, ema_positions = _run_ema(data)
+    idle_s, _ = _run_ema(data, trade=False)
+    ats_bps, ema_bps, idle_bps = n / ats_s, n / ema_s, n / idle_s
+    name = f"16 symbols x {days:g} d of 1m ({n:,} bars)"
+    out = [
+        Row(f"AtsStrategy, {name}", "bars/s", ats_bps, note=f"{ats_trades} trades, 15-min scans"),
+        Row(f"EMA cross baseline, {name}", "bars/s", ema_bps, note=f"{ema_positions} positions"),
+        Row(f"EMA cross, indicators only, {name}", "bars/s", idle_bps, note="no orders"),
+        Row("AtsStrategy / EMA cross", "ratio", ats_bps / ema_bps, target=">= 0.5"),
+        Row("AtsStrategy / EMA cross without orders", "ratio", ats_bps / idle_bps, note="informative"),
+    ]
+    # Ten times the data at the same settings gives about ten times the positions.
+    small = _load(days / 10 * 2)
+    big = _load(days * 2)
+    small_s, small_trades = _run_ats(small, **cfg)
+    big_s, big_trades = _run_ats(big, **cfg)
+    out.append(
+        Row(
+            f"AtsStrategy, {big_trades} vs {small_trades} trades",
+            "time ratio",
+            big_s / small_s,
+            target=f"<= 1.2 x trade ratio ({1.2 * big_trades / max(small_trades, 1):.1f})",
+            note=f"{big_s:.1f} s vs {small_s:.1f} s",
+        )
+    )
+    return out
