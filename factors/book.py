@@ -33,25 +33,23 @@ from factors.volume import VolumeFactor
 _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
 
 
-def make_factors(config: FactorConfig) -> dict[str, FactorIndicator]:
-    """One symbol's eleven factor indicators, built from the config."""
+def make_factors(config: FactorConfig, share_atr: bool = False) -> dict[str, FactorIndicator]:
+    """One symbol's eleven factor indicators, built from the config.
+
+    share_atr: S and F read T's ATR instead of keeping their own (same numbers, less work); they must then be
+    updated after T on every bar, as FactorBook does.
+    """
     c = config
+    trend = TrendFactor(
+        c.trend_ema_fast, c.trend_ema_mid, c.trend_ema_slow, c.trend_macd_signal, c.atr_period,
+        c.trend_dist_scale_atr, c.trend_hist_scale_atr, c.trend_w_dist, c.trend_w_stack, c.trend_w_macd,
+    )  # fmt: skip
+    shared = trend.atr_state if share_atr else None
     return {
-        "T": TrendFactor(
-            c.trend_ema_fast,
-            c.trend_ema_mid,
-            c.trend_ema_slow,
-            c.trend_macd_signal,
-            c.atr_period,
-            c.trend_dist_scale_atr,
-            c.trend_hist_scale_atr,
-            c.trend_w_dist,
-            c.trend_w_stack,
-            c.trend_w_macd,
-        ),
+        "T": trend,
         "M": MomentumFactor(c.momentum_rsi_period, c.momentum_roc_period, c.momentum_roc_scale),
         "C": CvdFactor(c.cvd_window, c.cvd_scale, c.cvd_r2_full),
-        "S": StructureFactor(c.structure_window, c.atr_period, c.structure_cap_atr),
+        "S": StructureFactor(c.structure_window, c.atr_period, c.structure_cap_atr, shared),
         "V": VolumeFactor(
             c.volume_window,
             c.volume_z_scale,
@@ -59,7 +57,7 @@ def make_factors(config: FactorConfig) -> dict[str, FactorIndicator]:
             c.volume_trigger_mult,
             c.volume_w_z,
             c.volume_w_trigger,
-        ),
+        ),  # fmt: skip
         "O": OpenInterestFactor(
             c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns
         ),
@@ -69,7 +67,7 @@ def make_factors(config: FactorConfig) -> dict[str, FactorIndicator]:
             c.liquidity_spread_bad_bps,
             c.liquidity_depth_good,
             c.liquidity_impact_bad_bps,
-        ),
+        ),  # fmt: skip
         "B": BasisFundingFactor(c.basis_w_funding, c.basis_w_premium),
         "Q": LiquidationFactor(c.liquidation_window_ns),
         "I": IndependenceFactor(c.independence_window, c.independence_beta_cap),
@@ -80,7 +78,8 @@ def make_factors(config: FactorConfig) -> dict[str, FactorIndicator]:
             c.flow_price_scale,
             c.flow_frac_scale,
             c.flow_oi_scale_pct,
-        ),
+            shared,
+        ),  # fmt: skip
     }
 
 
@@ -107,7 +106,7 @@ class _Symbol:
 
     def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
         self.instrument_id = instrument_id
-        self.factors = make_factors(config)
+        self.factors = make_factors(config, share_atr=True)
         f = self.factors
         self.bar_factors: tuple[BarFactor, ...] = (f["T"], f["M"], f["C"], f["S"], f["V"], f["F"])  # type: ignore
         self.t: TrendFactor = f["T"]  # type: ignore[assignment]

@@ -1,7 +1,6 @@
 """C cumulative volume delta: the trend of net taker buying, from BinanceBar taker-buy volume."""
 
 from collections import deque
-from itertools import accumulate
 from math import tanh
 from operator import mul
 
@@ -30,16 +29,31 @@ class CvdFactor(BarFactor):
         self._xs = [float(i) for i in range(window)]
         self._xbar = (window - 1) / 2.0
         self._sxx = window * (window * window - 1) / 12.0
-        self._deltas: deque[float] = deque(maxlen=window - 1)
+        self._ys: deque[float] = deque()  # the window's CVD values, relative to an anchor
         self._vols: deque[float] = deque(maxlen=window)
         self.warmup = window
         self._reset()
 
     def _reset(self) -> None:
         self._reset_value()
-        self._deltas.clear()
+        self._ys.clear()
         self._vols.clear()
         self._count = 0
+        self._y = 0.0
+        self._sy = self._syy = self._sky = 0.0  # sums of y, y^2 and k*y (k = position in the window)
+        self._slides = 0
+
+    def _reanchor(self) -> None:
+        # CVD drifts without bound; measuring it from the window's first value and re-summing once per window
+        # length keeps the O(1) running sums free of cancellation and drift (amortised O(1)).
+        base = self._ys[0]
+        ys = [y - base for y in self._ys]
+        self._ys = deque(ys)
+        self._y -= base
+        self._sy = sum(ys)
+        self._syy = sum(map(mul, ys, ys))
+        self._sky = sum(map(mul, self._xs, ys))
+        self._slides = 0
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
         if tb is None:
@@ -49,22 +63,39 @@ class CvdFactor(BarFactor):
             self._reason = NO_TAKER
             self._set_initialized(False)
             return
+        ys = self._ys
+        n = self._n
         if self._count:
-            self._deltas.append(2.0 * tb - v)
+            y = self._y + (2.0 * tb - v)
+            self._y = y
         else:
+            y = self._y = 0.0
             self._set_has_inputs(True)
+        if len(ys) == n:
+            y_out = ys.popleft()
+            self._sy -= y_out
+            self._syy -= y_out * y_out
+            self._sky -= self._sy  # every remaining value moves one position down
+            ys.append(y)
+            self._sy += y
+            self._syy += y * y
+            self._sky += (n - 1) * y
+            self._slides += 1
+            if self._slides >= n:
+                self._reanchor()
+        else:
+            self._sky += len(ys) * y
+            ys.append(y)
+            self._sy += y
+            self._syy += y * y
         self._vols.append(v)
         self._count += 1
-        if self._count < self._n:
-            self._reason = f"warming up: {self._count}/{self._n} bars"
+        if self._count < n:
+            self._reason = f"warming up: {self._count}/{n} bars"
             return
-        # CVD relative to the window's first bar: slope and R^2 do not depend on the level, and small numbers
-        # keep the one-pass sums exact enough.
-        ys = [0.0, *accumulate(self._deltas)]
-        n = self._n
-        sy = sum(ys)
-        sxy = sum(map(mul, self._xs, ys)) - self._xbar * sy
-        syy = sum(map(mul, ys, ys)) - sy * sy / n
+        sy = self._sy
+        sxy = self._sky - self._xbar * sy
+        syy = self._syy - sy * sy / n
         sv = sum(self._vols)
         if syy > 0.0 and sv > 0.0:
             slope = sxy / self._sxx

@@ -30,10 +30,14 @@ class FundLeadingFactor(BarFactor):
         price_scale: float = 3.0,
         frac_scale: float = 1.0,
         oi_scale_pct: float = 2.0,
+        shared_atr: WilderAtr | None = None,
     ) -> None:
+        """``shared_atr``: an ATR another factor of the same bars updates first (the FactorBook shares
+        T's)."""
         super().__init__([window, flow_scale])
         self._n = window
-        self._atr = WilderAtr(atr_period)
+        self._own_atr = shared_atr is None
+        self._atr = WilderAtr(atr_period) if shared_atr is None else shared_atr
         self._flow_scale = flow_scale
         self._price_den = sqrt(window) * price_scale
         self._frac = frac_scale
@@ -49,7 +53,8 @@ class FundLeadingFactor(BarFactor):
 
     def _reset(self) -> None:
         self._reset_value()
-        self._atr.reset()
+        if self._own_atr:
+            self._atr.reset()
         for d in (self._closes, self._ts, self._vols, self._signed, self._deltas):
             d.clear()
         self._ois.clear()
@@ -62,7 +67,7 @@ class FundLeadingFactor(BarFactor):
         self._ois.add(ts, oi)
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
-        atr = self._atr.update(h, l, c)
+        atr = self._atr.update(h, l, c) if self._own_atr else self._atr.value
         self._closes.append(c)
         self._ts.append(ts)
         self._vols.append(v)

@@ -71,6 +71,7 @@ class OpenInterestFactor(FactorIndicator):
         self._ois.clear()
         self._mean.clear()
         self._price = 0.0
+        self._price_ts = 0
         self._oi = 0.0
         self._oi_ts = -1
 
@@ -79,13 +80,18 @@ class OpenInterestFactor(FactorIndicator):
 
     def update_price(self, ts: int, close: float) -> None:
         self._price = close
-        self._prices.add(ts, close)
+        self._price_ts = ts
         if self._oi_ts >= 0:
+            self._prices.add(ts, close)
             self._compute(ts)
 
     def update_oi(self, ts: int, oi: float) -> None:
         if not oi > 0.0:
             raise ValueError(f"open interest must be > 0, got {oi} at ts={ts}")
+        if self._oi_ts < 0 and self._price > 0.0:
+            # Prices are kept only once OI flows (a bars-only run pays nothing); the last one before is the
+            # price "as of" any later look-back cut that OI history can answer too.
+            self._prices.add(self._price_ts, self._price)
         self._oi = oi
         self._oi_ts = ts
         self._ois.add(ts, oi)

@@ -17,11 +17,20 @@ class StructureFactor(BarFactor):
 
     key = "S"
 
-    def __init__(self, window: int = 50, atr_period: int = 14, cap_atr: float = 3.0) -> None:
+    def __init__(
+        self,
+        window: int = 50,
+        atr_period: int = 14,
+        cap_atr: float = 3.0,
+        shared_atr: WilderAtr | None = None,
+    ) -> None:
+        """``shared_atr``: an ATR another factor of the same bars updates first (the FactorBook shares
+        T's)."""
         super().__init__([window, atr_period, cap_atr])
         self._n = window
         self._cap = cap_atr
-        self._atr = WilderAtr(atr_period)
+        self._own_atr = shared_atr is None
+        self._atr = WilderAtr(atr_period) if shared_atr is None else shared_atr
         self._highs: deque[float] = deque(maxlen=window)
         self._lows: deque[float] = deque(maxlen=window)
         self.warmup = max(window, atr_period) + 1
@@ -29,21 +38,25 @@ class StructureFactor(BarFactor):
 
     def _reset(self) -> None:
         self._reset_value()
-        self._atr.reset()
+        if self._own_atr:
+            self._atr.reset()
         self._highs.clear()
         self._lows.clear()
         self._count = 0
+        # running extremes of the window; rescanned only when the extreme itself leaves it
+        self._hmax = float("-inf")
+        self._lmin = float("inf")
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
-        atr = self._atr.update(h, l, c)
+        atr = self._atr.update(h, l, c) if self._own_atr else self._atr.value
         self._count += 1
         if self._count == 1:
             self._set_has_inputs(True)
         if self._count >= self.warmup:
             cap = self._cap
             if atr > 0.0:
-                r = max(self._highs)
-                p = min(self._lows)
+                r = self._hmax
+                p = self._lmin
                 up = (r - c) / atr if c <= r else cap
                 dn = (c - p) / atr if c >= p else cap
                 up = 0.0 if up < 0.0 else (cap if up > cap else up)
@@ -56,5 +69,17 @@ class StructureFactor(BarFactor):
                 self._set_initialized(True)
         else:
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
-        self._highs.append(h)
-        self._lows.append(l)
+        highs, lows = self._highs, self._lows
+        full = len(highs) == self._n
+        h_out = highs[0] if full else h
+        l_out = lows[0] if full else l
+        highs.append(h)
+        lows.append(l)
+        if h >= self._hmax:
+            self._hmax = h
+        elif h_out == self._hmax:
+            self._hmax = max(highs)
+        if l <= self._lmin:
+            self._lmin = l
+        elif l_out == self._lmin:
+            self._lmin = min(lows)

@@ -86,3 +86,8 @@ class TrendFactor(BarFactor):
     @property
     def atr(self) -> float:
         return self._atr.value
+
+    @property
+    def atr_state(self) -> WilderAtr:
+        """The ATR this factor updates on every bar; S and F can share it instead of computing their own."""
+        return self._atr
