@@ -1,0 +1,93 @@
+"""Binance's request checks as a client meets them: API key, HMAC signature, timestamp and recvWindow, request
+weight with ``X-MBX-USED-WEIGHT-1M`` and a natural 429, and the request log that counts what a client spent."""
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from simulator import BinanceSimulator
+from tests.simulator_support import SignedClient, btc_data, running_simulator
+
+
+@pytest.fixture()
+def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
+    with running_simulator(btc_data(shared_data, bars=20), weight_limit=60) as sim:
+        yield sim
+
+
+@pytest.fixture()
+def client(sim: BinanceSimulator) -> Iterator[SignedClient]:
+    c = SignedClient(sim.http_url)
+    yield c
+    c.close()
+
+
+def test_api_key_and_signature(sim: BinanceSimulator, client: SignedClient) -> None:
+    assert client.signed("GET", "/fapi/v2/account").status_code == 200
+    no_key = client.http.get("/fapi/v2/account", params={"timestamp": int(time.time() * 1000)})
+    assert (no_key.status_code, no_key.json()["code"]) == (401, -2014)
+    wrong_key = SignedClient(sim.http_url, key="someone-else")
+    assert wrong_key.signed("GET", "/fapi/v2/account").json()["code"] == -2015
+    wrong_secret = SignedClient(sim.http_url, secret="not-the-secret")
+    bad = wrong_secret.signed("GET", "/fapi/v2/account")
+    assert (bad.status_code, bad.json()) == (400, {"code": -1022, "msg": "Signature for this request is not valid."})
+    unsigned = client.http.get(
+        "/fapi/v2/account", params={"timestamp": int(time.time() * 1000)}, headers={"X-MBX-APIKEY": client.key}
+    )
+    assert unsigned.json()["code"] == -1102
+    # The listen key needs the API key but no signature, like Binance's USER_STREAM endpoints.
+    assert client.keyed("POST", "/fapi/v1/listenKey").status_code == 200
+    for c in (wrong_key, wrong_secret):
+        c.close()
+
+
+def test_timestamp_and_recv_window(client: SignedClient) -> None:
+    now = int(time.time() * 1000)
+    stale = client.signed("GET", "/fapi/v2/account", timestamp=now - 10_000)
+    assert (stale.status_code, stale.json()["code"]) == (400, -1021)
+    assert client.signed("GET", "/fapi/v2/account", timestamp=now - 10_000, recvWindow=20_000).status_code == 200
+    assert client.signed("GET", "/fapi/v2/account", timestamp=now + 5_000).json()["code"] == -1021
+    assert client.signed("GET", "/fapi/v2/account", recvWindow=70_000).json()["code"] == -1131
+
+
+def test_weight_header_limit_and_request_log(sim: BinanceSimulator, client: SignedClient) -> None:
+    first = int(client.public("GET", "/fapi/v1/exchangeInfo").headers["X-MBX-USED-WEIGHT-1M"])
+    after_account = int(client.signed("GET", "/fapi/v2/account").headers["X-MBX-USED-WEIGHT-1M"])
+    assert after_account - first == 5
+    responses = [client.signed("GET", "/fapi/v1/positionSide/dual") for _ in range(2)]  # weight 30 each
+    limited = responses[-1]
+    if limited.status_code == 200:  # the minute rolled over between requests: spend again
+        limited = client.signed("GET", "/fapi/v1/positionSide/dual")
+    assert limited.status_code == 429 and limited.json()["code"] == -1003
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    log = sim.request_log
+    assert log.count("/fapi/v1/positionSide/dual") >= 2
+    assert log.total_weight() == sum(e.weight for e in log.entries) >= 66
+    assert [e.status for e in log.entries if e.path == "/fapi/v1/exchangeInfo"] == [200]
+
+
+def test_bad_requests(client: SignedClient) -> None:
+    unknown_symbol = client.public("GET", "/fapi/v1/depth", symbol="NOPEUSDT")
+    assert unknown_symbol.json() == {"code": -1121, "msg": "Invalid symbol."}
+    assert client.public("GET", "/fapi/v1/nothing").status_code == 404
+    assert client.public("GET", "/fapi/v1/depth", symbol="BTCUSDT", limit=7).json()["code"] == -1100
+    not_found = client.signed("GET", "/fapi/v1/order", symbol="BTCUSDT", orderId=42)
+    assert not_found.json() == {"code": -2013, "msg": "Order does not exist."}
+    cancel = client.signed("DELETE", "/fapi/v1/order", symbol="BTCUSDT", orderId=42)
+    assert cancel.json() == {"code": -2011, "msg": "Unknown order sent."}
+
+
+def test_user_stream_needs_a_valid_listen_key(sim: BinanceSimulator) -> None:
+    async def handshake() -> int:
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.ws_connect(f"{sim.ws_url}/ws?listenKey=forged"):
+                    return 101
+            except aiohttp.WSServerHandshakeError as e:
+                return e.status
+
+    assert asyncio.run(handshake()) == 400
