@@ -865,8 +865,8 @@ class AtsStrategy(Strategy):
             kind = order_kind(order.tags)
             if kind == TAG_TP1 and order.is_closed and order.filled_qty.as_double() > 0:
                 trade.tp1_done = True
-            if not order.is_open:
-                continue
+            if not order.is_open or order.is_pending_cancel:
+                continue  # a stop being cancelled protects nothing for long
             if kind == TAG_SL:
                 trade.stop_id = order.client_order_id
                 trade.stop_price = order.trigger_price.as_double()
