@@ -14,6 +14,7 @@ from nautilus_trader.model.instruments import CryptoPerpetual
 from catalog.convert import convert_file
 from catalog.files import FileKind, identify
 from catalog.instruments import binance_perpetual
+from simulator.market import interval_of
 
 
 @dataclass
@@ -23,11 +24,11 @@ class ReplayData:
     funding: dict[str, list[tuple[int, Decimal]]] = field(default_factory=dict)
 
     def window(self, start_ms: int | None = None, limit: int | None = None) -> "ReplayData":
-        """The bars from ``start_ms`` (bar close time) on, at most ``limit`` per symbol."""
+        """The bars opened at ``start_ms`` or later, at most ``limit`` per symbol."""
         kept: list[Bar] = []
         counts: dict[str, int] = {}
         for bar in self.bars:
-            if start_ms is not None and bar.ts_event // 1_000_000 < start_ms:
+            if start_ms is not None and bar.ts_event // 1_000_000 - interval_of(bar)[1] < start_ms:
                 continue
             key = bar.bar_type.instrument_id.value
             if limit is not None and counts.get(key, 0) >= limit:

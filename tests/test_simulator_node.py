@@ -39,7 +39,7 @@ from tests.simulator_support import API_KEY, API_SECRET, btc_data, running_simul
 
 INSTRUMENT = "BTCUSDT-PERP.BINANCE"
 BAR_TYPE = f"{INSTRUMENT}-1-MINUTE-LAST-EXTERNAL"
-WINDOW_START_MS = 1_746_374_340_000  # close of the 2025-05-04 15:58 UTC bar
+WINDOW_START_MS = 1_746_374_280_000  # the 2025-05-04 15:58 UTC bar
 
 
 class ProbeConfig(StrategyConfig, frozen=True):
