@@ -8,6 +8,7 @@ import pandas as pd
 from nautilus_trader.analysis.tearsheet import create_tearsheet
 
 from nodes.backtest import BacktestOutcome
+from nodes.telegram.report import messages_section
 from nodes.trade_stats import Summary, by_exit_reason, per_symbol, summarise
 
 EXIT_REASONS = ("TP1+TP2", "TP1+BREAKEVEN", "STOP", "DYNAMIC", "FLATTEN", "END_OF_DATA")
@@ -107,6 +108,9 @@ def render(outcome: BacktestOutcome) -> str:
     if counters is not None:
         parts.append(format_frame("Exit reasons", by_exit_reason(trades, EXIT_REASONS)))
         parts.append(format_frame("Counters", counters_frame(counters)))
+    telegram = messages_section(outcome.engine)  # what a TelegramNotifier actor in the run would have sent
+    if telegram:
+        parts.append(telegram)
     return "\n\n".join(parts)
 
 

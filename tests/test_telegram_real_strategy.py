@@ -11,6 +11,7 @@ import pytest
 
 from catalog.instruments import binance_perpetual
 from nodes.backtest import BacktestOutcome, run_backtest
+from nodes.report import render
 from nodes.settings import load_backtest_settings
 from nodes.telegram import read_messages
 from nodes.telegram.settings import DEFAULT_EVENT_SETTINGS, OFF, SILENT, event_key
@@ -142,3 +143,11 @@ def test_every_message_has_its_shape_and_the_instruments_precision(
         for name, decimals in match.groupdict().items():
             if name.startswith("d") and symbol is not None:
                 assert len(decimals or "") == precision[symbol], f"{symbol} precision in:\n{message.text}"
+
+
+def test_the_backtest_report_shows_the_messages(outcome: tuple[BacktestOutcome, Path]) -> None:
+    result, tmp = outcome
+    zh = read_messages(tmp / "zh.jsonl")  # the first notifier of the run is the Chinese one
+    text = render(result)
+    assert f"Telegram messages ({len(zh)})" in text
+    assert zh[0].text in text and zh[-1].text in text
