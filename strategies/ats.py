@@ -87,6 +87,7 @@ class AtsStrategy(Strategy):
         self._day = -1
         self._daily_trades = 0
         self.errors = 0
+        self.scans = 0
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -159,7 +160,9 @@ class AtsStrategy(Strategy):
             instrument_id = bar.bar_type.instrument_id
             self.book.handle_bar(bar)
             self._last_close[instrument_id] = bar.close.as_double()
-            ts = bar.ts_event
+            # Live Binance klines are stamped at close_time = open + interval - 1 ms, catalogued ones at the
+            # round close: both name the same scan time once rounded to the second.
+            ts = (bar.ts_event + 500_000_000) // 1_000_000_000 * 1_000_000_000
             if ts // 86_400_000_000_000 != self._day:
                 self._on_new_day(ts)
             if ts % self._interval_ns == 0 and ts > self._last_scan_ts:
@@ -223,6 +226,7 @@ class AtsStrategy(Strategy):
 
     def _scan(self, ts: int) -> None:
         self._last_scan_ts = ts
+        self.scans += 1
         self._update_daily(ts)
         results = self.book.scan()
         if self.cfg.dynamic_enabled:

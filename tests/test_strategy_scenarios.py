@@ -63,9 +63,7 @@ def run(
         engine.add_data(path_bars(instrument, closes, start))
     settings: dict[str, Any] = {"min_score": 101.0, "scan_interval_minutes": 1440, "oms_type": oms.name}
     settings.update(cfg)
-    strategy = AtsStrategy(
-        AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), **settings)
-    )
+    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), **settings))
     recorder = EventRecorder()
     commander = Commander(CommanderConfig(schedule=tuple(schedule)))
     engine.add_actor(recorder)
@@ -273,3 +271,19 @@ def test_control_commands_and_flatten() -> None:
     (daily,) = r.replies("daily")
     assert daily["trades"] == 2 and daily["total"] < 0  # fees only
     assert "error" in r.replies("bogus")[0]
+
+
+@pytest.mark.parametrize("offset_ns", [0, -1_000_000])
+def test_scan_once_per_scan_time_also_with_live_kline_stamps(offset_ns: int) -> None:
+    # live klines are stamped close_time = open + 59.999 s; a symbol missing a bar must not block the scan
+    engine = make_engine([BTC, ETH])
+    btc = path_bars(BTC, [50_000.0] * 60, T0 + offset_ns)
+    eth = [b for i, b in enumerate(path_bars(ETH, [2_000.0] * 60, T0 + offset_ns)) if i % 10 != 5]
+    engine.add_data(btc + eth)
+    strategy = AtsStrategy(
+        AtsStrategyConfig(instrument_ids=(str(BTC.id), str(ETH.id)), scan_interval_minutes=5, min_score=101.0)
+    )
+    engine.add_strategy(strategy)
+    engine.run()
+    assert strategy.errors == 0
+    assert strategy.scans == 12  # minutes 0, 5, ..., 55: once each, ETH's missing bars at 5, 15, ... included
