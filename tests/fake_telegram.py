@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -196,7 +197,7 @@ class FakeTelegram:
             extra = {}
             if fault.retry_after is not None:
                 extra["parameters"] = {"retry_after": fault.retry_after}
-            description = "Too Many Requests: retry later" if fault.status == 429 else "Internal Server Error"
+            description = HTTPStatus(fault.status).phrase
             return self._error(method, fault.status, description, **extra)
         if method == "sendMessage":
             return self._send_message(params)

@@ -13,6 +13,7 @@ import pytest
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig
 from nodes.telegram.credentials import TelegramConfigError
+from nodes.telegram.link import TelegramLink
 from nodes.telegram.settings import DEFAULT_EVENT_SETTINGS
 from tests.fake_telegram import FakeTelegram, Fault
 from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
@@ -152,3 +153,23 @@ def test_missing_token_is_a_clear_error_naming_the_variable(
     with pytest.raises(TelegramConfigError, match="ATS_TEST_NO_TOKEN"):
         engine.run()
     engine.dispose()
+
+
+def test_link_alone_truncates_long_texts_and_survives_permanent_refusals() -> None:
+    logged: list[tuple[str, str]] = []
+    with FakeTelegram(TOKEN) as tg:
+        link = TelegramLink(
+            token=TOKEN, base_url=tg.base_url, chat_ids=(CHAT, 2002), queue_size=10, backoff_initial_s=0.05,
+            backoff_max_s=0.1, request_timeout_s=2.0, dropped_text=str, log=lambda *entry: logged.append(entry),
+        )
+        link.start()
+        tg.inject(Fault(400))  # a bad request is not retried: it would never succeed
+        link.submit("first")
+        link.submit("x" * 5000, silent=True, chat_ids=(CHAT,))
+        assert link.flush(10) == 0
+        link.stop()
+        sent = list(tg.sent)
+    assert [(m.chat_id, len(m.text)) for m in sent] == [(2002, 5), (CHAT, 4096)]
+    assert sent[1].text.endswith("…") and sent[1].disable_notification
+    assert link.stats.failed == 1 and link.stats.retries == 0
+    assert any(level == "error" and "BadRequest" in text for level, text in logged)

@@ -20,7 +20,8 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-Log = Callable[[str, str], None]  # (level, message): "info" | "warning" | "error"
+Log = Callable[[str, str], None]
+MAX_MESSAGE_CHARS = 4096  # (level, message): "info" | "warning" | "error"
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ class TelegramLink:
         self._thread.start()
 
     def submit(self, text: str, silent: bool = False, chat_ids: tuple[int, ...] | None = None) -> None:
+        if len(text) > MAX_MESSAGE_CHARS:  # Telegram refuses longer texts (400), e.g. /status with many positions
+            text = text[: MAX_MESSAGE_CHARS - 1] + "…"
         for chat_id in chat_ids if chat_ids is not None else self._chat_ids:
             self.outbox.put(Outbound(chat_id, text, silent))
         self._poke(self._wake)
