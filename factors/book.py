@@ -138,7 +138,6 @@ class FactorBook:
             raise ValueError("FactorBook needs at least one instrument id")
         self.config = config
         self._syms: dict[InstrumentId, _Symbol] = {iid: _Symbol(iid, config) for iid in instrument_ids}
-        self._by_bar_type: dict[BarType, _Symbol] = {}
         self._market_ids = tuple(m for m in (btc_id, eth_id) if m is not None)
         missing = [str(m) for m in self._market_ids if m not in self._syms]
         if missing:
@@ -172,15 +171,18 @@ class FactorBook:
                 f"feed one bar type per instrument (the factor windows are in bars of that type)"
             )
         sym.bar_type = bar_type
-        self._by_bar_type[bar_type] = sym
         return sym
 
     def handle_bar(self, bar: Bar) -> None:
-        """Update every bar-driven factor of the bar's instrument (Bar, or BinanceBar with taker-buy
-        volume)."""
-        sym = self._by_bar_type.get(bar.bar_type)
-        if sym is None:
-            sym = self._register(bar.bar_type)
+        """Update every bar-driven factor of the bar's instrument (Bar, or BinanceBar with taker-buy volume).
+
+        The full bar type is checked on the first bar and then every 64th: comparing BarTypes costs more than
+        all the factor math, and a second bar type on one instrument would be a wiring error caught early.
+        """
+        bar_type = bar.bar_type
+        sym = self._syms.get(bar_type.instrument_id)
+        if sym is None or sym.bar_type is None or not sym.count & 63:
+            sym = self._register(bar_type)
         o = bar.open.as_double()
         h = bar.high.as_double()
         lo = bar.low.as_double()

@@ -54,19 +54,19 @@ class TrendFactor(BarFactor):
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
         atr = self._atr.update(h, l, c)
         if self._count == 0:
-            self._fast = self._mid = self._slow = c
-            self._sig = 0.0
+            fast = mid = slow = c
+            sig = 0.0
             self._set_has_inputs(True)
         else:
-            self._fast += self._a_fast * (c - self._fast)
-            self._mid += self._a_mid * (c - self._mid)
-            self._slow += self._a_slow * (c - self._slow)
-            self._sig += self._a_sig * ((self._fast - self._mid) - self._sig)
+            fast = self._fast + self._a_fast * (c - self._fast)
+            mid = self._mid + self._a_mid * (c - self._mid)
+            slow = self._slow + self._a_slow * (c - self._slow)
+            sig = self._sig + self._a_sig * ((fast - mid) - self._sig)
+        self._fast, self._mid, self._slow, self._sig = fast, mid, slow, sig
         self._count += 1
         if self._count < self.warmup:
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
             return
-        fast, mid, slow = self._fast, self._mid, self._slow
         if fast > mid > slow:
             stack = 100.0
         elif fast < mid < slow:
@@ -75,7 +75,7 @@ class TrendFactor(BarFactor):
             stack = 0.0
         if atr > 0.0:
             dist = tanh((c - slow) / atr / self._dist_scale)
-            macd = tanh(((fast - mid) - self._sig) / atr / self._hist_scale)
+            macd = tanh(((fast - mid) - sig) / atr / self._hist_scale)
         else:
             dist = macd = 0.0
         self._value = 100.0 * (self._w_dist * dist + self._w_macd * macd) + self._w_stack * stack
