@@ -40,15 +40,11 @@ def outside_recv_window() -> BinanceApiError:
 
 
 def mandatory_param(name: str) -> BinanceApiError:
-    return BinanceApiError(
-        400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
-    )
+    return BinanceApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
 
 
 def bad_param(name: str) -> BinanceApiError:
-    return BinanceApiError(
-        400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]*$'."
-    )
+    return BinanceApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]*$'.")
 
 
 def invalid_symbol() -> BinanceApiError:
@@ -163,8 +159,7 @@ def ip_banned(until_ms: int, retry_after: int) -> BinanceApiError:
     return BinanceApiError(
         418,
         -1003,
-        f"Way too many requests; IP banned until {until_ms}. "
-        "Please use the websocket for live updates to avoid bans.",
+        f"Way too many requests; IP banned until {until_ms}. Please use the websocket for live updates to avoid bans.",
         {"Retry-After": str(retry_after)},
     )
 

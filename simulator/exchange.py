@@ -57,6 +57,9 @@ class Exchange:
         self.orders: dict[int, Order] = {}
         self.algos: dict[int, AlgoOrder] = {}
         self.trades: list[Trade] = []
+        # Orders that may still rest / trigger, pruned lazily: on_step must not scan the whole history.
+        self._working: dict[int, None] = {}
+        self._pending_algos: dict[int, None] = {}
         self.funding_total = ZERO
         self._next_order_id = 8_389_765_000_000
         self._next_algo_id = 1_000_000_033_000_000
@@ -138,11 +141,7 @@ class Exchange:
             (p.initial_margin(self.mark(s)) for s, p in self.positions.items() if not p.is_isolated), ZERO
         )
         available = (
-            self.wallet
-            - self._isolated_wallets()
-            + self._cross_unrealized()
-            - cross_margin
-            - self._open_order_margin()
+            self.wallet - self._isolated_wallets() + self._cross_unrealized() - cross_margin - self._open_order_margin()
         )
         return max(available, ZERO)
 
@@ -368,15 +367,15 @@ class Exchange:
         self.orders[order.order_id] = order
         ack = order.to_rest()
         self._accept_and_match(order, now)
+        if order.is_open:
+            self._working[order.order_id] = None
         return ack
 
     def _accept_and_match(self, order: Order, now: int) -> None:
         """Announce a new order and fill what is marketable now; the rest rests (or expires: IOC/FOK/GTX)."""
         market = self.markets[order.symbol]
         touch = market.best_ask if order.side == "BUY" else market.best_bid
-        marketable = order.type == "MARKET" or (
-            order.price >= touch if order.side == "BUY" else order.price <= touch
-        )
+        marketable = order.type == "MARKET" or (order.price >= touch if order.side == "BUY" else order.price <= touch)
         if marketable and order.time_in_force == "GTX":
             # A post-only order that would take liquidity is expired, not filled.
             self.emit(order.to_event("NEW", now))
@@ -436,9 +435,7 @@ class Exchange:
         pos.update_time = ts
         self.wallet += realized - fee
         self._next_trade_id += 1
-        trade = Trade(
-            self._next_trade_id, order.order_id, spec, order.side, price, qty, fee, realized, maker, ts
-        )
+        trade = Trade(self._next_trade_id, order.order_id, spec, order.side, price, qty, fee, realized, maker, ts)
         self.trades.append(trade)
         order.executed_qty += qty
         order.cum_quote += qty * price
@@ -458,9 +455,7 @@ class Exchange:
                 self.emit(o.to_event("EXPIRED", ts))
                 self._finish_algo_if_done(o, ts)
 
-    def _account_update(
-        self, reason: str, symbols: list[str], ts: int, balance_change: Decimal = ZERO
-    ) -> None:
+    def _account_update(self, reason: str, symbols: list[str], ts: int, balance_change: Decimal = ZERO) -> None:
         self.emit(
             {
                 "e": "ACCOUNT_UPDATE",
@@ -522,11 +517,7 @@ class Exchange:
 
     def open_orders(self, p: Params) -> list[dict[str, Any]]:
         spec = self._optional_spec(p)
-        return [
-            o.to_rest()
-            for o in self.orders.values()
-            if o.is_open and (spec is None or o.symbol == spec.symbol)
-        ]
+        return [o.to_rest() for o in self.orders.values() if o.is_open and (spec is None or o.symbol == spec.symbol)]
 
     def all_orders(self, p: Params) -> list[dict[str, Any]]:
         spec = self._spec(p)
@@ -633,6 +624,7 @@ class Exchange:
         if touch_price(level, level, trigger, algo.triggers_upwards) is not None:
             raise errors.immediately_trigger()
         self.algos[algo.algo_id] = algo
+        self._pending_algos[algo.algo_id] = None
         self.emit(algo.to_event(now))
         return algo.to_rest()
 
@@ -659,11 +651,7 @@ class Exchange:
 
     def open_algo_orders(self, p: Params) -> list[dict[str, Any]]:
         spec = self._optional_spec(p)
-        return [
-            a.to_rest()
-            for a in self.algos.values()
-            if a.is_open and (spec is None or a.symbol == spec.symbol)
-        ]
+        return [a.to_rest() for a in self.algos.values() if a.is_open and (spec is None or a.symbol == spec.symbol)]
 
     def all_algo_orders(self, p: Params) -> list[dict[str, Any]]:
         spec = self._spec(p)
@@ -732,9 +720,7 @@ class Exchange:
             # The stop fires at the touch; a market order then takes the book on the adverse side of it.
             fill = spec.round_price_up(touch) if child.side == "BUY" else spec.round_price_down(touch)
             self._fill(child, fill, qty, maker=False, ts=ts)
-        elif (child.side == "BUY" and child.price >= touch) or (
-            child.side == "SELL" and child.price <= touch
-        ):
+        elif (child.side == "BUY" and child.price >= touch) or (child.side == "SELL" and child.price <= touch):
             self._fill(child, touch, qty, maker=False, ts=ts)
         algo.status = "TRIGGERED"
         self.emit_later(algo.to_event(ts), ALGO_REPORT_DELAYS_S[0])
@@ -759,14 +745,22 @@ class Exchange:
         symbol = step.symbol
         ts = self.clock_ms()
         hits: list[tuple[Decimal, int, Order | AlgoOrder, Decimal]] = []
-        for order in self.orders.values():
-            if order.symbol != symbol or not order.is_open or order.type != "LIMIT":
+        for order_id in list(self._working):
+            order = self.orders[order_id]
+            if not order.is_open:
+                del self._working[order_id]
+                continue
+            if order.symbol != symbol or order.type != "LIMIT":
                 continue
             touch = touch_price(step.start, step.end, order.price, up=order.side == "SELL")
             if touch is not None:
                 hits.append((abs(touch - step.start), order.order_id, order, order.price))
-        for algo in self.algos.values():
-            if algo.symbol != symbol or algo.status != "NEW":
+        for algo_id in list(self._pending_algos):
+            algo = self.algos[algo_id]
+            if algo.status != "NEW":
+                del self._pending_algos[algo_id]
+                continue
+            if algo.symbol != symbol:
                 continue
             if algo.working_type == "MARK_PRICE":
                 touch = touch_price(mark_start, mark_end, algo.trigger_price, algo.triggers_upwards)

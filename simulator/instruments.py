@@ -47,9 +47,7 @@ class SymbolSpec:
 def spec_from_instrument(instrument: CryptoPerpetual) -> SymbolSpec:
     price_inc = Decimal(str(instrument.price_increment))
     size_inc = Decimal(str(instrument.size_increment))
-    min_notional = (
-        Decimal(str(instrument.min_notional.as_decimal())) if instrument.min_notional else Decimal(5)
-    )
+    min_notional = Decimal(str(instrument.min_notional.as_decimal())) if instrument.min_notional else Decimal(5)
     max_qty = Decimal(str(instrument.max_quantity)) if instrument.max_quantity else Decimal(1_000_000)
     min_qty = Decimal(str(instrument.min_quantity)) if instrument.min_quantity else size_inc
     max_price = Decimal(str(instrument.max_price)) if instrument.max_price else Decimal(10_000_000)

@@ -118,9 +118,7 @@ class RequestLog:
 
     def count(self, path: str | None = None, method: str | None = None) -> int:
         return sum(
-            1
-            for e in self.entries
-            if (path is None or e.path == path) and (method is None or e.method == method)
+            1 for e in self.entries if (path is None or e.path == path) and (method is None or e.method == method)
         )
 
     def as_dicts(self) -> list[dict[str, object]]:

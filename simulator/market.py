@@ -70,9 +70,7 @@ def interval_of(bar: Bar) -> tuple[str, int]:
     """Binance interval name and length in ms of a bar's type, e.g. ``("1m", 60000)``."""
     spec = bar.bar_type.spec
     if spec.aggregation not in _INTERVAL_SUFFIX:
-        raise ValueError(
-            f"cannot replay {bar.bar_type}: only MINUTE, HOUR and DAY bars map to Binance klines"
-        )
+        raise ValueError(f"cannot replay {bar.bar_type}: only MINUTE, HOUR and DAY bars map to Binance klines")
     suffix, unit_ms = _INTERVAL_SUFFIX[spec.aggregation]
     return f"{spec.step}{suffix}", spec.step * unit_ms
 
@@ -118,9 +116,7 @@ def klines_by_symbol(bars: Iterable[Bar]) -> dict[str, list[Kline]]:
         klines.sort(key=lambda k: k.open_time)
         intervals = {k.interval for k in klines}
         if len(intervals) != 1:
-            raise ValueError(
-                f"{symbol}: bars of several intervals {sorted(intervals)}; give one bar type per symbol"
-            )
+            raise ValueError(f"{symbol}: bars of several intervals {sorted(intervals)}; give one bar type per symbol")
     return out
 
 

@@ -70,6 +70,8 @@ class SymbolMarket:
         self.last_qty = Decimal(0)
         self.last_buyer_maker = False
         self._book_prices: tuple[list[Decimal], list[Decimal]] = ([], [])
+        self._sizes: list[Decimal] = []
+        self._sizes_for: Kline | None = None
         self.history: list[Kline] = []
 
     # --- state
@@ -127,14 +129,25 @@ class SymbolMarket:
         return bid + self.spec.tick_size
 
     def level_qty(self, i: int) -> Decimal:
-        volume = self.kline.volume if self.kline else Decimal(100) * self.spec.step_size
-        base = (volume / 400 / self.spec.step_size).to_integral_value() * self.spec.step_size
-        return max(self.spec.min_qty, base) * (1 + i)
+        return self._level_sizes()[i]
+
+    def _level_sizes(self) -> list[Decimal]:
+        """Sizes of the book levels, best first: from the bar's volume, computed once per bar."""
+        if self._sizes_for is not self.kline or not self._sizes:
+            volume = self.kline.volume if self.kline else Decimal(100) * self.spec.step_size
+            base = (volume / 400 / self.spec.step_size).to_integral_value() * self.spec.step_size
+            base = max(self.spec.min_qty, base)
+            self._sizes = [base * (1 + i) for i in range(BOOK_LEVELS)]
+            self._sizes_for = self.kline
+        return self._sizes
 
     def book(self) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         tick = self.spec.tick_size
-        bids = [(self.best_bid - i * tick, self.level_qty(i)) for i in range(BOOK_LEVELS)]
-        asks = [(self.best_ask + i * tick, self.level_qty(i)) for i in range(BOOK_LEVELS)]
+        bid = self.best_bid
+        ask = bid + tick
+        sizes = self._level_sizes()
+        bids = [(bid - i * tick, sizes[i]) for i in range(BOOK_LEVELS)]
+        asks = [(ask + i * tick, sizes[i]) for i in range(BOOK_LEVELS)]
         return bids, asks
 
     def now_ms(self) -> int:

@@ -56,9 +56,7 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
-            raise ValueError(
-                "api_key and api_secret are required (the simulator checks signatures with them)"
-            )
+            raise ValueError("api_key and api_secret are required (the simulator checks signatures with them)")
         if self.bar_seconds < 0:
             raise ValueError(f"bar_seconds must be >= 0, was {self.bar_seconds}")
         if not self.instruments:
@@ -81,8 +79,7 @@ class BinanceSimulator:
         first_open = min(series[0].open_time for series in klines.values())
         shift = int(time.time() * 1000) - first_open if config.rebase_time else 0
         self.markets = {
-            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift)
-            for s, spec in specs.items()
+            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift) for s, spec in specs.items()
         }
         for symbol, series in klines.items():
             self.markets[symbol].prime(series[0])
@@ -396,9 +393,7 @@ class BinanceSimulator:
             elif name == "expire_listen_key":
                 key = self.listen_keys.key
                 if key is not None:
-                    self.hub.send_user(
-                        {"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key
-                    )
+                    self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
                     self.listen_keys.close()
                     await asyncio.sleep(0.05)
                     await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})

@@ -49,9 +49,7 @@ def from_files(paths: Sequence[Path]) -> ReplayData:
     for path in paths:
         data_file = identify(Path(path))
         if data_file.kind not in (FileKind.KLINES, FileKind.OHLCV, FileKind.FUNDING):
-            raise ValueError(
-                f"{path}: the simulator replays klines and funding files, not {data_file.kind.value}"
-            )
+            raise ValueError(f"{path}: the simulator replays klines and funding files, not {data_file.kind.value}")
         instrument = instruments.get(data_file.symbol) or binance_perpetual(data_file.symbol)
         instruments[data_file.symbol] = instrument
         objects = convert_file(data_file, instrument)
@@ -64,9 +62,7 @@ def from_files(paths: Sequence[Path]) -> ReplayData:
     return data
 
 
-def from_catalog(
-    path: Path, instrument_ids: Sequence[str], bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
-) -> ReplayData:
+def from_catalog(path: Path, instrument_ids: Sequence[str], bar_spec: str = "1-MINUTE-LAST-EXTERNAL") -> ReplayData:
     """Bars of one spec (``BinanceBar`` where catalogued, else ``Bar``) and funding rates from a catalog."""
     from nautilus_trader.adapters.binance.common.types import BinanceBar
     from nautilus_trader.persistence.catalog import ParquetDataCatalog

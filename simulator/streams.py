@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from aiohttp import WSMsgType, web
+
+_encode = msgspec.json.Encoder().encode
+
+
+def dumps(payload: Any) -> str:
+    return _encode(payload).decode()
+
 
 QUEUE_SIZE = 10_000
 MAX_STREAMS_PER_CONNECTION = 1024
@@ -108,9 +116,7 @@ class StreamHub:
         self.user_conns.discard(conn)
 
     def wants(self, symbol: str, kind: str) -> bool:
-        return bool(self._index.get((symbol, kind))) or (
-            kind == "markPrice" and bool(self._index.get(("*", kind)))
-        )
+        return bool(self._index.get((symbol, kind))) or (kind == "markPrice" and bool(self._index.get(("*", kind))))
 
     # --- sending
 
@@ -129,9 +135,9 @@ class StreamHub:
                 if arg_filter is not None and not arg_filter(conn.streams[name][2]):
                     continue
                 if conn.combined:
-                    text = json.dumps({"stream": name, "data": payload}, separators=(",", ":"))
+                    text = dumps({"stream": name, "data": payload})
                 else:
-                    raw = raw or json.dumps(payload, separators=(",", ":"))
+                    raw = raw or dumps(payload)
                     text = raw
                 await conn.queue.put(text)
                 self.messages_out += 1
@@ -142,13 +148,13 @@ class StreamHub:
         for conn, names in list(self._index.get(("*", "markPrice"), {}).items()):
             for name in names:
                 data = {"stream": name, "data": payloads} if conn.combined else payloads
-                await conn.queue.put(json.dumps(data, separators=(",", ":")))
+                await conn.queue.put(dumps(data))
                 self.messages_out += 1
 
     def send_user(self, event: dict[str, Any], listen_key: str | None = None) -> None:
         if self._is_silenced():
             return
-        text = json.dumps(event, separators=(",", ":"))
+        text = dumps(event)
         for conn in list(self.user_conns):
             if listen_key is not None and conn.listen_key != listen_key:
                 continue

@@ -1,0 +1,70 @@
+"""Simulator throughput: market events per second it replays to one WebSocket client, unpaced.
+
+One aiohttp client subscribes to every market stream of BTCUSDT (kline, aggTrade, bookTicker, depth, markPrice)
+on a combined connection; the simulator replays real 1-minute bars as fast as the client reads them. An event
+is one stream message received by the client.
+"""
+
+import asyncio
+import time
+from pathlib import Path
+
+import aiohttp
+
+from benchmarks.table import Row
+from simulator import BinanceSimulator, SimulatorConfig
+from simulator.sources import from_files
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/binance/ohlcv_2025-03_2025-06/BTCUSDT-1m.csv.gz"
+ALL_STREAMS = [
+    "btcusdt@kline_1m",
+    "btcusdt@aggTrade",
+    "btcusdt@bookTicker",
+    "btcusdt@depth@0ms",
+    "btcusdt@markPrice@1s",
+]
+
+
+async def _receive(sim: BinanceSimulator, streams: list[str], expected: int) -> tuple[int, float]:
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"{sim.ws_url}/stream?streams={'/'.join(streams)}", max_msg_size=0) as ws:
+            await asyncio.sleep(0.2)  # the subscription is registered on the server's loop
+            started = time.perf_counter()
+            await asyncio.to_thread(sim.play)
+            received = 0
+            while received < expected:
+                msg = await ws.receive(timeout=30)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                received += 1
+            return received, time.perf_counter() - started
+
+
+def _measure(bars: int, streams: list[str]) -> tuple[float, int]:
+    data = from_files([DATA]).window(limit=bars)
+    config = SimulatorConfig(data.instruments, data.bars, "bench-key", "bench-secret", bar_seconds=0.0, autostart=False)
+    with BinanceSimulator(config) as sim:
+        expected = sim.total_ticks * len(streams)
+        received, seconds = asyncio.run(_receive(sim, streams, expected))
+    if received != expected:
+        raise RuntimeError(f"client received {received} of {expected} events")
+    return received / seconds, received
+
+
+def rows(quick: bool) -> list[Row]:
+    if not DATA.exists():
+        raise FileNotFoundError(f"benchmark data not found: {DATA}")
+    bars = 300 if quick else 3000
+    out = []
+    for label, streams in (("5 streams", ALL_STREAMS), ("kline only", ALL_STREAMS[:1])):
+        rate, events = _measure(bars, streams)
+        out.append(
+            Row(
+                benchmark=f"simulator replay to 1 client, BTCUSDT 1m, {label}",
+                metric="events/s",
+                value=rate,
+                target=">= 5,000",
+                note=f"{events:,} events from {bars:,} bars, unpaced",
+            )
+        )
+    return out
