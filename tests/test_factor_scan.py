@@ -11,6 +11,8 @@ from catalog.convert import convert_file
 from catalog.files import identify
 from catalog.instruments import binance_perpetual
 from catalog.store import write_series
+from catalog.types import OpenInterest
+from factors import reference
 from factors.book import FactorBook
 from factors.config import FactorConfig
 from factors.scan import format_scan_table, run_scan
@@ -19,6 +21,23 @@ from tests.factors_data import load_bars
 ROWS = slice(1000, 1800)
 SOL = "SOLUSDT-PERP.BINANCE"
 LINK = "LINKUSDT-PERP.BINANCE"
+
+
+def _oi_frame(sol_bars: list) -> pd.DataFrame:
+    """An explicit OI series for SOL, one value every 5 minutes over the bars' span: NOT market data (none
+    exists in ../shared/data); it only proves the catalog -> scan -> factor O plumbing."""
+    ts = np.array([b.ts_event for b in sol_bars if b.ts_event % (5 * 60_000_000_000) == 0], dtype=np.int64)
+    return pd.DataFrame({"ts": ts, "oi": 1.0e6 * (1.0 + 0.05 * np.sin(np.arange(len(ts)) / 20.0))})
+
+
+def _explicit_sol_oi(objects: list) -> list:
+    sol = [o for o in objects if hasattr(o, "bar_type") and str(o.bar_type).startswith("SOLUSDT")]
+    frame = _oi_frame(sol)
+    iid = InstrumentId.from_str(SOL)
+    return [
+        OpenInterest(instrument_id=iid, open_interest=float(v), ts_event=int(t), ts_init=int(t))
+        for t, v in zip(frame.ts, frame.oi, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +50,7 @@ def catalog_dir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         data_file = identify(folder / name)
         objects += convert_file(data_file, binance_perpetual("SOLUSDT"))
     objects += load_bars(shared_data / "klines_1m_vision/LINKUSDT-1m-2023-02.csv.gz", slice(0, 800))
+    objects += _explicit_sol_oi(objects)
     path = tmp_path_factory.mktemp("catalog")
     write_series(path, objects)
     return path
@@ -63,10 +83,25 @@ def test_scan_at_a_time_uses_no_later_bar(catalog_dir: Path, shared_data: Path) 
     assert result.ts_ns == at_bar.ts_event
     iid = InstrumentId.from_str(SOL)
     book = FactorBook(config, [iid])
+    oi = _oi_frame(bars)
+    k = 0
     for b in bars[:501]:
+        while k < len(oi) and oi.ts[k] <= b.ts_event:  # the catalog's OI series, replayed the same way
+            book.handle_open_interest(iid, float(oi.oi[k]), int(oi.ts[k]))
+            k += 1
         book.handle_bar(b)
-    for key in ("T", "M", "S", "V", "F"):
+    for key in ("T", "M", "S", "V", "F", "O"):
         assert result.values[key] == pytest.approx(book.factor_value(iid, key), abs=1e-9), key
+
+
+def test_scan_reads_open_interest_from_the_catalog(catalog_dir: Path, shared_data: Path) -> None:
+    bars = load_bars(shared_data / "ohlcv_2025-03_2025-06/SOLUSDT-1m.csv.gz", ROWS)
+    config = FactorConfig()
+    result = next(r for r in run_scan(str(catalog_dir), [SOL], None, config) if r.instrument_id == SOL)
+    frame = pd.DataFrame({"ts": [b.ts_event for b in bars], "close": [b.close.as_double() for b in bars]})
+    expected = reference.open_interest(frame, _oi_frame(bars), config).iloc[-1]
+    assert not np.isnan(expected)
+    assert result.values["O"] == pytest.approx(expected, abs=1e-9)
 
 
 def test_scan_bad_catalog_path_says_what_to_do(tmp_path: Path) -> None:
@@ -91,9 +126,7 @@ def test_book_correlation_and_atr_on_real_bars(shared_data: Path) -> None:
         expected = float(np.corrcoef(pair.iloc[:, 0], pair.iloc[:, 1])[0, 1])
         assert book.returns_correlation(ids[a], ids[b]) == pytest.approx(expected, abs=1e-12)
     assert book.returns_correlation(ids["BTC"], ids["ETH"]) > 0.5  # BTC and ETH move together
-    frame = pd.DataFrame(
-        {k: [getattr(b, k).as_double() for b in data["XMR"]] for k in ("high", "low", "close")}
-    )
+    frame = pd.DataFrame({k: [getattr(b, k).as_double() for b in data["XMR"]] for k in ("high", "low", "close")})
     from factors.reference import wilder_atr
 
     atr = float(wilder_atr(frame, config.atr_period).iloc[-1])
