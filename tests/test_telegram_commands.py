@@ -10,30 +10,42 @@ from pathlib import Path
 
 import pytest
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.trading.strategy import Strategy
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig
+from strategies.ats import AtsStrategy
+from strategies.config import AtsStrategyConfig
+from strategies.testkit import make_engine as make_strategy_engine
+from strategies.testkit import path_bars, perp
 from tests.fake_telegram import FakeTelegram
 from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 TOKEN = "777001:AAH-commands-test-secret"
 TRADER = 1001
 STRANGER = 666
+T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
+
+
+def notifier_for(tg: FakeTelegram) -> TelegramNotifier:
+    return TelegramNotifier(TelegramNotifierConfig(
+        component_id="TelegramCommands", mode="live", language="en", base_url=tg.base_url,
+        events={"signal": "off", "entry_filled": "off", "node_started": "off", "node_stopped": "off"},
+        poll_timeout_s=1, command_drain_interval_s=60.0, backoff_initial_s=0.05, request_timeout_s=2.0,
+    ))
 
 
 class Session:
     """One engine, one notifier, one fake Telegram; ``send`` runs the engine until the commands have acted."""
 
-    def __init__(self, tg: FakeTelegram, shared_data: Path) -> None:
+    def __init__(
+        self, tg: FakeTelegram, engine: BacktestEngine, bars: list, strategy: Strategy, bars_per_minute: int = 1
+    ) -> None:
         self.tg = tg
-        instrument, self.bars = load_bars(shared_data, rows=240)
-        self.strategy = ScriptedStrategy(ScriptedConfig(instrument_id=str(instrument.id)))
-        self.notifier = TelegramNotifier(TelegramNotifierConfig(
-            component_id="TelegramCommands", mode="live", language="en", base_url=tg.base_url,
-            events={"signal": "off", "entry_filled": "off", "node_started": "off", "node_stopped": "off"},
-            poll_timeout_s=1, command_drain_interval_s=60.0, backoff_initial_s=0.05, request_timeout_s=2.0,
-        ))
-        self.engine: BacktestEngine = make_engine(instrument, self.bars[:1])
-        self.engine.clear_data()
+        self.step = bars_per_minute  # the inbox timer ticks each minute: feed at least a minute per command
+        self.bars = bars
+        self.strategy = strategy
+        self.notifier = notifier_for(tg)
+        self.engine = engine
         add(self.engine, self.strategy, self.notifier)
         self.done = 0  # bars fed so far
 
@@ -51,7 +63,7 @@ class Session:
         while self.notifier.commands_waiting < len(messages):
             assert time.monotonic() < deadline, "the notifier did not fetch the commands"
             time.sleep(0.02)
-        self.run_to(self.done + 1)
+        self.run_to(self.done + self.step)
 
     def replies(self, count: int) -> list[str]:
         """The last ``count`` messages the trader got, once they have arrived."""
@@ -71,7 +83,10 @@ def session(shared_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{TRADER},2002")
     with FakeTelegram(TOKEN) as tg:
-        s = Session(tg, shared_data)
+        instrument, bars = load_bars(shared_data, rows=240)
+        engine = make_engine(instrument, bars[:1])
+        engine.clear_data()
+        s = Session(tg, engine, bars, ScriptedStrategy(ScriptedConfig(instrument_id=str(instrument.id))))
         yield s
         s.close()
 
@@ -147,3 +162,45 @@ def test_flatten_asks_for_confirmation_then_closes_everything(session: Session) 
     assert any(text.startswith("⏹ NEARUSDT flattened at $") for text in replies)  # the event, too
     session.send((TRADER, "/flatten confirm"))  # a second confirm has nothing to confirm
     assert session.replies(1) == ["⌛ Nothing to confirm: send /flatten first"]
+
+
+def test_the_real_strategy_through_telegram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same commands into the real AtsStrategy: its answers, rendered; pause refuses; flatten closes all."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", str(TRADER))
+    btc, eth, sol = perp("BTCUSDT"), perp("ETHUSDT"), perp("SOLUSDT")
+    engine = make_strategy_engine([btc, eth, sol])
+    bars = sorted(
+        path_bars(btc, [50_000.0] * 30, T0) + path_bars(eth, [2_000.0] * 30, T0) + path_bars(sol, [150.0] * 30, T0),
+        key=lambda bar: bar.ts_init,
+    )
+    strategy = AtsStrategy(AtsStrategyConfig(
+        instrument_ids=(str(btc.id), str(eth.id), str(sol.id)), min_score=101.0, scan_interval_minutes=1440,
+    ))
+    with FakeTelegram(TOKEN) as tg:
+        session = Session(tg, engine, bars, strategy, bars_per_minute=3)
+        session.run_to(6)  # two minutes of three symbols
+        session.send((TRADER, "/signal BTCUSDT long"), (TRADER, "/signal ethusdt short"))
+        assert session.replies(2) == [
+            "📨 Manual signal accepted: BTCUSDT LONG", "📨 Manual signal accepted: ETHUSDT SHORT"
+        ]
+        session.run_to(12)
+        session.send((TRADER, "/positions"))
+        (positions,) = session.replies(1)
+        assert positions.startswith("📂 Positions (2)\n")
+        assert "• BTCUSDT LONG 0.199 @ $50000.0\n  Stop $49000.0 · TP1 $52000.0 · TP2 $54000.0" in positions
+        session.send((TRADER, "/pause"))
+        session.send((TRADER, "/signal SOLUSDT long"))
+        assert session.replies(1)[0].startswith("🚫 Manual signal refused: ")
+        session.send((STRANGER, "/flatten"), (STRANGER, "/flatten confirm"))
+        assert len(session.strategy.cache.positions_open()) == 2
+        session.send((TRADER, "/flatten"))
+        session.send((TRADER, "/flatten confirm"))
+        assert session.strategy.cache.positions_open() == []
+        replies = session.replies(8)
+        assert any(r.startswith("⏹ Closed 2 positions (") and "cancelled 6 orders" in r for r in replies), replies
+        session.send((TRADER, "/status"))
+        (status,) = session.replies(1)
+        assert status.startswith("📋 Status (backtest)\nNew entries: paused\nEquity: ")
+        assert status.endswith("📂 No open positions")
+        session.close()
