@@ -636,9 +636,21 @@ class AtsStrategy(Strategy):
             trade, "BREAKEVEN", event.last_px.as_double(), position.quantity.as_double(), trade.stop_price
         )
 
+    def _trade_pnl_pct(self, trade: Trade, instrument: Instrument, price: float) -> float:
+        """The trade's result so far (realised, fees and funding included, plus unrealised at ``price``) in
+        percent of the entry notional: what "total profit +8.2 %" in a TP2 message means."""
+        notional = trade.entry * float(trade.quantity)
+        position = self._position(trade)
+        if position is None or notional <= 0:
+            return 0.0
+        pnl = position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0
+        if position.is_open and price > 0:
+            pnl += position.unrealized_pnl(instrument.make_price(price)).as_double()
+        return 100.0 * (pnl + trade.funding) / notional
+
     def _exit_event(self, trade: Trade, kind: str, price: float, quantity: float, new_stop: float) -> None:
         instrument = self._instruments[trade.instrument_id]
-        pnl_pct = 100.0 * trade.sign * (price - trade.entry) / trade.entry if trade.entry else 0.0
+        pnl_pct = self._trade_pnl_pct(trade, instrument, price)
         now = self.clock.timestamp_ns()
         self._publish(
             ExitEvent(
@@ -818,11 +830,12 @@ class AtsStrategy(Strategy):
         )
 
     def _cancel_exits(self, instrument_id: InstrumentId) -> int:
-        """Cancel every open order of ours on the instrument (no orphan exit order survives its position)."""
+        """Cancel our open orders on the instrument, and any reduce-only one (reconciled after a restart, so
+        of another strategy id): no exit order survives its position."""
         orders = [
             o
-            for o in self.cache.orders_open(instrument_id=instrument_id, strategy_id=self.id)
-            if not o.is_pending_cancel
+            for o in self.cache.orders_open(instrument_id=instrument_id)
+            if not o.is_pending_cancel and (o.strategy_id == self.id or o.is_reduce_only)
         ]
         orders += [
             o
@@ -865,8 +878,9 @@ class AtsStrategy(Strategy):
             opened_ns=position.ts_opened,
         )
         tick = instrument.price_increment.as_double()
+        targets = []
         for order in self.cache.orders(instrument_id=instrument.id):
-            kind = order_kind(order.tags)
+            kind = order_kind(order.tags) or _untagged_exit_kind(order)
             if kind == TAG_TP1 and order.is_closed and order.filled_qty.as_double() > 0:
                 trade.tp1_done = True
             if not order.is_open or order.is_pending_cancel:
@@ -877,10 +891,15 @@ class AtsStrategy(Strategy):
                 if is_breakeven(trade.stop_price, entry, tick):
                     trade.tp1_done = True
                     trade.stop_kind = STOP_BREAKEVEN
-            elif kind == TAG_TP1:
-                trade.tp1_id, trade.tp1_price = order.client_order_id, order.price.as_double()
-            elif kind == TAG_TP2:
-                trade.tp2_id, trade.tp2_price = order.client_order_id, order.price.as_double()
+            elif kind in (TAG_TP1, TAG_TP2, "TP"):
+                targets.append((kind, order))
+        # Orders reconciled from the venue carry no tags: the target nearer the entry is TP1, unless TP1 is done.
+        targets.sort(key=lambda ko: abs(_limit_price(ko[1]) - entry))
+        for kind, order in targets:
+            if kind == TAG_TP1 or (kind == "TP" and trade.tp1_id is None and not trade.tp1_done):
+                trade.tp1_id, trade.tp1_price = order.client_order_id, _limit_price(order)
+            else:
+                trade.tp2_id, trade.tp2_price = order.client_order_id, _limit_price(order)
         self._trades[instrument.id] = trade
         if trade.stop_id is None:
             stop = entry if trade.tp1_done else levels.stop
@@ -993,7 +1012,9 @@ class AtsStrategy(Strategy):
     def flatten(self) -> dict[str, Any]:
         """Emergency close-all: every position at market, then every open order cancelled."""
         closed = []
-        for position in self.cache.positions_open(strategy_id=self.id):
+        # Every open position of the universe, adopted ones of another strategy id included.
+        positions = [p for i in self._instruments for p in self.cache.positions_open(instrument_id=i)]
+        for position in positions:
             trade = self._trades.get(position.instrument_id)
             if trade is not None:
                 trade.exit_intent = "FLATTEN"
@@ -1056,6 +1077,21 @@ class AtsStrategy(Strategy):
 
     def open_trades(self) -> dict[str, Trade]:
         return {str(k): v for k, v in self._trades.items()}
+
+
+def _untagged_exit_kind(order: Order) -> str:
+    """An exit order without our tags (reconciled from the venue after a restart), known by its type."""
+    if not order.is_reduce_only:
+        return ""
+    if order.order_type == OrderType.STOP_MARKET:
+        return TAG_SL
+    if order.order_type in (OrderType.LIMIT, OrderType.MARKET_IF_TOUCHED):
+        return "TP"
+    return ""
+
+
+def _limit_price(order: Order) -> float:
+    return order.price.as_double() if order.has_price else order.trigger_price.as_double()
 
 
 def _filters(instrument: Instrument) -> InstrumentFilters:

@@ -73,3 +73,22 @@ def test_restart_adopts_position_after_tp1_and_rearms_stop_at_entry() -> None:
     assert len(stops) == 3 and len(filled) == 1  # initial and break-even stops cancelled, the re-armed one hit
     assert filled[0].trigger_price.as_double() == 50_000.0 and filled[0].is_reduce_only
     assert engine.cache.orders_open() == [] and engine.cache.positions_open() == []
+
+
+def test_untagged_exit_orders_are_known_by_type() -> None:
+    # After a restart the venue's orders come back without our tags: reduce-only type tells the exit role.
+    from nautilus_trader.common.component import TestClock
+    from nautilus_trader.common.factories import OrderFactory
+    from nautilus_trader.model.enums import OrderSide
+    from nautilus_trader.model.identifiers import StrategyId, TraderId
+
+    from strategies.ats import _limit_price, _untagged_exit_kind
+
+    factory = OrderFactory(TraderId("T-1"), StrategyId("S-1"), TestClock())
+    qty = BTC.make_qty(0.1)
+    stop = factory.stop_market(BTC.id, OrderSide.SELL, qty, BTC.make_price(49_000), reduce_only=True)
+    tp = factory.limit(BTC.id, OrderSide.SELL, qty, BTC.make_price(52_000), reduce_only=True)
+    mit = factory.market_if_touched(BTC.id, OrderSide.SELL, qty, BTC.make_price(54_000), reduce_only=True)
+    entry = factory.limit(BTC.id, OrderSide.BUY, qty, BTC.make_price(48_000))
+    assert [_untagged_exit_kind(o) for o in (stop, tp, mit, entry)] == [TAG_SL, "TP", "TP", ""]
+    assert (_limit_price(tp), _limit_price(mit)) == (52_000.0, 54_000.0)
