@@ -23,6 +23,7 @@ from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, l
 TOKEN = "777001:AAH-commands-test-secret"
 TRADER = 1001
 STRANGER = 666
+OTHER = 2002  # a second allowed chat
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 
 
@@ -81,7 +82,7 @@ class Session:
 @pytest.fixture
 def session(shared_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{TRADER},2002")
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", f"{TRADER},{OTHER}")
     with FakeTelegram(TOKEN) as tg:
         instrument, bars = load_bars(shared_data, rows=240)
         engine = make_engine(instrument, bars[:1])
@@ -132,11 +133,17 @@ def test_pause_stops_new_entries_and_resume_restarts_them(session: Session) -> N
     session.run_to(50)  # first trade opened at 30 and stopped out at 37
     session.send((TRADER, "/pause"))
     assert session.replies(1) == ["⏸ New entries paused (open positions are still managed)"]
+    # The asking chat gets the answer, not the same news twice; the other allowed chat hears of it quietly.
+    assert "⏸ New entries paused" not in session.tg.texts(TRADER)
+    assert [(m.text, m.disable_notification) for m in session.tg.sent if m.chat_id == OTHER][-1] == (
+        "⏸ New entries paused", True
+    )
     entries = session.strategy.entries
     session.run_to(100)  # bars 60 and 90 would have entered
     assert session.strategy.entries == entries
     session.send((TRADER, "/signal NEARUSDT short"))
-    assert "🚫 Manual signal refused: paused" in session.replies(2)
+    assert session.replies(1) == ["🚫 Manual signal refused: paused"]
+    assert session.tg.texts(OTHER)[-1] == "🚫 NEARUSDT signal refused: paused"
     assert session.strategy.entries == entries
     session.send((TRADER, "/resume"))
     assert session.replies(1) == ["▶️ New entries resumed"]

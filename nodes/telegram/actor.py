@@ -29,6 +29,7 @@ from strategies.events import ALL_EVENT_TYPES
 
 MODES = ("live", "backtest")
 _INBOX_TIMER = "telegram-command-inbox"
+_ANSWERED_BY_REPLY = frozenset({"paused", "resumed", "signal_refused"})
 
 
 class TelegramNotifier(Actor):
@@ -48,6 +49,8 @@ class TelegramNotifier(Actor):
         self._router: CommandRouter | None = None
         self._node_loop: asyncio.AbstractEventLoop | None = None
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._chat_ids: tuple[int, ...] = ()
+        self._asking_chat: int | None = None  # set while a Telegram command is inside the strategy
         self.rendered: list[RenderedMessage] = []  # backtest mode: what the report shows
         self.dropped_events = 0  # events whose rendering failed (logged)
 
@@ -70,7 +73,7 @@ class TelegramNotifier(Actor):
     def _start_link(self) -> None:
         cfg = self._config
         token = read_token(cfg.token_env)  # raises naming the variable, never showing a value
-        chat_ids = read_chat_ids(cfg.chat_ids_env)
+        chat_ids = self._chat_ids = read_chat_ids(cfg.chat_ids_env)
         quiet_http_loggers()
         self._redact = Redactor(token)
         on_command: Callable[[int, str], None] | None = None
@@ -161,7 +164,7 @@ class TelegramNotifier(Actor):
                 if self._sink is not None:
                     self._sink.write(message)
             elif self._link is not None:
-                self._link.submit(text, silent)
+                self._link.submit(text, silent, self._recipients(key))
         except Exception as exc:
             self.dropped_events += 1
             self._log("error", f"Telegram: could not render {type(event).__name__}: {exc!r}")
@@ -191,12 +194,23 @@ class TelegramNotifier(Actor):
         except Exception as exc:  # a bad command must never stop the node
             self._log("error", f"Telegram command failed: {exc!r}")
 
-    def _send_control(self, request: ControlRequest) -> bool:
+    def _send_control(self, request: ControlRequest, chat_id: int) -> bool:
         if CONTROL_ENDPOINT not in self.msgbus.endpoints():
             self._log("warning", f"Telegram /{request.command}: no strategy registered at {CONTROL_ENDPOINT}")
             return False
-        self.msgbus.send(endpoint=CONTROL_ENDPOINT, msg=request)
+        self._asking_chat = chat_id
+        try:
+            self.msgbus.send(endpoint=CONTROL_ENDPOINT, msg=request)
+        finally:
+            self._asking_chat = None
         return True
+
+    def _recipients(self, key: str) -> tuple[int, ...] | None:
+        """All chats, except that the chat whose command caused a pause/resume/refusal gets the command's
+        answer instead of the same news twice; the other chats still hear about it."""
+        if self._asking_chat is None or key not in _ANSWERED_BY_REPLY or self._link is None:
+            return None
+        return tuple(c for c in self._chat_ids if c != self._asking_chat)
 
     def _answer(self, chat_id: int, text: str) -> None:
         if self._link is not None:

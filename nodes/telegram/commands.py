@@ -30,7 +30,7 @@ class CommandRouter:
         *,
         allowed_chats: frozenset[int],
         replies: ReplyRenderer,
-        send_control: Callable[[ControlRequest], bool],
+        send_control: Callable[[ControlRequest, int], bool],  # (request, asking chat)
         answer: Callable[[int, str], None],
         log: Log,
         confirm_window_s: float,
@@ -89,5 +89,5 @@ class CommandRouter:
             self._answer(chat_id, self._replies.answer(command, answer))
 
         request = ControlRequest(command=command, args=args, reply=reply, source=f"telegram:{chat_id}")
-        if not self._send_control(request):
+        if not self._send_control(request, chat_id):
             self._answer(chat_id, self._replies.text("unavailable"))
