@@ -222,12 +222,12 @@ class FactorBook:
                 if len(self._mkt_done) > _MARKET_MEMORY:
                     self._mkt_done.popitem(last=False)
                 for ind, r_sym in self._pending.pop(ts, ()):
-                    ind.update_pair(r_sym, m)
+                    ind.update_pair(r_sym, m, ts)
                 for old in [k for k in self._mkt_partial if k < ts]:
                     del self._mkt_partial[old]
         m = self._mkt_done.get(ts)
         if m is not None:
-            sym.i.update_pair(r, m)
+            sym.i.update_pair(r, m, ts)
         else:
             self._pending.setdefault(ts, []).append((sym.i, r))
             while len(self._pending) > _MARKET_MEMORY:
@@ -298,6 +298,11 @@ class FactorBook:
             vals[k] = v
             if v is None:
                 notes[k] = ind._reason or "not available"
+        if vals["I"] is not None and len(sym.returns) > _MARKET_MEMORY:
+            if sym.i.last_ts < sym.returns[-_MARKET_MEMORY][0]:
+                # the BTC/ETH bars stopped coming: the last beta is not today's
+                vals["I"] = None
+                notes["I"] = f"stale: no BTC/ETH bar matched this symbol's last {_MARKET_MEMORY} bars"
         return score(vals, self.config, instrument_id=instrument_id.value, ts_ns=sym.ts or None, notes=notes)
 
     def scan(self) -> list[ScoreResult]:

@@ -32,8 +32,11 @@ class IndependenceFactor(FactorIndicator):
         self._sr = self._sm = self._srm = self._smm = 0.0
         self._since_resum = 0
         self.beta: float | None = None
+        self.last_ts = 0
 
-    def update_pair(self, r: float, m: float) -> None:
+    def update_pair(self, r: float, m: float, ts: int = 0) -> None:
+        """One bar's symbol return r and market return m (ts: the bar time, kept to detect a stalled market)."""
+        self.last_ts = ts
         pairs = self._pairs
         pairs.append((r, m))
         self._sr += r

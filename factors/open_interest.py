@@ -101,27 +101,21 @@ class OpenInterestFactor(FactorIndicator):
             self._compute(ts)
 
     def _compute(self, now: int) -> None:
+        cutoff = now - self._lookback
+        # look up (and so prune) first: a stale spell must not let the price history grow
+        oi_then = self._ois.at(cutoff)
+        price_then = self._prices.at(cutoff)
         if now - self._oi_ts > self._stale:
             self._value = None
             self._reason = f"open interest stale: last update {(now - self._oi_ts) / 6e10:.0f} min ago"
             return
-        cutoff = now - self._lookback
-        oi_then = self._ois.at(cutoff)
-        price_then = self._prices.at(cutoff)
         if oi_then is None or price_then is None:
             self._value = None
             self._reason = "warming up: less open-interest / price history than the look-back"
             return
         mean = self._mean.mean(now)
         self._value = oi_quadrant(
-            self._price,
-            price_then,
-            self._oi,
-            oi_then,
-            mean or self._oi,
-            self._scale,
-            self._weak,
-            self._extreme,
+            self._price, price_then, self._oi, oi_then, mean or self._oi, self._scale, self._weak, self._extreme
         )
         self._reason = None
         self._set_initialized(True)

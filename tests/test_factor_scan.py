@@ -142,3 +142,18 @@ def test_book_requires_market_ids_in_universe() -> None:
     sol = InstrumentId.from_str(SOL)
     with pytest.raises(ValueError, match="not in instrument_ids"):
         FactorBook(FactorConfig(), [sol], btc_id=btc)
+
+
+def test_independence_goes_stale_when_the_market_bars_stop(shared_data: Path) -> None:
+    folder = shared_data / "ohlcv_2025-03_2025-06"
+    data = {s: load_bars(folder / f"{s}USDT-1m.csv.gz", slice(10, 200)) for s in ("BTC", "ETH", "XMR")}
+    ids = {s: b[0].bar_type.instrument_id for s, b in data.items()}
+    book = FactorBook(FactorConfig(), list(ids.values()), ids["BTC"], ids["ETH"])
+    for i in range(150):
+        for s in data:
+            book.handle_bar(data[s][i])
+    assert book.score(ids["XMR"]).values["I"] is not None
+    for b in data["XMR"][150:]:  # BTC and ETH go quiet, XMR keeps trading
+        book.handle_bar(b)
+    r = book.score(ids["XMR"])
+    assert r.values["I"] is None and "stale" in r.notes["I"]
