@@ -5,9 +5,11 @@ It connects (the adapter's whole start-up REST sequence and the listen-key user 
 price) on the conditional-order endpoints, and sees both fill from the replayed data.
 """
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 from nautilus_trader.trading.strategy import Strategy
 
+from simulator import BinanceSimulator
 from tests.simulator_support import API_KEY, API_SECRET, btc_data, running_simulator
 
 INSTRUMENT = "BTCUSDT-PERP.BINANCE"
@@ -46,7 +49,8 @@ class ProbeConfig(StrategyConfig, frozen=True):
     instrument_id: str
     bar_type: str
     quantity: str
-    exit_offset: str  # fraction of the entry price to the stop and to the take-profit
+    exit_offset: str  # fraction of the entry price to the stop and to the take-profit; "0": no exits
+    enter_after_bars: int = 1
 
 
 class Probe(Strategy):
@@ -67,7 +71,7 @@ class Probe(Strategy):
 
     def on_bar(self, bar: Bar) -> None:
         self.bars.append(bar)
-        if self.entry_id is None:
+        if self.entry_id is None and len(self.bars) >= self.config.enter_after_bars:
             instrument = self.cache.instrument(self.instrument_id)
             order = self.order_factory.market(
                 self.instrument_id, OrderSide.BUY, instrument.make_qty(Decimal(self.config.quantity))
@@ -78,7 +82,7 @@ class Probe(Strategy):
     def on_order_filled(self, event: OrderFilled) -> None:
         try:
             self.fills.append(event)
-            if event.client_order_id == self.entry_id:
+            if event.client_order_id == self.entry_id and Decimal(self.config.exit_offset) > 0:
                 self._place_exits(Decimal(str(event.last_px)))
         except Exception as e:  # a live handler must not raise: it would stop the node
             self.errors.append(repr(e))
@@ -159,49 +163,50 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@contextmanager
+def running_node(sim: BinanceSimulator, probe: Strategy) -> Iterator[TradingNode]:
+    """A TradingNode with Binance's clients pointed at ``sim``, running on its own thread."""
+    # A fresh loop per node: a disposed node closes its loop, and the next node must not inherit it.
+    node = TradingNode(config=_node_config(sim.http_url, sim.ws_url), loop=asyncio.new_event_loop())
+    node.add_data_client_factory("BINANCE", BinanceLiveDataClientFactory)
+    node.add_exec_client_factory("BINANCE", BinanceLiveExecClientFactory)
+    node.trader.add_strategy(probe)
+    node.build()
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    try:
+        _wait(lambda: probe.is_running, 60, "the node to connect and start the strategy")
+        yield node
+    finally:
+        loop = node.get_event_loop()
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(node.stop)
+        thread.join(timeout=30)
+        node.dispose()
+
+
+def _probe(**overrides: str | int) -> Probe:
+    settings: dict[str, str | int] = {"quantity": "0.010", "exit_offset": "0.0005"}
+    settings.update(overrides)
+    return Probe(ProbeConfig(instrument_id=INSTRUMENT, bar_type=BAR_TYPE, oms_type="NETTING", **settings))
+
+
 def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
     # A stretch of real BTCUSDT bars that moves more than 0.1% both ways within 45 minutes of the entry.
     data = btc_data(shared_data, bars=60, start_ms=WINDOW_START_MS)
     with running_simulator(data, bar_seconds=0.3) as sim:
-        node = TradingNode(config=_node_config(sim.http_url, sim.ws_url))
-        node.add_data_client_factory("BINANCE", BinanceLiveDataClientFactory)
-        node.add_exec_client_factory("BINANCE", BinanceLiveExecClientFactory)
-        probe = Probe(
-            ProbeConfig(
-                instrument_id=INSTRUMENT,
-                bar_type=BAR_TYPE,
-                quantity="0.010",
-                exit_offset="0.0005",
-                oms_type="NETTING",
-            )
-        )
-        node.trader.add_strategy(probe)
-        node.build()
-        thread = threading.Thread(target=node.run, daemon=True)
-        thread.start()
-        try:
-            _wait(lambda: probe.is_running, 60, "the node to connect and start the strategy")
+        probe = _probe()
+        with running_node(sim, probe):
             sim.play()
             _wait(lambda: len(probe.bars) >= 1, 30, "the first replayed bar")
-            _wait(
-                lambda: probe.filled("stop") and probe.filled("take_profit"),
-                60,
-                "the stop and take-profit fills",
-            )
-        finally:
-            loop = node.get_event_loop()
-            if loop is not None and loop.is_running():
-                loop.call_soon_threadsafe(node.stop)
-            thread.join(timeout=30)
-            node.dispose()
+            _wait(lambda: probe.filled("stop") and probe.filled("take_profit"), 60, "the stop and take-profit fills")
 
         assert not probe.errors
-        assert all(isinstance(b, BinanceBar) or isinstance(b, Bar) for b in probe.bars)
-        types = {f.client_order_id: f.order_type for f in probe.fills}
-        assert types[probe.entry_id] == OrderType.MARKET
+        assert all(isinstance(b, BinanceBar) for b in probe.bars)
+        entry_fill = next(f for f in probe.fills if f.client_order_id == probe.entry_id)
         stop_fill = next(f for f in probe.fills if f.client_order_id == probe.exit_ids["stop"])
         tp_fill = next(f for f in probe.fills if f.client_order_id == probe.exit_ids["take_profit"])
-        entry_fill = next(f for f in probe.fills if f.client_order_id == probe.entry_id)
+        assert entry_fill.order_type == OrderType.MARKET
         assert stop_fill.last_px < entry_fill.last_px < tp_fill.last_px
         assert str(stop_fill.last_qty) == str(tp_fill.last_qty) == "0.005"
 
@@ -210,6 +215,24 @@ def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
         assert status["positions"]["BTCUSDT"]["leverage"] == 5
         assert sim.request_log.count("/fapi/v1/algoOrder", "POST") == 2
         assert sim.request_log.count("/fapi/v1/order", "POST") == 1
-        assert sim.request_log.count("/fapi/v1/listenKey", "POST") >= 1
+        assert sim.request_log.count("/fapi/v1/listenKey", "POST") == 1
         # Fees were charged on three fills: the wallet moved by PnL minus fees, not by nothing.
         assert Decimal(status["wallet_balance"]) != Decimal(10_000)
+
+
+def test_node_recovers_from_dropped_streams_and_expired_listen_key(shared_data: Path) -> None:
+    data = btc_data(shared_data, bars=80, start_ms=WINDOW_START_MS)
+    with running_simulator(data, bar_seconds=0.25) as sim:
+        probe = _probe(enter_after_bars=8, exit_offset="0")
+        with running_node(sim, probe):
+            sim.play()
+            _wait(lambda: len(probe.bars) >= 1, 30, "the first replayed bar")
+            assert sim.drop_connections() == 2  # the market-data connection and the user stream
+            seen = len(probe.bars)
+            _wait(lambda: len(probe.bars) >= seen + 2, 30, "bars after the adapter reconnected")
+            assert sim.expire_listen_key() is not None
+            _wait(lambda: sim.request_log.count("/fapi/v1/listenKey", "POST") >= 2, 30, "a new listen key")
+            _wait(lambda: sim.status()["user_connections"] == 1, 30, "the user stream to reconnect")
+            _wait(lambda: any(f.client_order_id == probe.entry_id for f in probe.fills), 30, "the entry fill")
+        assert not probe.errors
+        assert sim.status()["positions"]["BTCUSDT"]["amount"] == "0.010"
