@@ -60,6 +60,8 @@ async def until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
         await asyncio.sleep(0.01)
 
 
+# TradingNode.dispose closes its loop while Nautilus's own ActorExecutor worker coroutines are still pending.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_live_node_commands_on_the_loop_thread_and_loop_never_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", str(TRADER))
