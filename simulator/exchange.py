@@ -286,7 +286,7 @@ class Exchange:
             raise errors.no_need_to_change_position_side()
         if wanted:
             # Hedge mode is not simulated: say so plainly rather than pretend.
-            raise BinanceApiError(400, -4067, "Position side cannot be changed if there exists open orders.")
+            raise BinanceApiError(400, -4067, "Hedge mode (dualSidePosition) is not supported by the simulator.")
         self.dual_side = wanted
         return {"code": 200, "msg": "success"}
 

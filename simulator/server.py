@@ -320,6 +320,39 @@ class BinanceSimulator:
         """Delay every REST answer by ``seconds``."""
         self.call(lambda: self.faults.set_latency(seconds))
 
+    def force_order(self, symbol: str, side: str, quantity: str) -> dict[str, Any]:
+        """Publish a liquidation on ``<symbol>@forceOrder`` at the current price (the data has none of its own)."""
+        if side not in ("BUY", "SELL"):
+            raise ValueError(f"side must be BUY or SELL, not {side!r}")
+        market = self.markets.get(symbol.upper())
+        if market is None:
+            raise ValueError(f"unknown symbol {symbol!r}; simulated: {', '.join(self.markets)}")
+
+        async def run() -> dict[str, Any]:
+            spec, price = market.spec, market.last or Decimal(0)
+            qty = spec.fmt_qty(Decimal(quantity))
+            event = {
+                "e": "forceOrder",
+                "E": market.now_ms(),
+                "o": {
+                    "s": spec.symbol,
+                    "S": side,
+                    "o": "LIMIT",
+                    "f": "IOC",
+                    "q": qty,
+                    "p": spec.fmt_price(price),
+                    "ap": spec.fmt_price(price),
+                    "X": "FILLED",
+                    "l": qty,
+                    "z": qty,
+                    "T": market.now_ms(),
+                },
+            }
+            await self.hub.publish(spec.symbol, "forceOrder", event)
+            return event
+
+        return self._call_async(run)
+
     def clear_faults(self) -> None:
         self.call(self.faults.clear)
 

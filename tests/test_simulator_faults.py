@@ -148,3 +148,19 @@ def test_control_endpoint_injects_faults(sim: BinanceSimulator, client: SignedCl
         assert requests["total_weight"] == sum(r["weight"] for r in requests["requests"])
     finally:
         control.close()
+
+
+def test_injected_liquidation_reaches_force_order_subscribers(sim: BinanceSimulator) -> None:
+    async def run() -> dict[str, object]:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"{sim.ws_url}/ws/btcusdt@forceOrder")
+            await asyncio.sleep(0.1)
+            sent = await asyncio.to_thread(sim.force_order, "BTCUSDT", "SELL", "0.014")
+            received = await ws.receive_json(timeout=5)
+            assert received == sent
+            return received
+
+    event = asyncio.run(run())
+    assert event["e"] == "forceOrder" and event["o"]["q"] == "0.014"
+    with pytest.raises(ValueError, match="unknown symbol"):
+        sim.force_order("DOGEUSDT", "SELL", "1")
