@@ -205,3 +205,14 @@ def test_event_settings_decide_what_is_sent_and_how_loud(run: dict) -> None:
 def test_backtest_file_holds_the_same_messages(run: dict) -> None:
     assert run["file"] == run["en"]
     assert run["file"][0].ts == "2024-02-01T00:01:00.000000000Z"  # event time, not wall time
+
+
+def test_settings_and_language_typos_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="unknown Telegram event setting 'tp3'"):
+        TelegramNotifier(TelegramNotifierConfig(mode="backtest", events={"tp3": "on"}))
+    with pytest.raises(ValueError, match="must be one of on, silent, off"):
+        TelegramNotifier(TelegramNotifierConfig(mode="backtest", events={"tp1": "loud"}))
+    with pytest.raises(ValueError, match="language"):
+        TelegramNotifier(TelegramNotifierConfig(mode="backtest", language="fr"))
+    with pytest.raises(ValueError, match="mode"):
+        TelegramNotifier(TelegramNotifierConfig(mode="paper"))
