@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.common.component import LiveClock
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, BarType, DataType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.enums import OrderSide, OrderType, TimeInForce
@@ -88,10 +89,19 @@ class AtsStrategy(Strategy):
         self._daily_trades = 0
         self.errors = 0
         self.scans = 0
+        self.is_live = False
+        self.mode = config.mode or "backtest"
+        self._set_leverage = False
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
     def on_start(self) -> None:
+        self.is_live = isinstance(self.clock, LiveClock)
+        self.mode = self.cfg.mode or ("live" if self.is_live else "backtest")
+        subscribe_funding = (not self.is_live) if self.cfg.subscribe_funding is None else self.cfg.subscribe_funding
+        self._set_leverage = (
+            (not self.is_live) if self.cfg.set_account_leverage is None else self.cfg.set_account_leverage
+        )
         for instrument_id in self.instrument_ids:
             instrument = self.cache.instrument(instrument_id)
             if instrument is None:
@@ -109,15 +119,19 @@ class AtsStrategy(Strategy):
         )
         for instrument_id in universe:
             self.subscribe_bars(self._bar_type(instrument_id))
-            if self.cfg.subscribe_funding:
+            if subscribe_funding:
                 self.subscribe_funding_rates(instrument_id)
+            if self.cfg.warmup_bars > 0:
+                bar_type = self._bar_type(instrument_id)
+                span = bar_type.spec.timedelta * self.cfg.warmup_bars
+                self.request_bars(bar_type, start=self.clock.utc_now() - span)
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         if self.cfg.adopt_positions:
             self._guard("adopt", self._adopt_open_positions)
         self._publish(
             NodeEvent(
                 kind="STARTED",
-                mode=self.cfg.mode,
+                mode=self.mode,
                 message=f"{len(universe)} symbols",
                 ts_event=self.clock.timestamp_ns(),
                 ts_init=self.clock.timestamp_ns(),
@@ -143,11 +157,7 @@ class AtsStrategy(Strategy):
             self.errors += 1
             self.log.exception(f"{where} failed", e)
             now = self.clock.timestamp_ns()
-            self._publish(
-                NodeEvent(
-                    kind="ERROR", mode=self.cfg.mode, message=f"{where}: {e!r}", ts_event=now, ts_init=now
-                )
-            )
+            self._publish(NodeEvent(kind="ERROR", mode=self.mode, message=f"{where}: {e!r}", ts_event=now, ts_init=now))
             return None
 
     def _publish(self, event: Data) -> None:
@@ -165,7 +175,7 @@ class AtsStrategy(Strategy):
             ts = (bar.ts_event + 500_000_000) // 1_000_000_000 * 1_000_000_000
             if ts // 86_400_000_000_000 != self._day:
                 self._on_new_day(ts)
-            if ts % self._interval_ns == 0 and ts > self._last_scan_ts:
+            if ts > self._last_scan_ts and (ts % self._interval_ns == 0 or (self.cfg.scan_once and not self.scans)):
                 self._note_scan_bar(instrument_id, ts)
         except Exception as e:
             self._guard_error("on_bar", e)
@@ -195,6 +205,15 @@ class AtsStrategy(Strategy):
         if self._scan_pending_ts > self._last_scan_ts:
             self._guard("scan", self._scan, self._scan_pending_ts)
 
+    def on_historical_data(self, data: Data) -> None:
+        """Warm-up bars requested at start (live): they feed the factors, never a scan."""
+        try:
+            if isinstance(data, Bar) and data.bar_type.instrument_id in self._instruments:
+                self.book.handle_bar(data)
+                self._last_close[data.bar_type.instrument_id] = data.close.as_double()
+        except Exception as e:
+            self._guard_error("on_historical_data", e)
+
     def on_funding_rate(self, funding_rate: FundingRateUpdate) -> None:
         try:
             rate = float(Decimal(str(funding_rate.rate)))
@@ -210,9 +229,7 @@ class AtsStrategy(Strategy):
 
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
         try:
-            self.book.handle_mark_price(
-                mark_price.instrument_id, mark_price.value.as_double(), mark_price.ts_event
-            )
+            self.book.handle_mark_price(mark_price.instrument_id, mark_price.value.as_double(), mark_price.ts_event)
         except Exception as e:
             self._guard_error("on_mark_price", e)
 
@@ -237,6 +254,8 @@ class AtsStrategy(Strategy):
                     result = self.book.score(trade.instrument_id)
                 if result is not None:
                     self._guard("dynamic", self._adjust_open_trade, trade, result)
+        if self.cfg.scan_once and self.scans > 1:
+            return  # scan_once: the first scan's entries only; later scans manage the open trades
         for result in results:
             if result.direction not in ("LONG", "SHORT") or result.strength < self.cfg.min_score:
                 continue
@@ -273,9 +292,7 @@ class AtsStrategy(Strategy):
                 return instrument_id
         return None
 
-    def _factor_inputs(
-        self, instrument_id: InstrumentId, strength: float
-    ) -> tuple[FactorInputs, float | None]:
+    def _factor_inputs(self, instrument_id: InstrumentId, strength: float) -> tuple[FactorInputs, float | None]:
         book = self.book
         trend = book.factor_value(instrument_id, "T")
         liquidity = book.factor_value(instrument_id, "L")
@@ -326,7 +343,7 @@ class AtsStrategy(Strategy):
         )
         if not decision.accepted:
             return self._refuse(instrument_id, decision.reason, manual)
-        if self.cfg.set_account_leverage and hasattr(account, "set_leverage"):
+        if self._set_leverage and hasattr(account, "set_leverage"):
             account.set_leverage(instrument_id, Decimal(decision.leverage))
         order = self.order_factory.market(
             instrument_id=instrument_id,
@@ -537,9 +554,7 @@ class AtsStrategy(Strategy):
         tp1_qty, tp2_qty = split_quantity(
             trade.quantity,
             instrument.size_increment.as_decimal(),
-            instrument.min_quantity.as_decimal()
-            if instrument.min_quantity
-            else instrument.size_increment.as_decimal(),
+            instrument.min_quantity.as_decimal() if instrument.min_quantity else instrument.size_increment.as_decimal(),
         )
         trade.tp1_price = instrument.make_price(levels.tp1).as_double()
         trade.tp2_price = instrument.make_price(levels.tp2).as_double()
@@ -632,9 +647,7 @@ class AtsStrategy(Strategy):
         self._exit_event(trade, "TP1", event.last_px.as_double(), event.last_qty.as_double(), 0.0)
         self._submit_stop(trade, trade.entry, position.quantity.as_decimal(), STOP_BREAKEVEN)
         self.counters_.add(symbol, "breakeven")
-        self._exit_event(
-            trade, "BREAKEVEN", event.last_px.as_double(), position.quantity.as_double(), trade.stop_price
-        )
+        self._exit_event(trade, "BREAKEVEN", event.last_px.as_double(), position.quantity.as_double(), trade.stop_price)
 
     def _trade_pnl_pct(self, trade: Trade, instrument: Instrument, price: float) -> float:
         """The trade's result so far (realised, fees and funding included, plus unrealised at ``price``) in
@@ -689,17 +702,17 @@ class AtsStrategy(Strategy):
         if action.kind == DynamicKind.NONE:
             return
         instrument = self._instruments[trade.instrument_id]
-        symbol = str(trade.instrument_id)
+        if action.kind == DynamicKind.TIGHTEN:
+            new_stop = instrument.make_price(action.new_stop).as_double()
+            if (new_stop - trade.stop_price) * trade.sign <= 0:
+                return  # on the tick grid it would not move
         trade.dynamic_adjustments += 1
-        self.counters_.add(symbol, "dynamic")
+        self.counters_.add(str(trade.instrument_id), "dynamic")
         if action.kind == DynamicKind.EXIT:
             trade.exit_intent = "DYNAMIC"
             self._exit_event(trade, "DYNAMIC_EXIT", price, position.quantity.as_double(), 0.0)
             self._close_at_market(trade, TAG_EXIT)
         elif action.kind == DynamicKind.TIGHTEN:
-            new_stop = instrument.make_price(action.new_stop).as_double()
-            if (new_stop - trade.stop_price) * trade.sign <= 0:
-                return
             self._submit_stop(trade, new_stop, position.quantity.as_decimal(), STOP_DYNAMIC)
             self._exit_event(trade, "DYNAMIC_TIGHTEN", price, position.quantity.as_double(), trade.stop_price)
         elif action.kind == DynamicKind.TRAIL:
@@ -932,7 +945,7 @@ class AtsStrategy(Strategy):
         now = self.clock.timestamp_ns()
         if command == "status":
             return {
-                "mode": self.cfg.mode,
+                "mode": self.mode,
                 "paused": self.paused,
                 "equity": self._equity(),
                 "daily_pnl": self._daily_pnl(),

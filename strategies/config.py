@@ -32,7 +32,7 @@ class AtsStrategyConfig(StrategyConfig, frozen=True):
     max_position_size_usdt: float = 10_000.0
     max_leverage: int = 10
     fee_rate: float = 0.0005  # taker fee reserved on top of the margin in the balance check
-    set_account_leverage: bool = True  # backtest: lock margin at the trade's leverage (live: set at connect)
+    set_account_leverage: bool | None = None  # lock margin at the trade's leverage; None = backtest only
 
     # risk limits
     max_positions: int = 5
@@ -57,9 +57,13 @@ class AtsStrategyConfig(StrategyConfig, frozen=True):
     dynamic_trail_fraction: float = 0.25
     dynamic_max_trails: int = 2
 
-    subscribe_funding: bool = True  # backtest feeds funding rates; Binance live has no such subscription
-    mode: str = "backtest"  # for NodeEvent / status: "backtest", "live", "testnet", "paper"
+    # None = decided by where it runs: backtest (a TestClock) yes, live no. Binance live has no funding-rate
+    # subscription, and live leverage is set on the exchange at connect.
+    subscribe_funding: bool | None = None
+    mode: str | None = None  # for NodeEvent / status: "backtest", "live", "testnet", "paper"; None = auto
     adopt_positions: bool = True  # on start, take over open positions found in the cache and re-arm stops
+    scan_once: bool = False  # one scan with entries at the first bars after start, then only manage (live CLI)
+    warmup_bars: int = 0  # live: request this many past bars per symbol at start to warm the factors
 
     def exit_params(self) -> ExitParams:
         return ExitParams(

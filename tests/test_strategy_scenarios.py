@@ -287,3 +287,14 @@ def test_scan_once_per_scan_time_also_with_live_kline_stamps(offset_ns: int) -> 
     engine.run()
     assert strategy.errors == 0
     assert strategy.scans == 12  # minutes 0, 5, ..., 55: once each, ETH's missing bars at 5, 15, ... included
+
+
+def test_scan_once_enters_only_at_the_first_scan() -> None:
+    rise = [100.0 * (1 + 0.001 * i + 0.002 * ((i * 7) % 5 - 2) / 2) for i in range(150)]
+    common = {"min_score": 10.0, "scan_interval_minutes": 5, "start": T0 + 2 * MINUTE_NS}
+    every = run({SOL: rise}, [], **common)
+    assert every.strategy.scans == 30 and every.events.of(SignalEvent)  # the data does produce signals
+    once = run({SOL: rise}, [], scan_once=True, **common)
+    # a first scan on the very first bar (factors still cold: nothing to enter), then management-only scans
+    assert once.strategy.scans == 31
+    assert once.events.of(SignalEvent) == []
