@@ -4,7 +4,7 @@ from collections import deque
 
 from factors.base import FactorIndicator
 
-NO_MARKET = "no BTC/ETH bars to regress on (give the book btc_id / eth_id and subscribe their bars)"
+NO_MARKET = "no BTC/ETH bars at this symbol's bar times (the book needs btc_id / eth_id and their bars)"
 
 
 class IndependenceFactor(FactorIndicator):

@@ -45,8 +45,12 @@ def load_events(
     at: pd.Timestamp | None,
     lookback_ns: int,
     oi_lookback_ns: int,
+    start_ns: int | None = None,
 ) -> tuple[list[tuple[int, int, object]], pd.Timestamp | None]:
-    """(ts, kind, item) events of one instrument up to ``at`` (default: its last bar), and the time used."""
+    """(ts, kind, item) events of one instrument up to ``at`` (default: its last bar), and the time used.
+
+    Bars start ``lookback_ns`` before that time, or at ``start_ns`` when it is earlier.
+    """
     bar_type = f"{instrument_id}-{bar_spec}-LAST-EXTERNAL"
     bar_cls = next((c for c in (BinanceBar, Bar) if _series_exists(catalog, c, bar_type)), None)
     if bar_cls is None:
@@ -55,7 +59,8 @@ def load_events(
     if end is None:
         return [], None
     end_ns = end.value
-    bars = catalog.query(bar_cls, identifiers=[bar_type], start=end_ns - lookback_ns, end=end_ns)
+    start = end_ns - lookback_ns if start_ns is None else min(start_ns, end_ns - lookback_ns)
+    bars = catalog.query(bar_cls, identifiers=[bar_type], start=start, end=end_ns)
     events: list[tuple[int, int, object]] = [(b.ts_event, _BAR, b) for b in bars]
     if not bars:
         return [], end
@@ -101,14 +106,22 @@ def run_scan(
     catalog = ParquetDataCatalog(str(catalog_path))
 
     wanted = list(dict.fromkeys(instrument_ids))
-    ids = wanted + [m for m in (BTC_ID, ETH_ID) if m not in wanted]
+    markets = (BTC_ID, ETH_ID)
+    ids = wanted + [m for m in markets if m not in wanted]
     events: list[tuple[int, int, object]] = []
     loaded: list[str] = []
-    for iid in ids:
-        ev, _ = load_events(catalog, iid, bar_spec, at, lookback_ns, oi_lookback_ns)
+    earliest: int | None = None
+    # Symbols first, then BTC and ETH over every symbol's window: without --at each symbol is scored at its
+    # own last bar, and factor I needs the market's bars at those times (ETH's file may run on for days).
+    for iid in sorted(ids, key=lambda i: i in markets):
+        ev, end = load_events(catalog, iid, bar_spec, at, lookback_ns, oi_lookback_ns,
+                              earliest if iid in markets else None)  # fmt: skip
         if ev:
             loaded.append(iid)
             events += ev
+            if iid not in markets and end is not None:
+                first = end.value - lookback_ns
+                earliest = first if earliest is None else min(earliest, first)
     market = [InstrumentId.from_str(m) for m in (BTC_ID, ETH_ID) if m in loaded]
     book = FactorBook(
         config,
