@@ -174,3 +174,22 @@ def test_link_alone_truncates_long_texts_and_survives_permanent_refusals() -> No
     assert sent[1].text.endswith("…") and sent[1].disable_notification
     assert link.stats.failed == 1 and link.stats.retries == 0
     assert any(level == "error" and "BadRequest" in text for level, text in logged)
+
+
+def test_a_rejected_token_is_logged_without_the_token_and_nothing_retries_forever() -> None:
+    logged: list[tuple[str, str]] = []
+    wrong = "999999:AAF-wrong-token"
+    with FakeTelegram(TOKEN) as tg:
+        link = TelegramLink(
+            token=wrong, base_url=tg.base_url, chat_ids=(CHAT,), queue_size=10, backoff_initial_s=0.05,
+            backoff_max_s=0.1, request_timeout_s=2.0, dropped_text=str, log=lambda *entry: logged.append(entry),
+        )
+        link.start()
+        link.submit("one")
+        link.submit("two")
+        assert link.flush(10) == 0
+        link.stop()
+        served = [s.status for s in tg.served]
+    assert served == [401, 401] and link.stats.failed == 2 and tg.sent == []
+    assert [level for level, _ in logged] == ["error", "error"]
+    assert all("InvalidToken" in text and wrong not in text for _, text in logged)
