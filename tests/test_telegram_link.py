@@ -114,7 +114,9 @@ def test_outage_keeps_order_never_blocks_and_counts_every_drop(
 
     # The trading loop was never blocked: each publish (the notifier runs inline) stays far below any
     # network delay, and the whole outage phase ran while Telegram was unreachable.
-    assert max(strategy.publish_seconds) < 0.05, max(strategy.publish_seconds)
+    # Generous bounds for a loaded machine, yet a sender on the trading thread would have sat out the 1 s
+    # retry_after inside a publish, and the outage phase inside the run.
+    assert max(strategy.publish_seconds) < 0.25, max(strategy.publish_seconds)
     assert outage_run_s < 1.0
 
     # The token appears nowhere: not in a message, not in Nautilus's log, not in Python logging.
