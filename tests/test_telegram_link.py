@@ -117,7 +117,7 @@ def test_outage_keeps_order_never_blocks_and_counts_every_drop(
     # Generous bounds for a loaded machine, yet a sender on the trading thread would have sat out the 1 s
     # retry_after inside a publish, and the outage phase inside the run.
     assert max(strategy.publish_seconds) < 0.25, max(strategy.publish_seconds)
-    assert outage_run_s < 1.0
+    assert outage_run_s < 5.0  # a sender on the trading thread would retry the refused connection forever
 
     # The token appears nowhere: not in a message, not in Nautilus's log, not in Python logging.
     out, err = capfd.readouterr()
