@@ -12,6 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, BarType, DataType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
@@ -24,7 +25,7 @@ from nautilus_trader.model.events import (
     OrderRejected,
     PositionClosed,
 )
-from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.identifiers import ClientId, InstrumentId, Venue
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
@@ -42,7 +43,7 @@ from strategies.events import (
     SignalEvent,
 )
 from strategies.exits import DynamicKind, FactorInputs, dynamic_adjustment, exit_levels, is_breakeven
-from strategies.funding import funding_payment
+from strategies.funding import FundingClock, funding_payment
 from strategies.ledger import Counters, TradeRecord
 from strategies.risk import DailyLossGuard, OpenExposure, check_entry, utc_day
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, split_quantity
@@ -92,6 +93,7 @@ class AtsStrategy(Strategy):
         self.is_live = False
         self.mode = config.mode or "backtest"
         self._set_leverage = False
+        self._funding_clock = FundingClock()
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -121,6 +123,14 @@ class AtsStrategy(Strategy):
             self.subscribe_bars(self._bar_type(instrument_id))
             if subscribe_funding:
                 self.subscribe_funding_rates(instrument_id)
+            self.subscribe_mark_prices(instrument_id)
+            if self.is_live and self.cfg.live_market_streams:
+                # Binance live: funding rates come with the mark-price stream; quotes feed liquidity (L).
+                self.subscribe_data(
+                    DataType(BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id}),
+                    client_id=ClientId(instrument_id.venue.value),
+                )
+                self.subscribe_quote_ticks(instrument_id)
             if self.cfg.warmup_bars > 0:
                 bar_type = self._bar_type(instrument_id)
                 span = bar_type.spec.timedelta * self.cfg.warmup_bars
@@ -218,14 +228,29 @@ class AtsStrategy(Strategy):
         try:
             rate = float(Decimal(str(funding_rate.rate)))
             self.book.handle_funding_rate(funding_rate.instrument_id, rate, funding_rate.ts_event)
-            trade = self._trades.get(funding_rate.instrument_id)
-            mark = self._last_close.get(funding_rate.instrument_id)
-            position = self._position(trade) if trade is not None else None
-            if position is not None and position.is_open and mark is not None:
-                # Same formula as the settlement module and Binance: longs pay when the rate is positive.
-                trade.funding -= funding_payment(position.signed_qty, mark, rate)
+            self._book_funding(funding_rate.instrument_id, rate, self._last_close.get(funding_rate.instrument_id))
         except Exception as e:
             self._guard_error("on_funding_rate", e)
+
+    def _book_funding(self, instrument_id: InstrumentId, rate: float, mark: float | None) -> None:
+        trade = self._trades.get(instrument_id)
+        position = self._position(trade) if trade is not None else None
+        if position is not None and position.is_open and mark is not None:
+            # Same formula as the settlement module and Binance: longs pay when the rate is positive.
+            trade.funding -= funding_payment(position.signed_qty, mark, rate)
+
+    def on_data(self, data: Data) -> None:
+        try:
+            if isinstance(data, BinanceFuturesMarkPriceUpdate):
+                instrument_id, ts = data.instrument_id, data.ts_event
+                mark, rate = data.mark.as_double(), float(data.funding_rate)
+                self.book.handle_mark_price(instrument_id, mark, ts)
+                self.book.handle_funding_rate(instrument_id, rate, ts)
+                settled = self._funding_clock.update(str(instrument_id), rate, data.next_funding_ns)
+                if settled is not None:
+                    self._book_funding(instrument_id, settled, mark)
+        except Exception as e:
+            self._guard_error("on_data", e)
 
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
         try:

@@ -89,3 +89,25 @@ class FundingSettlementModule(SimulationModule):
         self.totals = {}
         self.settlements = 0
         self._last_ts = {}
+
+
+class FundingClock:
+    """Live: tells when a funding time has passed, from Binance's mark-price stream.
+
+    Each update carries the current rate and the next funding time; when the next funding time moves forward,
+    the funding of the time just passed was settled at the last rate seen before it.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, int] = {}
+        self._rate: dict[str, float] = {}
+
+    def update(self, instrument: str, rate: float, next_funding_ns: int) -> float | None:
+        """The rate just settled, or None when no funding time has passed since the last update."""
+        settled = None
+        previous = self._next.get(instrument)
+        if previous is not None and next_funding_ns > previous:
+            settled = self._rate.get(instrument)
+        self._next[instrument] = next_funding_ns
+        self._rate[instrument] = rate
+        return settled

@@ -28,16 +28,12 @@ def run(direction: str, rates: list[float], with_module: bool = True):
     # a funding time every 10 minutes; the first one comes before the entry and must not be charged
     engine.add_data(
         [
-            FundingRateUpdate(
-                BTC.id, Decimal(str(rate)), T0 + (i * 10) * MINUTE_NS + 1, T0 + (i * 10) * MINUTE_NS + 1
-            )
+            FundingRateUpdate(BTC.id, Decimal(str(rate)), T0 + (i * 10) * MINUTE_NS + 1, T0 + (i * 10) * MINUTE_NS + 1)
             for i, rate in enumerate(rates)
         ]
     )
     strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0))
-    engine.add_actor(
-        Commander(CommanderConfig(schedule=((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", direction)),)))
-    )
+    engine.add_actor(Commander(CommanderConfig(schedule=((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", direction)),))))
     engine.add_strategy(strategy)
     engine.run()
     return engine, strategy, module
@@ -65,3 +61,15 @@ def test_without_the_module_nothing_is_settled() -> None:
     on = engine.cache.account_for_venue(VENUE).balance_total(USDT).as_double()
     off = engine_off.cache.account_for_venue(VENUE).balance_total(USDT).as_double()
     assert off - on == pytest.approx(0.199 * 50_000 * 0.01)  # 0.199 BTC: the capped size
+
+
+def test_funding_clock_settles_when_the_next_funding_time_moves() -> None:
+    from strategies.funding import FundingClock
+
+    clock = FundingClock()
+    hour = 3_600 * 10**9
+    assert clock.update("X", 0.0001, 8 * hour) is None  # first sight: nothing known to have settled
+    assert clock.update("X", 0.0002, 8 * hour) is None  # same funding time, the rate estimate moves
+    assert clock.update("X", 0.0003, 16 * hour) == 0.0002  # the 8h funding settled at the last rate seen
+    assert clock.update("Y", -0.0001, 8 * hour) is None  # per instrument
+    assert clock.update("X", 0.0003, 16 * hour) is None
