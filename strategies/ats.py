@@ -541,15 +541,26 @@ class AtsStrategy(Strategy):
             self._close_at_market(trade, TAG_EXIT)
 
     def _protect(self, instrument_id: InstrumentId) -> None:
-        """After an error in a fill handler: make sure an open position has a working stop."""
+        """After an error in a fill handler: every open position on the instrument must have a working stop,
+        read from the cache (the error may have struck before the trade was recorded); if not, close it."""
         try:
-            trade = self._trades.get(instrument_id)
-            position = self._position(trade) if trade is not None else None
-            if position is None or position.is_closed:
-                return
-            stop = self.cache.order(trade.stop_id) if trade.stop_id is not None else None
-            if stop is None or stop.is_closed:
-                self._close_at_market(trade, TAG_EXIT)
+            for position in self.cache.positions_open(instrument_id=instrument_id):
+                qty = position.quantity.as_double()
+                stops = [
+                    o
+                    for o in self.cache.orders_open(instrument_id=instrument_id)
+                    + self.cache.orders_inflight(instrument_id=instrument_id)
+                    if o.order_type == OrderType.STOP_MARKET
+                    and o.is_reduce_only
+                    and not o.is_pending_cancel
+                    and o.quantity.as_double() >= qty
+                ]
+                if not stops:
+                    self.log.error(f"{instrument_id}: no working stop after an error; closing the position")
+                    trade = self._trades.get(instrument_id)
+                    if trade is not None:
+                        trade.exit_intent = trade.exit_intent or "STOP"
+                    self.close_position(position, tags=[TAG_EXIT])
         except Exception as e:
             self.log.exception("protect failed", e)
 
