@@ -103,7 +103,7 @@ def volume(df: pd.DataFrame, c: FactorConfig) -> pd.Series:
     std = np.sqrt(var.clip(lower=0.0))
     z = np.where(std > 0, (v - mean) / std.where(std > 0, 1.0), 0.0)
     rng = df["high"] - df["low"]
-    trig = (rng > 0) & ((cl - o).abs() >= c.volume_trigger_body * rng) & (v >= c.volume_trigger_mult * mean)
+    trig = (rng > 0) & (v > 0) & ((cl - o).abs() >= c.volume_trigger_body * rng) & (v >= c.volume_trigger_mult * mean)
     strength = np.where(z > 0, c.volume_w_z * np.tanh(z / c.volume_z_scale), 0.0) + c.volume_w_trigger * trig
     direction = np.sign(cl - o)
     return _warm(pd.Series(direction * strength, index=df.index) + 0.0, n)

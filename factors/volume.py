@@ -11,7 +11,7 @@ class VolumeFactor(BarFactor):
     """V = dir x (w_z tanh(max(z, 0) / z_scale) + w_trigger x trigger).
 
     z = (volume - mean) / std over the ``window`` bars BEFORE this one (population std; 0 when std is 0).
-    trigger = 1 when the body |c - o| >= body x (h - l) with h > l, and volume >= mult x mean.
+    trigger = 1 when the body |c - o| >= body x (h - l) with h > l, and volume >= mult x mean with volume > 0.
     dir = +1 for a green candle, -1 for a red one, 0 for a doji: heavy volume on a falling candle is
     bearish (the original scored all volume as bullish).
     """
@@ -58,7 +58,7 @@ class VolumeFactor(BarFactor):
             else:
                 s = self._w_z * tanh(z / self._z_scale) if z > 0.0 else 0.0
                 rng = h - l
-                if rng > 0.0 and abs(c - o) >= self._body * rng and v >= self._mult * mean:
+                if rng > 0.0 and v > 0.0 and abs(c - o) >= self._body * rng and v >= self._mult * mean:
                     s += self._w_trig
                 self._value = d * s
             if self._reason is not None:

@@ -99,9 +99,7 @@ def _oi_config() -> FactorConfig:
 
 def test_open_interest_quadrants_hand_computed() -> None:
     c = _oi_config()
-    o = OpenInterestFactor(
-        c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns
-    )
+    o = OpenInterestFactor(c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns)
     o.update_price(0, 100.0)
     o.update_oi(0, 1000.0)
     assert o.value is None and "warming up" in (o.reason or "")
@@ -121,9 +119,7 @@ def test_open_interest_quadrants_hand_computed() -> None:
 
 def test_open_interest_extreme_damping_hand_computed() -> None:
     c = _oi_config()
-    o = OpenInterestFactor(
-        c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns
-    )
+    o = OpenInterestFactor(c.oi_lookback_ns, c.oi_mean_ns, c.oi_scale_pct, c.oi_weak, c.oi_extreme_ratio, c.oi_stale_ns)
     o.update_price(0, 100.0)
     o.update_oi(0, 1000.0)
     o.update_oi(HOUR, 1000.0)
@@ -303,3 +299,25 @@ def test_liquidity_from_real_order_book_matches_reference(shared_data: Path) -> 
             checked += 1
     assert checked >= 5
     assert 0.0 <= l_ind.value <= 100.0
+
+
+# ------------------------------------------------------------------------------------------------ F's OI part
+
+
+def test_fund_leading_with_open_interest_hand_computed() -> None:
+    from factors.fund_leading import FundLeadingFactor
+
+    f = FundLeadingFactor(window=2, atr_period=2, flow_scale=20.0, price_scale=3.0, frac_scale=1.0, oi_scale_pct=2.0)
+    f.update_oi(0, 1000.0)
+    f.update_bar(100.0, 101.0, 99.0, 100.0, 10.0, None, 0)
+    f.update_bar(100.0, 102.0, 99.0, 101.0, 10.0, None, MIN)
+    assert f.value is None  # warm-up: window + 1 bars
+    f.update_oi(2 * MIN, 1100.0)
+    f.update_bar(101.0, 103.0, 100.0, 102.0, 20.0, None, 2 * MIN)
+    atr = 2.5 + (3.0 - 2.5) / 2  # Wilder ATR(2): TR 2, 3, 3
+    price_mom = 100.0 * math.tanh(2.0 / atr / (math.sqrt(2) * 3.0))
+    volume_flow = 100.0 * math.tanh(30.0 / 30.0 / 1.0)  # both bars green
+    oi_flow = 100.0 * math.tanh(10.0 / 2.0)  # OI +10% since the bar two back, price up
+    expected = 100.0 * math.tanh(((volume_flow + oi_flow) / 2 - price_mom) / 20.0)
+    assert f.components == ("volume", "oi")
+    assert f.value == pytest.approx(expected, abs=1e-12)
