@@ -182,6 +182,12 @@ def running_node(sim: BinanceSimulator, probe: Strategy) -> Iterator[TradingNode
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(node.stop)
         thread.join(timeout=30)
+        if loop is not None and not loop.is_running() and not loop.is_closed():
+            # Tasks the node leaves pending would complain when the closed loop is collected.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         node.dispose()
 
 
