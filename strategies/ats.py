@@ -796,7 +796,8 @@ class AtsStrategy(Strategy):
         # The last fill's own price and size for the exit message; the position's average for the record.
         last_px = closing.avg_px if closing is not None and closing.avg_px else exit_price
         last_qty = closing.filled_qty.as_double() if closing is not None else float(event.peak_qty)
-        if kind == TAG_SL:
+        if kind == TAG_SL or (kind == TAG_EXIT and trade.exit_intent == "STOP"):
+            # a stop fill, or our market close standing in for a stop the venue refused
             self.counters_.add(symbol, "stops")
             self._exit_event(trade, "STOP", last_px, last_qty, 0.0)
             if trade.stop_kind == STOP_DYNAMIC:

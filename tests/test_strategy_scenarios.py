@@ -29,7 +29,7 @@ from strategies.testkit import (
     path_bars,
     perp,
 )
-from strategies.trade import TAG_SL
+from strategies.trade import TAG_EXIT, TAG_SL
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 SEC = 1_000_000_000
@@ -298,3 +298,32 @@ def test_scan_once_enters_only_at_the_first_scan() -> None:
     # a first scan on the very first bar (factors still cold: nothing to enter), then management-only scans
     assert once.strategy.scans == 31
     assert once.events.of(SignalEvent) == []
+
+
+def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
+    # one bar touches TP1 and closes below the entry: the break-even stop would trigger at once and the
+    # venue rejects it; the strategy must not leave the rest unprotected, it closes it at market
+    from nautilus_trader.model.enums import OrderStatus as S
+
+    from strategies.testkit import make_bars
+
+    flat = [(50_000.0, 50_010.0, 49_990.0, 50_000.0)] * 5
+    spike = [(50_000.0, 52_100.0, 49_700.0, 49_800.0)]
+    after = [(49_800.0, 49_850.0, 49_750.0, 49_800.0)] * 5
+    engine = make_engine([BTC])
+    engine.add_data(make_bars(BTC, flat + spike + after, T0))
+    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0))
+    recorder = EventRecorder()
+    engine.add_actor(recorder)
+    engine.add_actor(Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),))))
+    engine.add_strategy(strategy)
+    engine.run()
+    assert strategy.errors == 0
+    stops = [o for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
+    assert S.REJECTED in [o.status for o in stops]
+    assert engine.cache.positions_open() == []
+    (rec,) = strategy.ledger()
+    assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
+    exits = [o for o in engine.cache.orders() if TAG_EXIT in o.tags]
+    assert len(exits) == 1 and exits[0].status == S.FILLED and exits[0].avg_px == 49_800.0
+    assert_no_orphans(Run(engine, strategy, recorder, None))  # type: ignore[arg-type]
