@@ -53,14 +53,13 @@ class ScoreResult:
         }
 
     def top_factors(self, n: int = 3) -> list[tuple[str, float]]:
-        """The n signed factors that pushed hardest in the signal's direction (largest |contribution| if
-        FLAT)."""
-        sign = 1.0 if self.score >= 0 else -1.0
-        ranked = sorted(
-            self.contributions.items(),
-            key=lambda kv: -sign * kv[1] if self.direction != FLAT else -abs(kv[1]),
-        )
-        return [(k, v) for k, v in ranked if v != 0.0][:n]
+        """The n factors that pushed hardest in the signal's direction; for FLAT, the largest |contribution|."""
+        if self.direction == FLAT:
+            ranked = sorted(self.contributions.items(), key=lambda kv: -abs(kv[1]))
+            return [(k, v) for k, v in ranked if v != 0.0][:n]
+        sign = 1.0 if self.direction == LONG else -1.0
+        ranked = sorted(self.contributions.items(), key=lambda kv: -sign * kv[1])
+        return [(k, v) for k, v in ranked if sign * v > 0.0][:n]
 
     @property
     def is_signal(self) -> bool:

@@ -92,6 +92,8 @@ def test_bad_input_is_rejected_with_a_clear_message() -> None:
 def test_top_factors_and_rank() -> None:
     r = score({"T": 80.0, "M": -40.0, "C": 30.0}, C, instrument_id="A")
     assert [k for k, _ in r.top_factors(2)] == ["T", "C"]
+    assert [k for k, _ in r.top_factors(5)] == ["T", "C"]  # M pushed against the LONG: not a reason for it
+    assert [k for k, _ in score({"T": 5.0, "M": -20.0}, C).top_factors(5)] == ["M", "T"]  # FLAT: by size
     a = score({"T": 30.0}, C, instrument_id="A")
     b = score({"T": -60.0}, C, instrument_id="B")
     flat = score({"T": 5.0}, C, instrument_id="C")
