@@ -195,11 +195,12 @@ class FactorBook:
     def update_bar(
         self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
     ) -> None:
+        """The bar path on plain floats (``handle_bar`` unpacks the Nautilus bar once and calls this)."""
         for f in sym.bar_factors:
             f.update_bar(o, h, lo, c, v, tb, ts)
         sym.o.update_price(ts, c)
-        sym.b._last = c
-        if sym.q._live:
+        sym.b.update_last(c)
+        if sym.q.live:
             sym.q.advance(ts)
         prev = sym.close
         sym.close = c

@@ -43,10 +43,10 @@ class LiquidationFactor(FactorIndicator):
         self._events.clear()
         self._long = 0.0
         self._short = 0.0
-        self._live = False
+        self.live = False
 
     def set_feed_live(self, live: bool = True) -> None:
-        self._live = live
+        self.live = live
         if not live:
             self._value = None
             self._reason = NO_STREAM
@@ -61,13 +61,13 @@ class LiquidationFactor(FactorIndicator):
         self._events.append((ts, long_n, short_n))
         self._long += long_n
         self._short += short_n
-        self._live = True
+        self.live = True
         self._set_has_inputs(True)
         self.advance(ts)
 
     def advance(self, now: int) -> None:
         """Expire liquidations older than the window and recompute (call on every bar)."""
-        if not self._live:
+        if not self.live:
             return
         ev = self._events
         cutoff = now - self._window

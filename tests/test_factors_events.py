@@ -321,3 +321,21 @@ def test_fund_leading_with_open_interest_hand_computed() -> None:
     expected = 100.0 * math.tanh(((volume_flow + oi_flow) / 2 - price_mom) / 20.0)
     assert f.components == ("volume", "oi")
     assert f.value == pytest.approx(expected, abs=1e-12)
+
+
+def test_book_routes_liquidations_and_expires_them_on_bars(shared_data: Path) -> None:
+    bars = load_bars(shared_data / "ohlcv_2025-03_2025-06/BTCUSDT-1m.csv.gz", slice(0, 90))
+    book = FactorBook(FactorConfig(), [BTC])
+    book.handle_bar(bars[0])
+    assert book.factor_value(BTC, "Q") is None and "liquidation" in book.reasons(BTC)["Q"]
+    book.set_liquidation_feed(True)
+    book.handle_bar(bars[1])
+    assert book.factor_value(BTC, "Q") == 0.0
+    # explicit events (no liquidation data exists): one long liquidated at bar 2's time
+    book.handle_liquidation(BTC, "SELL", 0.5, 95_000.0, bars[2].ts_event)
+    book.handle_bar(bars[2])
+    assert book.factor_value(BTC, "Q") == 100.0
+    assert "Q" in book.score(BTC).available
+    for b in bars[3:]:
+        book.handle_bar(b)  # 87 minutes later the event has left the 1 h window
+    assert book.factor_value(BTC, "Q") == 0.0
