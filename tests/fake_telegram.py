@@ -138,13 +138,13 @@ class FakeTelegram:
 
     # ---- updates for getUpdates ---------------------------------------------------------------------------
 
-    def push_message(self, chat_id: int, text: str, user_id: int | None = None) -> int:
+    def push_message(self, chat_id: int, text: str, user_id: int | None = None, date: float | None = None) -> int:
         update_id = next(self._update_ids)
         update = {
             "update_id": update_id,
             "message": {
                 "message_id": next(self._message_ids),
-                "date": int(time.time()),
+                "date": int(time.time() if date is None else date),
                 "chat": {"id": chat_id, "type": "private"},
                 "from": {"id": user_id or chat_id, "is_bot": False, "first_name": "Trader"},
                 "text": text,

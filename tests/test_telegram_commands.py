@@ -94,11 +94,12 @@ def session(shared_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
 
 def test_commands_from_chats_not_on_the_allow_list_do_nothing(session: Session) -> None:
     session.run_to(31)  # the first trade is open (entered at bar 30)
+    session.tg.push_message(TRADER, "/pause", date=time.time() - 3600)  # typed an hour before the node started
     assert session.position_open()
     session.send((STRANGER, "/flatten"), (STRANGER, "/flatten confirm"), (STRANGER, "/pause"))
     session.run_to(36)
     assert session.position_open()
-    assert not session.strategy.requests and not session.strategy.paused
+    assert not session.strategy.requests and not session.strategy.paused  # the stale /pause was ignored too
     assert session.notifier.commands_ignored == 3
     session.notifier.link.flush(10)
     assert session.tg.texts(STRANGER) == []  # not even an answer

@@ -39,6 +39,6 @@ class TelegramNotifierConfig(ActorConfig, frozen=True):
     chat_ids_env: str = "TELEGRAM_CHAT_IDS"
     commands: bool = True
     poll_timeout_s: int = 20
-    command_drain_interval_s: float = 1.0
+    command_drain_interval_s: float = 60.0
     confirm_window_s: float = 60.0
     flush_timeout_s: float = 10.0

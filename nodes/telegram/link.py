@@ -20,8 +20,9 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-Log = Callable[[str, str], None]
-MAX_MESSAGE_CHARS = 4096  # (level, message): "info" | "warning" | "error"
+Log = Callable[[str, str], None]  # (level, message): "info" | "warning" | "error"
+MAX_MESSAGE_CHARS = 4096
+STALE_GRACE_S = 10.0  # commands older than the link's start by more than this are not acted upon
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class TelegramLink:
         self.outbox = BoundedOutbox(queue_size)
         self.stats = LinkStats()
         self._inflight: Outbound | None = None
+        self._started_at = time.time()
         self._loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -113,6 +115,7 @@ class TelegramLink:
     # ---- called from the trading thread -------------------------------------------------------------------
 
     def start(self) -> None:
+        self._started_at = time.time()
         self._thread.start()
 
     def submit(self, text: str, silent: bool = False, chat_ids: tuple[int, ...] | None = None) -> None:
@@ -251,8 +254,13 @@ class TelegramLink:
             for update in updates:
                 offset = update.update_id + 1
                 message = update.effective_message
-                if message is not None and message.text and update.effective_chat is not None:
-                    self._on_command(update.effective_chat.id, message.text)
+                if message is None or not message.text or update.effective_chat is None:
+                    continue
+                if message.date.timestamp() < self._started_at - STALE_GRACE_S:
+                    # Typed while the node was down: a /pause or /signal from hours ago must not act now.
+                    self._log("warning", f"Ignored a Telegram command sent before start: {message.text[:40]}")
+                    continue
+                self._on_command(update.effective_chat.id, message.text)
 
 
 def _retry_after_s(exc: RetryAfter) -> float:
