@@ -260,7 +260,10 @@ class TelegramLink:
                     # Typed while the node was down: a /pause or /signal from hours ago must not act now.
                     self._log("warning", f"Ignored a Telegram command sent before start: {message.text[:40]}")
                     continue
-                self._on_command(update.effective_chat.id, message.text)
+                try:
+                    self._on_command(update.effective_chat.id, message.text)
+                except Exception as exc:  # e.g. the node's loop already closed at shutdown: keep polling
+                    self._log("error", f"Telegram command not delivered to the node: {exc!r}")
 
 
 def _retry_after_s(exc: RetryAfter) -> float:
