@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--bar-spec", default="1-MINUTE-LAST-EXTERNAL", help="with --catalog: bar spec to replay")
     parser.add_argument("--start", help="first bar to replay, ISO UTC time (default: the data's first)")
     parser.add_argument("--bars", type=int, help="how many bars per symbol to replay (default: all)")
+    parser.add_argument(
+        "--history", type=int, default=1500, help="bars before --start served as past klines (default 1500)"
+    )
     parser.add_argument("--speed", type=float, default=1.0, help="replay speed: 1 = real time, 60 = 1 min/s")
     parser.add_argument("--as-fast-as-possible", action="store_true", help="no pacing: as fast as clients read")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -92,7 +95,9 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         raise SimulatorUsageError("nothing to replay: give kline files or --catalog with --instrument")
     if args.bars is not None and args.bars < 1:
         raise SimulatorUsageError("--bars must be at least 1")
-    data = data.window(start_ms=_start_ms(args.start), limit=args.bars)
+    if args.history < 0:
+        raise SimulatorUsageError("--history must be >= 0")
+    data = data.window(start_ms=_start_ms(args.start), limit=args.bars, history=args.history)
     if not data.bars:
         raise SimulatorUsageError("no bars left to replay after --start / --bars")
     if args.speed <= 0:
@@ -115,6 +120,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         port=args.port,
         autostart=not args.paused,
         rebase_time=not args.keep_data_times,
+        history=data.history,
     )
 
 

@@ -232,14 +232,17 @@ class Exchange:
             }
         ]
 
-    def position_risk(self, p: Params) -> list[dict[str, Any]]:
+    def position_risk(self, p: Params, only_active: bool = True) -> list[dict[str, Any]]:
+        """v3 lists only symbols with a position or open orders (``only_active``); v2 lists every symbol."""
         spec = self._optional_spec(p)
+        active = {o.symbol for o in self.orders.values() if o.is_open}
         rows = []
         for symbol, pos in self.positions.items():
             if spec is not None and symbol != spec.symbol:
                 continue
-            row = pos.to_risk(self.mark(symbol))
-            rows.append(row)
+            if only_active and pos.amount == 0 and symbol not in active:
+                continue
+            rows.append(pos.to_risk(self.mark(symbol)))
         return rows
 
     # --- settings

@@ -106,7 +106,7 @@ class RestApi:
             ("GET", "/fapi/v2/account"): (Security.SIGNED, lambda p: ex.account_v2()),
             ("GET", "/fapi/v2/balance"): (Security.SIGNED, lambda p: ex.balance_v2()),
             ("GET", "/fapi/v3/positionRisk"): (Security.SIGNED, ex.position_risk),
-            ("GET", "/fapi/v2/positionRisk"): (Security.SIGNED, ex.position_risk),
+            ("GET", "/fapi/v2/positionRisk"): (Security.SIGNED, lambda p: ex.position_risk(p, only_active=False)),
             ("POST", "/fapi/v1/leverage"): (Security.SIGNED, ex.set_leverage),
             ("POST", "/fapi/v1/marginType"): (Security.SIGNED, ex.set_margin_type),
             ("GET", "/fapi/v1/symbolConfig"): (Security.SIGNED, ex.symbol_config),
@@ -198,19 +198,22 @@ class RestApi:
         return self._market(p).depth_snapshot(limit)
 
     def _klines(self, p: dict[str, str]) -> list[list[int | str]]:
+        """Closed klines (the replay's and the history before it), in the ``startTime``/``endTime`` window."""
         market = self._market(p)
         interval = params.required(p, "interval")
         limit = min(params.integer(p, "limit", 500) or 500, 1500)
         start = params.integer(p, "startTime")
         end = params.integer(p, "endTime")
         shift = market.shift_ms
-        rows = [k for k in market.history if k.interval == interval]
-        if start is not None:
-            rows = [k for k in rows if k.open_time + shift >= start]
-            rows = rows[:limit]
-        if end is not None:
-            rows = [k for k in rows if k.open_time + shift <= end]
-        return [k.to_rest(shift) for k in rows[-limit:]]
+        rows = [
+            k
+            for k in market.history
+            if k.interval == interval
+            and (start is None or k.open_time + shift >= start)
+            and (end is None or k.open_time + shift <= end)
+        ]
+        rows = rows[:limit] if start is not None else rows[-limit:]
+        return [k.to_rest(shift) for k in rows]
 
     def _premium_index(self, p: dict[str, str]) -> Any:
         if p.get("symbol"):

@@ -53,6 +53,7 @@ class SimulatorConfig:
     autostart: bool = True
     rebase_time: bool = True
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
+    history: Sequence[Bar] = ()  # bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
@@ -83,6 +84,9 @@ class BinanceSimulator:
         }
         for symbol, series in klines.items():
             self.markets[symbol].prime(series[0])
+        for symbol, series in klines_by_symbol(config.history).items():
+            if symbol in self.markets:
+                self.markets[symbol].history.extend(k for k in series if k.open_time < first_open)
         self.faults = Faults()
         self.hub = StreamHub(lambda: self.faults.silenced)
         self.request_log = RequestLog()

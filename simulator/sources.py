@@ -3,6 +3,7 @@
 Both give instruments, bars (``Bar`` or ``BinanceBar``) and funding events for ``SimulatorConfig``.
 """
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,20 +23,26 @@ class ReplayData:
     instruments: list[CryptoPerpetual] = field(default_factory=list)
     bars: list[Bar] = field(default_factory=list)
     funding: dict[str, list[tuple[int, Decimal]]] = field(default_factory=dict)
+    history: list[Bar] = field(default_factory=list)  # bars before the replay window, for GET klines
 
-    def window(self, start_ms: int | None = None, limit: int | None = None) -> "ReplayData":
-        """The bars opened at ``start_ms`` or later, at most ``limit`` per symbol."""
+    def window(self, start_ms: int | None = None, limit: int | None = None, history: int = 0) -> "ReplayData":
+        """The bars opened at ``start_ms`` or later, at most ``limit`` per symbol; ``history`` bars per symbol
+        before ``start_ms`` are kept apart, to be served as past klines."""
         kept: list[Bar] = []
+        before: dict[str, deque[Bar]] = {}
         counts: dict[str, int] = {}
         for bar in self.bars:
             if start_ms is not None and bar.ts_event // 1_000_000 - interval_of(bar)[1] < start_ms:
+                if history > 0:
+                    before.setdefault(bar.bar_type.instrument_id.value, deque(maxlen=history)).append(bar)
                 continue
             key = bar.bar_type.instrument_id.value
             if limit is not None and counts.get(key, 0) >= limit:
                 continue
             counts[key] = counts.get(key, 0) + 1
             kept.append(bar)
-        return ReplayData(self.instruments, kept, self.funding)
+        past = [bar for bars in before.values() for bar in bars]
+        return ReplayData(self.instruments, kept, self.funding, past)
 
 
 def _funding_rows(updates: Sequence[FundingRateUpdate]) -> list[tuple[int, Decimal]]:

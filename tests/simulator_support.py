@@ -22,11 +22,11 @@ BTC_FUNDING = "ohlcv_2025-03_2025-06/BTCUSDT-funding_rate.csv.gz"
 _cache: dict[tuple[str, ...], ReplayData] = {}
 
 
-def btc_data(shared_data: Path, bars: int = 200, start_ms: int | None = None) -> ReplayData:
+def btc_data(shared_data: Path, bars: int = 200, start_ms: int | None = None, history: int = 0) -> ReplayData:
     key = (str(shared_data),)
     if key not in _cache:
         _cache[key] = from_files([shared_data / BTC_1M, shared_data / BTC_FUNDING])
-    return _cache[key].window(start_ms=start_ms, limit=bars)
+    return _cache[key].window(start_ms=start_ms, limit=bars, history=history)
 
 
 @contextmanager
@@ -34,7 +34,7 @@ def running_simulator(data: ReplayData, **overrides: Any) -> Iterator[BinanceSim
     settings: dict[str, Any] = {"bar_seconds": 0.4, "autostart": False}
     settings.update(overrides)
     config = SimulatorConfig(
-        data.instruments, data.bars, API_KEY, API_SECRET, funding=dict(data.funding), **settings
+        data.instruments, data.bars, API_KEY, API_SECRET, funding=dict(data.funding), history=data.history, **settings
     )
     with BinanceSimulator(config) as sim:
         yield sim
@@ -54,9 +54,7 @@ class SignedClient:
         params["timestamp"] = timestamp if timestamp is not None else int(time.time() * 1000)
         query = urllib.parse.urlencode(params)
         signature = hmac.new(self.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
-        return self.http.request(
-            method, f"{path}?{query}&signature={signature}", headers={"X-MBX-APIKEY": self.key}
-        )
+        return self.http.request(method, f"{path}?{query}&signature={signature}", headers={"X-MBX-APIKEY": self.key})
 
     def keyed(self, method: str, path: str) -> httpx.Response:
         return self.http.request(method, path, headers={"X-MBX-APIKEY": self.key})

@@ -22,8 +22,11 @@ def _args(*argv: str):
 
 
 def test_build_config_from_files(shared_data: Path) -> None:
-    args = _args(str(shared_data / BTC_1M), "--start", "2025-05-04T16:00", "--bars", "30", "--speed", "60")
+    args = _args(
+        str(shared_data / BTC_1M), "--start", "2025-05-04T16:00", "--bars", "30", "--speed", "60", "--history", "20"
+    )
     config = build_config(args, ENV)
+    assert len(config.history) == 20 and config.history[-1].ts_event == 1_746_374_400_000 * 1_000_000
     assert len(config.bars) == 30 and config.bars[0].ts_event == (1_746_374_400_000 + 60_000) * 1_000_000
     assert config.bar_seconds == pytest.approx(1.0) and config.api_key == "k-123"
 

@@ -69,6 +69,9 @@ NOT_SENT = {
 }
 
 
+HISTORY_START_MS = 1_746_374_400_000  # 2025-05-04 16:00 UTC: 30 bars of history, then the replay
+
+
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "bool"
@@ -104,7 +107,8 @@ def recording(shared_data: Path, relative: str) -> Any:
 
 @pytest.fixture(scope="module")
 def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
-    with running_simulator(btc_data(shared_data, bars=40), bar_seconds=0.02) as sim:
+    data = btc_data(shared_data, bars=40, start_ms=HISTORY_START_MS + 30 * 60_000, history=30)
+    with running_simulator(data, bar_seconds=0.02) as sim:
         sim.play()
         deadline = time.monotonic() + 10
         while sim.status()["tick"] < 12 and time.monotonic() < deadline:
@@ -144,10 +148,25 @@ def test_market_endpoints(client: SignedClient, shared_data: Path) -> None:
 
     raw = _ok(client.public("GET", "/fapi/v1/klines", symbol="BTCUSDT", interval="1m", limit=3))
     klines = msgspec.json.decode(raw, type=list[BinanceKline])
-    assert 1 <= len(klines) <= 3 and all(k.close_time - k.open_time == 59_999 for k in klines)
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest/http_futures_market_klines.json"), "klines.json"
+    assert len(klines) == 3 and all(k.close_time - k.open_time == 59_999 for k in klines)
+    everything = msgspec.json.decode(
+        _ok(client.public("GET", "/fapi/v1/klines", symbol="BTCUSDT", interval="1m", limit=1000)),
+        type=list[BinanceKline],
     )
+    assert len(everything) >= 33 and everything[0].open == "95421.1"  # the 16:00 bar, first of the history
+    assert [b.open_time - a.open_time for a, b in zip(everything, everything[1:], strict=False)] == [60_000] * (
+        len(everything) - 1
+    )
+    paged = msgspec.json.decode(
+        _ok(
+            client.public(
+                "GET", "/fapi/v1/klines", symbol="BTCUSDT", interval="1m", limit=5, startTime=everything[10].open_time
+            )
+        ),
+        type=list[BinanceKline],
+    )
+    assert [k.open_time for k in paged] == [k.open_time for k in everything[10:15]]
+    assert_shape(json.loads(raw), recording(shared_data, "rest/http_futures_market_klines.json"), "klines.json")
 
     raw = _ok(client.public("GET", "/fapi/v1/premiumIndex", symbol="BTCUSDT"))
     funding = msgspec.json.decode(raw, type=BinanceFuturesMarkFunding)
@@ -162,19 +181,10 @@ def test_account_endpoints(client: SignedClient, shared_data: Path) -> None:
     raw = _ok(client.signed("GET", "/fapi/v2/account"))
     account = msgspec.json.decode(raw, type=BinanceFuturesAccountInfo)
     assert account.canTrade and account.assets[0].asset == "USDT"
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest_rust/account_info_v2.json"), "account_info_v2.json"
-    )
+    assert_shape(json.loads(raw), recording(shared_data, "rest_rust/account_info_v2.json"), "account_info_v2.json")
 
     raw = _ok(client.signed("GET", "/fapi/v2/balance"))
     assert_shape(json.loads(raw), recording(shared_data, "rest_rust/balance.json"), "balance.json")
-
-    raw = _ok(client.signed("GET", "/fapi/v3/positionRisk", symbol="BTCUSDT"))
-    risk = msgspec.json.decode(raw, type=list[BinanceFuturesPositionRisk])
-    assert risk[0].symbol == "BTCUSDT"
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest_rust/position_risk.json"), "position_risk.json"
-    )
 
     leverage = msgspec.json.decode(
         _ok(client.signed("POST", "/fapi/v1/leverage", symbol="BTCUSDT", leverage=7)),
@@ -188,22 +198,25 @@ def test_account_endpoints(client: SignedClient, shared_data: Path) -> None:
     again = client.signed("POST", "/fapi/v1/marginType", symbol="BTCUSDT", marginType="ISOLATED")
     assert again.status_code == 400 and again.json()["code"] == -4046
 
+    assert _ok(client.signed("GET", "/fapi/v3/positionRisk")) == b"[]"  # v3 lists active symbols only
+    assert len(json.loads(_ok(client.signed("GET", "/fapi/v2/positionRisk")))) == 1
+    _ok(client.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.002"))
+    raw = _ok(client.signed("GET", "/fapi/v3/positionRisk", symbol="BTCUSDT"))
+    risk = msgspec.json.decode(raw, type=list[BinanceFuturesPositionRisk])
+    assert (risk[0].symbol, risk[0].positionAmt) == ("BTCUSDT", "-0.002")
+    assert_shape(json.loads(raw), recording(shared_data, "rest_rust/position_risk.json"), "position_risk.json")
+
+    _ok(client.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002"))
     raw = _ok(client.signed("GET", "/fapi/v1/symbolConfig"))
     configs = msgspec.json.decode(raw, type=list[BinanceFuturesSymbolConfig])
     assert (configs[0].leverage, configs[0].marginType) == (7, "ISOLATED")
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest/http_futures_account_symbol_config.json"), "sc"
-    )
+    assert_shape(json.loads(raw), recording(shared_data, "rest/http_futures_account_symbol_config.json"), "sc")
 
     raw = _ok(client.signed("GET", "/fapi/v1/positionSide/dual"))
     assert msgspec.json.decode(raw, type=BinanceFuturesDualSidePosition).dualSidePosition is False
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest/http_futures_account_position_side_dual.json"), "d"
-    )
+    assert_shape(json.loads(raw), recording(shared_data, "rest/http_futures_account_position_side_dual.json"), "d")
 
-    key = msgspec.json.decode(
-        _ok(client.keyed("POST", "/fapi/v1/listenKey")), type=BinanceListenKey
-    ).listenKey
+    key = msgspec.json.decode(_ok(client.keyed("POST", "/fapi/v1/listenKey")), type=BinanceListenKey).listenKey
     assert _ok(client.keyed("PUT", "/fapi/v1/listenKey")) and key
 
 
@@ -222,9 +235,7 @@ def test_order_endpoints(client: SignedClient, sim: BinanceSimulator, shared_dat
     )
     order = msgspec.json.decode(raw, type=BinanceOrder)
     assert order.clientOrderId == "contract-entry"
-    assert_shape(
-        json.loads(raw), recording(shared_data, "rest_rust/order_response.json"), "order_response.json"
-    )
+    assert_shape(json.loads(raw), recording(shared_data, "rest_rust/order_response.json"), "order_response.json")
 
     limit_price = f"{round(last * 0.9, 1):.1f}"
     raw = _ok(
@@ -287,9 +298,7 @@ def test_order_endpoints(client: SignedClient, sim: BinanceSimulator, shared_dat
     assert (algo.clientAlgoId, algo.algoStatus) == ("contract-stop", "NEW")
     for path in ("/fapi/v1/openAlgoOrders", "/fapi/v1/algoOpenOrders"):
         raw = _ok(client.signed("GET", path, symbol="BTCUSDT"))
-        assert [a.algoId for a in msgspec.json.decode(raw, type=list[BinanceFuturesAlgoOrder])] == [
-            algo.algoId
-        ]
+        assert [a.algoId for a in msgspec.json.decode(raw, type=list[BinanceFuturesAlgoOrder])] == [algo.algoId]
         assert_shape(
             json.loads(raw),
             recording(shared_data, "rest_rust/open_algo_orders.json"),
@@ -322,9 +331,7 @@ def test_order_endpoints(client: SignedClient, sim: BinanceSimulator, shared_dat
     )
 
 
-async def _collect(
-    sim: BinanceSimulator, client: SignedClient
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def _collect(sim: BinanceSimulator, client: SignedClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Subscribe to every market stream and the user stream, trade once, gather one message of each kind."""
     key = client.keyed("POST", "/fapi/v1/listenKey").json()["listenKey"]
     market: dict[str, Any] = {}
@@ -388,9 +395,7 @@ def test_stream_messages(sim: BinanceSimulator, client: SignedClient, shared_dat
         by_kind.setdefault(event["e"], event)
     trade = next(e for e in user if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "TRADE")
     msgspec.json.decode(json.dumps(trade), type=BinanceFuturesOrderUpdateMsg)
-    assert_shape(
-        trade, recording(shared_data, "rest_rust/order_update_trade.json"), "order_update_trade.json"
-    )
+    assert_shape(trade, recording(shared_data, "rest_rust/order_update_trade.json"), "order_update_trade.json")
     msgspec.json.decode(json.dumps(by_kind["ACCOUNT_UPDATE"]), type=BinanceFuturesAccountUpdateMsg)
     assert_shape(by_kind["ACCOUNT_UPDATE"], recording(shared_data, "rest_rust/account_update.json"), "acc")
     msgspec.json.decode(json.dumps(by_kind["ALGO_UPDATE"]), type=BinanceFuturesAlgoUpdateMsg)
