@@ -60,8 +60,6 @@ async def until(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
         await asyncio.sleep(0.01)
 
 
-# TradingNode.dispose closes its loop while Nautilus's own ActorExecutor worker coroutines are still pending.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_live_node_commands_on_the_loop_thread_and_loop_never_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", str(TRADER))
@@ -110,6 +108,10 @@ def test_live_node_commands_on_the_loop_thread_and_loop_never_blocked(monkeypatc
             await node.stop_async()
 
         loop.run_until_complete(asyncio.gather(node.run_async(), scenario()))
+        leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]  # Nautilus's executor workers
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
         node.dispose()
         texts = tg.texts(TRADER)
         stranger_texts = tg.texts(STRANGER)
