@@ -155,6 +155,10 @@ def too_many_requests(limit: int, retry_after: int) -> BinanceApiError:
     )
 
 
+def too_many_orders(limit: int, interval: str) -> BinanceApiError:
+    return BinanceApiError(429, -1015, f"Too many new orders; current limit is {limit} orders per {interval}.")
+
+
 def ip_banned(until_ms: int, retry_after: int) -> BinanceApiError:
     return BinanceApiError(
         418,

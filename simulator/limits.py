@@ -93,6 +93,27 @@ class WeightCounter:
         return max(1, int(60 - now % 60))
 
 
+class OrderCounter:
+    """New orders per 10 s and per minute (Binance's ORDERS limits: 300 / 10 s and 1200 / min by default)."""
+
+    def __init__(self, per_10s: int = 300, per_minute: int = 1200) -> None:
+        self.per_10s = per_10s
+        self.per_minute = per_minute
+        self._windows: dict[int, tuple[int, int]] = {10: (-1, 0), 60: (-1, 0)}
+
+    def add(self, now: float | None = None) -> tuple[int, int]:
+        """Count one new order; returns (count in this 10 s window, count in this minute)."""
+        now = time.time() if now is None else now
+        counts = []
+        for seconds in (10, 60):
+            window, count = self._windows[seconds]
+            current = int(now // seconds)
+            count = count + 1 if current == window else 1
+            self._windows[seconds] = (current, count)
+            counts.append(count)
+        return counts[0], counts[1]
+
+
 @dataclass(frozen=True)
 class LoggedRequest:
     time_ms: int

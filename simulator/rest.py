@@ -21,10 +21,11 @@ from simulator.errors import BinanceApiError
 from simulator.exchange import Exchange
 from simulator.faults import Faults
 from simulator.instruments import SymbolSpec, exchange_info
-from simulator.limits import LoggedRequest, RequestLog, WeightCounter, request_weight
+from simulator.limits import LoggedRequest, OrderCounter, RequestLog, WeightCounter, request_weight
 from simulator.marketstate import SymbolMarket
 
 LISTEN_KEY_TTL_S = 3600
+NEW_ORDER_ROUTES = frozenset({("POST", "/fapi/v1/order"), ("POST", "/fapi/v1/algoOrder")})
 
 
 class Security(Enum):
@@ -84,6 +85,7 @@ class RestApi:
         self.faults = faults
         self.weights = weights
         self.log = log
+        self.orders = OrderCounter()
         self.listen_keys = listen_keys
         self._on_listen_key_closed = on_listen_key_closed
         ex = exchange
@@ -163,6 +165,8 @@ class RestApi:
             if security is Security.SIGNED:
                 auth.check_signature(request.query_string, body, self._api_secret)
                 auth.check_timestamp(query)
+            if (method, path) in NEW_ORDER_ROUTES:
+                self._count_order(headers)
             self.faults.check_order(method, path)
             payload = fn(query)
             response = web.Response(
@@ -178,6 +182,15 @@ class RestApi:
             )
         self.log.add(LoggedRequest(_now_ms(), method, path, weight, status, used, code))
         return response
+
+    def _count_order(self, headers: dict[str, str]) -> None:
+        per_10s, per_minute = self.orders.add()
+        headers["X-MBX-ORDER-COUNT-10S"] = str(per_10s)
+        headers["X-MBX-ORDER-COUNT-1M"] = str(per_minute)
+        if per_10s > self.orders.per_10s:
+            raise errors.too_many_orders(self.orders.per_10s, "TEN_SECONDS")
+        if per_minute > self.orders.per_minute:
+            raise errors.too_many_orders(self.orders.per_minute, "MINUTE")
 
     # --- endpoints that are not the account's
 

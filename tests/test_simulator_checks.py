@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from simulator import BinanceSimulator
+from simulator.limits import OrderCounter
 from tests.simulator_support import SignedClient, btc_data, running_simulator
 
 
@@ -91,3 +92,32 @@ def test_user_stream_needs_a_valid_listen_key(sim: BinanceSimulator) -> None:
                 return e.status
 
     assert asyncio.run(handshake()) == 400
+
+
+def test_new_order_count_limit(sim: BinanceSimulator, client: SignedClient) -> None:
+    sim.rest.orders.per_10s = 3  # a small limit, reached without 300 requests
+    answers = [
+        client.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002")
+        for _ in range(4)
+    ]
+    counts = [int(a.headers["X-MBX-ORDER-COUNT-10S"]) for a in answers]
+    if counts != [1, 2, 3, 4]:
+        pytest.skip(f"a 10-second window boundary fell between the orders: {counts}")
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].json() == {
+        "code": -1015,
+        "msg": "Too many new orders; current limit is 3 orders per TEN_SECONDS.",
+    }
+    assert [int(a.headers["X-MBX-ORDER-COUNT-1M"]) for a in answers][-1] >= 4
+
+
+def test_order_counter_windows() -> None:
+    counter = OrderCounter()
+    assert [counter.add(now) for now in (100.0, 105.0, 109.9, 110.0, 119.0, 120.0)] == [
+        (1, 1),
+        (2, 2),
+        (3, 3),
+        (1, 4),
+        (2, 5),
+        (1, 1),
+    ]
