@@ -163,10 +163,13 @@ def run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         component_id="TelegramEN", mode="backtest", language="en", output_path=str(out),
         events={"stop": "off", "node_error": "silent"},
     ))
-    add(engine, strategy, zh, en)
+    capped = TelegramNotifier(TelegramNotifierConfig(
+        component_id="TelegramCapped", mode="backtest", language="zh", keep_rendered=3
+    ))
+    add(engine, strategy, zh, en, capped)
     engine.run()
     engine.dispose()  # the notifier flushes here: STOPPED comes from the strategy's on_stop, after actors'
-    return {"zh": zh.rendered, "en": en.rendered, "file": read_messages(out)}
+    return {"zh": zh.rendered, "en": en.rendered, "file": read_messages(out), "capped": capped}
 
 
 def first_by_kind(messages: list) -> dict[str, str]:
@@ -200,6 +203,11 @@ def test_event_settings_decide_what_is_sent_and_how_loud(run: dict) -> None:
     en_silent = {m.event: m.silent for m in run["en"]}
     assert zh_silent["node_started"] and not zh_silent["signal"] and not zh_silent["node_error"]
     assert en_silent["node_error"]
+
+
+def test_memory_keeps_only_the_first_messages_but_counts_all(run: dict) -> None:
+    assert run["capped"].rendered == run["zh"][:3]
+    assert run["capped"].rendered_total == len(run["zh"]) > 3
 
 
 def test_backtest_file_holds_the_same_messages(run: dict) -> None:

@@ -51,7 +51,8 @@ class TelegramNotifier(Actor):
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._chat_ids: tuple[int, ...] = ()
         self._asking_chat: int | None = None  # set while a Telegram command is inside the strategy
-        self.rendered: list[RenderedMessage] = []  # backtest mode: what the report shows
+        self.rendered: list[RenderedMessage] = []  # backtest mode: the first keep_rendered, for the report
+        self.rendered_total = 0
         self.dropped_events = 0  # events whose rendering failed (logged)
 
     # ---- lifecycle ----------------------------------------------------------------------------------------
@@ -69,6 +70,10 @@ class TelegramNotifier(Actor):
             return
         if self._link is None:
             self._start_link()
+        if self._router is not None and self._node_loop is None and _INBOX_TIMER not in self.clock.timer_names:
+            self.clock.set_timer(
+                _INBOX_TIMER, timedelta(seconds=self._config.command_drain_interval_s), callback=self._drain_inbox
+            )
 
     def _start_link(self) -> None:
         cfg = self._config
@@ -90,10 +95,7 @@ class TelegramNotifier(Actor):
             try:
                 self._node_loop = asyncio.get_running_loop()  # a live TradingNode starts actors on its loop
             except RuntimeError:
-                self._node_loop = None
-                self.clock.set_timer(
-                    _INBOX_TIMER, timedelta(seconds=cfg.command_drain_interval_s), callback=self._drain_inbox
-                )
+                self._node_loop = None  # commands wait in the inbox for the clock timer (on_start)
         self._link = TelegramLink(
             token=token,
             base_url=cfg.base_url,
@@ -160,7 +162,9 @@ class TelegramNotifier(Actor):
             if self._config.mode == "backtest":
                 ts = unix_nanos_to_iso8601(event.ts_event)  # type: ignore[attr-defined]
                 message = RenderedMessage(ts, key, silent, text)
-                self.rendered.append(message)
+                self.rendered_total += 1
+                if len(self.rendered) < self._config.keep_rendered:
+                    self.rendered.append(message)
                 if self._sink is not None:
                     self._sink.write(message)
             elif self._link is not None:

@@ -15,6 +15,7 @@ class TelegramNotifierConfig(ActorConfig, frozen=True):
         and the count is announced once Telegram answers again.
     backoff_initial_s / backoff_max_s: retry delay after a network error or 5xx, doubling up to the cap;
         a 429 waits Telegram's ``retry_after`` instead.
+    keep_rendered: backtest mode keeps the first this many messages in memory for the report (the file has all).
     base_url: the Bot API root the token is appended to; tests point it at a loopback fake server.
     token_env / chat_ids_env: environment variable names: the bot token, and the allowed chat
         ids (comma separated). Messages go to those chats, and only they may send commands.
@@ -35,6 +36,7 @@ class TelegramNotifierConfig(ActorConfig, frozen=True):
     request_timeout_s: float = 10.0
     base_url: str = TELEGRAM_API_URL
     output_path: str | None = None
+    keep_rendered: int = 1000
     token_env: str = "TELEGRAM_BOT_TOKEN"
     chat_ids_env: str = "TELEGRAM_CHAT_IDS"
     commands: bool = True

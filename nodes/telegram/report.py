@@ -6,24 +6,27 @@ from nodes.telegram.actor import TelegramNotifier
 from nodes.telegram.sink import RenderedMessage
 
 
+def first_notifier(engine: BacktestEngine) -> TelegramNotifier | None:
+    return next((a for a in engine.trader.actors() if isinstance(a, TelegramNotifier)), None)
+
+
 def notifier_messages(engine: BacktestEngine) -> list[RenderedMessage]:
-    """Messages rendered by the first TelegramNotifier of the engine (none when it has no notifier)."""
-    for actor in engine.trader.actors():
-        if isinstance(actor, TelegramNotifier):
-            return list(actor.rendered)
-    return []
+    """Messages kept by the first TelegramNotifier of the engine (none when it has no notifier)."""
+    notifier = first_notifier(engine)
+    return list(notifier.rendered) if notifier is not None else []
 
 
 def messages_section(engine: BacktestEngine, limit: int = 50) -> str:
     """A report section listing the first ``limit`` messages with their event times; "" without a notifier."""
-    messages = notifier_messages(engine)
-    if not messages:
+    notifier = first_notifier(engine)
+    if notifier is None or not notifier.rendered:
         return ""
-    lines = [f"Telegram messages ({len(messages)})"]
+    messages, total = notifier.rendered, notifier.rendered_total
+    lines = [f"Telegram messages ({total})"]
     for message in messages[:limit]:
         sound = " (silent)" if message.silent else ""
         lines.append(f"--- {message.ts[:19].replace('T', ' ')} {message.event}{sound}")
         lines.append(message.text)
-    if len(messages) > limit:
-        lines.append(f"... {len(messages) - limit} more in the notifier's output file")
+    if total > limit:
+        lines.append(f"... {total - limit} more in the notifier's output file")
     return "\n".join(lines)
