@@ -29,7 +29,7 @@ from strategies.testkit import (
     path_bars,
     perp,
 )
-from strategies.trade import TAG_EXIT, TAG_SL
+from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 SEC = 1_000_000_000
@@ -327,3 +327,26 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     exits = [o for o in engine.cache.orders() if TAG_EXIT in o.tags]
     assert len(exits) == 1 and exits[0].status == S.FILLED and exits[0].avg_px == 49_800.0
     assert_no_orphans(Run(engine, strategy, recorder, None))  # type: ignore[arg-type]
+
+
+def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:
+    rise = [100.0 * (1 + 0.0008 * i + 0.0015 * ((i * 7) % 5 - 2) / 2) for i in range(200)]
+    r = run(
+        {SOL: rise},
+        [(at(119), "signal", ("SOLUSDT", "long"))],
+        scan_interval_minutes=5,
+        dynamic_trail_above=20.0,
+        tp1_pct=0.2,
+        tp2_pct=0.3,
+    )
+    trails = r.events.of(ExitEvent, kind="DYNAMIC_TRAIL")
+    assert len(trails) == 2  # dynamic_max_trails
+    tp2 = [o for o in r.engine.cache.orders() if TAG_TP2 in o.tags]
+    prices = sorted(o.price.as_double() for o in tp2)
+    entry = r.strategy.ledger()[0]["entry_price"]
+    # each trail pushes TP2 out by a quarter of its distance from the entry
+    assert prices[1] == pytest.approx(prices[0] + (prices[0] - entry) * 0.25, abs=0.02)
+    assert prices[2] == pytest.approx(prices[1] + (prices[1] - entry) * 0.25, abs=0.02)
+    assert [o.status for o in sorted(tp2, key=lambda o: o.price.as_double())][:2] == [OrderStatus.CANCELED] * 2
+    assert r.strategy.counters()["total"]["dynamic"] == 2
+    assert r.strategy.ledger()[0]["exit_reason"] == "END_OF_DATA"
