@@ -350,3 +350,23 @@ def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:
     assert [o.status for o in sorted(tp2, key=lambda o: o.price.as_double())][:2] == [OrderStatus.CANCELED] * 2
     assert r.strategy.counters()["total"]["dynamic"] == 2
     assert r.strategy.ledger()[0]["exit_reason"] == "END_OF_DATA"
+
+
+def test_dynamic_exit_at_market_when_the_score_turns_hard() -> None:
+    rise = [100.0 * (1 + 0.0004 * i + 0.0015 * ((i * 7) % 5 - 2) / 2) for i in range(120)]
+    slide = [rise[-1] * (1 - 0.0006 * i) for i in range(1, 60)]
+    r = run(
+        {SOL: rise + slide},
+        [(at(119), "signal", ("SOLUSDT", "long"))],
+        scan_interval_minutes=5,
+        dynamic_exit_below=-15.0,
+        stop_pct=0.03,
+    )
+    assert [e.kind for e in r.events.of(ExitEvent)] == ["DYNAMIC_EXIT"]
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "DYNAMIC"
+    exits = [o for o in r.engine.cache.orders() if TAG_EXIT in o.tags]
+    assert len(exits) == 1 and exits[0].is_reduce_only and exits[0].status == OrderStatus.FILLED
+    (closed,) = r.events.of(PositionClosedEvent)
+    assert closed.exit_reason == "DYNAMIC"
+    assert_no_orphans(r)
