@@ -242,3 +242,25 @@ def test_node_recovers_from_dropped_streams_and_expired_listen_key(shared_data: 
             _wait(lambda: any(f.client_order_id == probe.entry_id for f in probe.fills), 30, "the entry fill")
         assert not probe.errors
         assert sim.status()["positions"]["BTCUSDT"]["amount"] == "0.010"
+
+
+def test_restarted_node_reconciles_position_and_conditional_orders(shared_data: Path) -> None:
+    data = btc_data(shared_data, bars=60, start_ms=WINDOW_START_MS)
+    with running_simulator(data, bar_seconds=0.3) as sim:
+        first = _probe(exit_offset="0.05")  # exits 5% away: they stay open
+        with running_node(sim, first):
+            sim.play()
+            _wait(lambda: len(sim.exchange.algos) == 2, 30, "the stop and take-profit to reach the exchange")
+            sim.pause()
+        assert sim.status()["positions"]["BTCUSDT"]["amount"] == "0.010"
+
+        second = _probe(enter_after_bars=10_000)  # never trades: it only reconciles
+        with running_node(sim, second) as node:
+            positions = node.cache.positions_open()
+            orders = node.cache.orders_open()
+        assert [(str(p.instrument_id), str(p.quantity), p.side.name) for p in positions] == [
+            (INSTRUMENT, "0.010", "LONG")
+        ]
+        by_type = sorted((o.order_type.name, str(o.quantity), o.is_reduce_only) for o in orders)
+        assert by_type == [("MARKET_IF_TOUCHED", "0.005", True), ("STOP_MARKET", "0.005", True)]
+        assert sim.request_log.count("/fapi/v1/openAlgoOrders") >= 2
