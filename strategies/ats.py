@@ -435,9 +435,7 @@ class AtsStrategy(Strategy):
         account = self.portfolio.account(venue)
         if account is None:
             return 0.0
-        currency = account.base_currency or next(iter(account.balances()), None)
-        if currency is None:
-            return 0.0
+        currency = self._currency(account)
         total = account.balance_total(currency)
         equity = total.as_double() if total is not None else 0.0
         for position in self.cache.positions_open(venue=venue):
@@ -449,9 +447,15 @@ class AtsStrategy(Strategy):
                 equity += position.unrealized_pnl(instrument.make_price(price)).as_double()
         return equity
 
+    def _currency(self, account: Any) -> Any:
+        """The settlement currency (USDT): a live Binance futures account also holds BNB, USDC... balances."""
+        for instrument in self._instruments.values():
+            return instrument.settlement_currency
+        return account.base_currency or next(iter(account.balances()))
+
     def _wallet(self, venue: Venue = VENUE) -> float:
         account = self.portfolio.account(venue)
-        currency = account.base_currency or next(iter(account.balances()), None) if account else None
+        currency = self._currency(account) if account else None
         total = account.balance_total(currency) if currency is not None else None
         return total.as_double() if total is not None else 0.0
 
@@ -992,7 +996,7 @@ class AtsStrategy(Strategy):
             return {"positions": self.positions()}
         if command == "balance":
             account = self.portfolio.account(VENUE)
-            currency = account.base_currency or next(iter(account.balances()))
+            currency = self._currency(account)
             return {
                 "currency": str(currency),
                 "total": account.balance_total(currency).as_double(),
