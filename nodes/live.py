@@ -5,6 +5,7 @@ Modes: ``live`` (Binance mainnet, keys required), ``testnet`` (Binance futures t
 Keys come only from the environment, and a missing one is reported before anything connects.
 """
 
+import asyncio
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -188,6 +189,10 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
         "instrument_ids": [i.value for i in instrument_ids],
         **settings.strategy_config,
         "oms_type": "NETTING",
+        # After a restart, reconciliation reports our open orders as external: claiming them routes their
+        # fills and cancels to the strategy, which recovers each one's role (stop, TP) from the exchange state.
+        "external_order_claims": [i.value for i in instrument_ids],
+        "mode": settings.mode,
     }
     if settings.scan_once:
         strategy_config["scan_once"] = True
@@ -222,8 +227,12 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
     )
 
 
-def build_node(config: TradingNodeConfig, paper: bool) -> TradingNode:
-    node = TradingNode(config=config)
+def build_node(
+    config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEventLoop | None = None
+) -> TradingNode:
+    """A built node; pass a fresh ``loop`` when several nodes live one after another in one process (a
+    disposed node closes its loop)."""
+    node = TradingNode(config=config, loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else BinanceLiveExecClientFactory)
     node.build()

@@ -4,25 +4,36 @@ import asyncio
 import time
 
 import msgspec
-from nautilus_trader.config import ImportableStrategyConfig
+from nautilus_trader.config import ImportableStrategyConfig, TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 
 from nodes.live import LiveSettings, build_node, build_node_config, credentials
 from nodes.preflight import preflight
 
 
-def run_live_node(settings: LiveSettings) -> int:
-    """Run until Ctrl-C. Stopping leaves positions and their exchange-side stops in place."""
-    keys = credentials(settings.mode)  # a missing key fails here, before anything connects
+def checked_node_config(settings: LiveSettings, environ: dict[str, str] | None = None) -> TradingNodeConfig:
+    """The node config, after every check that can fail before an order: keys, symbols, position mode.
+
+    A missing key fails first, before anything connects; then the preflight asks the exchange.
+    """
+    keys = credentials(settings.mode, environ)
     asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
-    node = build_node(build_node_config(settings), paper=settings.mode == "paper")
+    return build_node_config(settings, environ)
+
+
+def run_live_node(settings: LiveSettings) -> int:
+    """Run until Ctrl-C (SIGINT) or SIGTERM. Stopping cancels nothing: positions keep their exchange-side stops
+    and take-profits, and the next start adopts them."""
+    node = build_node(checked_node_config(settings), paper=settings.mode == "paper")
     try:
         node.run()
     except KeyboardInterrupt:
         pass
     finally:
-        node.stop()
-        node.dispose()
+        try:
+            node.stop()
+        finally:
+            node.dispose()
     return 0
 
 
@@ -43,13 +54,15 @@ async def _run_until_flat(node: TradingNode, timeout_s: float) -> bool:
 
 def flatten_account(settings: LiveSettings, timeout_s: float = 60.0) -> bool:
     """Close every position and cancel every order; True once the account is flat within the timeout."""
-    keys = credentials(settings.mode)
-    asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
-    config = build_node_config(settings)
+    config = checked_node_config(settings)
     flattener = ImportableStrategyConfig(
         strategy_path="nodes.flatten:Flattener",
         config_path="nodes.flatten:FlattenConfig",
-        config={"instrument_ids": list(config.strategies[0].config["instrument_ids"])},
+        config={
+            "instrument_ids": list(config.strategies[0].config["instrument_ids"]),
+            "external_order_claims": list(config.strategies[0].config["instrument_ids"]),
+            "oms_type": "NETTING",
+        },
     )
     node = build_node(msgspec.structs.replace(config, strategies=[flattener], actors=[]), paper=False)
     try:

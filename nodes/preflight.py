@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from nautilus_trader.adapters.binance.common.enums import BinanceAccountType, BinanceEnvironment
 from nautilus_trader.adapters.binance.common.urls import get_http_base_url
+from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesContractStatus
 from nautilus_trader.adapters.binance.futures.http.account import BinanceFuturesAccountHttpAPI
 from nautilus_trader.adapters.binance.futures.http.market import BinanceFuturesMarketHttpAPI
 from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
@@ -43,7 +44,7 @@ async def preflight(
     )
     market = BinanceFuturesMarketHttpAPI(client, BinanceAccountType.USDT_FUTURES)
     info = await market.query_futures_exchange_info()
-    trading = {s.symbol for s in info.symbols if s.status == "TRADING" and s.contractType == "PERPETUAL"}
+    trading = {s.symbol for s in info.symbols if s.status == BinanceFuturesContractStatus.TRADING and s.contractType == "PERPETUAL"}
     unknown = [s for s in symbols if s not in trading]
     if unknown:
         raise PreflightError(
