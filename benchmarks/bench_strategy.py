@@ -67,6 +67,7 @@ def _run_ema(data: tuple[list, list, list], trade: bool = True) -> tuple[float, 
                     notional_usdt=Decimal(1000),
                     oms_type="HEDGING",
                     strategy_id=f"EMA-{i.id.symbol.value}",
+                    trade=trade,
                 )
             )
         )
