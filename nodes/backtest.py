@@ -28,6 +28,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from catalog.convert import bar_type_for, interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
+from nodes.backtest_speed import linear_run_config, prepare_engine
 from nodes.settings import BacktestSettings
 
 
@@ -192,11 +193,17 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
 
 
 def run_backtest(
-    settings: BacktestSettings, progress: Callable[[str], None] | None = None
+    settings: BacktestSettings, progress: Callable[[str], None] | None = None, fast: bool = True
 ) -> BacktestOutcome:
+    """Run the config. ``fast`` applies nodes.backtest_speed (linear in trades, same results); False runs plain."""
     ensure_catalog(settings, progress)
     run_config = build_run_config(settings)
+    if fast:
+        run_config = linear_run_config(run_config)
     node = BacktestNode(configs=[run_config])
+    node.build()
+    if fast:
+        prepare_engine(node.get_engine(run_config.id))
     started = time.perf_counter()
     results = node.run()
     wall = time.perf_counter() - started

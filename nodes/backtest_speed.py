@@ -1,0 +1,190 @@
+"""Backtest-only mitigations that keep a run's cost linear in its number of trades, with identical results.
+
+Nautilus 1.231 does per-trade work proportional to everything before it (docs/backtest_speed.md has the
+profiles and figures):
+
+- its PortfolioAnalyzer grows pandas Series by one ``pd.concat`` per closed position, while the run goes and
+  again at the end: ``BufferedPortfolioAnalyzer`` builds the same series once, when first read;
+- under a NETTING OMS every closed cycle is kept as a pickled position snapshot, and with two or more
+  instruments the portfolio's snapshot cache forgets the other instruments' progress on each position event
+  and unpickles their whole history again: ``hedging_run_config`` runs the backtest with a HEDGING OMS, where
+  each cycle is its own position and no snapshots are taken.
+
+HEDGING gives the same fills, fees and PnL as NETTING only for strategies that close a position before
+opening the opposite one and pass ``position_id`` on orders that reduce an open position (our strategies
+do; the equality test in tests/test_backtest_speed.py checks it). None of this is applied to the live node,
+which stays NETTING (Binance one-way mode).
+"""
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+import pandas as pd
+from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
+from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.config import BacktestRunConfig, ImportableStrategyConfig
+from nautilus_trader.model.identifiers import PositionId
+from nautilus_trader.model.objects import Currency, Money
+from numpy import float64
+
+# (position id, realized PnL, event timestamp or None), per currency, in arrival order
+_Rows = dict[Currency, list[tuple[str, float, int | None]]]
+
+
+def _flushed_series(
+    series: dict[Currency, pd.Series], timestamps: dict[Currency, pd.Series], pending: _Rows,
+) -> None:
+    """Append the pending rows to the per-currency series exactly as one concat per row would have."""
+    for currency, rows in pending.items():
+        if not rows:
+            continue
+        ids = [row[0] for row in rows]
+        pnls = pd.Series([row[1] for row in rows], index=ids, dtype=float64)
+        stamps = pd.Series([row[2] for row in rows], index=ids, dtype=object)
+        existing, existing_stamps = series.get(currency), timestamps.get(currency)
+        series[currency] = pnls if existing is None else pd.concat([existing, pnls])
+        timestamps[currency] = stamps if existing_stamps is None else pd.concat([existing_stamps, stamps])
+    pending.clear()
+
+
+class BufferedPortfolioAnalyzer(PortfolioAnalyzer):
+    """Nautilus's analyzer with trades and position returns buffered in lists until something reads them.
+
+    The base class reads and assigns its private series directly; here those attributes are properties that
+    flush the buffers on read, and drop them on assignment (the base class only assigns to reset). So every
+    inherited method sees exactly the series the original would have built, row by row.
+    """
+
+    _state_names = (
+        "_realized_pnls", "_realized_pnl_timestamps", "_recorded_realized_pnls",
+        "_recorded_realized_pnl_timestamps", "_position_returns", "_returns",
+    )
+
+    def __init__(self) -> None:
+        self._init_buffers()
+        super().__init__()
+
+    @classmethod
+    def adopt(cls, analyzer: PortfolioAnalyzer) -> "BufferedPortfolioAnalyzer":
+        """Turn an existing analyzer into a buffered one in place: the portfolio's attribute is read-only."""
+        if isinstance(analyzer, cls):
+            return analyzer
+        state = {name: analyzer.__dict__.pop(name) for name in cls._state_names}
+        analyzer.__class__ = cls
+        assert isinstance(analyzer, cls)
+        analyzer._init_buffers()
+        for name, value in state.items():
+            analyzer.__dict__[name] = value
+        return analyzer
+
+    def _init_buffers(self) -> None:
+        self._pending_added: _Rows = {}
+        self._pending_recorded: _Rows = {}
+        self._pending_returns: list[tuple[datetime, float]] = []
+
+    # -- buffered writers ------------------------------------------------------------------------------
+
+    def add_trade(self, position_id: PositionId, realized_pnl: Money, ts_event: int | None = None) -> None:
+        self._pending_added.setdefault(realized_pnl.currency, []).append(
+            (position_id.value, realized_pnl.as_double(), None if ts_event is None else int(ts_event)),
+        )
+
+    def record_trade(self, position_id: PositionId, realized_pnl: Money, ts_event: int | None = None) -> None:
+        self._pending_recorded.setdefault(realized_pnl.currency, []).append(
+            (position_id.value, realized_pnl.as_double(), None if ts_event is None else int(ts_event)),
+        )
+
+    def add_position_return(self, timestamp: datetime, value: float) -> None:
+        self._pending_returns.append((timestamp, float(value)))
+
+    # -- flushing state ------------------------------------------------------------------------------
+
+    def _flush_returns(self) -> None:
+        if not self._pending_returns:
+            return
+        series: pd.Series = self.__dict__["_position_returns"]
+        # Same additions in the same order as the base class's `.loc[ts] += value`, so the sums match bit
+        # for bit; new timestamps are appended in first-seen order as enlargement by `.loc` does.
+        sums: dict[Any, float] = dict(series.items())
+        for timestamp, value in self._pending_returns:
+            sums[timestamp] = sums.get(timestamp, 0.0) + value
+        self._pending_returns = []
+        index = pd.DatetimeIndex(list(sums)) if sums else None
+        self.__dict__["_position_returns"] = pd.Series(list(sums.values()), index=index, dtype=float64)
+        self._sync_returns_alias()
+
+    def _flush_added(self) -> None:
+        _flushed_series(
+            self.__dict__["_realized_pnls"], self.__dict__["_realized_pnl_timestamps"], self._pending_added,
+        )
+
+    def _flush_recorded(self) -> None:
+        _flushed_series(
+            self.__dict__["_recorded_realized_pnls"],
+            self.__dict__["_recorded_realized_pnl_timestamps"],
+            self._pending_recorded,
+        )
+
+
+def _state_property(name: str, flush: str, pending: str, empty: object) -> property:
+    def getter(self: BufferedPortfolioAnalyzer) -> Any:
+        getattr(self, flush)()
+        return self.__dict__[name]
+
+    def setter(self: BufferedPortfolioAnalyzer, value: Any) -> None:
+        # The base class assigns these only to start over: rows buffered before belong to the old state.
+        setattr(self, pending, empty() if callable(empty) else empty)
+        self.__dict__[name] = value
+
+    return property(getter, setter)
+
+
+for _name, _flush, _pending, _empty in (
+    ("_realized_pnls", "_flush_added", "_pending_added", dict),
+    ("_realized_pnl_timestamps", "_flush_added", "_pending_added", dict),
+    ("_recorded_realized_pnls", "_flush_recorded", "_pending_recorded", dict),
+    ("_recorded_realized_pnl_timestamps", "_flush_recorded", "_pending_recorded", dict),
+    ("_position_returns", "_flush_returns", "_pending_returns", list),
+):
+    setattr(BufferedPortfolioAnalyzer, _name, _state_property(_name, _flush, _pending, _empty))
+
+
+def _returns_getter(self: BufferedPortfolioAnalyzer) -> pd.Series:
+    self._flush_returns()
+    return self.__dict__["_returns"]
+
+
+def _returns_setter(self: BufferedPortfolioAnalyzer, value: pd.Series) -> None:
+    self.__dict__["_returns"] = value
+
+
+BufferedPortfolioAnalyzer._returns = property(_returns_getter, _returns_setter)  # type: ignore[assignment]
+
+
+def buffer_analyzer(engine: BacktestEngine) -> BufferedPortfolioAnalyzer:
+    """Swap the engine portfolio's analyzer for the buffered one, keeping its registered statistics."""
+    return BufferedPortfolioAnalyzer.adopt(engine.portfolio.analyzer)
+
+
+def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
+    """The same run with a HEDGING OMS on every venue and strategy (see the module notes for when it is exact)."""
+    venues = [msgspec.structs.replace(v, oms_type="HEDGING") for v in run_config.venues]
+    strategies = [
+        ImportableStrategyConfig(
+            strategy_path=s.strategy_path, config_path=s.config_path, config={**s.config, "oms_type": "HEDGING"},
+        )
+        for s in run_config.engine.strategies
+    ]
+    engine = msgspec.structs.replace(run_config.engine, strategies=strategies)
+    return msgspec.structs.replace(run_config, venues=venues, engine=engine)
+
+
+def linear_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
+    """The configuration half of the mitigations; ``prepare_engine`` is the other half, once the node is built."""
+    return hedging_run_config(run_config)
+
+
+def prepare_engine(engine: BacktestEngine) -> None:
+    """The engine half of the mitigations, applied between ``BacktestNode.build()`` and ``run()``."""
+    buffer_analyzer(engine)
