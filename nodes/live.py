@@ -70,6 +70,7 @@ class LiveSettings:
     scan_once: bool
     reconciliation_lookback_mins: int
     log_level: str
+    log_level_file: str
     log_directory: Path | None
     actors: tuple[dict[str, Any], ...] = field(default=())
 
@@ -122,6 +123,7 @@ def load_live_settings(
         scan_once=bool(live.get("scan_once", False) if scan_once is None else scan_once),
         reconciliation_lookback_mins=int(live.get("reconciliation_lookback_mins", 7 * 24 * 60)),
         log_level=live.get("log_level", "INFO"),
+        log_level_file=live.get("log_level_file", live.get("log_level", "INFO")),
         log_directory=(base / log_directory) if log_directory else None,
         actors=tuple(raw.get("actors", [])),
     )
@@ -201,7 +203,7 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
         logging=LoggingConfig(
             log_level=settings.log_level,
             log_directory=str(settings.log_directory) if settings.log_directory else None,
-            log_level_file=settings.log_level if settings.log_directory else None,
+            log_level_file=settings.log_level_file if settings.log_directory else None,
         ),
         data_engine=LiveDataEngineConfig(),
         exec_engine=LiveExecEngineConfig(

@@ -86,7 +86,8 @@ def write_configs(
         "base_url_ws": sim.ws_url,
         "base_url_ws_stream": sim.ws_url,
         "reconciliation_lookback_mins": 60,
-        "log_level": "INFO",
+        "log_level": "WARNING",
+        "log_level_file": "INFO",
         "log_directory": "logs",
         **(live or {}),
     }
@@ -212,3 +213,34 @@ class NodeProcess:
         if self.proc.poll() is None:
             self.kill9()
         self._log.close()
+
+
+def exchange_orders(sim: BinanceSimulator, symbol: str = "BTCUSDT") -> list[dict[str, Any]]:
+    """The open orders the simulated exchange holds for ``symbol`` (regular and conditional), as plain rows."""
+
+    def rows() -> list[dict[str, Any]]:
+        ex = sim.exchange
+        out = [
+            {"type": o.type, "side": o.side, "qty": o.remaining, "price": o.price, "reduce_only": o.reduce_only}
+            for o in ex.orders.values()
+            if o.is_open and o.symbol == symbol
+        ]
+        out += [
+            {"type": a.order_type, "side": a.side, "qty": a.quantity, "price": a.trigger_price,
+             "reduce_only": a.reduce_only or a.close_position}
+            for a in ex.algos.values()
+            if a.is_open and a.symbol == symbol
+        ]
+        return out
+
+    return sim.call(rows)
+
+
+def exchange_position(sim: BinanceSimulator, symbol: str = "BTCUSDT") -> tuple[Any, Any]:
+    """(signed amount, entry price) of the simulated account's position in ``symbol``."""
+    return sim.call(lambda: (sim.exchange.positions[symbol].amount, sim.exchange.positions[symbol].entry_price))
+
+
+def order_posts(sim: BinanceSimulator) -> int:
+    """New-order requests (regular and conditional) the simulator has received."""
+    return sim.request_log.count("/fapi/v1/order", "POST") + sim.request_log.count("/fapi/v1/algoOrder", "POST")

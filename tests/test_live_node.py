@@ -1,0 +1,138 @@
+"""The live node (``nodes/live.py``) with the real AtsStrategy and Binance clients, against the simulator.
+
+- Clear errors before any order: a missing key, a hedge-mode account, a symbol the exchange does not trade.
+- A full trade's lifecycle driven from Telegram: /signal -> entry -> stop, TP1, TP2 on the exchange -> TP1 fill
+  -> stop moved to the entry -> TP2 fill, with every message received by the fake Telegram server.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from nodes.cli import main as ats_main
+from nodes.live import MissingCredentialsError, load_live_settings
+from nodes.live_runner import checked_node_config
+from nodes.preflight import PreflightError
+from tests.fake_telegram import FakeTelegram
+from tests.live_support import (
+    SIM_ENV,
+    TELEGRAM_TOKEN,
+    TRADER_CHAT,
+    exchange_orders,
+    exchange_position,
+    live_node,
+    order_posts,
+    telegram_env,
+    wait_for,
+    write_configs,
+)
+from tests.simulator_support import btc_data, running_simulator
+
+# Real BTCUSDT bars (2025-05-18 13:34 UTC on) that rise 0.3 % then 0.6 % within 25 minutes without a 0.5 % dip.
+RALLY_START_MS = 1_747_575_240_000
+
+
+def test_missing_key_is_a_clear_error_before_anything_connects(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BINANCE_API_KEY", raising=False)
+    monkeypatch.setenv("BINANCE_API_SECRET", "a-secret")
+    with running_simulator(btc_data(shared_data, bars=5)) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        with pytest.raises(MissingCredentialsError, match="BINANCE_API_KEY"):
+            checked_node_config(load_live_settings(config))
+        assert ats_main(["live", str(config)]) == 2
+        assert sim.request_log.count() == 0  # nothing reached the exchange
+    err = capsys.readouterr().err
+    assert "ats live: error: live trading needs BINANCE_API_KEY in the environment" in err
+    assert "a-secret" not in err
+    # testnet has its own variables, named in the message
+    with pytest.raises(MissingCredentialsError, match="BINANCE_FUTURES_TESTNET_API_KEY"):
+        checked_node_config(load_live_settings(config, mode="testnet"), {})
+
+
+def test_hedge_mode_account_is_refused_before_any_order(shared_data: Path, tmp_path: Path) -> None:
+    with running_simulator(btc_data(shared_data, bars=5)) as sim:
+        sim.call(lambda: setattr(sim.exchange, "dual_side", True))  # the account was switched to hedge mode
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        with pytest.raises(PreflightError, match="hedge mode.*One-way"):
+            checked_node_config(load_live_settings(config), SIM_ENV)
+        assert sim.request_log.count("/fapi/v1/positionSide/dual", "GET") == 1
+        assert order_posts(sim) == 0
+        assert sim.request_log.count("/fapi/v1/leverage", "POST") == 0  # the account was not touched
+
+
+def test_unknown_symbol_is_refused_before_any_order(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    with running_simulator(btc_data(shared_data, bars=5)) as sim:  # the exchange lists BTCUSDT only
+        config = write_configs(tmp_path, sim, ["BTCUSDT", "ETHUSDT"])
+        with pytest.raises(PreflightError, match="ETHUSDT not trading"):
+            checked_node_config(load_live_settings(config), SIM_ENV)
+        assert ats_main(["live", str(config)]) == 2
+        assert order_posts(sim) == 0
+        assert sim.request_log.count("/fapi/v1/listenKey", "POST") == 0
+    assert "ETHUSDT not trading as a USDT-M perpetual" in capsys.readouterr().err
+
+
+def _exits(orders: list[dict]) -> tuple[list[dict], list[dict]]:
+    stops = [o for o in orders if o["type"] == "STOP_MARKET"]
+    targets = [o for o in orders if o["type"] == "LIMIT"]
+    return stops, targets
+
+
+def test_full_lifecycle_from_a_telegram_signal(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in telegram_env().items():
+        monkeypatch.setenv(name, value)
+    data = btc_data(shared_data, bars=40, start_ms=RALLY_START_MS)
+    with FakeTelegram(TELEGRAM_TOKEN) as tg, running_simulator(data, bar_seconds=0.5) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"], telegram_url=tg.base_url)
+        with live_node(config) as node:
+            assert sim.status()["positions"]["BTCUSDT"]["leverage"] == 5  # set per symbol at connect
+            sim.play()
+            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            tg.push_message(TRADER_CHAT, "/signal BTC long")
+
+            # Entry filled: the stop (whole position) and TP1 / TP2 (a half each) rest on the exchange.
+            wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the three exit orders on the exchange")
+            amount, entry = exchange_position(sim)
+            stops, targets = _exits(exchange_orders(sim))
+            assert amount > 0 and len(stops) == 1 and len(targets) == 2
+            assert stops[0]["qty"] == amount and stops[0]["price"] < entry and stops[0]["reduce_only"]
+            assert sum(t["qty"] for t in targets) == amount and all(t["reduce_only"] for t in targets)
+            tp1, tp2 = sorted(t["price"] for t in targets)
+            assert entry < tp1 < tp2
+
+            # TP1 filled: half closed, the stop now sits at the entry price for the rest.
+            def moved_to_entry() -> bool:
+                stops, _ = _exits(exchange_orders(sim))
+                return len(stops) == 1 and stops[0]["price"] == entry
+
+            wait_for(moved_to_entry, 60, "the stop to move to break-even")
+            rest, _ = exchange_position(sim)
+            stops, targets = _exits(exchange_orders(sim))
+            assert Decimal(0) < rest < amount and stops[0]["qty"] == rest
+            assert [t["price"] for t in targets] == [tp2]
+
+            wait_for(lambda: exchange_position(sim)[0] == 0, 60, "TP2 to close the rest")
+            wait_for(lambda: not exchange_orders(sim), 10, "no order left on the exchange")
+            ledger = node.call(lambda: node.strategy.ledger(include_open=False))
+            texts = tg.wait_for_messages(7, timeout=20, chat_id=TRADER_CHAT)
+            assert node.strategy.errors == 0
+
+    assert [r["exit_reason"] for r in ledger] == ["TP1+TP2"]
+    assert ledger[0]["entry_price"] == float(entry) and ledger[0]["quantity"] == float(amount)
+    assert order_posts(sim) == 5  # entry, stop, TP1, TP2, break-even stop: nothing twice
+    bodies = "\n---\n".join(texts)
+    assert texts[0] == "🚀 Node started (live)", bodies
+    assert texts[1].startswith("🟢 BTCUSDT LONG (manual)") and "Strength:" in texts[1], bodies
+    assert "Manual signal accepted: BTCUSDT LONG" in bodies
+    assert any(t.startswith("✅ BTCUSDT LONG entry filled") for t in texts), bodies
+    assert any(t.startswith("🎯 BTCUSDT TP1 hit at $") and "stop moved to break-even" in t for t in texts), bodies
+    assert any(t.startswith("🎯 BTCUSDT TP2 hit at $") and "total profit +" in t for t in texts), bodies
+    assert any(t.startswith("🏁 BTCUSDT LONG trade closed") for t in texts), bodies
