@@ -788,9 +788,11 @@ class AtsStrategy(Strategy):
     def _on_closed(self, event: PositionClosed) -> None:
         instrument_id = event.instrument_id
         trade = self._trades.get(instrument_id)
-        if trade is None or (trade.position_id is not None and trade.position_id != event.position_id):
-            self._cancel_exits(instrument_id)
+        if trade is None:
+            self._cancel_exits(instrument_id)  # a position we did not track: leave no exit order behind
             return
+        if trade.position_id is not None and trade.position_id != event.position_id:
+            return  # another position (HEDGING) closed: the open trade keeps its exits
         del self._trades[instrument_id]
         self._cancel_exits(instrument_id)
         closing = self.cache.order(event.closing_order_id) if event.closing_order_id is not None else None
