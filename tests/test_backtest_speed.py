@@ -1,0 +1,121 @@
+"""The fast backtest path (nodes/backtest_speed.py) gives exactly the plain Nautilus run's results.
+
+Real data: the EMA(10/20) cross on 1m bars, funding rates and mark prices of ohlcv_2025-03_2025-06, a two-day
+window so the plain (quadratic) run stays quick; 1, 2 and 4 symbols, as issue #8 asks. The full-month runs
+are in benchmarks/bench_backtest.py.
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from nautilus_trader.analysis import AvgWinner, Expectancy, LongRatio, SharpeRatio, SortinoRatio, WinRate
+from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
+from nautilus_trader.model.identifiers import Venue
+
+from catalog.ingest import ingest
+from nodes.backtest import BacktestOutcome, run_backtest
+from nodes.backtest_speed import BufferedPortfolioAnalyzer
+from nodes.settings import PACKAGE_DIR, load_backtest_settings
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
+START, END = pd.Timestamp("2025-05-20", tz="UTC"), pd.Timestamp("2025-05-22", tz="UTC")
+
+
+@pytest.fixture(scope="session")
+def speed_catalog(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = shared_data / "ohlcv_2025-03_2025-06"
+    files = [folder / f"{s}-{kind}.csv.gz" for s in SYMBOLS for kind in ("1m", "funding_rate", "mark-8h")]
+    catalog = tmp_path_factory.mktemp("speed_catalog")
+    ingest(files, catalog)
+    return catalog
+
+
+@pytest.fixture(scope="session")
+def outcomes(speed_catalog: Path) -> dict[tuple[int, bool], BacktestOutcome]:
+    base = load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml")
+    runs = {}
+    for count in (1, 2, 4):
+        settings = dataclasses.replace(
+            base, catalog=speed_catalog, sources=(), symbols=SYMBOLS[:count], start=START, end=END,
+        )
+        for fast in (False, True):
+            runs[count, fast] = run_backtest(settings, fast=fast)
+    return runs
+
+
+def _positions(outcome: BacktestOutcome) -> pd.DataFrame:
+    # Position ids differ by construction (NETTING reuses one id per instrument and suffixes its snapshots);
+    # every other field must match, position by position.
+    frame = outcome.positions.reset_index(drop=True).drop(columns=["is_snapshot"])
+    return frame.sort_values(["instrument_id", "ts_opened", "ts_closed"]).reset_index(drop=True)
+
+
+def _fills(outcome: BacktestOutcome) -> pd.DataFrame:
+    # init_id is a random UUID per order command; position ids differ as above
+    return outcome.fills.drop(columns=["position_id", "init_id"]).sort_index()
+
+
+def _same_stats(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        x == y or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        for x, y in ((a[k], b[k]) for k in a)
+    )
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_fast_run_matches_plain_netting_run(outcomes: dict, count: int) -> None:
+    plain, fast = outcomes[count, False], outcomes[count, True]
+    assert plain.positions["is_snapshot"].any()  # NETTING: one position id per instrument, cycles snapshotted
+    assert not fast.positions["is_snapshot"].any()
+    assert fast.engine.trader.strategies()[0].oms_type.name == "HEDGING"
+    assert len(plain.positions) > 40 * count  # the EMA cross trades all day: the comparison is not vacuous
+
+    pd.testing.assert_frame_equal(_positions(plain), _positions(fast))
+    pd.testing.assert_frame_equal(_fills(plain), _fills(fast))
+    pd.testing.assert_frame_equal(plain.account, fast.account)  # balances after fees and funding, margins
+
+    venue = Venue("BINANCE")
+    plain_account = plain.engine.cache.account_for_venue(venue)
+    fast_account = fast.engine.cache.account_for_venue(venue)
+    assert plain_account.commissions() == fast_account.commissions()
+    assert plain_account.balances_total() == fast_account.balances_total()
+
+    assert plain.result.total_positions == fast.result.total_positions == len(fast.positions)
+    assert plain.result.total_orders == fast.result.total_orders
+    assert _same_stats(plain.result.stats_pnls["USDT"], fast.result.stats_pnls["USDT"])
+    assert _same_stats(plain.result.stats_returns, fast.result.stats_returns)
+
+
+def test_buffered_analyzer_builds_the_same_series(outcomes: dict) -> None:
+    """Same inputs, in the same order, into Nautilus's analyzer and the buffered one: identical series and stats.
+
+    The four-symbol run closes positions of several instruments on the same bar, so position returns share
+    timestamps and exercise the summation order.
+    """
+    engine = outcomes[4, True].engine
+    account = engine.cache.account_for_venue(Venue("BINANCE"))
+    positions = engine.cache.positions()
+    closed = [p for p in positions if p.is_closed]
+    assert len({p.ts_closed for p in closed}) < len(closed)
+
+    original, buffered = PortfolioAnalyzer(), BufferedPortfolioAnalyzer()
+    for analyzer in (original, buffered):
+        for statistic in (Expectancy(), WinRate(), AvgWinner(), SharpeRatio(), SortinoRatio(), LongRatio()):
+            analyzer.register_statistic(statistic)
+        for position in closed:
+            analyzer.record_trade(position.id, position.realized_pnl, position.ts_last)
+        analyzer.calculate_statistics(account, positions)
+    currency = account.base_currency
+
+    pd.testing.assert_series_equal(original.realized_pnls(currency), buffered.realized_pnls(currency))
+    pd.testing.assert_series_equal(original.position_returns(), buffered.position_returns())
+    pd.testing.assert_series_equal(original.returns(), buffered.returns())
+    assert _same_stats(original.get_performance_stats_pnls(currency), buffered.get_performance_stats_pnls(currency))
+    assert _same_stats(original.get_performance_stats_returns(), buffered.get_performance_stats_returns())
+
+    original.reset()
+    buffered.reset()
+    assert original.realized_pnls(currency) is None and buffered.realized_pnls(currency) is None
