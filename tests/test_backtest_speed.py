@@ -73,9 +73,10 @@ def test_fast_run_matches_plain_netting_run(outcomes: dict, count: int) -> None:
     assert fast.engine.trader.strategies()[0].oms_type.name == "HEDGING"
     assert len(plain.positions) > 40 * count  # the EMA cross trades all day: the comparison is not vacuous
 
-    pd.testing.assert_frame_equal(_positions(plain), _positions(fast))
-    pd.testing.assert_frame_equal(_fills(plain), _fills(fast))
-    pd.testing.assert_frame_equal(plain.account, fast.account)  # balances after fees and funding, margins
+    pd.testing.assert_frame_equal(_positions(plain), _positions(fast), check_exact=True)
+    pd.testing.assert_frame_equal(_fills(plain), _fills(fast), check_exact=True)
+    # balances after fees and funding, and margins
+    pd.testing.assert_frame_equal(plain.account, fast.account, check_exact=True)
 
     venue = Venue("BINANCE")
     plain_account = plain.engine.cache.account_for_venue(venue)
@@ -110,9 +111,9 @@ def test_buffered_analyzer_builds_the_same_series(outcomes: dict) -> None:
         analyzer.calculate_statistics(account, positions)
     currency = account.base_currency
 
-    pd.testing.assert_series_equal(original.realized_pnls(currency), buffered.realized_pnls(currency))
-    pd.testing.assert_series_equal(original.position_returns(), buffered.position_returns())
-    pd.testing.assert_series_equal(original.returns(), buffered.returns())
+    pd.testing.assert_series_equal(original.realized_pnls(currency), buffered.realized_pnls(currency), check_exact=True)
+    pd.testing.assert_series_equal(original.position_returns(), buffered.position_returns(), check_exact=True)
+    pd.testing.assert_series_equal(original.returns(), buffered.returns(), check_exact=True)
     assert _same_stats(original.get_performance_stats_pnls(currency), buffered.get_performance_stats_pnls(currency))
     assert _same_stats(original.get_performance_stats_returns(), buffered.get_performance_stats_returns())
 
