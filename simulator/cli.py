@@ -37,6 +37,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("files", nargs="*", type=Path, help="kline/OHLCV and funding files to replay")
     parser.add_argument("--catalog", type=Path, help="replay from a ParquetDataCatalog instead of files")
     parser.add_argument(
+        "--capture",
+        action="append",
+        type=Path,
+        default=[],
+        help="a raw WebSocket capture (ws_capture/*.gz) to replay with its real trades and book (repeatable)",
+    )
+    parser.add_argument("--capture-speed", type=float, default=1.0, help="pace of the captures (1 = their own)")
+    parser.add_argument(
         "--instrument", action="append", default=[], help="with --catalog: e.g. BTCUSDT-PERP.BINANCE (repeatable)"
     )
     parser.add_argument("--bar-spec", default="1-MINUTE-LAST-EXTERNAL", help="with --catalog: bar spec to replay")
@@ -70,8 +78,10 @@ def _start_ms(text: str | None) -> int | None:
 
 
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> "SimulatorConfig":
+    from catalog.instruments import binance_perpetual
+    from simulator.capture import read_capture
     from simulator.server import SimulatorConfig
-    from simulator.sources import from_catalog, from_files
+    from simulator.sources import ReplayData, from_catalog, from_files
 
     env = os.environ if environ is None else environ
     key, secret = env.get(KEY_ENV), env.get(SECRET_ENV)
@@ -82,7 +92,15 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         )
     if args.catalog and args.files:
         raise SimulatorUsageError("give data files or --catalog, not both")
-    if args.catalog:
+    absent = [str(p) for p in args.capture if not p.exists()]
+    if absent:
+        raise SimulatorUsageError(f"no such capture file: {', '.join(absent)}")
+    captures = [read_capture(p) for p in args.capture]
+    if args.capture_speed <= 0:
+        raise SimulatorUsageError("--capture-speed must be > 0")
+    if captures and not args.files and not args.catalog:
+        data = ReplayData()
+    elif args.catalog:
         if not args.instrument:
             raise SimulatorUsageError("--catalog needs at least one --instrument, e.g. BTCUSDT-PERP.BINANCE")
         data = from_catalog(args.catalog, args.instrument, args.bar_spec)
@@ -92,13 +110,13 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
             raise SimulatorUsageError(f"no such file: {', '.join(missing)}")
         data = from_files(args.files)
     else:
-        raise SimulatorUsageError("nothing to replay: give kline files or --catalog with --instrument")
+        raise SimulatorUsageError("nothing to replay: give kline files, --catalog with --instrument, or --capture")
     if args.bars is not None and args.bars < 1:
         raise SimulatorUsageError("--bars must be at least 1")
     if args.history < 0:
         raise SimulatorUsageError("--history must be >= 0")
     data = data.window(start_ms=_start_ms(args.start), limit=args.bars, history=args.history)
-    if not data.bars:
+    if not data.bars and not captures:
         raise SimulatorUsageError("no bars left to replay after --start / --bars")
     if args.speed <= 0:
         raise SimulatorUsageError("--speed must be > 0 (use --as-fast-as-possible for no pacing)")
@@ -107,8 +125,11 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     except InvalidOperation:
         raise SimulatorUsageError(f"--balance {args.balance!r} is not a number") from None
     interval_s = (data.bars[1].ts_event - data.bars[0].ts_event) / 1e9 if len(data.bars) > 1 else 60.0
+    instruments = list(data.instruments)
+    known = {i.raw_symbol.value for i in instruments}
+    instruments += [binance_perpetual(c.symbol) for c in captures if c.symbol not in known]
     return SimulatorConfig(
-        instruments=data.instruments,
+        instruments=instruments,
         bars=data.bars,
         api_key=key,
         api_secret=secret,
@@ -121,6 +142,8 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         autostart=not args.paused,
         rebase_time=not args.keep_data_times,
         history=data.history,
+        captures=captures,
+        capture_speed=args.capture_speed,
     )
 
 

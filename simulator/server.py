@@ -7,6 +7,7 @@ Nautilus Binance clients at ``sim.http_url`` (``base_url_http``) and ``sim.ws_ur
 """
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from aiohttp import web
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.instruments import CryptoPerpetual
 
+from simulator.capture import Capture, CapturedMarket
 from simulator.exchange import Exchange
 from simulator.faults import Faults
 from simulator.instruments import DEFAULT_WEIGHT_LIMIT, SymbolSpec, spec_from_instrument
@@ -54,10 +56,14 @@ class SimulatorConfig:
     rebase_time: bool = True
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
     history: Sequence[Bar] = ()  # bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
+    captures: Sequence[Capture] = ()  # symbols replayed from a raw WebSocket capture instead of bars
+    capture_speed: float = 1.0  # 1 = the capture's own pace
 
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
             raise ValueError("api_key and api_secret are required (the simulator checks signatures with them)")
+        if self.capture_speed <= 0:
+            raise ValueError(f"capture_speed must be > 0, was {self.capture_speed}")
         if self.bar_seconds < 0:
             raise ValueError(f"bar_seconds must be >= 0, was {self.bar_seconds}")
         if not self.instruments:
@@ -69,19 +75,28 @@ class BinanceSimulator:
         self.config = config
         specs = {s.symbol: s for s in (spec_from_instrument(i) for i in config.instruments)}
         klines = klines_by_symbol(config.bars)
-        missing = sorted(set(klines) - set(specs))
+        captured = {c.symbol: c for c in config.captures}
+        both = sorted(set(klines) & set(captured))
+        if both:
+            raise ValueError(f"symbols given both as bars and as a capture: {both}")
+        missing = sorted((set(klines) | set(captured)) - set(specs))
         if missing:
-            raise ValueError(f"bars for symbols without an instrument: {missing}")
-        unpriced = sorted(set(specs) - set(klines))
+            raise ValueError(f"data for symbols without an instrument: {missing}")
+        unpriced = sorted(set(specs) - set(klines) - set(captured))
         if unpriced:
-            raise ValueError(f"instruments without bars to replay: {unpriced}")
+            raise ValueError(f"instruments without bars or capture to replay: {unpriced}")
         self.specs: dict[str, SymbolSpec] = specs
         self._ticks: list[list[Step]] = replay_steps(klines)
-        first_open = min(series[0].open_time for series in klines.values())
+        starts = [series[0].open_time for series in klines.values()] + [c.events[0].ts_ms for c in captured.values()]
+        first_open = min(starts)
         shift = int(time.time() * 1000) - first_open if config.rebase_time else 0
-        self.markets = {
-            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift) for s, spec in specs.items()
+        self.markets: dict[str, SymbolMarket] = {
+            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift)
+            for s, spec in specs.items()
+            if s in klines
         }
+        self._captured = {s: CapturedMarket(specs[s], c, shift) for s, c in captured.items()}
+        self.markets.update(self._captured)
         for symbol, series in klines.items():
             self.markets[symbol].prime(series[0])
         for symbol, series in klines_by_symbol(config.history).items():
@@ -161,6 +176,8 @@ class BinanceSimulator:
     async def stop_async(self) -> None:
         if self._replay_task is not None:
             self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
         await self.hub.close(self.hub.market_conns | self.hub.user_conns)
         if self._runner is not None:
             await self._runner.cleanup()
@@ -238,7 +255,48 @@ class BinanceSimulator:
         return len(self._ticks)
 
     async def _replay(self) -> None:
-        assert self._play is not None and self.finished is not None
+        assert self.finished is not None
+        await asyncio.gather(self._replay_bars(), *(self._replay_capture(m) for m in self._captured.values()))
+        self.finished.set()
+
+    async def _replay_capture(self, market: CapturedMarket) -> None:
+        """Captured messages at their own pace (times ``capture_speed``), trades matched by the exchange."""
+        assert self._play is not None
+        await self._play.wait()
+        data_start = market.capture.events[0].ts_ms
+        wall_start = time.monotonic()
+        speed = self.config.capture_speed
+        hub, symbol = self.hub, market.spec.symbol
+        last_mark_second = -1
+        for event, step in market.steps():
+            if not self._play.is_set():
+                paused = time.monotonic()
+                await self._play.wait()
+                wall_start += time.monotonic() - paused
+            delay = wall_start + (event.ts_ms - data_start) / 1000 / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if event.kind == "depth":
+                await hub.publish(symbol, "depth", market.depth_update())
+            elif event.kind == "bookTicker":
+                await hub.publish(symbol, "bookTicker", market.book_ticker())
+            elif step is not None:
+                mark_before = market.mark or step.start
+                self.exchange.on_step(step, mark_before, market.mark or step.end)
+                if hub.wants(symbol, "aggTrade"):
+                    await hub.publish(symbol, "aggTrade", market.agg_trade())
+                if market.just_closed is not None:
+                    closed = market.closed_kline_event(market.just_closed)
+                    await hub.publish(symbol, "kline", closed, arg_filter=lambda arg: arg == "1m")
+                event_k = market.kline_event()
+                if event_k is not None:
+                    await hub.publish(symbol, "kline", event_k, arg_filter=lambda arg: arg == "1m")
+                if event.ts_ms // 1000 != last_mark_second:  # @markPrice@1s: once a second of data time
+                    last_mark_second = event.ts_ms // 1000
+                    await hub.publish(symbol, "markPrice", market.mark_price_event())
+
+    async def _replay_bars(self) -> None:
+        assert self._play is not None
         tick_s = self.config.bar_seconds / 4
         next_at = time.monotonic()
         for tick in self._ticks:
@@ -253,7 +311,6 @@ class BinanceSimulator:
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             else:
                 await asyncio.sleep(0)
-        self.finished.set()
 
     async def _advance(self, step: Step) -> None:
         market = self.markets[step.symbol]

@@ -42,6 +42,7 @@ def test_build_config_from_files(shared_data: Path) -> None:
         (["{data}", "--start", "2030-01-01"], ENV, "no bars left"),
         (["{data}", "--balance", "lots"], ENV, "not a number"),
         (["--catalog", "x"], ENV, "--instrument"),
+        (["--capture", "nope.gz"], ENV, "no such capture file"),
     ],
 )
 def test_bad_arguments_are_clear(shared_data: Path, argv: list[str], env: dict[str, str], message: str) -> None:
@@ -88,3 +89,9 @@ def test_command_serves_until_stopped(shared_data: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_build_config_from_a_capture(shared_data: Path) -> None:
+    config = build_config(_args("--capture", str(shared_data / "ws_capture/ethusdt_20240808.gz")), ENV)
+    assert [c.symbol for c in config.captures] == ["ETHUSDT"] and config.bars == []
+    assert [i.raw_symbol.value for i in config.instruments] == ["ETHUSDT"]
