@@ -33,7 +33,9 @@ _Rows = dict[Currency, list[tuple[str, float, int | None]]]
 
 
 def _flushed_series(
-    series: dict[Currency, pd.Series], timestamps: dict[Currency, pd.Series], pending: _Rows,
+    series: dict[Currency, pd.Series],
+    timestamps: dict[Currency, pd.Series],
+    pending: _Rows,
 ) -> None:
     """Append the pending rows to the per-currency series exactly as one concat per row would have."""
     for currency, rows in pending.items():
@@ -57,8 +59,12 @@ class BufferedPortfolioAnalyzer(PortfolioAnalyzer):
     """
 
     _state_names = (
-        "_realized_pnls", "_realized_pnl_timestamps", "_recorded_realized_pnls",
-        "_recorded_realized_pnl_timestamps", "_position_returns", "_returns",
+        "_realized_pnls",
+        "_realized_pnl_timestamps",
+        "_recorded_realized_pnls",
+        "_recorded_realized_pnl_timestamps",
+        "_position_returns",
+        "_returns",
     )
 
     def __init__(self) -> None:
@@ -116,7 +122,9 @@ class BufferedPortfolioAnalyzer(PortfolioAnalyzer):
 
     def _flush_added(self) -> None:
         _flushed_series(
-            self.__dict__["_realized_pnls"], self.__dict__["_realized_pnl_timestamps"], self._pending_added,
+            self.__dict__["_realized_pnls"],
+            self.__dict__["_realized_pnl_timestamps"],
+            self._pending_added,
         )
 
     def _flush_recorded(self) -> None:
@@ -172,7 +180,9 @@ def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     venues = [msgspec.structs.replace(v, oms_type="HEDGING") for v in run_config.venues]
     strategies = [
         ImportableStrategyConfig(
-            strategy_path=s.strategy_path, config_path=s.config_path, config={**s.config, "oms_type": "HEDGING"},
+            strategy_path=s.strategy_path,
+            config_path=s.config_path,
+            config={**s.config, "oms_type": "HEDGING"},
         )
         for s in run_config.engine.strategies
     ]

@@ -39,7 +39,12 @@ def outcomes(speed_catalog: Path) -> dict[tuple[int, bool], BacktestOutcome]:
     runs = {}
     for count in (1, 2, 4):
         settings = dataclasses.replace(
-            base, catalog=speed_catalog, sources=(), symbols=SYMBOLS[:count], start=START, end=END,
+            base,
+            catalog=speed_catalog,
+            sources=(),
+            symbols=SYMBOLS[:count],
+            start=START,
+            end=END,
         )
         for fast in (False, True):
             runs[count, fast] = run_backtest(settings, fast=fast)
@@ -65,13 +70,11 @@ def _same_stats(a: dict, b: dict) -> bool:
     )
 
 
-@pytest.mark.parametrize("count", [1, 2, 4])
-def test_fast_run_matches_plain_netting_run(outcomes: dict, count: int) -> None:
-    plain, fast = outcomes[count, False], outcomes[count, True]
+def assert_same_results(plain: BacktestOutcome, fast: BacktestOutcome) -> None:
+    """Positions, fills, fees, balances and statistics of the fast run are those of the plain NETTING run."""
     assert plain.positions["is_snapshot"].any()  # NETTING: one position id per instrument, cycles snapshotted
     assert not fast.positions["is_snapshot"].any()
     assert fast.engine.trader.strategies()[0].oms_type.name == "HEDGING"
-    assert len(plain.positions) > 40 * count  # the EMA cross trades all day: the comparison is not vacuous
 
     pd.testing.assert_frame_equal(_positions(plain), _positions(fast), check_exact=True)
     pd.testing.assert_frame_equal(_fills(plain), _fills(fast), check_exact=True)
@@ -88,6 +91,13 @@ def test_fast_run_matches_plain_netting_run(outcomes: dict, count: int) -> None:
     assert plain.result.total_orders == fast.result.total_orders
     assert _same_stats(plain.result.stats_pnls["USDT"], fast.result.stats_pnls["USDT"])
     assert _same_stats(plain.result.stats_returns, fast.result.stats_returns)
+
+
+@pytest.mark.parametrize("count", [1, 2, 4])
+def test_fast_run_matches_plain_netting_run(outcomes: dict, count: int) -> None:
+    plain, fast = outcomes[count, False], outcomes[count, True]
+    assert len(plain.positions) > 40 * count  # the EMA cross trades all day: the comparison is not vacuous
+    assert_same_results(plain, fast)
 
 
 def test_buffered_analyzer_builds_the_same_series(outcomes: dict) -> None:
