@@ -498,7 +498,7 @@ class AtsStrategy(Strategy):
     def on_order_filled(self, event: OrderFilled) -> None:
         try:
             order = self.cache.order(event.client_order_id)
-            kind = order_kind(order.tags) if order is not None else ""
+            kind = self._order_role(order) if order is not None else ""
             if kind == TAG_ENTRY and order.is_closed:
                 self._on_entry_filled(order, event)
             elif kind == TAG_TP1 and order.is_closed:
@@ -506,6 +506,22 @@ class AtsStrategy(Strategy):
         except Exception as e:
             self._guard_error("on_order_filled", e)
             self._protect(event.instrument_id)
+
+    def _order_role(self, order: Order) -> str:
+        """The order's tag; for an order adopted after a restart (reconciled from the venue, so untagged) the
+        role the adoption gave it in the open trade: stop, TP1 or TP2."""
+        kind = order_kind(order.tags)
+        trade = self._trades.get(order.instrument_id)
+        if kind or trade is None:
+            return kind
+        client_order_id = order.client_order_id
+        if client_order_id == trade.stop_id or client_order_id in trade.replaced_stops:
+            return TAG_SL
+        if client_order_id == trade.tp1_id:
+            return TAG_TP1
+        if client_order_id == trade.tp2_id:
+            return TAG_TP2
+        return ""
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self._guard("on_order_rejected", self._on_order_failed, event, f"rejected: {event.reason}")
@@ -523,7 +539,7 @@ class AtsStrategy(Strategy):
         order = self.cache.order(event.client_order_id)
         if order is None:
             return
-        kind = order_kind(order.tags)
+        kind = self._order_role(order)
         instrument_id = order.instrument_id
         if kind == TAG_ENTRY:
             trade = self._pending.pop(instrument_id, None)
@@ -793,10 +809,10 @@ class AtsStrategy(Strategy):
             return
         if trade.position_id is not None and trade.position_id != event.position_id:
             return  # another position (HEDGING) closed: the open trade keeps its exits
+        closing = self.cache.order(event.closing_order_id) if event.closing_order_id is not None else None
+        kind = self._order_role(closing) if closing is not None else ""
         del self._trades[instrument_id]
         self._cancel_exits(instrument_id)
-        closing = self.cache.order(event.closing_order_id) if event.closing_order_id is not None else None
-        kind = order_kind(closing.tags) if closing is not None else ""
         symbol = str(instrument_id)
         exit_price = float(event.avg_px_close)
         # The last fill's own price and size for the exit message; the position's average for the record.
