@@ -95,3 +95,17 @@ def test_build_config_from_a_capture(shared_data: Path) -> None:
     config = build_config(_args("--capture", str(shared_data / "ws_capture/ethusdt_20240808.gz")), ENV)
     assert [c.symbol for c in config.captures] == ["ETHUSDT"] and config.bars == []
     assert [i.raw_symbol.value for i in config.instruments] == ["ETHUSDT"]
+
+
+def test_build_config_from_a_catalog(shared_data: Path, tmp_path: Path) -> None:
+    from nautilus_trader.adapters.binance.common.types import BinanceBar
+
+    from catalog.ingest import ingest
+
+    ingest([shared_data / "klines_1m_vision/ALGOUSDT-1m-2023-02.csv.gz"], tmp_path)
+    args = _args("--catalog", str(tmp_path), "--instrument", "ALGOUSDT-PERP.BINANCE", "--bars", "10")
+    config = build_config(args, ENV)
+    assert len(config.bars) == 10 and all(isinstance(b, BinanceBar) for b in config.bars)
+    assert [i.id.value for i in config.instruments] == ["ALGOUSDT-PERP.BINANCE"]
+    with pytest.raises(ValueError, match="none of"):
+        build_config(_args("--catalog", str(tmp_path), "--instrument", "BTCUSDT-PERP.BINANCE"), ENV)

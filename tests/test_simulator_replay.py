@@ -2,6 +2,7 @@
 recorded funding time with the recorded rate."""
 
 import asyncio
+import gzip
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -91,3 +92,31 @@ def test_funding_is_settled_at_the_recorded_time_and_rate(shared_data: Path) -> 
     assert abs(paid - (-Decimal("0.100") * mark * Decimal("3.745e-05"))) < Decimal("0.01")
     assert Decimal(status["wallet_balance"]) == wallet_before + paid  # nothing else moved the wallet
     assert Decimal(status["funding_paid"]) == paid
+
+
+def test_vision_klines_keep_trade_count_and_taker_volume(shared_data: Path) -> None:
+    path = shared_data / "klines_1m_vision/ALGOUSDT-1m-2023-02.csv.gz"
+    data = from_files([path]).window(limit=3)
+    config = SimulatorConfig(
+        data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False, rebase_time=False
+    )
+    with BinanceSimulator(config) as sim:
+
+        async def first_closed() -> dict[str, object]:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{sim.ws_url}/ws/algousdt@kline_1m") as ws:
+                    await asyncio.sleep(0.1)
+                    await asyncio.to_thread(sim.play)
+                    while True:
+                        k = (await ws.receive_json(timeout=5))["k"]
+                        if k["x"]:
+                            return k
+
+        k = asyncio.run(first_closed())
+    # The file's first row: 2023-02-01 00:00 UTC.
+    with gzip.open(path, "rt") as lines:
+        next(lines)
+        first = next(lines).split(",")
+    assert k["t"] == int(first[0]) and k["T"] == int(first[6])
+    assert (Decimal(k["o"]), Decimal(k["c"]), k["n"]) == (Decimal(first[1]), Decimal(first[4]), int(first[8]))
+    assert Decimal(k["V"]) == Decimal(first[9]) and abs(Decimal(k["Q"]) - Decimal(first[10])) < Decimal("0.0001")
