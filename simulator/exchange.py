@@ -33,6 +33,7 @@ MAX_LEVERAGE = 125
 # Binance reports a triggered conditional order's TRIGGERED / FINISHED a few ms after the child order's fill
 # (see the recorded ALGO_UPDATE timestamps); the adapter relies on that gap to see the fill applied first.
 ALGO_REPORT_DELAYS_S = (0.03, 0.06)
+LIQUIDATION_FEE = Decimal("0.0125")  # clearance fee rate, as exchangeInfo's liquidationFee
 
 
 class Exchange:
@@ -61,6 +62,7 @@ class Exchange:
         self._working: dict[int, None] = {}
         self._pending_algos: dict[int, None] = {}
         self.funding_total = ZERO
+        self.liquidations: list[Order] = []
         self._next_order_id = 8_389_765_000_000
         self._next_algo_id = 1_000_000_033_000_000
         self._next_trade_id = 6_000_000_000
@@ -407,11 +409,21 @@ class Exchange:
             self.emit(order.to_event("EXPIRED", ts))
         self._finish_algo_if_done(order, ts)
 
-    def _fill(self, order: Order, price: Decimal, qty: Decimal, maker: bool, ts: int) -> None:
+    def _fill(
+        self,
+        order: Order,
+        price: Decimal,
+        qty: Decimal,
+        maker: bool,
+        ts: int,
+        exec_type: str = "TRADE",
+        fee: Decimal | None = None,
+    ) -> None:
         spec = order.spec
         pos = self.positions[spec.symbol]
         signed = qty if order.side == "BUY" else -qty
-        fee = price * qty * (spec.maker_fee if maker else spec.taker_fee)
+        if fee is None:
+            fee = price * qty * (spec.maker_fee if maker else spec.taker_fee)
         realized = ZERO
         old = pos.amount
         if old == 0 or (old > 0) == (signed > 0):
@@ -444,7 +456,7 @@ class Exchange:
         order.cum_quote += qty * price
         order.status = "FILLED" if order.remaining == 0 else "PARTIALLY_FILLED"
         order.update_time = ts
-        self.emit(order.to_event("TRADE", ts, trade))
+        self.emit(order.to_event(exec_type, ts, trade))
         self._account_update("ORDER", [spec.symbol], ts)
         if pos.amount == 0:
             self._expire_reduce_only(spec.symbol, ts, keep=order.order_id)
@@ -780,6 +792,58 @@ class Exchange:
                     self._trigger(item, price, ts)
             elif item.is_open:
                 self._execute(item, price, maker=True, ts=ts)
+        self.check_liquidation(symbol, ts)
+
+    # --- liquidation
+
+    def check_liquidation(self, symbol: str, ts: int) -> None:
+        """Liquidate at the mark price once margin falls to the maintenance margin: an isolated position on its
+        own margin, cross positions on the account's cross equity."""
+        pos = self.positions[symbol]
+        if pos.amount == 0:
+            return
+        if pos.is_isolated:
+            mark = self.mark(symbol)
+            if pos.isolated_wallet + pos.unrealized(mark) <= pos.maint_margin(mark):
+                self._liquidate(pos, ts)
+            return
+        cross = [p for s, p in self.positions.items() if not p.is_isolated and p.amount != 0]
+        equity = self.wallet - self._isolated_wallets() + self._cross_unrealized()
+        if equity <= sum((p.maint_margin(self.mark(p.spec.symbol)) for p in cross), ZERO):
+            for p in cross:
+                self._liquidate(p, ts)
+
+    def _liquidate(self, pos: Position, ts: int) -> None:
+        """Close the whole position at the mark with an ``autoclose-`` order reported as CALCULATED (Binance's
+        liquidation); the clearance fee takes what margin is left, at most ``LIQUIDATION_FEE`` of the notional."""
+        spec, price = pos.spec, self.mark(pos.spec.symbol)
+        qty = abs(pos.amount)
+        margin = pos.isolated_wallet if pos.is_isolated else self.wallet - self._isolated_wallets()
+        left = margin + pos.unrealized(price)
+        if left < 0:
+            # The mark jumped past the bankruptcy price: the insurance fund takes the rest, the position loses
+            # its margin and no more.
+            shortfall = margin / qty
+            price = pos.entry_price - shortfall if pos.amount > 0 else pos.entry_price + shortfall
+            price = spec.round_price_up(price) if pos.amount > 0 else spec.round_price_down(price)
+            left = max(ZERO, margin + pos.unrealized(price))
+        fee = min(qty * price * LIQUIDATION_FEE, left)
+        order = Order(
+            order_id=self._order_id(),
+            spec=spec,
+            client_order_id=f"autoclose-{ts}{self._next_order_id % 1_000_000:06d}",
+            side="SELL" if pos.amount > 0 else "BUY",
+            type="LIMIT",
+            orig_type="LIMIT",
+            time_in_force="IOC",
+            quantity=qty,
+            price=price,
+            reduce_only=True,
+            time=ts,
+        )
+        self.orders[order.order_id] = order
+        self.liquidations.append(order)
+        self._fill(order, price, qty, maker=False, ts=ts, exec_type="CALCULATED", fee=fee)
 
     def settle_funding(self, symbol: str, rate: Decimal, ts: int) -> Decimal:
         """Pay or receive funding on an open position: longs pay shorts when the rate is positive."""

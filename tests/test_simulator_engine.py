@@ -244,3 +244,41 @@ def test_replay_path_and_funding_schedule() -> None:
     schedule = FundingSchedule([(28_800_004, D("0.0003"))])
     assert schedule.next_time(0) == 28_800_000 and schedule.rate_at(28_800_000) == D("0.0003")
     assert schedule.next_time(28_800_000) == 57_600_000
+
+
+def test_isolated_position_is_liquidated_at_maintenance_margin() -> None:
+    import json
+
+    import msgspec
+    from nautilus_trader.adapters.binance.futures.schemas.user import BinanceFuturesOrderUpdateMsg
+
+    h = Harness()
+    h.ex.set_margin_type({"symbol": "BTCUSDT", "marginType": "ISOLATED"})
+    h.order(side="BUY", type="MARKET", quantity="0.100")  # 20x: about 500 USDT of isolated margin
+    margin = h.ex.positions["BTCUSDT"].isolated_wallet
+    wallet = h.ex.wallet
+    h.move("100000.0", "96000.0")
+    assert h.ex.positions["BTCUSDT"].amount == D("0.100") and not h.ex.liquidations  # mark lags: 98000
+    for _ in range(4):
+        h.move("96000.0", "94000.0")
+    assert h.ex.positions["BTCUSDT"].amount == 0
+    [liquidation] = h.ex.liquidations
+    update = next(e for e in h.events if e["e"] == "ORDER_TRADE_UPDATE" and e["o"]["x"] == "CALCULATED")
+    decoded = msgspec.json.decode(json.dumps(update), type=BinanceFuturesOrderUpdateMsg)
+    assert decoded.o.c.startswith("autoclose-") and decoded.o.X.value == "FILLED"
+    assert update["o"]["i"] == liquidation.order_id and update["o"]["R"] is True
+    # The isolated margin is gone, at most (the mark jumped past bankruptcy: no more is lost); the rest stays.
+    assert wallet - margin <= h.ex.wallet < wallet - margin * D("0.9")
+    assert liquidation.price >= D("95000.0")  # the bankruptcy price, not the lower mark
+
+
+def test_cross_account_is_liquidated_when_equity_reaches_maintenance() -> None:
+    h = Harness()
+    h.ex.set_leverage({"symbol": "BTCUSDT", "leverage": "100"})
+    h.order(side="BUY", type="MARKET", quantity="9.000")  # 900k notional on 10k: 1.1% down wipes the account
+    h.move("100000.0", "99500.0")
+    assert not h.ex.liquidations
+    for _ in range(6):
+        h.move("99500.0", "98700.0")
+    assert len(h.ex.liquidations) == 1 and h.ex.positions["BTCUSDT"].amount == 0
+    assert h.ex.wallet >= 0
