@@ -28,7 +28,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from catalog.convert import bar_type_for, interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
-from nodes.backtest_speed import linear_run_config, prepare_engine
+from nodes.backtest_speed import linear_run_config, netting_guard, prepare_engine
 from nodes.settings import BacktestSettings
 
 
@@ -195,8 +195,23 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
 def run_backtest(
     settings: BacktestSettings, progress: Callable[[str], None] | None = None, fast: bool = True
 ) -> BacktestOutcome:
-    """Run the config. ``fast`` applies nodes.backtest_speed (linear in trades, same results); False runs plain."""
+    """Run the config. ``fast`` applies nodes.backtest_speed (linear in trades, same results); False runs plain.
+
+    When the fast run's guard sees a position pattern on which its HEDGING OMS would differ from NETTING,
+    the run is repeated plain, so the results are always those of the NETTING run.
+    """
     ensure_catalog(settings, progress)
+    outcome = _run(settings, fast)
+    guard = netting_guard(outcome.engine) if fast and settings.oms_type == "NETTING" else None
+    if guard is not None and guard.mismatch is not None:
+        if progress:
+            progress(f"fast backtest not equivalent to NETTING: {guard.mismatch}; running it again plain")
+        outcome = _run(settings, fast=False)
+        outcome.extras["fast_path_rejected"] = guard.mismatch
+    return outcome
+
+
+def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
     run_config = build_run_config(settings)
     if fast:
         run_config = linear_run_config(run_config)
@@ -209,7 +224,7 @@ def run_backtest(
     wall = time.perf_counter() - started
     engine = node.get_engine(run_config.id)
     trader = engine.trader
-    outcome = BacktestOutcome(
+    return BacktestOutcome(
         settings=settings,
         result=results[0],
         engine=engine,
@@ -219,4 +234,3 @@ def run_backtest(
         fills=trader.generate_order_fills_report(),
         account=trader.generate_account_report(Venue(VENUE.value)),
     )
-    return outcome

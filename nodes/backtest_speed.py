@@ -23,7 +23,9 @@ import msgspec
 import pandas as pd
 from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
 from nautilus_trader.backtest.engine import BacktestEngine
-from nautilus_trader.config import BacktestRunConfig, ImportableStrategyConfig
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig, BacktestRunConfig, ImportableActorConfig, ImportableStrategyConfig
+from nautilus_trader.model.events import PositionEvent, PositionOpened
 from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Currency, Money
 from numpy import float64
@@ -176,7 +178,10 @@ def buffer_analyzer(engine: BacktestEngine) -> BufferedPortfolioAnalyzer:
 
 
 def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
-    """The same run with a HEDGING OMS on every venue and strategy (see the module notes for when it is exact)."""
+    """The same run with a HEDGING OMS on every venue and strategy, watched by a ``NettingGuard``.
+
+    See the module notes for when it is exact; the guard reports when it was not.
+    """
     venues = [msgspec.structs.replace(v, oms_type="HEDGING") for v in run_config.venues]
     strategies = [
         ImportableStrategyConfig(
@@ -186,7 +191,16 @@ def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
         )
         for s in run_config.engine.strategies
     ]
-    engine = msgspec.structs.replace(run_config.engine, strategies=strategies)
+    guard = ImportableActorConfig(
+        actor_path=f"{__name__}:NettingGuard",
+        config_path=f"{__name__}:NettingGuardConfig",
+        config={},
+    )
+    engine = msgspec.structs.replace(
+        run_config.engine,
+        strategies=strategies,
+        actors=[*run_config.engine.actors, guard],
+    )
     return msgspec.structs.replace(run_config, venues=venues, engine=engine)
 
 
@@ -198,3 +212,47 @@ def linear_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
 def prepare_engine(engine: BacktestEngine) -> None:
     """The engine half of the mitigations, applied between ``BacktestNode.build()`` and ``run()``."""
     buffer_analyzer(engine)
+
+
+class NettingGuardConfig(ActorConfig, frozen=True):
+    pass
+
+
+class NettingGuard(Actor):
+    """Watches a HEDGING backtest for the one thing that would make it differ from the NETTING run.
+
+    Under NETTING a strategy holds at most one position per instrument; under HEDGING an order without a
+    ``position_id`` that flips, adds to or trims a position opens a second one beside it instead. So the two
+    runs agree exactly when no position opens while another of the same strategy and instrument is open.
+    """
+
+    def __init__(self, config: NettingGuardConfig | None = None) -> None:
+        super().__init__(config or NettingGuardConfig())
+        self.clashes = 0
+        self.first_clash: str | None = None
+
+    def on_start(self) -> None:
+        self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+
+    def _on_position_event(self, event: PositionEvent) -> None:
+        if not isinstance(event, PositionOpened):
+            return
+        open_now = self.cache.positions_open(instrument_id=event.instrument_id, strategy_id=event.strategy_id)
+        if len(open_now) > 1:
+            self.clashes += 1
+            if self.first_clash is None:
+                self.first_clash = f"{event.strategy_id} {event.instrument_id} at {pd.Timestamp(event.ts_event)}"
+
+    @property
+    def mismatch(self) -> str | None:
+        """Why this run is not the NETTING run, or None when it is."""
+        if not self.clashes:
+            return None
+        return (
+            f"{self.clashes} position(s) opened beside an open one of the same strategy and instrument"
+            f" (first: {self.first_clash})"
+        )
+
+
+def netting_guard(engine: BacktestEngine) -> NettingGuard | None:
+    return next((a for a in engine.trader.actors() if isinstance(a, NettingGuard)), None)

@@ -7,17 +7,21 @@ are in benchmarks/bench_backtest.py.
 
 import dataclasses
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from nautilus_trader.analysis import AvgWinner, Expectancy, LongRatio, SharpeRatio, SortinoRatio, WinRate
 from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
+from nautilus_trader.model.data import Bar
+from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import Venue
 
+from benchmarks.ema_cross import EMACrossNotional
 from catalog.ingest import ingest
-from nodes.backtest import BacktestOutcome, run_backtest
-from nodes.backtest_speed import BufferedPortfolioAnalyzer
+from nodes.backtest import BacktestOutcome, _run, run_backtest
+from nodes.backtest_speed import BufferedPortfolioAnalyzer, netting_guard
 from nodes.settings import PACKAGE_DIR, load_backtest_settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -130,3 +134,44 @@ def test_buffered_analyzer_builds_the_same_series(outcomes: dict) -> None:
     original.reset()
     buffered.reset()
     assert original.realized_pnls(currency) is None and buffered.realized_pnls(currency) is None
+
+
+class FlippingEMACross(EMACrossNotional):
+    """The EMA cross reversing with one order of twice its size: under HEDGING that opens a second position."""
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self.slow.initialized:
+            return
+        want = OrderSide.BUY if self.fast.value >= self.slow.value else OrderSide.SELL
+        net = self.portfolio.net_position(self.config.instrument_id)
+        if (want == OrderSide.BUY and net > 0) or (want == OrderSide.SELL and net < 0):
+            return
+        size = self.config.notional_usdt / Decimal(str(bar.close.as_double()))
+        quantity = self.instrument.make_qty(size if net == 0 else 2 * size)
+        self.submit_order(self.order_factory.market(self.config.instrument_id, want, quantity))
+
+
+def test_a_strategy_that_flips_in_one_order_falls_back_to_the_plain_run(speed_catalog: Path) -> None:
+    base = load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml")
+    settings = dataclasses.replace(
+        base,
+        catalog=speed_catalog,
+        sources=(),
+        symbols=SYMBOLS[:1],
+        start=START,
+        end=START + pd.Timedelta(hours=12),
+        strategy_path=f"{__name__}:FlippingEMACross",
+    )
+    plain = run_backtest(settings, fast=False)
+    hedging = _run(settings, fast=True)
+    guard = netting_guard(hedging.engine)
+    assert guard is not None and guard.mismatch is not None
+    # HEDGING really differs here: each reversal leaves the old position open beside the new one
+    assert len(hedging.positions) != len(plain.positions) or not hedging.account.equals(plain.account)
+
+    messages: list[str] = []
+    fallback = run_backtest(settings, messages.append, fast=True)
+    assert fallback.extras["fast_path_rejected"] == guard.mismatch
+    assert any("running it again plain" in m for m in messages)
+    pd.testing.assert_frame_equal(_positions(plain), _positions(fallback), check_exact=True)
+    pd.testing.assert_frame_equal(plain.account, fallback.account, check_exact=True)
