@@ -18,7 +18,6 @@ from nautilus_trader.adapters.binance import (
     BinanceDataClientConfig,
     BinanceExecClientConfig,
     BinanceLiveDataClientFactory,
-    BinanceLiveExecClientFactory,
 )
 from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
@@ -38,6 +37,7 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
+from nodes.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
@@ -72,6 +72,7 @@ class LiveSettings:
     log_level: str
     log_level_file: str
     log_directory: Path | None
+    rate_limit_pause_s: float = 60.0
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -125,6 +126,7 @@ def load_live_settings(
         log_level=live.get("log_level", "INFO"),
         log_level_file=live.get("log_level_file", live.get("log_level", "INFO")),
         log_directory=(base / log_directory) if log_directory else None,
+        rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
         actors=tuple(raw.get("actors", [])),
     )
 
@@ -220,7 +222,15 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
                 config=strategy_config,
             ),
         ],
-        actors=[ImportableActorConfig(**actor) for actor in settings.actors],
+        actors=[
+            # Pauses new entries after a 429 / 418 until Binance's limit resets, and says so.
+            ImportableActorConfig(
+                actor_path="nodes.backoff:RateLimitBackoff",
+                config_path="nodes.backoff:RateLimitBackoffConfig",
+                config={"pause_after_429_s": settings.rate_limit_pause_s, "mode": settings.mode},
+            ),
+            *(ImportableActorConfig(**actor) for actor in settings.actors),
+        ],
         timeout_connection=30.0,
         timeout_reconciliation=30.0,
         timeout_portfolio=10.0,
@@ -236,6 +246,6 @@ def build_node(
     disposed node closes its loop)."""
     node = TradingNode(config=config, loop=loop)
     node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
-    node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else BinanceLiveExecClientFactory)
+    node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else FixedBinanceLiveExecClientFactory)
     node.build()
     return node
