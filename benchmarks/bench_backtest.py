@@ -82,7 +82,7 @@ def timed_run(settings: BacktestSettings, fast: bool = True) -> Timed:
 
 def _label(symbols: int, window: Window) -> str:
     days = (window[1] - window[0]) / pd.Timedelta(days=1)
-    return f"{symbols} symbols x {days:.0f} d 1m"
+    return f"{symbols} symbols x {days:g} d 1m"
 
 
 def rows(quick: bool) -> list[Row]:
@@ -127,26 +127,41 @@ def rows(quick: bool) -> list[Row]:
         )
     )
 
-    per_position = [t.wall / t.positions for t in scaling]
-    for (count, timed), seconds in zip(zip((1, 2, 4, 8, 16), scaling, strict=False), per_position, strict=True):
-        out.append(
-            Row(
-                f"EMA cross scaling, {_label(count, window)}",
-                "ms/position",
-                1000 * seconds,
-                target="flat within 25%",
-                note=f"{timed.positions:,} positions, {timed.wall:.1f} s wall, {1000 * timed.cpu / timed.positions:.2f}"
-                f" ms cpu/position",
-            )
+    out += _per_position_rows(
+        "symbols", [(f"{_label(n, window)}", t) for n, t in zip((1, 2, 4, 8, 16), scaling, strict=False)]
+    )
+    # The same symbols over a longer and longer window: history grows while the instrument count stays
+    history = [
+        (
+            f"{_label(top, (window[0], window[0] + span))}",
+            timed_run(ema_settings(SYMBOLS[:top], (window[0], window[0] + span))),
         )
-    spread = max(per_position) / min(per_position) - 1
+        for span in (pd.Timedelta(days=d) for d in ((1.25, 2.5) if quick else (6, 12)))
+    ]
+    out += _per_position_rows("days", [*history, (_label(top, window), full)])
+    return out
+
+
+def _per_position_rows(axis: str, runs: list[tuple[str, Timed]]) -> list[Row]:
+    per_position = [t.wall / t.positions for _, t in runs]
+    out = [
+        Row(
+            f"EMA cross scaling in {axis}, {label}",
+            "ms/position",
+            1000 * seconds,
+            target="flat within 25%",
+            note=f"{timed.positions:,} positions, {timed.wall:.1f} s wall,"
+            f" {1000 * timed.cpu / timed.positions:.2f} ms cpu/position",
+        )
+        for (label, timed), seconds in zip(runs, per_position, strict=True)
+    ]
     out.append(
         Row(
-            f"EMA cross scaling 1..{top} symbols",
+            f"EMA cross scaling in {axis}, {runs[0][0]} .. {runs[-1][0]}",
             "max/min - 1",
-            spread,
+            max(per_position) / min(per_position) - 1,
             target="<= 0.25",
-            note="wall per closed position; shared 2-core machine: see the cpu column of the rows above",
+            note="wall per closed position (shared 2-core machine: compare the cpu figures too)",
         )
     )
     return out
