@@ -9,6 +9,7 @@ import asyncio
 import os
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +168,9 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
                 base_currency="USDT",
                 oms_type="NETTING",
                 account_type="MARGIN",
+                # The same leverage the live account gets at connect, so sizing and margin match.
+                default_leverage=Decimal(settings.leverage),
+                use_position_ids=False,
                 instrument_provider=provider,
             ),
         }

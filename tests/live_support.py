@@ -74,7 +74,9 @@ def write_configs(
     backtest = (
         _table("backtest", {"symbols": symbols, "bar": "1-MINUTE"})
         + _table("venue", {"starting_balance": 10_000})
-        + _table("strategy", {"path": "strategies.ats:AtsStrategy", "config_path": "strategies.config:AtsStrategyConfig"})
+        + _table(
+            "strategy", {"path": "strategies.ats:AtsStrategy", "config_path": "strategies.config:AtsStrategyConfig"}
+        )
         + _table("strategy.config", {**FAST_EXITS, **(strategy or {})})
     )
     (folder / "backtest.toml").write_text(backtest)
@@ -129,9 +131,15 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 class LiveNode:
     """A node built by ``nodes.live`` from a config file, running on its own thread in this process."""
 
-    def __init__(self, config_path: Path, mode: str | None = None, scan_once: bool | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        mode: str | None = None,
+        scan_once: bool | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.settings = load_live_settings(config_path, mode=mode, scan_once=scan_once)
-        config = checked_node_config(self.settings, {**os.environ, **SIM_ENV})
+        config = checked_node_config(self.settings, {**os.environ, **SIM_ENV} if environ is None else environ)
         # A fresh loop per node: a disposed node closes its loop, and the next node must not inherit it.
         self.node: TradingNode = build_node(config, paper=self.settings.mode == "paper", loop=asyncio.new_event_loop())
         self.thread = threading.Thread(target=self.node.run, daemon=True, name="live-node")
@@ -171,8 +179,10 @@ class LiveNode:
 
 
 @contextmanager
-def live_node(config_path: Path, mode: str | None = None, scan_once: bool | None = None) -> Iterator[LiveNode]:
-    node = LiveNode(config_path, mode, scan_once)
+def live_node(
+    config_path: Path, mode: str | None = None, scan_once: bool | None = None, environ: dict[str, str] | None = None
+) -> Iterator[LiveNode]:
+    node = LiveNode(config_path, mode, scan_once, environ)
     try:
         yield node.start()
     finally:
