@@ -166,8 +166,11 @@ class StreamHub:
             self.messages_out += 1
 
     async def close(self, conns: set[Connection], code: int = 1001, message: bytes = b"") -> int:
+        """Close connections; they leave the hub at once, so nothing more is queued to them and the status
+        counts only live ones as soon as this returns (not when the close handshake ends)."""
         closed = 0
         for conn in list(conns):
+            self.remove(conn)
             if not conn.ws.closed:
                 await conn.ws.close(code=code, message=message)
                 closed += 1
