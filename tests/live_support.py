@@ -68,11 +68,12 @@ def write_configs(
     strategy: dict[str, Any] | None = None,
     live: dict[str, Any] | None = None,
     telegram_url: str | None = None,
+    backtest_extra: dict[str, Any] | None = None,
 ) -> Path:
     """A backtest config (the strategy) and a live config naming it, pointed at ``sim``; returns the live one."""
     folder.mkdir(parents=True, exist_ok=True)
     backtest = (
-        _table("backtest", {"symbols": symbols, "bar": "1-MINUTE"})
+        _table("backtest", {"symbols": symbols, "bar": "1-MINUTE", **(backtest_extra or {})})
         + _table("venue", {"starting_balance": 10_000})
         + _table(
             "strategy", {"path": "strategies.ats:AtsStrategy", "config_path": "strategies.config:AtsStrategyConfig"}
