@@ -12,8 +12,9 @@ profiles and figures):
 
 HEDGING gives the same fills, fees and PnL as NETTING only for strategies that close a position before
 opening the opposite one and pass ``position_id`` on orders that reduce an open position (our strategies
-do; the equality test in tests/test_backtest_speed.py checks it). None of this is applied to the live node,
-which stays NETTING (Binance one-way mode).
+do; tests/test_backtest_speed.py checks it). ``NettingGuard`` watches every fast run for the cases where it
+would not, and ``nodes.backtest.run_backtest`` then runs the backtest again plain. None of this is applied
+to the live node, which stays NETTING (Binance one-way mode).
 """
 
 from datetime import datetime
@@ -25,7 +26,15 @@ from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig, BacktestRunConfig, ImportableActorConfig, ImportableStrategyConfig
-from nautilus_trader.model.events import PositionEvent, PositionOpened
+from nautilus_trader.model.events import (
+    OrderCanceled,
+    OrderDenied,
+    OrderEvent,
+    OrderPendingCancel,
+    OrderRejected,
+    PositionEvent,
+    PositionOpened,
+)
 from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Currency, Money
 from numpy import float64
@@ -219,11 +228,13 @@ class NettingGuardConfig(ActorConfig, frozen=True):
 
 
 class NettingGuard(Actor):
-    """Watches a HEDGING backtest for the one thing that would make it differ from the NETTING run.
+    """Watches a HEDGING backtest for what would make it differ from the NETTING run.
 
-    Under NETTING a strategy holds at most one position per instrument; under HEDGING an order without a
-    ``position_id`` that flips, adds to or trims a position opens a second one beside it instead. So the two
-    runs agree exactly when no position opens while another of the same strategy and instrument is open.
+    Under NETTING a strategy holds at most one position per instrument and every order nets against it.
+    Under HEDGING an order without a ``position_id`` gets a new position: one that flips, adds to or trims a
+    position opens a second one beside it, and a reduce-only one is refused ("would increase position").
+    So the runs agree when neither a position opens beside an open one of the same strategy and instrument,
+    nor a reduce-only order is refused while the instrument has an open position.
     """
 
     def __init__(self, config: NettingGuardConfig | None = None) -> None:
@@ -233,25 +244,40 @@ class NettingGuard(Actor):
 
     def on_start(self) -> None:
         self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+
+    def _clash(self, what: str, ts_event: int) -> None:
+        self.clashes += 1
+        if self.first_clash is None:
+            self.first_clash = f"{what} at {pd.Timestamp(ts_event, tz='UTC')}"
 
     def _on_position_event(self, event: PositionEvent) -> None:
         if not isinstance(event, PositionOpened):
             return
         open_now = self.cache.positions_open(instrument_id=event.instrument_id, strategy_id=event.strategy_id)
         if len(open_now) > 1:
-            self.clashes += 1
-            if self.first_clash is None:
-                self.first_clash = f"{event.strategy_id} {event.instrument_id} at {pd.Timestamp(event.ts_event)}"
+            self._clash(f"{event.strategy_id} opened a second {event.instrument_id} position", event.ts_event)
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        if not isinstance(event, OrderCanceled | OrderRejected | OrderDenied):
+            return
+        order = self.cache.order(event.client_order_id)
+        if order is None or not order.is_reduce_only:
+            return
+        # A cancel the strategy asked for passes through PENDING_CANCEL; the venue's own does not.
+        if isinstance(event, OrderCanceled) and any(isinstance(e, OrderPendingCancel) for e in order.events):
+            return
+        if self.cache.positions_open(instrument_id=order.instrument_id):
+            # NETTING would have reduced the open position; this may also flag a reduce-only order that
+            # NETTING would refuse too, which costs a plain rerun, never a wrong result.
+            self._clash(f"reduce-only {order.client_order_id} refused beside an open position", event.ts_event)
 
     @property
     def mismatch(self) -> str | None:
         """Why this run is not the NETTING run, or None when it is."""
         if not self.clashes:
             return None
-        return (
-            f"{self.clashes} position(s) opened beside an open one of the same strategy and instrument"
-            f" (first: {self.first_clash})"
-        )
+        return f"{self.clashes} event(s) on which HEDGING departs from NETTING (first: {self.first_clash})"
 
 
 def netting_guard(engine: BacktestEngine) -> NettingGuard | None:
