@@ -78,6 +78,7 @@ def assert_same_results(plain: BacktestOutcome, fast: BacktestOutcome) -> None:
     """Positions, fills, fees, balances and statistics of the fast run are those of the plain NETTING run."""
     assert plain.positions["is_snapshot"].any()  # NETTING: one position id per instrument, cycles snapshotted
     assert not fast.positions["is_snapshot"].any()
+    assert "fast_path_rejected" not in fast.extras
     assert fast.engine.trader.strategies()[0].oms_type.name == "HEDGING"
 
     pd.testing.assert_frame_equal(_positions(plain), _positions(fast), check_exact=True)
