@@ -127,6 +127,18 @@ def rows(quick: bool) -> list[Row]:
         )
     )
 
+    # Before: Nautilus as configured (NETTING, its own analyzer), the same 2-symbol run
+    plain = timed_run(ema_settings(SYMBOLS[:2], window), fast=False)
+    out.append(
+        Row(
+            f"EMA cross plain Nautilus (before), {_label(2, window)}",
+            "wall s",
+            plain.wall,
+            baseline=f"fast: {scaling[1].wall:.1f} s",
+            note=f"{plain.positions:,} positions, {plain.wall / scaling[1].wall:.0f}x the fast run;"
+            f" {plain.cpu:.1f} s cpu",
+        )
+    )
     out += _per_position_rows(
         "symbols", [(f"{_label(n, window)}", t) for n, t in zip((1, 2, 4, 8, 16), scaling, strict=False)]
     )
