@@ -10,6 +10,7 @@ full common window for 1, 2 and 4 symbols (slow: the plain 4-symbol run takes mi
 
 import argparse
 import dataclasses
+import resource
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,7 @@ def rows(quick: bool) -> list[Row]:
     for count in (1, 2, 4) if quick else (1, 2, 4, 8, 16):
         scaling.append(timed_run(ema_settings(SYMBOLS[:count], window)))
     full = scaling[-1]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process so far, all runs
     out.append(
         Row(
             f"EMA cross with orders, {_label(top, window)}",
@@ -123,7 +125,7 @@ def rows(quick: bool) -> list[Row]:
             target=f"<= 4x no orders ({4 * quiet.wall:.0f} s)",
             baseline=FREQTRADE_16 if not quick else "",
             note=f"{full.wall / quiet.wall:.2f}x; {full.bars / full.wall:,.0f} bars/s; {full.positions:,} positions;"
-            f" {full.cpu:.1f} s cpu",
+            f" {full.cpu:.1f} s cpu; peak RSS {peak_mb:,.0f} MB",
         )
     )
 
