@@ -209,8 +209,10 @@ class Account:
         pos = self.positions[spec.symbol]
         if pos.margin_type == wanted:
             raise errors.no_need_to_change_margin_type()
-        if pos.amount != 0 or spec.symbol in self._symbols_with_open_orders():
+        if pos.amount != 0:
             raise errors.margin_type_with_position()
+        if spec.symbol in self._symbols_with_open_orders():
+            raise BinanceApiError(400, -4047, "Margin type cannot be changed if there exists open orders.")
         pos.margin_type = wanted
         return {"code": 200, "msg": "success"}
 

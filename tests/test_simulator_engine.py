@@ -282,3 +282,11 @@ def test_cross_account_is_liquidated_when_equity_reaches_maintenance() -> None:
         h.move("99500.0", "98700.0")
     assert len(h.ex.liquidations) == 1 and h.ex.positions["BTCUSDT"].amount == 0
     assert h.ex.wallet >= 0
+
+
+def test_margin_type_cannot_change_with_open_orders() -> None:
+    h = Harness()
+    h.order(side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.010", price="90000.0")
+    with pytest.raises(BinanceApiError) as raised:
+        h.ex.set_margin_type({"symbol": "BTCUSDT", "marginType": "ISOLATED"})
+    assert raised.value.code == -4047
