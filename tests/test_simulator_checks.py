@@ -121,3 +121,51 @@ def test_order_counter_windows() -> None:
         (2, 5),
         (1, 1),
     ]
+
+
+def test_subscription_requests(sim: BinanceSimulator) -> None:
+    async def run() -> list[dict[str, object]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{sim.ws_url}/stream?streams=btcusdt@aggTrade") as ws:
+                replies = []
+                for request in (
+                    {"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker", "btcusdt@markPrice@1s"], "id": 1},
+                    {"method": "UNSUBSCRIBE", "params": ["btcusdt@aggTrade"], "id": 2},
+                    {"method": "LIST_SUBSCRIPTIONS", "id": 3},
+                    {"method": "SUBSCRIBE", "params": ["btcusdt@nonsense"], "id": 4},
+                    {"method": "TELEPORT", "id": 5},
+                ):
+                    await ws.send_json(request)
+                    replies.append(await ws.receive_json(timeout=5))
+                return replies
+
+    replies = asyncio.run(run())
+    assert replies[0] == {"result": None, "id": 1} and replies[1] == {"result": None, "id": 2}
+    assert replies[2] == {"result": ["btcusdt@bookTicker", "btcusdt@markPrice@1s"], "id": 3}
+    assert replies[3]["error"]["code"] == 2 and replies[4]["error"]["code"] == 2
+
+
+def test_listen_key_lifecycle_and_algo_mass_cancel(client: SignedClient) -> None:
+    key = client.keyed("POST", "/fapi/v1/listenKey").json()["listenKey"]
+    assert client.keyed("POST", "/fapi/v1/listenKey").json()["listenKey"] == key  # one key per account
+    assert client.keyed("PUT", "/fapi/v1/listenKey").status_code == 200
+    assert client.keyed("DELETE", "/fapi/v1/listenKey").json() == {}
+    assert client.keyed("PUT", "/fapi/v1/listenKey").json()["code"] == -1125
+    assert client.keyed("POST", "/fapi/v1/listenKey").json()["listenKey"] != key
+
+    last = float(client.public("GET", "/fapi/v1/ticker/price", symbol="BTCUSDT").json()["price"])
+    for trigger in (last * 1.1, last * 1.2):
+        placed = client.signed(
+            "POST",
+            "/fapi/v1/algoOrder",
+            algoType="CONDITIONAL",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="STOP_MARKET",
+            quantity="0.002",
+            triggerPrice=f"{trigger:.1f}",
+        )
+        assert placed.status_code == 200, placed.text
+    assert len(client.signed("GET", "/fapi/v1/openAlgoOrders", symbol="BTCUSDT").json()) == 2
+    assert client.signed("DELETE", "/fapi/v1/algoOpenOrders", symbol="BTCUSDT").json()["code"] == 200
+    assert client.signed("GET", "/fapi/v1/openAlgoOrders", symbol="BTCUSDT").json() == []
