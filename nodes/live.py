@@ -147,7 +147,15 @@ def credentials(mode: str, environ: dict[str, str] | None = None) -> tuple[str, 
     return environ[names[0]], environ[names[1]]
 
 
-def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = None) -> TradingNodeConfig:
+def build_node_config(
+    settings: LiveSettings,
+    environ: dict[str, str] | None = None,
+    keep_margin_type: tuple[str, ...] = (),
+    account_settings: bool = True,
+) -> TradingNodeConfig:
+    """The node's config. ``keep_margin_type``: symbols whose margin type must not be touched (a position is
+    open: Binance refuses the change and the client's connect would fail). ``account_settings=False`` leaves
+    leverage and margin type alone altogether (``ats flatten`` only closes)."""
     keys = credentials(settings.mode, environ)
     environment = BinanceEnvironment.TESTNET if settings.mode == "testnet" else BinanceEnvironment.LIVE
     instrument_ids = [instrument_id_for(s) for s in settings.symbols]
@@ -188,8 +196,12 @@ def build_node_config(settings: LiveSettings, environ: dict[str, str] | None = N
                 # One-way mode: NETTING with venue position ids off is what ran clean on Binance.
                 use_position_ids=False,
                 use_reduce_only=True,
-                futures_leverages={s: settings.leverage for s in symbols},
-                futures_margin_types={s: BinanceFuturesMarginType[settings.margin_type] for s in symbols},
+                futures_leverages={s: settings.leverage for s in symbols} if account_settings else None,
+                futures_margin_types={
+                    s: BinanceFuturesMarginType[settings.margin_type] for s in symbols if s not in keep_margin_type
+                }
+                if account_settings
+                else None,
                 instrument_provider=provider,
             ),
         }

@@ -11,14 +11,16 @@ from nodes.live import LiveSettings, build_node, build_node_config, credentials
 from nodes.preflight import preflight
 
 
-def checked_node_config(settings: LiveSettings, environ: dict[str, str] | None = None) -> TradingNodeConfig:
+def checked_node_config(
+    settings: LiveSettings, environ: dict[str, str] | None = None, account_settings: bool = True
+) -> TradingNodeConfig:
     """The node config, after every check that can fail before an order: keys, symbols, position mode.
 
     A missing key fails first, before anything connects; then the preflight asks the exchange.
     """
     keys = credentials(settings.mode, environ)
-    asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
-    return build_node_config(settings, environ)
+    result = asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
+    return build_node_config(settings, environ, result.open_positions, account_settings)
 
 
 def run_live_node(settings: LiveSettings) -> int:
@@ -52,9 +54,11 @@ async def _run_until_flat(node: TradingNode, timeout_s: float) -> bool:
         runner.cancel()
 
 
-def flatten_account(settings: LiveSettings, timeout_s: float = 60.0) -> bool:
+def flatten_account(
+    settings: LiveSettings, timeout_s: float = 60.0, environ: dict[str, str] | None = None
+) -> bool:
     """Close every position and cancel every order; True once the account is flat within the timeout."""
-    config = checked_node_config(settings)
+    config = checked_node_config(settings, environ, account_settings=False)
     flattener = ImportableStrategyConfig(
         strategy_path="nodes.flatten:Flattener",
         config_path="nodes.flatten:FlattenConfig",
@@ -64,8 +68,15 @@ def flatten_account(settings: LiveSettings, timeout_s: float = 60.0) -> bool:
             "oms_type": "NETTING",
         },
     )
-    node = build_node(msgspec.structs.replace(config, strategies=[flattener], actors=[]), paper=False)
+    node = build_node(
+        msgspec.structs.replace(config, strategies=[flattener], actors=[]), paper=False, loop=asyncio.new_event_loop()
+    )
+    loop = node.get_event_loop()
     try:
-        return node.get_event_loop().run_until_complete(_run_until_flat(node, timeout_s))
+        return loop.run_until_complete(_run_until_flat(node, timeout_s))
     finally:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]  # the clients' leftover workers
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         node.dispose()

@@ -5,6 +5,7 @@ and they fail with a message that says what to change before any order can be se
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from nautilus_trader.adapters.binance.common.enums import BinanceAccountType, BinanceEnvironment
 from nautilus_trader.adapters.binance.common.urls import get_http_base_url
@@ -23,6 +24,9 @@ class PreflightError(RuntimeError):
 class PreflightResult:
     symbols: tuple[str, ...]
     hedge_mode_checked: bool
+    # Symbols of the config with a position open on the account. Binance refuses to change their margin type
+    # (-4048), which would abort the execution client's connect: the node must leave it as it is.
+    open_positions: tuple[str, ...] = ()
 
 
 def http_base_url(mode: str, override: str | None) -> str:
@@ -44,7 +48,11 @@ async def preflight(
     )
     market = BinanceFuturesMarketHttpAPI(client, BinanceAccountType.USDT_FUTURES)
     info = await market.query_futures_exchange_info()
-    trading = {s.symbol for s in info.symbols if s.status == BinanceFuturesContractStatus.TRADING and s.contractType == "PERPETUAL"}
+    trading = {
+        s.symbol
+        for s in info.symbols
+        if s.status == BinanceFuturesContractStatus.TRADING and s.contractType == "PERPETUAL"
+    }
     unknown = [s for s in symbols if s not in trading]
     if unknown:
         raise PreflightError(
@@ -59,4 +67,7 @@ async def preflight(
                 "the account is in hedge mode (dual side position); ats trades in one-way mode. Switch it in "
                 "Binance Futures > Preferences > Position Mode > One-way, with no open positions, then start again",
             )
-    return PreflightResult(symbols=symbols, hedge_mode_checked=keys is not None)
+        risks = await account.query_futures_position_risk()
+        open_positions = tuple(sorted({r.symbol for r in risks if r.symbol in symbols and Decimal(r.positionAmt)}))
+        return PreflightResult(symbols=symbols, hedge_mode_checked=True, open_positions=open_positions)
+    return PreflightResult(symbols=symbols, hedge_mode_checked=False)

@@ -27,7 +27,7 @@ from tests.live_support import (
     wait_for,
     write_configs,
 )
-from tests.simulator_support import btc_data, running_simulator
+from tests.simulator_support import SignedClient, btc_data, running_simulator
 
 # Real BTCUSDT bars (2025-05-18 13:34 UTC on) that rise 0.3 % then 0.6 % within 25 minutes without a 0.5 % dip.
 RALLY_START_MS = 1_747_575_240_000
@@ -136,3 +136,38 @@ def test_full_lifecycle_from_a_telegram_signal(
     assert any(t.startswith("🎯 BTCUSDT TP1 hit at $") and "stop moved to break-even" in t for t in texts), bodies
     assert any(t.startswith("🎯 BTCUSDT TP2 hit at $") and "total profit +" in t for t in texts), bodies
     assert any(t.startswith("🏁 BTCUSDT LONG trade closed") for t in texts), bodies
+
+
+def test_ats_flatten_closes_every_position_and_cancels_every_order(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    with running_simulator(btc_data(shared_data, bars=200, start_ms=RALLY_START_MS), bar_seconds=1.0) as sim:
+        sim.play()
+        # A position with a stop and a take-profit placed by someone else (another tool, a phone): flatten
+        # closes whatever the account holds, not only what ats opened.
+        rest = SignedClient(sim.http_url)
+        assert rest.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.05")
+        last = Decimal(sim.status()["last"]["BTCUSDT"])
+        for path, params in (
+            ("/fapi/v1/algoOrder", {"algoType": "CONDITIONAL", "type": "STOP_MARKET", "triggerPrice": str(last + 900)}),
+            ("/fapi/v1/order", {"type": "LIMIT", "timeInForce": "GTC", "price": str(last - 900)}),
+        ):
+            answer = rest.signed("POST", path, symbol="BTCUSDT", side="BUY", quantity="0.05", reduceOnly="true",
+                                 **params)
+            assert answer.status_code == 200, answer.text
+        assert exchange_position(sim)[0] == Decimal("-0.05") and len(exchange_orders(sim)) == 2
+
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        # The live node starts on this account (its cross margin left as is: Binance refuses to change the
+        # margin type under a position) and adopts the position with the stop it has: nothing is sent.
+        posts = order_posts(sim)
+        with live_node(config) as node:
+            trades = node.call(lambda: node.strategy.open_trades())
+            assert [(t.direction, t.stop_price) for t in trades.values()] == [("SHORT", float(last + 900))]
+            assert order_posts(sim) == posts
+        assert ats_main(["flatten", str(config), "--timeout", "60"]) == 0
+        assert exchange_position(sim)[0] == 0
+        assert exchange_orders(sim) == []
+    assert "account is flat" in capsys.readouterr().out

@@ -1,13 +1,13 @@
-"""``kill -9`` of ``ats live`` with an open position, then a restart: the exchange keeps the position protected,
-and the new process adopts it without duplicating anything.
+"""Ctrl-C and ``kill -9`` of ``ats live`` with an open position, then a restart: the exchange keeps the
+position protected, and the new process adopts it without duplicating anything.
 
 The node runs as a trader runs it (``python -m nodes.cli live CONFIG`` in its own process); the simulator and
 the fake Telegram server live in the test process, so they survive the kills. The replay is paused while the
 node is down, so what happens meanwhile is only what the test does.
 
-1. /signal on Telegram -> entry, stop, TP1, TP2 on the exchange. kill -9. While the node is down the stop is
-   cancelled on the exchange (by hand, as a trader might). Restart: the position is adopted, the missing stop
-   is re-armed at the stop level from the entry, and nothing else is sent.
+1. /signal on Telegram -> entry, stop, TP1, TP2 on the exchange. Ctrl-C: the exits stay. While the node is
+   down the stop is cancelled on the exchange (by hand, as a trader might). Restart: the position is adopted,
+   the missing stop is re-armed at the stop level from the entry, and nothing else is sent.
 2. The replay goes on: TP1 fills, the new node moves the stop to the entry. kill -9 again. Restart: TP1 done
    and the break-even stop are recognised from the exchange (``/positions`` shows TP1 ✔, stop at the entry),
    no order is sent. The replay goes on: TP2 closes the rest and Telegram hears about it.
@@ -85,10 +85,11 @@ def test_kill_9_and_restart_adopts_positions_rearms_stops_keeps_tp1_state(
             tp1, tp2 = sorted(t["price"] for t in _targets(sim))
             assert order_posts(sim) == 4
 
-            # --- crash with the position open; its stop disappears while nobody watches
-            node.kill9()
+            # --- Ctrl-C with the position open: a clean stop that leaves the exits on the exchange
+            assert node.interrupt() == 0
             node.close()
             assert exchange_position(sim)[0] == amount and len(exchange_orders(sim)) == 3
+            # ... and then the stop disappears while nobody watches
             [algo] = rest.signed("GET", "/fapi/v1/openAlgoOrders", symbol="BTCUSDT").json()
             assert rest.signed("DELETE", "/fapi/v1/algoOrder", algoId=algo["algoId"]).status_code == 200
             assert not _stops(sim)
