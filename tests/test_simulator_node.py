@@ -264,3 +264,34 @@ def test_restarted_node_reconciles_position_and_conditional_orders(shared_data: 
         by_type = sorted((o.order_type.name, str(o.quantity), o.is_reduce_only) for o in orders)
         assert by_type == [("MARKET_IF_TOUCHED", "0.005", True), ("STOP_MARKET", "0.005", True)]
         assert sim.request_log.count("/fapi/v1/openAlgoOrders") >= 2
+
+
+DROP_START_MS = 1_746_406_380_000  # 2025-05-05 00:53 UTC: BTCUSDT falls about 1% within 40 minutes
+
+
+def test_liquidation_reaches_the_node(shared_data: Path) -> None:
+    data = btc_data(shared_data, bars=40, start_ms=DROP_START_MS)
+    with running_simulator(data, bar_seconds=0.25) as sim:
+        probe = _probe(exit_offset="0")
+        with running_node(sim, probe) as node:
+            # 125x isolated: the maintenance margin (0.4%) is most of the margin, a 0.5% fall liquidates.
+            sim.call(lambda: setattr(sim.exchange.positions["BTCUSDT"], "leverage", 125))
+            sim.play()
+            _wait(lambda: any(f.client_order_id == probe.entry_id for f in probe.fills), 30, "the entry fill")
+            _wait(lambda: bool(sim.exchange.liquidations), 30, "the liquidation")
+
+            def liquidation_booked() -> bool:
+                orders = [o for o in node.cache.orders() if o.client_order_id.value.startswith("autoclose-")]
+                return any(o.is_closed for o in orders)
+
+            _wait(liquidation_booked, 30, "the node to see the liquidation fill")
+            # Nautilus books the exchange's liquidation as an EXTERNAL order: with NETTING per strategy the
+            # strategy's long stays open beside an EXTERNAL short of the same size; the net is flat.
+            _wait(lambda: len(node.cache.positions_open()) == 2, 10, "the EXTERNAL position")
+            net = sum(p.signed_qty for p in node.cache.positions_open())
+            sides = sorted((p.id.value.rsplit("-", 1)[-1], p.side.name) for p in node.cache.positions_open())
+        assert not probe.errors
+        assert net == 0 and sides == [("000", "LONG"), ("EXTERNAL", "SHORT")]
+        liquidation = sim.exchange.liquidations[0]
+        assert liquidation.client_order_id.startswith("autoclose-") and liquidation.status == "FILLED"
+        assert Decimal(sim.status()["positions"]["BTCUSDT"]["amount"]) == 0
