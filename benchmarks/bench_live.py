@@ -1,0 +1,273 @@
+"""The live node against the simulator: REST weight at steady state, market event -> order latency, memory.
+
+The node runs as in production, in its own process (``nodes.live_runner.run_live_node``, the code behind
+``ats live``), with Nautilus's Binance clients pointed at a ``BinanceSimulator`` in this process, which counts
+every request and timestamps what it sends and receives.
+
+- REST weight: 50 symbols, hourly scan, up to 5 positions (real 1m klines of 16 symbols, each series replayed
+  under up to four symbol names to reach 50; entries come from the strategy's own scan with ``min_score`` 30
+  so the five slots fill). Weight is counted by the simulator from the end of the start-up (connect,
+  reconciliation, warm-up klines) to the end of the replay. The replay runs at 120x (0.5 s per 1m bar), so
+  a wall minute holds two market hours of bar-driven activity: the per-minute figure is an upper bound of
+  real time. Time-driven requests (listen-key keep-alive every 30 min) add 1/30 weight per minute.
+- Latency: one symbol, a scan every minute and a low ``min_score`` so the strategy enters after nearly every
+  closed position; latency = arrival of the entry ``POST /fapi/v1/order`` - the moment the simulator finished
+  sending the closing kline that triggered it. Both stamps come from the simulator's clock.
+- Memory: the node process's resident set (VmRSS, and its peak VmHWM) with 50 symbols subscribed (klines,
+  mark price, book ticker each), read from /proc at the end of the run.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from nautilus_trader.model.data import Bar, BarType
+
+from benchmarks.table import Row
+from catalog.instruments import known_filters, make_perpetual
+from nodes.live import LiveSettings
+from simulator import BinanceSimulator, SimulatorConfig
+from simulator.sources import ReplayData, from_files
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/data/binance/ohlcv_2025-03_2025-06"
+REAL = [
+    "BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "BNBUSDT", "ADAUSDT", "AVAXUSDT", "BCHUSDT",
+    "ENAUSDT", "ETCUSDT", "LAYERUSDT", "LINKUSDT", "LTCUSDT", "SUIUSDT", "XLMUSDT", "XMRUSDT",
+]  # fmt: skip
+START_MS = 1_747_573_200_000  # 2025-05-18 13:00 UTC, on an hour boundary: the first hourly scan is 60 bars in
+KEY, SECRET = "bench-live-key", "bench-live-secret"
+BINANCE_WEIGHT_LIMIT = 2400
+
+
+def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
+    bar_type = BarType.from_str(f"{symbol}-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
+    return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
+
+
+def replay_data(symbols: int, bars: int, history: int) -> tuple[ReplayData, list[str]]:
+    """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT."""
+    real = REAL[: min(symbols, len(REAL))]
+    data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(START_MS, limit=bars, history=history)
+    by_symbol: dict[str, tuple[list[Bar], list[Bar]]] = {s: ([], []) for s in real}
+    for kept, source in ((0, data.bars), (1, data.history)):
+        for bar in source:
+            by_symbol[bar.bar_type.instrument_id.symbol.value.removesuffix("-PERP")][kept].append(bar)
+    out = ReplayData(instruments=list(data.instruments), bars=list(data.bars), history=list(data.history))
+    names = list(real)
+    for i in range(len(real), symbols):
+        source = real[i % len(real)]
+        name = f"{source.removesuffix('USDT')}{i // len(real) + 1}USDT"
+        out.instruments.append(make_perpetual(name, known_filters(source)))
+        out.bars.extend(_renamed(by_symbol[source][0], name))
+        out.history.extend(_renamed(by_symbol[source][1], name))
+        names.append(name)
+    out.bars.sort(key=lambda b: b.ts_event)
+    return out, names
+
+
+def hour_aligned(sim: BinanceSimulator) -> BinanceSimulator:
+    """Rebase the replay to whole hours (before ``start``): the bars keep their place on the clock's grid, so
+    the strategy's scan times (bar times on the scan interval) exist, as on Binance. The simulator's own
+    rebase shifts by an arbitrary number of ms, and then no bar ever closes on a scan boundary."""
+    first_open = min(b.ts_event for b in sim.config.bars) // 1_000_000 - 60_000
+    shift = -(-(int(time.time() * 1000) - first_open) // 3_600_000) * 3_600_000  # ceil: bars lead by < 1 h
+    for market in sim.markets.values():
+        market.shift_ms = shift
+    return sim
+
+
+class Probe:
+    """Timestamps, on the simulator's clock, of the closed klines it sends and the new orders it receives."""
+
+    def __init__(self, sim: BinanceSimulator) -> None:
+        self.klines: list[float] = []
+        self.entries: list[float] = []
+        publish, handle = sim.hub.publish, sim.rest.handle
+
+        async def timed_publish(symbol: str, stream: str, event: dict[str, Any], *args: Any, **kw: Any) -> None:
+            await publish(symbol, stream, event, *args, **kw)
+            if stream == "kline" and event["k"]["x"]:
+                self.klines.append(time.perf_counter())
+
+        async def timed_handle(request: Any) -> Any:
+            if request.method == "POST" and request.path == "/fapi/v1/order":
+                if request.query.get("reduceOnly", "false") != "true":
+                    self.entries.append(time.perf_counter())
+            return await handle(request)
+
+        sim.hub.publish = timed_publish  # type: ignore[method-assign]
+        sim.rest.handle = timed_handle  # type: ignore[method-assign]  # before start: the router takes it then
+
+    def latencies_ms(self) -> list[float]:
+        out = []
+        for arrival in self.entries:
+            sent = [k for k in self.klines if k <= arrival]
+            if sent:
+                out.append((arrival - sent[-1]) * 1000)
+        return sorted(out)
+
+
+def _settings(sim: BinanceSimulator, symbols: list[str], strategy: dict[str, Any], folder: Path) -> LiveSettings:
+    return LiveSettings(
+        config_path=folder / "bench.toml",
+        mode="live",
+        trader_id="BENCH-001",
+        symbols=tuple(symbols),
+        strategy_path="strategies.ats:AtsStrategy",
+        strategy_config_path="strategies.config:AtsStrategyConfig",
+        strategy_config=strategy,
+        leverage=5,
+        margin_type="ISOLATED",
+        base_url_http=sim.http_url,
+        base_url_ws=sim.ws_url,
+        base_url_ws_stream=sim.ws_url,
+        paper_balance=10_000,
+        scan_once=False,
+        reconciliation_lookback_mins=60,
+        log_level="ERROR",
+        log_level_file="WARNING",
+        log_directory=folder / "logs",
+    )
+
+
+def _start_node(settings: LiveSettings, folder: Path) -> subprocess.Popen[bytes]:
+    path = folder / "settings.json"
+    path.write_text(json.dumps(asdict(settings), default=str))
+    env = {**os.environ, "BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET}
+    out = (folder / "node.out").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "benchmarks.bench_live", str(path)], env=env, stdout=out, stderr=out)
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"benchmark: timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def _stop(node: subprocess.Popen[bytes]) -> None:
+    node.send_signal(2)  # Ctrl-C: the node's own graceful stop
+    try:
+        node.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        node.kill()
+        node.wait()
+
+
+def _running(sim: BinanceSimulator, node: subprocess.Popen[bytes], symbols: list[str], folder: Path) -> None:
+    def subscribed() -> bool:
+        if node.poll() is not None:
+            raise RuntimeError(f"the node exited: {(folder / 'node.out').read_text()[-2000:]}")
+        return all(sim.hub.wants(s, "kline") for s in symbols) and sim.request_log.count("/fapi/v1/listenKey") > 0
+
+    _wait(subscribed, 180, "the node to connect and subscribe")
+    time.sleep(2.0)  # the warm-up klines requests finish
+
+
+def weight_and_memory(quick: bool) -> list[Row]:
+    symbols_n, bars, bar_s = (50, 90, 0.5) if quick else (50, 180, 0.5)
+    data, symbols = replay_data(symbols_n, bars, history=60)
+    config = SimulatorConfig(
+        data.instruments, data.bars, KEY, SECRET, bar_seconds=bar_s, autostart=False, history=data.history,
+        balance=Decimal(100_000),  # room for five positions at the strategy's sizes
+    )
+    strategy = {"scan_interval_minutes": 60, "min_score": 30.0, "warmup_bars": 60, "scan_grace_ms": 1_000}
+    with tempfile.TemporaryDirectory() as tmp, hour_aligned(BinanceSimulator(config)) as sim:
+        folder = Path(tmp)
+        node = _start_node(_settings(sim, symbols, strategy, folder), folder)
+        try:
+            _running(sim, node, symbols, folder)
+            startup = sim.request_log.total_weight()
+            sim.play()
+            # steady state from the first hourly scan on (its entries fill the five slots)
+            _wait(lambda: sim.status()["tick"] >= 4 * 61, 120, "the first scan")
+            time.sleep(2.0)
+            begin_w, begin_t = sim.request_log.total_weight(), time.monotonic()
+            positions_start = sum(1 for p in sim.status()["positions"].values() if float(p["amount"]) != 0)
+            _wait(lambda: sim.finished.is_set(), 600, "the end of the replay")
+            weight, minutes = sim.request_log.total_weight() - begin_w, (time.monotonic() - begin_t) / 60
+            market_hours = (bars - 61) / 60
+            rss, peak = _memory_kb(node.pid)
+            log = sim.request_log
+            orders = log.count("/fapi/v1/order", "POST") + log.count("/fapi/v1/algoOrder", "POST")
+        finally:
+            _stop(node)
+    per_minute = weight / minutes
+    name = f"live node, {symbols_n} symbols, hourly scan, {positions_start} positions"
+    return [
+        Row(name, "REST weight/min (steady, 120x replay)", per_minute, "<= 24 (1% of 2,400)",
+            "original: 4.6% (110/min)", f"{per_minute / BINANCE_WEIGHT_LIMIT * 100:.2f}% of the limit; "
+            f"{weight} weight over {market_hours:.1f} market h"),
+        Row(name, "REST weight per market hour", weight / market_hours, "", "",
+            "bar-driven requests at steady state (stop moves, exits, new entries)"),
+        Row(name, "start-up REST weight", startup, "", "", f"connect + reconciliation + {symbols_n} warm-up klines"),
+        Row(name, "orders sent (whole run)", orders, "", "", ""),
+        Row(f"live node, {symbols_n} symbols subscribed", "resident memory MB", rss / 1024, "", "",
+            f"peak {peak / 1024:.0f} MB"),
+    ]  # fmt: skip
+
+
+def latency(quick: bool) -> list[Row]:
+    bars = 120 if quick else 400
+    data, symbols = replay_data(1, bars, history=60)
+    config = SimulatorConfig(
+        data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
+    )
+    strategy = {
+        "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": 60, "stop_pct": 0.001, "tp1_pct": 0.001,
+        "tp2_pct": 0.002, "dynamic_enabled": False,
+    }  # fmt: skip
+    sim = hour_aligned(BinanceSimulator(config))
+    probe = Probe(sim)
+    with tempfile.TemporaryDirectory() as tmp, sim:
+        folder = Path(tmp)
+        node = _start_node(_settings(sim, symbols, strategy, folder), folder)
+        try:
+            _running(sim, node, symbols, folder)
+            sim.play()
+            _wait(lambda: sim.finished.is_set(), 600, "the end of the replay")
+        finally:
+            _stop(node)
+    lat = probe.latencies_ms()
+    if not lat:
+        return [Row("live node, kline -> entry order", "p50 ms", float("nan"), "", "", "no entry happened")]
+    p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    name = "live node, closed kline sent -> entry order received (loopback)"
+    return [
+        Row(name, "p50 ms", p50, "", "original: 150-200 ms WebSocket latency", f"{len(lat)} entries"),
+        Row(name, "p99 ms", p99, "<= 5 ms", "", f"max {lat[-1]:.2f} ms; node in its own process"),
+    ]
+
+
+def rows(quick: bool) -> list[Row]:
+    return latency(quick) + weight_and_memory(quick)
+
+
+def _run_node(path: str) -> int:
+    """The benchmark's node process: the settings the benchmark wrote, through ``run_live_node``."""
+    from nodes.live_runner import run_live_node
+
+    raw = json.loads(Path(path).read_text())
+    raw["config_path"] = Path(raw["config_path"])
+    raw["log_directory"] = Path(raw["log_directory"]) if raw["log_directory"] else None
+    raw["symbols"] = tuple(raw["symbols"])
+    raw["actors"] = tuple(raw["actors"])
+    return run_live_node(LiveSettings(**raw))
+
+
+if __name__ == "__main__":
+    sys.exit(_run_node(sys.argv[1]))
