@@ -83,7 +83,7 @@ def timed_run(settings: BacktestSettings, fast: bool = True) -> Timed:
 
 def _label(symbols: int, window: Window) -> str:
     days = (window[1] - window[0]) / pd.Timedelta(days=1)
-    return f"{symbols} symbols x {days:g} d 1m"
+    return f"{symbols} symbols x {round(days, 1):g} d 1m"
 
 
 def rows(quick: bool) -> list[Row]:
