@@ -5,7 +5,7 @@ The node runs as in production, in its own process (``nodes.live_runner.run_live
 every request and timestamps what it sends and receives.
 
 - REST weight: 50 symbols, hourly scan, up to 5 positions (real 1m klines of 16 symbols, each series replayed
-  under up to four symbol names to reach 50; entries come from the strategy's own scan with ``min_score`` 30
+  under up to four symbol names to reach 50; entries come from the strategy's own scan with ``min_score`` 10
   so the five slots fill). Weight is counted by the simulator from the end of the start-up (connect,
   reconciliation, warm-up klines) to the end of the replay. The replay runs at 120x (0.5 s per 1m bar), so
   a wall minute holds two market hours of bar-driven activity: the per-minute figure is an upper bound of
@@ -45,6 +45,8 @@ REAL = [
 START_MS = 1_747_573_200_000  # 2025-05-18 13:00 UTC, on an hour boundary: the first hourly scan is 60 bars in
 KEY, SECRET = "bench-live-key", "bench-live-secret"
 BINANCE_WEIGHT_LIMIT = 2400
+# Past bars asked for at start; the replay starts up to an hour behind the clock, so at least 120 arrive.
+WARMUP = 180
 
 
 def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
@@ -76,9 +78,12 @@ def replay_data(symbols: int, bars: int, history: int) -> tuple[ReplayData, list
 def hour_aligned(sim: BinanceSimulator) -> BinanceSimulator:
     """Rebase the replay to whole hours (before ``start``): the bars keep their place on the clock's grid, so
     the strategy's scan times (bar times on the scan interval) exist, as on Binance. The simulator's own
-    rebase shifts by an arbitrary number of ms, and then no bar ever closes on a scan boundary."""
+    rebase shifts by an arbitrary number of ms, and then no bar ever closes on a scan boundary.
+
+    The shift is rounded down: the replay starts up to an hour in the past, so the warm-up request (past
+    bars up to now) finds history; once playing faster than real time the bars soon lead the clock."""
     first_open = min(b.ts_event for b in sim.config.bars) // 1_000_000 - 60_000
-    shift = -(-(int(time.time() * 1000) - first_open) // 3_600_000) * 3_600_000  # ceil: bars lead by < 1 h
+    shift = (int(time.time() * 1000) - first_open) // 3_600_000 * 3_600_000
     for market in sim.markets.values():
         market.shift_ms = shift
     return sim
@@ -180,12 +185,12 @@ def _running(sim: BinanceSimulator, node: subprocess.Popen[bytes], symbols: list
 
 def weight_and_memory(quick: bool) -> list[Row]:
     symbols_n, bars, bar_s = (50, 90, 0.5) if quick else (50, 180, 0.5)
-    data, symbols = replay_data(symbols_n, bars, history=60)
+    data, symbols = replay_data(symbols_n, bars, history=WARMUP)
     config = SimulatorConfig(
         data.instruments, data.bars, KEY, SECRET, bar_seconds=bar_s, autostart=False, history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
-    strategy = {"scan_interval_minutes": 60, "min_score": 30.0, "warmup_bars": 60, "scan_grace_ms": 1_000}
+    strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
     with tempfile.TemporaryDirectory() as tmp, hour_aligned(BinanceSimulator(config)) as sim:
         folder = Path(tmp)
         node = _start_node(_settings(sim, symbols, strategy, folder), folder)
@@ -223,12 +228,12 @@ def weight_and_memory(quick: bool) -> list[Row]:
 
 def latency(quick: bool) -> list[Row]:
     bars = 120 if quick else 400
-    data, symbols = replay_data(1, bars, history=60)
+    data, symbols = replay_data(1, bars, history=WARMUP)
     config = SimulatorConfig(
         data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
     )
     strategy = {
-        "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": 60, "stop_pct": 0.001, "tp1_pct": 0.001,
+        "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": WARMUP, "stop_pct": 0.001, "tp1_pct": 0.001,
         "tp2_pct": 0.002, "dynamic_enabled": False,
     }  # fmt: skip
     sim = hour_aligned(BinanceSimulator(config))
