@@ -171,3 +171,24 @@ def test_ats_flatten_closes_every_position_and_cancels_every_order(
         assert exchange_position(sim)[0] == 0
         assert exchange_orders(sim) == []
     assert "account is flat" in capsys.readouterr().out
+
+
+def test_live_config_scan_modes_and_account_settings() -> None:
+    """The shipped live config: the backtest's strategy unchanged, hourly scans unless --scan-once, one-way
+    NETTING, isolated margin and the leverage set per symbol, reconciled orders claimed by the strategy."""
+    from nodes.live import DEFAULT_LIVE_CONFIG, build_node_config
+    from nodes.settings import DEFAULT_BACKTEST_CONFIG, load_backtest_settings
+
+    backtest = load_backtest_settings(DEFAULT_BACKTEST_CONFIG)
+    periodic = build_node_config(load_live_settings(DEFAULT_LIVE_CONFIG), SIM_ENV)
+    once = build_node_config(load_live_settings(DEFAULT_LIVE_CONFIG, scan_once=True), SIM_ENV)
+    strategy = periodic.strategies[0].config
+    assert {k: strategy[k] for k in backtest.strategy_config} == backtest.strategy_config
+    assert strategy["scan_interval_minutes"] == 60 and "scan_once" not in strategy
+    assert once.strategies[0].config["scan_once"] is True
+    assert strategy["oms_type"] == "NETTING" and strategy["external_order_claims"] == strategy["instrument_ids"]
+    exec_client = periodic.exec_clients["BINANCE"]
+    assert exec_client.use_position_ids is False
+    assert set(exec_client.futures_leverages.values()) == {5}
+    assert {t.value for t in exec_client.futures_margin_types.values()} == {"ISOLATED"}
+    assert len(exec_client.futures_margin_types) == len(backtest.symbols)
