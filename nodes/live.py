@@ -74,6 +74,7 @@ class LiveSettings:
     log_level_file: str
     log_directory: Path | None
     rate_limit_pause_s: float = 60.0
+    warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -128,8 +129,16 @@ def load_live_settings(
         log_level_file=live.get("log_level_file", live.get("log_level", "INFO")),
         log_directory=(base / log_directory) if log_directory else None,
         rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
+        warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
         actors=tuple(raw.get("actors", [])),
     )
+
+
+def _warmup_bars(path: Path, value: Any) -> int:
+    # Binance weighs a klines request by its limit: up to 499 bars cost 2 each, so 50 symbols warm for 100.
+    if not isinstance(value, int) or not 0 <= value <= 1500:
+        raise ConfigError(path, f"[live] warmup_bars = {value!r}: a whole number of past bars from 0 to 1500")
+    return value
 
 
 def credentials(mode: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -214,6 +223,9 @@ def build_node_config(
         "external_order_claims": [i.value for i in instrument_ids],
         "mode": settings.mode,
     }
+    # Live only: warm the factors from past klines at start (the backtest warms on its own data). A value
+    # in the strategy config itself wins.
+    strategy_config.setdefault("warmup_bars", settings.warmup_bars)
     if settings.scan_once:
         strategy_config["scan_once"] = True
     return TradingNodeConfig(
