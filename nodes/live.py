@@ -39,6 +39,7 @@ from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
 from nodes.binance_fixes import FixedBinanceLiveExecClientFactory
+from nodes.preflight import http_base_url
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
@@ -75,6 +76,7 @@ class LiveSettings:
     log_directory: Path | None
     rate_limit_pause_s: float = 60.0
     warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
+    open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -130,6 +132,7 @@ def load_live_settings(
         log_directory=(base / log_directory) if log_directory else None,
         rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
+        open_interest_interval_s=float(live.get("open_interest_interval_s", 300.0)),
         actors=tuple(raw.get("actors", [])),
     )
 
@@ -256,6 +259,16 @@ def build_node_config(
                 actor_path="nodes.backoff:RateLimitBackoff",
                 config_path="nodes.backoff:RateLimitBackoffConfig",
                 config={"pause_after_429_s": settings.rate_limit_pause_s, "mode": settings.mode},
+            ),
+            # Binance streams no open interest: polled over REST, each symbol at most once per interval.
+            ImportableActorConfig(
+                actor_path="nodes.open_interest:OpenInterestPoller",
+                config_path="nodes.open_interest:OpenInterestPollerConfig",
+                config={
+                    "instrument_ids": [i.value for i in instrument_ids],
+                    "base_url_http": settings.base_url_http or http_base_url(settings.mode, None),
+                    "interval_s": settings.open_interest_interval_s,
+                },
             ),
             *(ImportableActorConfig(**actor) for actor in settings.actors),
         ],

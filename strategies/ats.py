@@ -38,6 +38,7 @@ from strategies.events import (
     EntryFilledEvent,
     ExitEvent,
     NodeEvent,
+    OpenInterestUpdate,
     PositionClosedEvent,
     RiskEvent,
     SignalEvent,
@@ -135,6 +136,8 @@ class AtsStrategy(Strategy):
                 bar_type = self._bar_type(instrument_id)
                 span = bar_type.spec.timedelta * self.cfg.warmup_bars
                 self.request_bars(bar_type, start=self.clock.utc_now() - span)
+        if self.is_live:
+            self.subscribe_data(DataType(OpenInterestUpdate))  # polled by the live node (nodes/open_interest.py)
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         if self.cfg.adopt_positions:
             self._guard("adopt", self._adopt_open_positions)
@@ -249,6 +252,10 @@ class AtsStrategy(Strategy):
                 settled = self._funding_clock.update(str(instrument_id), rate, data.next_funding_ns)
                 if settled is not None:
                     self._book_funding(instrument_id, settled, mark)
+            elif isinstance(data, OpenInterestUpdate):
+                instrument_id = InstrumentId.from_str(data.instrument)
+                if instrument_id in self._instruments and data.value > 0:
+                    self.book.handle_open_interest(instrument_id, data.value, data.ts_event)
         except Exception as e:
             self._guard_error("on_data", e)
 

@@ -95,4 +95,13 @@ class NodeEvent(Data):
     message: str = ""
 
 
+@customdataclass
+class OpenInterestUpdate(Data):
+    """Market input, not a trade event: a symbol's open interest, polled over REST by the live node
+    (``nodes/open_interest.py``); the strategy feeds it to the open-interest factor."""
+
+    instrument: str = ""  # InstrumentId value, e.g. "BTCUSDT-PERP.BINANCE"
+    value: float = 0.0  # contracts (base asset)
+
+
 ALL_EVENT_TYPES = (SignalEvent, EntryFilledEvent, ExitEvent, PositionClosedEvent, RiskEvent, NodeEvent)

@@ -5,6 +5,7 @@
   -> stop moved to the entry -> TP2 fill, with every message received by the fake Telegram server.
 """
 
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -193,3 +194,23 @@ def test_live_config_scan_modes_and_account_settings() -> None:
     assert set(exec_client.futures_leverages.values()) == {5}
     assert {t.value for t in exec_client.futures_margin_types.values()} == {"ISOLATED"}
     assert len(exec_client.futures_margin_types) == len(backtest.symbols)
+
+
+def test_open_interest_is_polled_at_the_configured_pace_and_reaches_the_factor(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    interval = 1.0  # production: 300 s (each symbol at most once per 5 minutes)
+    with running_simulator(btc_data(shared_data, bars=200, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"], live={"open_interest_interval_s": interval})
+        with live_node(config) as node:
+            sim.play()
+            started = time.monotonic()
+            oi = node.strategy.book._symbol(node.strategy.instrument_ids[0]).o
+            wait_for(lambda: node.call(lambda: oi.has_inputs), 20, "open interest in the factor")
+            time.sleep(3.0)
+            polls = sim.request_log.count("/fapi/v1/openInterest", "GET")
+            elapsed = time.monotonic() - started
+            latest, latest_ns = node.call(lambda: (oi._oi, oi._oi_ts))
+            now_ns = node.call(lambda: node.strategy.clock.timestamp_ns())
+    assert 2 <= polls <= elapsed / interval + 2  # paced, never a burst
+    assert latest > 0 and now_ns - latest_ns < 3 * interval * 1e9  # fresh figures keep arriving

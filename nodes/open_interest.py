@@ -1,0 +1,83 @@
+"""Open interest for the live strategy: Binance streams none, so it is polled over REST, gently.
+
+``OpenInterestPoller`` asks ``GET /fapi/v1/openInterest`` (weight 1) for one symbol at a time, spreading the
+symbols evenly over ``interval_s`` (300 s by default: each symbol at most once per 5 minutes, so 50 symbols
+cost 10 weight per minute, 0.4 % of Binance's limit), and publishes each answer as an ``OpenInterestUpdate``
+the strategy feeds to its open-interest factor. A failed request is logged and skipped; a 429 / 418 pauses
+the polling for the ``Retry-After`` Binance sends. It only runs where the node has a running event loop
+(live), never in a backtest.
+"""
+
+import asyncio
+
+import aiohttp
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.config import ActorConfig
+from nautilus_trader.model.data import DataType
+
+from strategies.events import OpenInterestUpdate
+
+
+class OpenInterestPollerConfig(ActorConfig, frozen=True):
+    instrument_ids: tuple[str, ...] = ()
+    base_url_http: str = "https://fapi.binance.com"
+    interval_s: float = 300.0  # each symbol at most once per interval
+    timeout_s: float = 10.0
+
+
+def raw_symbol(instrument_id: str) -> str:
+    return instrument_id.split(".")[0].removesuffix("-PERP")
+
+
+class OpenInterestPoller(Actor):
+    def __init__(self, config: OpenInterestPollerConfig) -> None:
+        super().__init__(config)
+        self._cfg = config
+        self._task: asyncio.Task[None] | None = None
+        self.polled = 0
+        self.failed = 0
+
+    def on_start(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.log.warning("no running event loop (not live): open interest is not polled")
+            return
+        if self._cfg.instrument_ids:
+            self._task = loop.create_task(self._poll_forever(), name="open-interest-poller")
+
+    def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _poll_forever(self) -> None:
+        spacing = self._cfg.interval_s / len(self._cfg.instrument_ids)
+        timeout = aiohttp.ClientTimeout(total=self._cfg.timeout_s)
+        async with aiohttp.ClientSession(base_url=self._cfg.base_url_http, timeout=timeout) as session:
+            while True:
+                for instrument_id in self._cfg.instrument_ids:
+                    await asyncio.sleep(max(spacing, await self._poll_one(session, instrument_id)))
+
+    async def _poll_one(self, session: aiohttp.ClientSession, instrument_id: str) -> float:
+        """Poll one symbol; returns how long to wait before the next request (Retry-After on 429 / 418)."""
+        try:
+            async with session.get("/fapi/v1/openInterest", params={"symbol": raw_symbol(instrument_id)}) as answer:
+                if answer.status in (418, 429):
+                    wait = float(answer.headers.get("Retry-After", "60"))
+                    self.failed += 1
+                    self.log.warning(f"open interest: HTTP {answer.status}, polling paused for {wait:.0f} s")
+                    return wait
+                answer.raise_for_status()
+                body = await answer.json()
+            value = float(body["openInterest"])
+        except Exception as e:  # noqa: BLE001 - one bad answer must not end the polling
+            self.failed += 1
+            self.log.warning(f"open interest for {instrument_id}: {e!r}")
+            return 0.0
+        self.polled += 1
+        if value > 0:
+            now = self.clock.timestamp_ns()
+            update = OpenInterestUpdate(instrument=instrument_id, value=value, ts_event=now, ts_init=now)
+            self.publish_data(DataType(OpenInterestUpdate), update)
+        return 0.0
