@@ -8,8 +8,16 @@ from tests.live_support import exchange_position, live_node, wait_for, write_con
 from tests.simulator_support import btc_data, running_simulator
 from tests.test_live_node import RALLY_START_MS
 
-# What a paper node may ask the exchange: market data only (instruments, past klines, depth snapshots).
-PUBLIC_PATHS = {"/fapi/v1/exchangeInfo", "/fapi/v1/klines", "/fapi/v1/depth", "/fapi/v1/time", "/fapi/v1/ping"}
+# What a paper node may ask the exchange: public market data only (instruments, past klines, depth snapshots,
+# open interest).
+PUBLIC_PATHS = {
+    "/fapi/v1/exchangeInfo",
+    "/fapi/v1/klines",
+    "/fapi/v1/depth",
+    "/fapi/v1/time",
+    "/fapi/v1/ping",
+    "/fapi/v1/openInterest",
+}
 
 
 def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
