@@ -9,7 +9,8 @@ every request and timestamps what it sends and receives.
   so the five slots fill). Weight is counted by the simulator from the end of the start-up (connect,
   reconciliation, warm-up klines) to the end of the replay. The replay runs at 120x (0.5 s per 1m bar), so
   a wall minute holds two market hours of bar-driven activity: the per-minute figure is an upper bound of
-  real time. Time-driven requests (listen-key keep-alive every 30 min) add 1/30 weight per minute.
+  real time. Time-driven requests run at their real pace within it: open-interest polling (each symbol once
+  per 5 minutes: 10 weight/min for 50 symbols) and the listen-key keep-alive (every 30 min).
 - Latency: one symbol, a scan every minute and a low ``min_score`` so the strategy enters after nearly every
   closed position; latency = arrival of the entry ``POST /fapi/v1/order`` (type MARKET, not reduce-only) - the
   moment the simulator finished sending the closing kline that triggered it. Both stamps come from the
@@ -223,7 +224,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
         Row(name, "REST requests/min (steady, 120x replay)", requests / minutes, "", "",
             "orders weigh 0 on the IP limit; Binance counts them apart (1,200/min)"),
         Row(name, "REST weight per market hour", weight / market_hours, "", "",
-            "bar-driven requests at steady state (stop moves, exits, new entries)"),
+            "bar-driven requests + open-interest polling at its wall-clock pace"),
         Row(name, "start-up REST weight", startup, "", "", f"connect + reconciliation + {symbols_n} warm-up klines"),
         Row(name, "orders sent (whole run)", orders, "", "", ""),
         Row(f"live node, {symbols_n} symbols subscribed", "resident memory MB", rss / 1024, "", "",
