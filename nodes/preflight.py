@@ -24,8 +24,8 @@ class PreflightError(RuntimeError):
 class PreflightResult:
     symbols: tuple[str, ...]
     hedge_mode_checked: bool
-    # Symbols of the config with a position open on the account. Binance refuses to change their margin type
-    # (-4048), which would abort the execution client's connect: the node must leave it as it is.
+    # Symbols of the config with a position or open orders on the account. Binance refuses to change their
+    # margin type (-4048 / -4047), which would abort the execution client's connect: the node leaves it as is.
     open_positions: tuple[str, ...] = ()
 
 
@@ -67,7 +67,9 @@ async def preflight(
                 "the account is in hedge mode (dual side position); ats trades in one-way mode. Switch it in "
                 "Binance Futures > Preferences > Position Mode > One-way, with no open positions, then start again",
             )
-        risks = await account.query_futures_position_risk()
-        open_positions = tuple(sorted({r.symbol for r in risks if r.symbol in symbols and Decimal(r.positionAmt)}))
+        busy = {r.symbol for r in await account.query_futures_position_risk() if Decimal(r.positionAmt)}
+        busy |= {o.symbol for o in await account.query_open_orders()}  # weight 40, once at start
+        busy |= {o.symbol for o in await account.query_open_algo_orders()}
+        open_positions = tuple(sorted(busy & set(symbols)))
         return PreflightResult(symbols=symbols, hedge_mode_checked=True, open_positions=open_positions)
     return PreflightResult(symbols=symbols, hedge_mode_checked=False)

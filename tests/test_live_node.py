@@ -214,3 +214,24 @@ def test_open_interest_is_polled_at_the_configured_pace_and_reaches_the_factor(
             now_ns = node.call(lambda: node.strategy.clock.timestamp_ns())
     assert 2 <= polls <= elapsed / interval + 2  # paced, never a burst
     assert latest > 0 and now_ns - latest_ns < 3 * interval * 1e9  # fresh figures keep arriving
+
+
+def test_node_starts_beside_open_orders_without_touching_their_margin_type(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    with running_simulator(btc_data(shared_data, bars=200, start_ms=RALLY_START_MS), bar_seconds=1.0) as sim:
+        rest = SignedClient(sim.http_url)
+        sim.play()
+        last = Decimal(sim.status()["last"]["BTCUSDT"])
+        answer = rest.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                             timeInForce="GTC", quantity="0.01", price=str(last - 2000))
+        assert answer.status_code == 200, answer.text  # a resting order, no position: -4047 territory
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        with live_node(config) as node:
+            assert node.strategy.is_running
+        assert sim.request_log.count("/fapi/v1/marginType", "POST") == 0
+        assert len(exchange_orders(sim)) == 1  # not the node's to cancel
+        assert ats_main(["flatten", str(config)]) == 0
+        assert exchange_orders(sim) == []
