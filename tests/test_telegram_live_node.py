@@ -64,6 +64,8 @@ def test_live_node_commands_on_the_loop_thread_and_loop_never_blocked(monkeypatc
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("TELEGRAM_CHAT_IDS", str(TRADER))
     lags: list[float] = []
+    # A fresh current loop: an earlier test's asyncio.run may have left none set in this thread.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     with FakeTelegram(TOKEN) as tg:
         node = TradingNode(TradingNodeConfig(
             trader_id="LIVE-001", logging=LoggingConfig(log_level="ERROR"),
