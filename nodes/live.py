@@ -7,7 +7,6 @@ Keys come only from the environment, and a missing one is reported before anythi
 
 import asyncio
 import os
-import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +39,7 @@ from nautilus_trader.live.node import TradingNode
 from catalog.instruments import instrument_id_for
 from nodes.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.preflight import http_base_url
-from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings
+from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
 MODES = ("live", "testnet", "paper")
@@ -83,13 +82,7 @@ class LiveSettings:
 def load_live_settings(
     path: Path | None = None, mode: str | None = None, scan_once: bool | None = None
 ) -> LiveSettings:
-    path = Path(path or DEFAULT_LIVE_CONFIG).resolve()
-    if not path.is_file():
-        raise ConfigError(path, f"config file not found; the default one is {DEFAULT_LIVE_CONFIG}")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, f"not valid TOML: {exc}") from exc
+    path, raw = read_config_file(path, DEFAULT_LIVE_CONFIG)
     live = raw.get("live")
     if not isinstance(live, dict):
         raise ConfigError(path, "missing section [live]")

@@ -71,14 +71,19 @@ def _resolve(base: Path, value: str) -> Path:
     return candidate if candidate.is_absolute() else (base / candidate).resolve()
 
 
-def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
-    path = Path(path or DEFAULT_BACKTEST_CONFIG).resolve()
+def read_config_file(path: Path | None, default: Path) -> tuple[Path, dict[str, Any]]:
+    """The resolved path and parsed TOML of a config file; a missing or malformed file is a ConfigError."""
+    path = Path(path or default).resolve()
     if not path.is_file():
-        raise ConfigError(path, f"config file not found; the default one is {DEFAULT_BACKTEST_CONFIG}")
+        raise ConfigError(path, f"config file not found; the default one is {default}")
     try:
-        raw = tomllib.loads(path.read_text())
+        return path, tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, f"not valid TOML: {exc}") from exc
+
+
+def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
+    path, raw = read_config_file(path, DEFAULT_BACKTEST_CONFIG)
     for section in ("backtest", "venue", "strategy"):
         if not isinstance(raw.get(section), dict):
             raise ConfigError(path, f"missing section [{section}]")
