@@ -60,7 +60,7 @@ def interval_of_spec(bar_spec: str) -> str:
 
 
 def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.ndarray:
-    open_ms = to_ms(data_file.path, frame[column])
+    open_ms = to_ms(frame[column])
     check_increasing(data_file.path, frame, open_ms)
     # Nautilus stamps a bar at its close: the bar opened at t is known at t + interval.
     return ((open_ms + INTERVALS_MS[data_file.interval]) * MS).astype(np.uint64)
@@ -140,7 +140,7 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         ts = _bars_ts_ns(data_file, frame, column)
         bars = _plain_bars(bar_type_for(instrument.id, data_file.interval, "MARK"), instrument, frame, ts)
         # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
-        open_ns = (to_ms(path, frame[column]) * MS).tolist()
+        open_ns = (to_ms(frame[column]) * MS).tolist()
         marks = [
             MarkPriceUpdate(instrument.id, Price(o, instrument.price_precision), t, t)
             for o, t in zip(frame["open"].tolist(), open_ns, strict=True)
@@ -152,7 +152,7 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         column = "calc_time" if vision else "funding_time_ms"
         rate_column = "last_funding_rate" if vision else "funding_rate"
         # Funding events carry a few ms of jitter; they settle on the second.
-        ts_ms = (to_ms(path, frame[column]) // 1000) * 1000
+        ts_ms = (to_ms(frame[column]) // 1000) * 1000
         check_increasing(path, frame, ts_ms)
         return [
             FundingRateUpdate(instrument.id, Decimal(repr(rate)), int(t) * MS, int(t) * MS)

@@ -196,7 +196,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def to_ms(path: Path, values: pd.Series) -> np.ndarray:
+def to_ms(values: pd.Series) -> np.ndarray:
     """Epoch timestamps in ms; Vision switched some files to microseconds in 2025, so detect by size."""
     raw = values.to_numpy(dtype=np.int64)
     return np.where(raw > 10**14, raw // 1000, raw)

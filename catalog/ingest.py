@@ -14,7 +14,6 @@ from catalog.files import DataFile, identify
 from catalog.instruments import (
     UnknownSymbolError,
     binance_perpetual,
-    instrument_id_for,
     load_exchange_info,
 )
 from catalog.store import write_series
@@ -102,4 +101,3 @@ def stderr_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-__all__ = ["IngestReport", "ingest", "expand", "instrument_id_for", "stderr_progress"]

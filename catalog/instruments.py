@@ -3,7 +3,7 @@
 Binance's exchangeInfo is the source of truth: ``parse_exchange_info`` reads its JSON (a recorded response, or a
 live one). For symbols not in the recording we keep a small table of their public exchange filters, read off
 Binance's exchangeInfo in 2025 and cross-checked against the price and volume decimals of the real klines in
-``../shared/data``: a newcomer can always refresh it from a live exchangeInfo with ``ats data instruments``.
+``../shared/data``: a live exchangeInfo JSON given to ``ats data ingest`` replaces the table's values.
 """
 
 import json

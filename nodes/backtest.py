@@ -134,12 +134,13 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
         bar_type = str(bar_type_for(instrument_id, interval))
+        bar_class = _bar_class_in(catalog_dir, bar_type)
         data.append(
             BacktestDataConfig(
                 catalog_path=str(catalog_dir),
-                data_cls=_bar_class_in(catalog_dir, bar_type),
+                data_cls=bar_class,
                 instrument_id=instrument_id,
-                bar_spec=f"{settings.bar_spec}-LAST" if _bar_class_in(catalog_dir, bar_type) is Bar else None,
+                bar_spec=f"{settings.bar_spec}-LAST" if bar_class is Bar else None,
                 start_time=start,
                 end_time=end,
             ),

@@ -1,12 +1,12 @@
 """The ``ats`` command line: one subcommand per job; ``ats --help`` lists them."""
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from catalog.errors import CatalogInputError
-from nodes.settings import DEFAULT_BACKTEST_CONFIG, ConfigError
+from nodes.settings import ConfigError
 
 # Each subcommand lives in its own module and registers itself through an `add_parser(subparsers)` function
 # that sets `handler` on its parser; the table keeps `ats --help` in one readable order.
@@ -28,8 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Automated multi-factor trading of Binance USDT-M perpetuals on NautilusTrader.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import importlib
-
     for name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -59,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ats {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-__all__ = ["main", "DEFAULT_BACKTEST_CONFIG", "Path"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,7 @@
 """The backtest report: the tables traders expect, printed and saved with Nautilus's HTML tearsheet."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,22 @@ def run_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
     ]
 
 
-def render(outcome: BacktestOutcome) -> str:
+@dataclass(frozen=True)
+class BacktestReport:
+    """The report of one run, computed once: printed, saved and read by tests from the same numbers."""
+
+    text: str
+    trades: list[dict[str, Any]]
+    counters: dict[str, Any] | None
+    summary: Summary
+
+
+def build_report(outcome: BacktestOutcome) -> BacktestReport:
     trades, counters = strategy_ledger(outcome)
+    totals = summary(outcome, trades)
     parts = [
         format_rows("Run", run_rows(outcome)),
-        format_rows("Summary", summary(outcome, trades).rows()),
+        format_rows("Summary", totals.rows()),
         format_frame("Per symbol", per_symbol(trades)),
     ]
     if counters is not None:
@@ -111,27 +123,26 @@ def render(outcome: BacktestOutcome) -> str:
     telegram = messages_section(outcome.engine)  # what a TelegramNotifier actor in the run would have sent
     if telegram:
         parts.append(telegram)
-    return "\n\n".join(parts)
+    return BacktestReport("\n\n".join(parts), trades, counters, totals)
 
 
-def print_report(outcome: BacktestOutcome) -> None:
-    print(render(outcome))
+def render(outcome: BacktestOutcome) -> str:
+    return build_report(outcome).text
 
 
-def save_report(outcome: BacktestOutcome) -> Path:
+def save_report(outcome: BacktestOutcome, report: BacktestReport) -> Path:
     folder = Path(outcome.settings.report_dir) / pd.Timestamp.now("UTC").strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
-    trades, counters = strategy_ledger(outcome)
-    (folder / "report.txt").write_text(render(outcome) + "\n")
-    pd.DataFrame(trades).to_csv(folder / "trades.csv", index=False)
+    (folder / "report.txt").write_text(report.text + "\n")
+    pd.DataFrame(report.trades).to_csv(folder / "trades.csv", index=False)
     outcome.positions.to_csv(folder / "positions.csv")
     outcome.fills.to_csv(folder / "fills.csv")
     outcome.account.to_csv(folder / "account.csv")
     (folder / "summary.json").write_text(
         json.dumps(
             {
-                "summary": dict(summary(outcome, trades).rows()),
-                "counters": counters,
+                "summary": dict(report.summary.rows()),
+                "counters": report.counters,
                 "nautilus": {"pnl": outcome.result.stats_pnls, "returns": outcome.result.stats_returns},
             },
             indent=2,

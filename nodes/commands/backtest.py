@@ -22,12 +22,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from catalog.ingest import stderr_progress
     from nodes.backtest import run_backtest
-    from nodes.report import print_report, save_report
+    from nodes.report import build_report, save_report
     from nodes.settings import load_backtest_settings
 
     settings = load_backtest_settings(args.config)
     outcome = run_backtest(settings, stderr_progress)
-    print_report(outcome)
-    saved = save_report(outcome)
+    report = build_report(outcome)
+    print(report.text)
+    saved = save_report(outcome, report)
     print(f"\nreport saved to {saved}")
     return 0
