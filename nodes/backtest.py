@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -28,7 +29,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from catalog.convert import bar_type_for, interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
-from nodes.backtest_speed import linear_run_config, netting_guard, prepare_engine
+from nodes.backtest_speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
 
@@ -221,7 +222,8 @@ def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
     if fast:
         prepare_engine(node.get_engine(run_config.id))
     started = time.perf_counter()
-    results = node.run()
+    with survivors_frozen() if fast else nullcontext():
+        results = node.run()
     wall = time.perf_counter() - started
     engine = node.get_engine(run_config.id)
     trader = engine.trader

@@ -5,6 +5,12 @@ profiles and figures):
 
 - its PortfolioAnalyzer grows pandas Series by one ``pd.concat`` per closed position, while the run goes and
   again at the end: ``BufferedPortfolioAnalyzer`` builds the same series once, when first read;
+- Python's cyclic garbage collector sweeps every tracked object at each full collection, and a backtest
+  keeps every order, fill, position and account state (each account state with a copy of every
+  instrument's margin) to the end: ``survivors_frozen`` moves the objects that survived a full collection
+  out of later sweeps for the length of the run;
+- its portfolio formats each account state into an INFO line, every instrument's margin included, even when
+  the log level drops it: ``quiet_account_state_logging`` skips that when nothing at INFO is written;
 - under a NETTING OMS every closed cycle is kept as a pickled position snapshot, and with two or more
   instruments the portfolio's snapshot cache forgets the other instruments' progress on each position event
   and unpickles their whole history again: ``hedging_run_config`` runs the backtest with a HEDGING OMS, where
@@ -17,6 +23,9 @@ would not, and ``nodes.backtest.run_backtest`` then runs the backtest again plai
 to the live node, which stays NETTING (Binance one-way mode).
 """
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +46,7 @@ from nautilus_trader.model.events import (
 )
 from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Currency, Money
+from nautilus_trader.portfolio.config import PortfolioConfig
 from numpy import float64
 
 # (position id, realized PnL, event timestamp or None), per currency, in arrival order
@@ -213,9 +223,51 @@ def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     return msgspec.structs.replace(run_config, venues=venues, engine=engine)
 
 
+# Nautilus's portfolio formats every AccountState it applies into an INFO line, margins of every instrument
+# included, before the logger drops it by level: per fill, work that grows with the instruments traded.
+_QUIET_LEVELS = ("WARNING", "WARN", "ERROR", "OFF")
+_NEVER_MS = 10**12  # 31 years, longer than any backtest: "log the first account state only"
+
+
+def quiet_account_state_logging(run_config: BacktestRunConfig) -> BacktestRunConfig:
+    """Skip formatting the per-fill account-state INFO lines when the log level drops them anyway."""
+    engine = run_config.engine
+    logging = engine.logging
+    levels = [logging.log_level, logging.log_level_file or "OFF"] if logging is not None else ["INFO"]
+    if any(str(level).upper() not in _QUIET_LEVELS for level in levels):
+        return run_config
+    portfolio = engine.portfolio or PortfolioConfig()
+    if portfolio.min_account_state_logging_interval_ms is not None:
+        return run_config  # the config chose its own interval
+    portfolio = msgspec.structs.replace(portfolio, min_account_state_logging_interval_ms=_NEVER_MS)
+    return msgspec.structs.replace(run_config, engine=msgspec.structs.replace(engine, portfolio=portfolio))
+
+
+def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
+    # Just after a full collection every tracked object is alive: freezing then never keeps garbage.
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
+
+
+@contextmanager
+def survivors_frozen() -> Iterator[None]:
+    """For the block, keep objects that survived a full collection out of later full collections.
+
+    A backtest retains everything it creates, so each full collection would sweep the whole history:
+    with this, each object is swept about once and the collector's cost stays linear in the run. Cycles
+    among frozen objects that die later are freed when the block ends (unfreeze, then collect as usual).
+    """
+    gc.callbacks.append(_freeze_after_full_collection)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(_freeze_after_full_collection)
+        gc.unfreeze()
+
+
 def linear_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     """The configuration half of the mitigations; ``prepare_engine`` is the other half, once the node is built."""
-    return hedging_run_config(run_config)
+    return quiet_account_state_logging(hedging_run_config(run_config))
 
 
 def prepare_engine(engine: BacktestEngine) -> None:

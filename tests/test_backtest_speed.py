@@ -6,10 +6,13 @@ are in benchmarks/bench_backtest.py.
 """
 
 import dataclasses
+import gc
 import math
+import weakref
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 import pytest
 from nautilus_trader.analysis import AvgWinner, Expectancy, LongRatio, SharpeRatio, SortinoRatio, WinRate
@@ -17,11 +20,18 @@ from nautilus_trader.analysis.analyzer import PortfolioAnalyzer
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.portfolio.config import PortfolioConfig
 
 from benchmarks.ema_cross import EMACrossNotional
 from catalog.ingest import ingest
-from nodes.backtest import BacktestOutcome, _run, run_backtest
-from nodes.backtest_speed import BufferedPortfolioAnalyzer, netting_guard
+from nodes.backtest import BacktestOutcome, _run, build_run_config, run_backtest
+from nodes.backtest_speed import (
+    BufferedPortfolioAnalyzer,
+    _freeze_after_full_collection,
+    linear_run_config,
+    netting_guard,
+    survivors_frozen,
+)
 from nodes.settings import PACKAGE_DIR, BacktestSettings, load_backtest_settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -200,3 +210,46 @@ def test_a_strategy_on_which_hedging_differs_falls_back_to_the_plain_run(
     assert any("running it again plain" in m for m in messages)
     pd.testing.assert_frame_equal(_positions(plain), _positions(fallback), check_exact=True)
     pd.testing.assert_frame_equal(plain.account, fallback.account, check_exact=True)
+
+
+def test_fast_run_quiets_account_state_logging_only_when_info_is_dropped(speed_catalog: Path) -> None:
+    base = load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml")
+    settings = dataclasses.replace(base, catalog=speed_catalog, sources=(), symbols=SYMBOLS[:1], start=START, end=END)
+
+    def interval(log_level: str, log_level_file: str | None = None) -> int | None:
+        config = build_run_config(dataclasses.replace(settings, log_level=log_level))
+        logging = msgspec.structs.replace(config.engine.logging, log_level_file=log_level_file)
+        config = msgspec.structs.replace(config, engine=msgspec.structs.replace(config.engine, logging=logging))
+        portfolio = linear_run_config(config).engine.portfolio
+        return None if portfolio is None else portfolio.min_account_state_logging_interval_ms
+
+    assert interval("ERROR") is not None and interval("WARNING") is not None
+    assert interval("INFO") is None  # the trader asked to see every account state
+    assert interval("ERROR", log_level_file="DEBUG") is None  # ... or to have them in the log file
+    # an interval the config chose is kept
+    config = build_run_config(settings)
+    chosen = msgspec.structs.replace(config.engine, portfolio=PortfolioConfig(min_account_state_logging_interval_ms=5))
+    kept = linear_run_config(msgspec.structs.replace(config, engine=chosen))
+    assert kept.engine.portfolio.min_account_state_logging_interval_ms == 5
+
+
+def test_survivors_frozen_freezes_after_full_collections_and_thaws_after() -> None:
+    assert gc.get_freeze_count() == 0
+    with survivors_frozen():
+        kept = [[i] for i in range(10_000)]  # tracked objects that survive
+        gc.collect()
+        assert gc.get_freeze_count() >= len(kept)
+        # cyclic garbage made after the freeze is still collected by the next full collection
+        cycle: list = []
+        cycle.append(cycle)
+        probe = weakref.ref(_Node(cycle))
+        gc.collect()
+        assert probe() is None
+    assert gc.get_freeze_count() == 0
+    assert _freeze_after_full_collection not in gc.callbacks
+
+
+class _Node:
+    def __init__(self, payload: list) -> None:
+        self.payload = payload
+        self.me = self  # a reference cycle: only the cyclic collector frees it
