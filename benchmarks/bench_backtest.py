@@ -6,21 +6,30 @@ All runs use ``run_backtest`` as ``ats backtest`` does (the fast path of nodes/b
 
 ``uv run python -m benchmarks.bench_backtest --verify`` compares the fast and the plain Nautilus runs on the
 full common window for 1, 2 and 4 symbols (slow: the plain 4-symbol run takes minutes).
+
+``uv run python -m benchmarks.bench_backtest --per-instrument`` prints what one trade costs (with-orders run
+minus no-orders run, per position) in settings that separate the instrument count from the time between
+trades: the diagnosis of docs/backtest_speed.md, "Cost per position and the number of instruments".
 """
 
 import argparse
 import dataclasses
+import gc
+import multiprocessing
 import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from benchmarks.table import Row
+from benchmarks.table import Row, format_table
+from catalog.convert import bar_type_for
 from catalog.ingest import ingest
-from nodes.backtest import BacktestOutcome, run_backtest
+from catalog.instruments import instrument_id_for
+from nodes.backtest import run_backtest
 from nodes.settings import PACKAGE_DIR, BacktestSettings, load_backtest_settings
 
 ROOT = PACKAGE_DIR.parent
@@ -47,7 +56,13 @@ def bench_catalog() -> Path:
 Window = tuple[pd.Timestamp, pd.Timestamp]
 
 
-def ema_settings(symbols: tuple[str, ...], window: Window, trade: bool = True) -> BacktestSettings:
+def ema_settings(
+    symbols: tuple[str, ...],
+    window: Window,
+    trade: bool = True,
+    traded_symbols: tuple[str, ...] = (),
+    actors: tuple[dict, ...] = (),
+) -> BacktestSettings:
     base = load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml")
     return dataclasses.replace(
         base,
@@ -56,29 +71,53 @@ def ema_settings(symbols: tuple[str, ...], window: Window, trade: bool = True) -
         symbols=symbols,
         start=window[0],
         end=window[1],
-        strategy_config={**base.strategy_config, "trade": trade},
+        strategy_config={**base.strategy_config, "trade": trade, "traded_symbols": list(traded_symbols)},
+        actors=actors,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class Timed:
-    outcome: BacktestOutcome
     wall: float  # the engine run, as BacktestOutcome.wall_seconds
     cpu: float  # process CPU time around the whole call: less sensitive to other work on a shared machine
+    gc_full: float  # seconds in the cyclic GC's full (generation 2) collections during the call
+    positions: int
+    bars: int
+    peak_rss_mb: float  # of the process that ran it: one backtest per process, as `ats backtest` runs
 
-    @property
-    def positions(self) -> int:
-        return len(self.outcome.positions)
 
-    @property
-    def bars(self) -> int:
-        return self.outcome.data_points
+def _measure(settings: BacktestSettings, fast: bool) -> Timed:
+    full_collections = [0.0, 0.0]  # started at, total
+
+    def clock_full_collections(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 2:
+            if phase == "start":
+                full_collections[0] = time.perf_counter()
+            else:
+                full_collections[1] += time.perf_counter() - full_collections[0]
+
+    gc.callbacks.append(clock_full_collections)
+    try:
+        cpu = time.process_time()
+        outcome = run_backtest(settings, fast=fast)
+        cpu = time.process_time() - cpu
+    finally:
+        gc.callbacks.remove(clock_full_collections)
+    return Timed(
+        wall=outcome.wall_seconds,
+        cpu=cpu,
+        gc_full=full_collections[1],
+        positions=len(outcome.positions),
+        bars=outcome.data_points,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
 
 
 def timed_run(settings: BacktestSettings, fast: bool = True) -> Timed:
-    cpu = time.process_time()
-    outcome = run_backtest(settings, fast=fast)
-    return Timed(outcome, outcome.wall_seconds, time.process_time() - cpu)
+    """One backtest in a fresh process, as a trader runs it: no earlier run's engine or heap weighs on it."""
+    bench_catalog()  # ingest here once, not in the child
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure, settings, fast).result()
 
 
 def _label(symbols: int, window: Window) -> str:
@@ -116,7 +155,6 @@ def rows(quick: bool) -> list[Row]:
     for count in (1, 2, 4) if quick else (1, 2, 4, 8, 16):
         scaling.append(timed_run(ema_settings(SYMBOLS[:count], window)))
     full = scaling[-1]
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process so far, all runs
     out.append(
         Row(
             f"EMA cross with orders, {_label(top, window)}",
@@ -125,7 +163,7 @@ def rows(quick: bool) -> list[Row]:
             target=f"<= 4x no orders ({4 * quiet.wall:.0f} s)",
             baseline=FREQTRADE_16 if not quick else "",
             note=f"{full.wall / quiet.wall:.2f}x; {full.bars / full.wall:,.0f} bars/s; {full.positions:,} positions;"
-            f" {full.cpu:.1f} s cpu; peak RSS {peak_mb:,.0f} MB",
+            f" {full.cpu:.1f} s cpu; peak RSS {full.peak_rss_mb:,.0f} MB",
         )
     )
 
@@ -165,7 +203,7 @@ def _per_position_rows(axis: str, runs: list[tuple[str, Timed]]) -> list[Row]:
             1000 * seconds,
             target="flat within 25%",
             note=f"{timed.positions:,} positions, {timed.wall:.1f} s wall,"
-            f" {1000 * timed.cpu / timed.positions:.2f} ms cpu/position",
+            f" {1000 * timed.cpu / timed.positions:.2f} ms cpu/position, {timed.gc_full:.2f} s in full GC",
         )
         for (label, timed), seconds in zip(runs, per_position, strict=True)
     ]
@@ -181,17 +219,54 @@ def _per_position_rows(axis: str, runs: list[tuple[str, Timed]]) -> list[Row]:
     return out
 
 
+def per_instrument_rows() -> list[Row]:
+    """Cost of one trade as the instruments around it and the time between trades change."""
+    first = SYMBOLS[:1]
+    idle = {
+        "actor_path": "benchmarks.idle:IdlePerBar",
+        "config_path": "benchmarks.idle:IdlePerBarConfig",
+        "config": {"bar_type": str(bar_type_for(instrument_id_for(first[0]), "1m")), "microseconds": 300},
+    }
+    cases = [
+        ("1 symbol, trading", ema_settings(first, COMMON), ema_settings(first, COMMON, trade=False)),
+        (
+            "1 symbol, trading, 300 us idle per bar",
+            ema_settings(first, COMMON, actors=(idle,)),
+            ema_settings(first, COMMON, trade=False, actors=(idle,)),
+        ),
+        (
+            "16 symbols, only BTCUSDT trading",
+            ema_settings(SYMBOLS, COMMON, traded_symbols=first),
+            ema_settings(SYMBOLS, COMMON, trade=False),
+        ),
+        ("16 symbols, all trading", ema_settings(SYMBOLS, COMMON), ema_settings(SYMBOLS, COMMON, trade=False)),
+    ]
+    out = []
+    for label, with_orders, without in cases:
+        traded, quiet = timed_run(with_orders), timed_run(without)
+        out.append(
+            Row(
+                f"EMA cross cost of one trade (with orders - without), {label}",
+                "ms/position",
+                1000 * (traded.wall - quiet.wall) / traded.positions,
+                note=f"{traded.positions:,} positions; wall {traded.wall:.1f} s with orders, {quiet.wall:.1f} s"
+                f" without; cpu {traded.cpu:.1f} s, {quiet.cpu:.1f} s",
+            )
+        )
+    return out
+
+
 def verify_full_window(counts: tuple[int, ...] = (1, 2, 4)) -> int:
     """Fast vs plain on the full common window, with the equality checks of tests/test_backtest_speed.py."""
     from tests.test_backtest_speed import assert_same_results
 
     for count in counts:
         settings = ema_settings(SYMBOLS[:count], COMMON)
-        plain, fast = timed_run(settings, fast=False), timed_run(settings, fast=True)
-        assert_same_results(plain.outcome, fast.outcome)
+        plain, fast = run_backtest(settings, fast=False), run_backtest(settings, fast=True)
+        assert_same_results(plain, fast)
         print(
-            f"{count} symbols: identical, {fast.positions:,} positions; plain {plain.wall:.1f} s wall"
-            f" ({plain.cpu:.1f} cpu), fast {fast.wall:.1f} s wall ({fast.cpu:.1f} cpu)",
+            f"{count} symbols: identical, {len(fast.positions):,} positions;"
+            f" plain {plain.wall_seconds:.1f} s wall, fast {fast.wall_seconds:.1f} s wall",
             flush=True,
         )
     return 0
@@ -201,7 +276,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--verify", action="store_true", help="full-window equality of fast and plain runs")
     parser.add_argument("--symbols", type=int, nargs="*", default=[1, 2, 4])
+    parser.add_argument("--per-instrument", action="store_true", help="cost of one trade vs instruments and time")
     args = parser.parse_args()
     if args.verify:
         sys.exit(verify_full_window(tuple(args.symbols)))
+    if args.per_instrument:
+        print(format_table(per_instrument_rows()))
+        sys.exit(0)
     parser.print_help()

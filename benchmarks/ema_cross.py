@@ -20,6 +20,7 @@ class EMACrossNotionalConfig(StrategyConfig, frozen=True):
     fast_ema_period: int = 10
     slow_ema_period: int = 20
     trade: bool = True  # False: indicators only, the no-order reference run
+    traded_symbols: tuple[str, ...] = ()  # when set, only instances on these raw symbols trade
 
 
 class EMACrossNotional(Strategy):
@@ -28,15 +29,19 @@ class EMACrossNotional(Strategy):
         self.fast = ExponentialMovingAverage(config.fast_ema_period)
         self.slow = ExponentialMovingAverage(config.slow_ema_period)
         self.instrument = None
+        self.trading = False
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.config.instrument_id)
+        self.trading = self.config.trade and (
+            not self.config.traded_symbols or self.instrument.raw_symbol.value in self.config.traded_symbols
+        )
         self.register_indicator_for_bars(self.config.bar_type, self.fast)
         self.register_indicator_for_bars(self.config.bar_type, self.slow)
         self.subscribe_bars(self.config.bar_type)
 
     def on_bar(self, bar: Bar) -> None:
-        if not self.config.trade or not self.slow.initialized:
+        if not self.trading or not self.slow.initialized:
             return
         want = OrderSide.BUY if self.fast.value >= self.slow.value else OrderSide.SELL
         net = self.portfolio.net_position(self.config.instrument_id)
