@@ -6,6 +6,9 @@ sends market entries and, on each fill, keeps three reduce-only orders on the ex
 position, TP1 and TP2 for a half each). Every handler is guarded: an exception in a live handler would stop
 the node, so errors are logged, published as a ``NodeEvent`` and, where a position is involved, the position
 is re-protected or closed.
+
+Two concerns live in mixins of the class, each in its own module: ``adoption.py`` takes over the positions
+found open at start, ``answers.py`` answers the control commands and the reports' reads (``ledger``, ``counters``).
 """
 
 from collections.abc import Callable
@@ -32,8 +35,14 @@ from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
 from factors.book import FactorBook
+from strategies.adoption import (
+    PositionAdoption,
+    _limit_price,  # noqa: F401  (re-exported: tests/test_strategy_restart.py imports it from here)
+    _untagged_exit_kind,  # noqa: F401  (idem)
+)
+from strategies.answers import ControlAnswers
 from strategies.config import AtsStrategyConfig
-from strategies.control import CONTROL_ENDPOINT, ControlRequest
+from strategies.control import CONTROL_ENDPOINT
 from strategies.events import (
     EntryFilledEvent,
     ExitEvent,
@@ -43,10 +52,10 @@ from strategies.events import (
     RiskEvent,
     SignalEvent,
 )
-from strategies.exits import DynamicKind, FactorInputs, dynamic_adjustment, exit_levels, is_breakeven
+from strategies.exits import DynamicKind, FactorInputs, dynamic_adjustment, exit_levels
 from strategies.funding import FundingClock, funding_payment
 from strategies.ledger import Counters, TradeRecord
-from strategies.risk import DailyLossGuard, OpenExposure, check_entry, utc_day
+from strategies.risk import DailyLossGuard, OpenExposure, check_entry
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, split_quantity
 from strategies.trade import (
     STOP_BREAKEVEN,
@@ -66,7 +75,7 @@ NANOS_PER_MINUTE = 60_000_000_000
 VENUE = Venue("BINANCE")
 
 
-class AtsStrategy(Strategy):
+class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
     def __init__(self, config: AtsStrategyConfig) -> None:
         super().__init__(config)
         self.cfg = config
@@ -929,249 +938,6 @@ class AtsStrategy(Strategy):
             self.cancel_order(order)
         return len(seen)
 
-    # --- restart: adopt open positions ----------------------------------------------------------------------
-
-    def _adopt_open_positions(self) -> None:
-        """Take over positions found open at start: rebuild the exit state from the orders, re-arm a stop."""
-        for instrument_id, instrument in self._instruments.items():
-            for position in self.cache.positions_open(instrument_id=instrument_id):
-                self._adopt(instrument, position)
-
-    def _adopt(self, instrument: Instrument, position: Position) -> None:
-        direction = "LONG" if position.is_long else "SHORT"
-        entry = instrument.make_price(position.avg_px_open).as_double()
-        factors = FactorInputs(strength=self.cfg.manual_strength)
-        levels = exit_levels(entry, direction, factors, self.exit_params)
-        trade = Trade(
-            instrument_id=instrument.id,
-            direction=direction,
-            strength=self.cfg.manual_strength,
-            score=0.0,
-            leverage=1,
-            factors=factors,
-            atr=None,
-            planned=levels,
-            position_id=position.id,
-            entry=entry,
-            quantity=position.peak_qty.as_decimal(),
-            opened_ns=position.ts_opened,
-        )
-        tick = instrument.price_increment.as_double()
-        targets = []
-        for order in self.cache.orders(instrument_id=instrument.id):
-            kind = order_kind(order.tags) or _untagged_exit_kind(order)
-            if kind == TAG_TP1 and order.is_closed and order.filled_qty.as_double() > 0:
-                trade.tp1_done = True
-            if not order.is_open or order.is_pending_cancel:
-                continue  # a stop being cancelled protects nothing for long
-            if kind == TAG_SL:
-                trade.stop_id = order.client_order_id
-                trade.stop_price = order.trigger_price.as_double()
-                if is_breakeven(trade.stop_price, entry, tick):
-                    trade.tp1_done = True
-                    trade.stop_kind = STOP_BREAKEVEN
-            elif kind in (TAG_TP1, TAG_TP2, "TP"):
-                targets.append((kind, order))
-        # Orders reconciled from the venue carry no tags: the target nearer the entry is TP1, unless TP1 is done.
-        targets.sort(key=lambda ko: abs(_limit_price(ko[1]) - entry))
-        for kind, order in targets:
-            if kind == TAG_TP1 or (kind == "TP" and trade.tp1_id is None and not trade.tp1_done):
-                trade.tp1_id, trade.tp1_price = order.client_order_id, _limit_price(order)
-            else:
-                trade.tp2_id, trade.tp2_price = order.client_order_id, _limit_price(order)
-        self._trades[instrument.id] = trade
-        if trade.stop_id is None:
-            stop = entry if trade.tp1_done else levels.stop
-            self._submit_stop(
-                trade,
-                stop,
-                position.quantity.as_decimal(),
-                STOP_BREAKEVEN if trade.tp1_done else STOP_INITIAL,
-            )
-            self._exit_event(trade, "STOP_REARMED", entry, position.quantity.as_double(), trade.stop_price)
-        self.log.info(
-            f"adopted {direction} {instrument.id} {position.quantity} @ {entry}, "
-            f"tp1_done={trade.tp1_done}, stop={trade.stop_price}"
-        )
-
-    # --- control commands -----------------------------------------------------------------------------------
-
-    def _on_control(self, request: ControlRequest) -> None:
-        try:
-            answer = self.control(request.command, request.args)
-        except Exception as e:
-            self.log.exception(f"control {request.command} failed", e)
-            answer = {"error": f"{request.command}: {e}"}
-        try:
-            request.reply(answer)
-        except Exception as e:
-            self.log.exception("control reply failed", e)
-
-    def control(self, command: str, args: tuple[str, ...] = ()) -> dict[str, Any]:
-        now = self.clock.timestamp_ns()
-        if command == "status":
-            return {
-                "mode": self.mode,
-                "paused": self.paused,
-                "equity": self._equity(),
-                "daily_pnl": self._daily_pnl(),
-                "positions": self.positions(),
-            }
-        if command == "positions":
-            return {"positions": self.positions()}
-        if command == "balance":
-            account = self.portfolio.account(VENUE)
-            currency = self._currency(account)
-            return {
-                "currency": str(currency),
-                "total": account.balance_total(currency).as_double(),
-                "free": account.balance_free(currency).as_double(),
-                "locked": account.balance_locked(currency).as_double(),
-            }
-        if command == "daily":
-            self._update_daily(now)
-            unrealized = self._equity() - self._wallet()
-            return {
-                "date": _date(now),
-                "realized_pnl": self._daily_pnl() - unrealized,
-                "unrealized_pnl": unrealized,
-                "total": self._daily_pnl(),
-                "limit": self.limits.daily_loss_limit,
-                "limit_hit": self.daily.hit,
-                "trades": self._daily_trades,
-            }
-        if command in ("pause", "resume"):
-            self.paused = command == "pause"
-            self._publish(
-                RiskEvent(
-                    kind="PAUSED" if self.paused else "RESUMED",
-                    message=f"{command}d",
-                    ts_event=now,
-                    ts_init=now,
-                )
-            )
-            return {"paused": self.paused}
-        if command == "flatten":
-            return self.flatten()
-        if command == "signal":
-            if len(args) != 2:
-                return {"error": "signal needs SYMBOL and long|short"}
-            return self.manual_signal(args[0], args[1])
-        return {"error": f"unknown command {command!r}"}
-
-    def _daily_pnl(self) -> float:
-        return self._equity() - self.daily.start_equity if self.daily.day >= 0 else 0.0
-
-    def positions(self) -> list[dict[str, Any]]:
-        out = []
-        for trade in self._trades.values():
-            position = self._position(trade)
-            if position is None or position.is_closed:
-                continue
-            instrument = self._instruments[trade.instrument_id]
-            price = self._last_close.get(trade.instrument_id)
-            upnl = position.unrealized_pnl(instrument.make_price(price)).as_double() if price else 0.0
-            out.append(
-                {
-                    "instrument": str(trade.instrument_id),
-                    "direction": trade.direction,
-                    "quantity": position.quantity.as_double(),
-                    "entry": trade.entry,
-                    "stop": trade.stop_price,
-                    "tp1": trade.tp1_price,
-                    "tp2": trade.tp2_price,
-                    "tp1_done": trade.tp1_done,
-                    "unrealized_pnl": upnl,
-                    "price_precision": instrument.price_precision,
-                    "size_precision": instrument.size_precision,
-                }
-            )
-        return out
-
-    def flatten(self) -> dict[str, Any]:
-        """Emergency close-all: every position at market, then every open order cancelled."""
-        closed = []
-        # Every open position of the universe, adopted ones of another strategy id included.
-        positions = [p for i in self._instruments for p in self.cache.positions_open(instrument_id=i)]
-        for position in positions:
-            trade = self._trades.get(position.instrument_id)
-            if trade is not None:
-                trade.exit_intent = "FLATTEN"
-                self._exit_event(
-                    trade,
-                    "FLATTEN",
-                    self._last_close.get(position.instrument_id, 0.0),
-                    position.quantity.as_double(),
-                    0.0,
-                )
-            self.close_position(position, tags=[TAG_FLATTEN])
-            closed.append(str(position.instrument_id))
-        cancelled = 0
-        for instrument_id in self._instruments:
-            cancelled += self._cancel_exits(instrument_id)
-        self._pending.clear()
-        return {"closed": closed, "cancelled_orders": cancelled}
-
-    # --- results for the reports ----------------------------------------------------------------------------
-
-    def ledger(self, include_open: bool = True) -> list[dict[str, Any]]:
-        """Closed trades; with ``include_open`` the open ones too, marked at the last price (END_OF_DATA)."""
-        rows = [r.to_dict() for r in self._records]
-        if include_open:
-            now = self.clock.timestamp_ns()
-            for trade in self._trades.values():
-                position = self._position(trade)
-                price = self._last_close.get(trade.instrument_id)
-                if position is None or position.is_closed or price is None:
-                    continue
-                instrument = self._instruments[trade.instrument_id]
-                pnl = (
-                    (position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0)
-                    + position.unrealized_pnl(instrument.make_price(price)).as_double()
-                    + trade.funding
-                )
-                rows.append(
-                    TradeRecord(
-                        instrument=str(trade.instrument_id),
-                        direction=trade.direction,
-                        entry_time_ns=trade.opened_ns,
-                        exit_time_ns=now,
-                        entry_price=trade.entry,
-                        exit_price=price,
-                        quantity=position.peak_qty.as_double(),
-                        realized_pnl=pnl,
-                        commissions=self._commissions(position.id),
-                        funding=trade.funding,
-                        exit_reason="END_OF_DATA",
-                        tp1_hit=trade.tp1_done,
-                        leverage=trade.leverage,
-                        strength=trade.strength,
-                        dynamic_adjustments=trade.dynamic_adjustments,
-                    ).to_dict()
-                )
-        return rows
-
-    def counters(self) -> dict[str, Any]:
-        return self.counters_.as_dict()
-
-    def open_trades(self) -> dict[str, Trade]:
-        return {str(k): v for k, v in self._trades.items()}
-
-
-def _untagged_exit_kind(order: Order) -> str:
-    """An exit order without our tags (reconciled from the venue after a restart), known by its type."""
-    if not order.is_reduce_only:
-        return ""
-    if order.order_type == OrderType.STOP_MARKET:
-        return TAG_SL
-    if order.order_type in (OrderType.LIMIT, OrderType.MARKET_IF_TOUCHED):
-        return "TP"
-    return ""
-
-
-def _limit_price(order: Order) -> float:
-    return order.price.as_double() if order.has_price else order.trigger_price.as_double()
-
 
 def _filters(instrument: Instrument) -> InstrumentFilters:
     step = instrument.size_increment.as_decimal()
@@ -1179,9 +945,3 @@ def _filters(instrument: Instrument) -> InstrumentFilters:
     min_notional = instrument.min_notional.as_decimal() if instrument.min_notional is not None else Decimal(0)
     max_qty = instrument.max_quantity.as_decimal() if instrument.max_quantity is not None else None
     return InstrumentFilters(step=step, min_qty=min_qty, min_notional=min_notional, max_qty=max_qty)
-
-
-def _date(ts_ns: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(utc_day(ts_ns) * 86_400, tz=dt.UTC).date().isoformat()
