@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from catalog.instruments import VENUE
 from strategies.control import ControlRequest
 from strategies.events import RiskEvent
 from strategies.ledger import TradeRecord
@@ -50,8 +51,6 @@ class ControlAnswers:
         if command == "positions":
             return {"positions": self.positions()}
         if command == "balance":
-            from strategies.ats import VENUE  # here, not at the top: strategies.ats imports this module
-
             account = self.portfolio.account(VENUE)
             currency = self._currency(account)
             return {

@@ -34,12 +34,9 @@ from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
+from catalog.instruments import VENUE
 from factors.book import FactorBook
-from strategies.adoption import (
-    PositionAdoption,
-    _limit_price,  # noqa: F401  (re-exported: tests/test_strategy_restart.py imports it from here)
-    _untagged_exit_kind,  # noqa: F401  (idem)
-)
+from strategies.adoption import PositionAdoption
 from strategies.answers import ControlAnswers
 from strategies.config import AtsStrategyConfig
 from strategies.control import CONTROL_ENDPOINT
@@ -72,7 +69,6 @@ from strategies.trade import (
 )
 
 NANOS_PER_MINUTE = 60_000_000_000
-VENUE = Venue("BINANCE")
 
 
 class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):

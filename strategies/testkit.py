@@ -17,15 +17,14 @@ from nautilus_trader.core.data import Data
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.enums import AccountType, OmsType
-from nautilus_trader.model.identifiers import TraderId, Venue
+from nautilus_trader.model.identifiers import TraderId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money, Price, Quantity
 
-from catalog.instruments import binance_perpetual
+from catalog.instruments import VENUE, binance_perpetual
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
 
-VENUE = Venue("BINANCE")
 MINUTE_NS = 60_000_000_000
 
 

@@ -82,7 +82,7 @@ def test_untagged_exit_orders_are_known_by_type() -> None:
     from nautilus_trader.model.enums import OrderSide
     from nautilus_trader.model.identifiers import StrategyId, TraderId
 
-    from strategies.ats import _limit_price, _untagged_exit_kind
+    from strategies.adoption import _limit_price, _untagged_exit_kind
 
     factory = OrderFactory(TraderId("T-1"), StrategyId("S-1"), TestClock())
     qty = BTC.make_qty(0.1)
