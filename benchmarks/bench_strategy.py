@@ -1,8 +1,8 @@
 """The trading strategy's speed against the EMA-cross baseline, and how its cost grows with the positions.
 
 In-process ``BacktestEngine`` on the real 16-symbol 1m set (``../shared/data``) with the speed measures the
-backtest runner applies (HEDGING OMS, buffered portfolio analyzer), funding settled for the strategy, log level
-ERROR.
+backtest runner applies (HEDGING OMS, buffered portfolio analyzer, GC survivors frozen), funding settled for
+the strategy, log level ERROR.
 """
 
 import time
@@ -15,7 +15,7 @@ from benchmarks.ema_cross import EMACrossNotional, EMACrossNotionalConfig
 from benchmarks.table import Row
 from catalog.convert import convert_file
 from catalog.files import identify
-from nodes.backtest_speed import prepare_engine
+from nodes.backtest_speed import prepare_engine, survivors_frozen
 from strategies.ats import AtsStrategy
 from strategies.config import AtsStrategyConfig
 from strategies.funding import FundingSettlementModule
@@ -51,7 +51,8 @@ def _run_ats(data: tuple[list, list, list], cpu: bool = False, **cfg: object) ->
     engine.add_strategy(strategy)
     clock = time.process_time if cpu else time.perf_counter
     started = clock()
-    engine.run()
+    with survivors_frozen():  # as `ats backtest` runs it
+        engine.run()
     elapsed = clock() - started
     trades = len(strategy.ledger())
     engine.dispose()
@@ -77,7 +78,8 @@ def _run_ema(data: tuple[list, list, list], trade: bool = True) -> tuple[float, 
             )
         )
     started = time.perf_counter()
-    engine.run()
+    with survivors_frozen():  # as `ats backtest` runs it
+        engine.run()
     elapsed = time.perf_counter() - started
     positions = len(engine.cache.positions())
     engine.dispose()
