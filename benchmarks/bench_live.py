@@ -77,20 +77,6 @@ def replay_data(symbols: int, bars: int, history: int) -> tuple[ReplayData, list
     return out, names
 
 
-def hour_aligned(sim: BinanceSimulator) -> BinanceSimulator:
-    """Rebase the replay to whole hours (before ``start``): the bars keep their place on the clock's grid, so
-    the strategy's scan times (bar times on the scan interval) exist, as on Binance. The simulator's own
-    rebase shifts by an arbitrary number of ms, and then no bar ever closes on a scan boundary.
-
-    The shift is rounded down: the replay starts up to an hour in the past, so the warm-up request (past
-    bars up to now) finds history; once playing faster than real time the bars soon lead the clock."""
-    first_open = min(b.ts_event for b in sim.config.bars) // 1_000_000 - 60_000
-    shift = (int(time.time() * 1000) - first_open) // 3_600_000 * 3_600_000
-    for market in sim.markets.values():
-        market.shift_ms = shift
-    return sim
-
-
 class Probe:
     """Timestamps, on the simulator's clock, of the closed klines it sends and the new orders it receives."""
 
@@ -194,7 +180,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
     strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
-    with tempfile.TemporaryDirectory() as tmp, hour_aligned(BinanceSimulator(config)) as sim:
+    with tempfile.TemporaryDirectory() as tmp, BinanceSimulator(config) as sim:
         folder = Path(tmp)
         node = _start_node(_settings(sim, symbols, strategy, folder), folder)
         try:
@@ -242,7 +228,7 @@ def latency(quick: bool) -> list[Row]:
         "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": WARMUP, "stop_pct": 0.001, "tp1_pct": 0.001,
         "tp2_pct": 0.002, "dynamic_enabled": False,
     }  # fmt: skip
-    sim = hour_aligned(BinanceSimulator(config))
+    sim = BinanceSimulator(config)
     probe = Probe(sim)
     with tempfile.TemporaryDirectory() as tmp, sim:
         folder = Path(tmp)

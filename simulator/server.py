@@ -70,6 +70,19 @@ class SimulatorConfig:
             raise ValueError("no instruments to simulate")
 
 
+MINUTE_MS = 60_000
+
+
+def replay_shift_ms(now_ms: int, first_open_ms: int, grid_ms: int) -> int:
+    """How far to move the data's times so the replay starts now, in whole ``grid_ms`` (the longest bar interval).
+
+    Bars then keep their place on their interval's grid, as on Binance, so the times a strategy keys on (a
+    scan every 15 minutes or every hour) still occur; an arbitrary shift in ms would put no bar on them. The
+    replay starts less than one bar interval before now.
+    """
+    return (now_ms - first_open_ms) // grid_ms * grid_ms
+
+
 class BinanceSimulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
@@ -89,7 +102,8 @@ class BinanceSimulator:
         self._ticks: list[list[Step]] = replay_steps(klines)
         starts = [series[0].open_time for series in klines.values()] + [c.events[0].ts_ms for c in captured.values()]
         first_open = min(starts)
-        shift = int(time.time() * 1000) - first_open if config.rebase_time else 0
+        grid = max([MINUTE_MS] + [k[0].close_time - k[0].open_time + 1 for k in klines.values()])
+        shift = replay_shift_ms(int(time.time() * 1000), first_open, grid) if config.rebase_time else 0
         self.markets: dict[str, SymbolMarket] = {
             s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift)
             for s, spec in specs.items()

@@ -11,6 +11,7 @@ import aiohttp
 import httpx
 
 from simulator import BinanceSimulator, SimulatorConfig
+from simulator.server import replay_shift_ms
 from simulator.sources import from_files
 from tests.simulator_support import API_KEY, API_SECRET, BTC_1M, BTC_FUNDING, SignedClient, running_simulator
 
@@ -120,3 +121,34 @@ def test_vision_klines_keep_trade_count_and_taker_volume(shared_data: Path) -> N
     assert k["t"] == int(first[0]) and k["T"] == int(first[6])
     assert (Decimal(k["o"]), Decimal(k["c"]), k["n"]) == (Decimal(first[1]), Decimal(first[4]), int(first[8]))
     assert Decimal(k["V"]) == Decimal(first[9]) and abs(Decimal(k["Q"]) - Decimal(first[10])) < Decimal("0.0001")
+
+
+def test_rebased_replay_keeps_bars_on_their_interval_grid(shared_data: Path) -> None:
+    """A 15-minute or hourly scan keys on bar times: the rebase must move bars by whole intervals."""
+    data = from_files([shared_data / BTC_1M]).window(limit=3)
+    config = SimulatorConfig(data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False)
+    before_ms = int(time.time() * 1000)
+    with BinanceSimulator(config) as sim:
+
+        async def closed_open_times() -> list[int]:
+            async with aiohttp.ClientSession() as session:
+                async with session.ws_connect(f"{sim.ws_url}/ws/btcusdt@kline_1m") as ws:
+                    await asyncio.sleep(0.1)
+                    await asyncio.to_thread(sim.play)
+                    opens: list[int] = []
+                    while len(opens) < 3:
+                        k = (await ws.receive_json(timeout=5))["k"]
+                        if k["x"]:
+                            opens.append(k["t"])
+                    return opens
+
+        opens = asyncio.run(closed_open_times())
+    assert all(t % 60_000 == 0 for t in opens)
+    assert before_ms - 60_000 < opens[0] <= int(time.time() * 1000)  # the replay starts less than a bar ago
+
+
+def test_replay_shift_is_whole_grid_steps() -> None:
+    hour = 3_600_000
+    now, first_open = 1_764_120_000_123, 1_746_374_400_000
+    shift = replay_shift_ms(now, first_open, hour)
+    assert shift % hour == 0 and 0 <= now - (first_open + shift) < hour
