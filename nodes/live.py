@@ -38,6 +38,7 @@ from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
 from nodes.binance_fixes import FixedBinanceLiveExecClientFactory
+from nodes.liquidations import ws_base_url
 from nodes.preflight import http_base_url
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
 
@@ -261,6 +262,15 @@ def build_node_config(
                     "instrument_ids": [i.value for i in instrument_ids],
                     "base_url_http": settings.base_url_http or http_base_url(settings.mode, None),
                     "interval_s": settings.open_interest_interval_s,
+                },
+            ),
+            # Nor liquidations: Nautilus's adapter has no forceOrder stream, so this actor reads it itself.
+            ImportableActorConfig(
+                actor_path="nodes.liquidations:LiquidationStream",
+                config_path="nodes.liquidations:LiquidationStreamConfig",
+                config={
+                    "instrument_ids": [i.value for i in instrument_ids],
+                    "base_url_ws": ws_base_url(settings.mode, settings.base_url_ws),
                 },
             ),
             *(ImportableActorConfig(**actor) for actor in settings.actors),

@@ -43,6 +43,8 @@ from strategies.control import CONTROL_ENDPOINT
 from strategies.events import (
     EntryFilledEvent,
     ExitEvent,
+    LiquidationFeedStatus,
+    LiquidationUpdate,
     NodeEvent,
     OpenInterestUpdate,
     PositionClosedEvent,
@@ -143,6 +145,11 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                 self.request_bars(bar_type, start=self.clock.utc_now() - span)
         if self.is_live:
             self.subscribe_data(DataType(OpenInterestUpdate))  # polled by the live node (nodes/open_interest.py)
+        if self.is_live and self.cfg.live_market_streams:
+            # Streamed by the live node (nodes/liquidations.py); off with the other live-only market inputs, as
+            # backtests have no liquidations: a connected feed makes Q available (0 when quiet) and moves scores.
+            self.subscribe_data(DataType(LiquidationUpdate))
+            self.subscribe_data(DataType(LiquidationFeedStatus))
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         if self.cfg.adopt_positions:
             self._guard("adopt", self._adopt_open_positions)
@@ -261,6 +268,12 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                 instrument_id = InstrumentId.from_str(data.instrument)
                 if instrument_id in self._instruments and data.value > 0:
                     self.book.handle_open_interest(instrument_id, data.value, data.ts_event)
+            elif isinstance(data, LiquidationUpdate):
+                instrument_id = InstrumentId.from_str(data.instrument)
+                if instrument_id in self._instruments:
+                    self.book.handle_liquidation(instrument_id, data.side, data.quantity, data.price, data.ts_event)
+            elif isinstance(data, LiquidationFeedStatus):
+                self.book.set_liquidation_feed(data.connected)  # a quiet live feed is Q = 0, a lost one is missing
         except Exception as e:
             self._guard_error("on_data", e)
 
