@@ -4,7 +4,7 @@ from collections import deque
 
 from factors.base import FactorIndicator
 
-NO_STREAM = "no liquidation stream (Nautilus's Binance adapter has none; see docs/factors.md)"
+NO_STREAM = "no liquidation stream connected (backtest data has none; live: nodes/liquidations.py, docs/factors.md)"
 
 
 def liquidation_side(side: object) -> int:

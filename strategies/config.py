@@ -64,7 +64,8 @@ class AtsStrategyConfig(StrategyConfig, frozen=True):
     adopt_positions: bool = True  # on start, take over open positions found in the cache and re-arm stops
     scan_once: bool = False  # one scan with entries at the first bars after start, then only manage (live CLI)
     warmup_bars: int = 0  # live: request this many past bars per symbol at start to warm the factors
-    live_market_streams: bool = True  # live: Binance mark-price stream (funding, basis) and quotes (liquidity)
+    # live: Binance mark-price stream (funding, basis), quotes (liquidity) and liquidations (Q)
+    live_market_streams: bool = True
 
     def exit_params(self) -> ExitParams:
         return ExitParams(
