@@ -161,25 +161,10 @@ class ControlAnswers:
                     + position.unrealized_pnl(instrument.make_price(price)).as_double()
                     + trade.funding
                 )
-                rows.append(
-                    TradeRecord(
-                        instrument=str(trade.instrument_id),
-                        direction=trade.direction,
-                        entry_time_ns=trade.opened_ns,
-                        exit_time_ns=now,
-                        entry_price=trade.entry,
-                        exit_price=price,
-                        quantity=position.peak_qty.as_double(),
-                        realized_pnl=pnl,
-                        commissions=self._commissions(position.id),
-                        funding=trade.funding,
-                        exit_reason="END_OF_DATA",
-                        tp1_hit=trade.tp1_done,
-                        leverage=trade.leverage,
-                        strength=trade.strength,
-                        dynamic_adjustments=trade.dynamic_adjustments,
-                    ).to_dict()
-                )
+                quantity = position.peak_qty.as_double()
+                fees = self._commissions(position.id)
+                record = TradeRecord.of_trade(trade, now, price, quantity, pnl, fees, "END_OF_DATA")
+                rows.append(record.to_dict())
         return rows
 
     def counters(self: AtsStrategy) -> dict[str, Any]:

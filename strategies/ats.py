@@ -889,25 +889,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
         self, trade: Trade, ts: int, exit_price: float, qty: float, pnl: float, fees: float, reason: str
     ) -> None:
         instrument = self._instruments[trade.instrument_id]
-        self._records.append(
-            TradeRecord(
-                instrument=str(trade.instrument_id),
-                direction=trade.direction,
-                entry_time_ns=trade.opened_ns,
-                exit_time_ns=ts,
-                entry_price=trade.entry,
-                exit_price=exit_price,
-                quantity=qty,
-                realized_pnl=pnl,
-                commissions=fees,
-                funding=trade.funding,
-                exit_reason=reason,
-                tp1_hit=trade.tp1_done,
-                leverage=trade.leverage,
-                strength=trade.strength,
-                dynamic_adjustments=trade.dynamic_adjustments,
-            )
-        )
+        self._records.append(TradeRecord.of_trade(trade, ts, exit_price, qty, pnl, fees, reason))
         notional = trade.entry * qty
         self._publish(
             PositionClosedEvent(

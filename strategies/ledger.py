@@ -7,6 +7,8 @@ from the cache (see NAUTILUS_NOTES, speed), and because the exit reason is a str
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+from strategies.trade import Trade
+
 COUNTER_KEYS = ("entries", "tp1", "tp2", "stops", "breakeven", "dynamic", "refused")
 EXIT_REASONS = ("TP1+TP2", "TP1+BREAKEVEN", "STOP", "DYNAMIC", "FLATTEN", "END_OF_DATA")
 
@@ -30,6 +32,36 @@ class TradeRecord:
     leverage: int
     strength: float
     dynamic_adjustments: int
+
+    @classmethod
+    def of_trade(
+        cls,
+        trade: Trade,
+        exit_time_ns: int,
+        exit_price: float,
+        quantity: float,
+        realized_pnl: float,
+        commissions: float,
+        exit_reason: str,
+    ) -> "TradeRecord":
+        """The record of ``trade`` ending as given: what the trade itself knows is copied from it."""
+        return cls(
+            instrument=str(trade.instrument_id),
+            direction=trade.direction,
+            entry_time_ns=trade.opened_ns,
+            exit_time_ns=exit_time_ns,
+            entry_price=trade.entry,
+            exit_price=exit_price,
+            quantity=quantity,
+            realized_pnl=realized_pnl,
+            commissions=commissions,
+            funding=trade.funding,
+            exit_reason=exit_reason,
+            tp1_hit=trade.tp1_done,
+            leverage=trade.leverage,
+            strength=trade.strength,
+            dynamic_adjustments=trade.dynamic_adjustments,
+        )
 
     @property
     def duration_s(self) -> float:
