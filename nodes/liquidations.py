@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import aiohttp
 from nautilus_trader.adapters.binance.common.enums import BinanceAccountType, BinanceEnvironment
 from nautilus_trader.adapters.binance.common.urls import get_ws_base_url
-from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
 
+from nodes.live_task import LiveTaskActor
 from nodes.open_interest import raw_symbol
 from strategies.events import LiquidationFeedStatus, LiquidationUpdate
 
@@ -79,33 +79,27 @@ def stream_url(base_url_ws: str, instrument_ids: tuple[str, ...]) -> str:
     return f"{base_url_ws.rstrip('/')}/stream?streams={streams}"
 
 
-class LiquidationStream(Actor):
+class LiquidationStream(LiveTaskActor):
+    task_name = "liquidation-stream"
+    idle_when_not_live = "liquidations are not streamed"
+
     def __init__(self, config: LiquidationStreamConfig) -> None:
         super().__init__(config)
         self._cfg = config
         self._ids = {raw_symbol(i).upper(): i for i in config.instrument_ids}
-        self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.connects = 0
         self.received = 0
         self.skipped = 0
 
-    def on_start(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.log.warning("no running event loop (not live): liquidations are not streamed")
-            return
-        if self._ids:
-            self._task = loop.create_task(self._stream_forever(), name="liquidation-stream")
+    def has_work(self) -> bool:
+        return bool(self._ids)
 
     def on_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+        super().on_stop()
         self._set_connected(False, "stopped")  # the strategy may outlive us: Q must not read a dead feed as 0
 
-    async def _stream_forever(self) -> None:
+    async def run_forever(self) -> None:
         url = stream_url(self._cfg.base_url_ws, self._cfg.instrument_ids)
         delay = self._cfg.reconnect_initial_s
         async with aiohttp.ClientSession() as session:

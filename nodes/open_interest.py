@@ -11,10 +11,10 @@ the polling for the ``Retry-After`` Binance sends. It only runs where the node h
 import asyncio
 
 import aiohttp
-from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
 
+from nodes.live_task import LiveTaskActor
 from strategies.events import OpenInterestUpdate
 
 
@@ -29,29 +29,20 @@ def raw_symbol(instrument_id: str) -> str:
     return instrument_id.split(".")[0].removesuffix("-PERP")
 
 
-class OpenInterestPoller(Actor):
+class OpenInterestPoller(LiveTaskActor):
+    task_name = "open-interest-poller"
+    idle_when_not_live = "open interest is not polled"
+
     def __init__(self, config: OpenInterestPollerConfig) -> None:
         super().__init__(config)
         self._cfg = config
-        self._task: asyncio.Task[None] | None = None
         self.polled = 0
         self.failed = 0
 
-    def on_start(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.log.warning("no running event loop (not live): open interest is not polled")
-            return
-        if self._cfg.instrument_ids:
-            self._task = loop.create_task(self._poll_forever(), name="open-interest-poller")
+    def has_work(self) -> bool:
+        return bool(self._cfg.instrument_ids)
 
-    def on_stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-
-    async def _poll_forever(self) -> None:
+    async def run_forever(self) -> None:
         spacing = self._cfg.interval_s / len(self._cfg.instrument_ids)
         timeout = aiohttp.ClientTimeout(total=self._cfg.timeout_s)
         async with aiohttp.ClientSession(base_url=self._cfg.base_url_http, timeout=timeout) as session:
