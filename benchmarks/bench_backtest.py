@@ -115,7 +115,6 @@ def _measure(settings: BacktestSettings, fast: bool) -> Timed:
 
 def timed_run(settings: BacktestSettings, fast: bool = True) -> Timed:
     """One backtest in a fresh process, as a trader runs it: no earlier run's engine or heap weighs on it."""
-    bench_catalog()  # ingest here once, not in the child
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(_measure, settings, fast).result()
 

@@ -223,8 +223,6 @@ def hedging_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     return msgspec.structs.replace(run_config, venues=venues, engine=engine)
 
 
-# Nautilus's portfolio formats every AccountState it applies into an INFO line, margins of every instrument
-# included, before the logger drops it by level: per fill, work that grows with the instruments traded.
 _QUIET_LEVELS = ("WARNING", "WARN", "ERROR", "OFF")
 _NEVER_MS = 10**12  # 31 years, longer than any backtest: "log the first account state only"
 
