@@ -2,7 +2,7 @@
 
 Rows: the baseline bars/s of the EMA cross through BacktestNode (16 symbols x 30 days); the 16-symbol run on
 the common window with and without orders; seconds per closed position as symbols go 1, 2, 4, 8, 16.
-All runs use ``run_backtest`` as ``ats backtest`` does (the fast path of nodes/backtest_speed.py).
+All runs use ``run_backtest`` as ``ats backtest`` does (the fast path of nodes/backtest/speed.py).
 
 ``uv run python -m benchmarks.bench_backtest --verify`` compares the fast and the plain Nautilus runs on the
 full common window for 1, 2 and 4 symbols (slow: the plain 4-symbol run takes minutes).
@@ -29,7 +29,7 @@ from benchmarks.table import Row, format_table
 from catalog.convert import bar_type_for
 from catalog.ingest import ingest
 from catalog.instruments import instrument_id_for
-from nodes.backtest import run_backtest
+from nodes.backtest.runner import run_backtest
 from nodes.settings import PACKAGE_DIR, BacktestSettings, load_backtest_settings
 
 ROOT = PACKAGE_DIR.parent

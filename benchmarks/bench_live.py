@@ -1,6 +1,6 @@
 """The live node against the simulator: REST weight at steady state, market event -> order latency, memory.
 
-The node runs as in production, in its own process (``nodes.live_runner.run_live_node``, the code behind
+The node runs as in production, in its own process (``nodes.live.runner.run_live_node``, the code behind
 ``ats live``), with Nautilus's Binance clients pointed at a ``BinanceSimulator`` in this process, which counts
 every request and timestamps what it sends and receives.
 
@@ -35,7 +35,7 @@ from nautilus_trader.model.data import Bar, BarType
 
 from benchmarks.table import Row
 from catalog.instruments import known_filters, make_perpetual
-from nodes.live import LiveSettings
+from nodes.live.config import LiveSettings
 from simulator import BinanceSimulator, SimulatorConfig
 from simulator.sources import ReplayData, from_files
 
@@ -176,7 +176,13 @@ def weight_and_memory(quick: bool) -> list[Row]:
     symbols_n, bars, bar_s = (50, 90, 0.5) if quick else (50, 180, 0.5)
     data, symbols = replay_data(symbols_n, bars, history=WARMUP)
     config = SimulatorConfig(
-        data.instruments, data.bars, KEY, SECRET, bar_seconds=bar_s, autostart=False, history=data.history,
+        data.instruments,
+        data.bars,
+        KEY,
+        SECRET,
+        bar_seconds=bar_s,
+        autostart=False,
+        history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
     strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
@@ -256,7 +262,7 @@ def rows(quick: bool) -> list[Row]:
 
 def _run_node(path: str) -> int:
     """The benchmark's node process: the settings the benchmark wrote, through ``run_live_node``."""
-    from nodes.live_runner import run_live_node
+    from nodes.live.runner import run_live_node
 
     raw = json.loads(Path(path).read_text())
     raw["config_path"] = Path(raw["config_path"])

@@ -15,10 +15,10 @@ from benchmarks.ema_cross import EMACrossNotional, EMACrossNotionalConfig
 from benchmarks.table import Row
 from catalog.convert import convert_file
 from catalog.files import identify
-from nodes.backtest_speed import prepare_engine, survivors_frozen
+from nodes.backtest.funding import FundingSettlementModule
+from nodes.backtest.speed import prepare_engine, survivors_frozen
 from strategies.ats import AtsStrategy
 from strategies.config import AtsStrategyConfig
-from strategies.funding import FundingSettlementModule
 from strategies.testkit import bar_type, make_engine, perp
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "ohlcv_2025-03_2025-06"

@@ -4,7 +4,9 @@ from collections import deque
 
 from factors.base import FactorIndicator
 
-NO_STREAM = "no liquidation stream connected (backtest data has none; live: nodes/liquidations.py, docs/factors.md)"
+NO_STREAM = (
+    "no liquidation stream connected (backtest data has none; live: nodes/live/liquidations.py, docs/factors.md)"
+)
 
 
 def liquidation_side(side: object) -> int:
@@ -17,9 +19,7 @@ def liquidation_side(side: object) -> int:
         return 1
     if name == "BUY":
         return -1
-    raise ValueError(
-        f"liquidation side must be OrderSide.BUY/SELL or 'BUY'/'SELL' (forced order side), got {side!r}"
-    )
+    raise ValueError(f"liquidation side must be OrderSide.BUY/SELL or 'BUY'/'SELL' (forced order side), got {side!r}")
 
 
 class LiquidationFactor(FactorIndicator):

@@ -144,9 +144,9 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                 span = bar_type.spec.timedelta * self.cfg.warmup_bars
                 self.request_bars(bar_type, start=self.clock.utc_now() - span)
         if self.is_live:
-            self.subscribe_data(DataType(OpenInterestUpdate))  # polled by the live node (nodes/open_interest.py)
+            self.subscribe_data(DataType(OpenInterestUpdate))  # polled by the live node (nodes/live/open_interest.py)
         if self.is_live and self.cfg.live_market_streams:
-            # Streamed by the live node (nodes/liquidations.py); off with the other live-only market inputs, as
+            # Streamed by the live node (nodes/live/liquidations.py); off with the other live-only market inputs, as
             # backtests have no liquidations: a connected feed makes Q available (0 when quiet) and moves scores.
             self.subscribe_data(DataType(LiquidationUpdate))
             self.subscribe_data(DataType(LiquidationFeedStatus))

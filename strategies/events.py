@@ -98,7 +98,7 @@ class NodeEvent(Data):
 @customdataclass
 class OpenInterestUpdate(Data):
     """Market input, not a trade event: a symbol's open interest, polled over REST by the live node
-    (``nodes/open_interest.py``); the strategy feeds it to the open-interest factor."""
+    (``nodes/live/open_interest.py``); the strategy feeds it to the open-interest factor."""
 
     instrument: str = ""  # InstrumentId value, e.g. "BTCUSDT-PERP.BINANCE"
     value: float = 0.0  # contracts (base asset)
@@ -107,7 +107,7 @@ class OpenInterestUpdate(Data):
 @customdataclass
 class LiquidationUpdate(Data):
     """Market input, not a trade event: one forced order from Binance's ``<symbol>@forceOrder`` stream, read by
-    the live node (``nodes/liquidations.py``); the strategy feeds it to the liquidation factor (Q)."""
+    the live node (``nodes/live/liquidations.py``); the strategy feeds it to the liquidation factor (Q)."""
 
     instrument: str = ""  # InstrumentId value, e.g. "BTCUSDT-PERP.BINANCE"
     side: str = ""  # the forced order's side: "SELL" = a long was liquidated, "BUY" = a short was

@@ -1,94 +1,10 @@
-"""Funding settlement for backtests: Nautilus's simulated exchange does not settle perpetual funding itself.
-
-``FundingSettlementModule`` is a venue ``SimulationModule`` (``BacktestVenueConfig(modules=[
-ImportableActorConfig(actor_path="strategies.funding:FundingSettlementModule",
-config_path="strategies.funding:FundingSettlementConfig", config={})])``, or ``add_venue(modules=...)``).
-On each ``FundingRateUpdate`` the data engine publishes, every open position of that instrument pays
-``signed_qty x mark x rate`` (longs pay shorts when the rate is positive), booked with
-``exchange.adjust_account`` so the account balance, the equity curve and the daily PnL all see it.
-"""
-
-from decimal import Decimal
-
-from nautilus_trader.backtest.config import SimulationModuleConfig
-from nautilus_trader.backtest.modules import SimulationModule
-from nautilus_trader.common.component import Logger
-from nautilus_trader.model.data import FundingRateUpdate
-from nautilus_trader.model.enums import PriceType
-from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import Money
-
-
-class FundingSettlementConfig(SimulationModuleConfig, frozen=True):
-    topic: str = "data.funding_rates.*"
+"""Funding paid or received by a position: the payment at one funding time, and (live) when a funding time
+has passed according to Binance's mark-price stream."""
 
 
 def funding_payment(signed_qty: float, mark: float, rate: float) -> float:
     """What the holder pays (positive) or receives (negative) at one funding time."""
     return signed_qty * mark * rate
-
-
-class FundingSettlementModule(SimulationModule):
-    def __init__(self, config: FundingSettlementConfig | None = None) -> None:
-        super().__init__(config or FundingSettlementConfig())
-        self._topic = (config or FundingSettlementConfig()).topic
-        self.totals: dict[str, float] = {}  # instrument id -> net funding paid (positive = cost)
-        self.settlements = 0
-        self._last_ts: dict[InstrumentId, int] = {}
-
-    def register_venue(self, exchange) -> None:  # noqa: ANN001 (a Cython SimulatedExchange)
-        super().register_venue(exchange)
-        # The data engine publishes each funding update on this topic, whether or not a strategy subscribed.
-        self.msgbus.subscribe(topic=self._topic, handler=self._on_funding)
-
-    def _mark(self, instrument_id: InstrumentId) -> float | None:
-        for price_type in (PriceType.MARK, PriceType.LAST, PriceType.MID):
-            price = self.exchange.cache.price(instrument_id, price_type)
-            if price is not None:
-                return price.as_double()
-        book = self.exchange.get_book(instrument_id)
-        if book is not None:
-            mid = book.midpoint() or book.best_bid_price() or book.best_ask_price()
-            if mid:
-                return float(mid)
-        return None
-
-    def _on_funding(self, update: FundingRateUpdate) -> None:
-        if self.exchange is None or update.instrument_id.venue != self.exchange.id:
-            return
-        # The same update can reach the bus twice (catalog replay and a republish): settle each time once.
-        if self._last_ts.get(update.instrument_id) == update.ts_event:
-            return
-        self._last_ts[update.instrument_id] = update.ts_event
-        positions = self.exchange.cache.positions_open(instrument_id=update.instrument_id)
-        if not positions:
-            return
-        mark = self._mark(update.instrument_id)
-        if mark is None:
-            return
-        rate = float(Decimal(str(update.rate)))
-        instrument = self.exchange.cache.instrument(update.instrument_id)
-        currency = instrument.settlement_currency
-        total = 0.0
-        for position in positions:
-            total += funding_payment(position.signed_qty, mark, rate)
-        if total == 0.0:
-            return
-        key = update.instrument_id.value
-        self.totals[key] = self.totals.get(key, 0.0) + total
-        self.settlements += 1
-        self.exchange.adjust_account(Money(-total, currency))
-
-    def process(self, ts_now: int) -> None:
-        pass  # settlement is event driven (on each funding update), nothing to do per time step
-
-    def log_diagnostics(self, logger: Logger) -> None:
-        logger.info(f"Funding settled {self.settlements} times, totals {self.totals}")
-
-    def reset(self) -> None:
-        self.totals = {}
-        self.settlements = 0
-        self._last_ts = {}
 
 
 class FundingClock:

@@ -1,6 +1,6 @@
 """Helpers of the live-node tests: config files pointing at the simulator, the node in a thread or a process.
 
-The node under test is always the real one: ``nodes.live`` builds a ``TradingNode`` with Nautilus's Binance
+The node under test is always the real one: ``nodes.live.config`` builds a ``TradingNode`` with Nautilus's Binance
 clients from a live TOML file whose base URLs point at a ``BinanceSimulator`` on loopback, and the strategy is
 the real ``AtsStrategy``. The Telegram notifier, when asked for, talks to the fake Bot API server.
 """
@@ -20,8 +20,8 @@ from typing import Any
 
 from nautilus_trader.live.node import TradingNode
 
-from nodes.live import build_node, load_live_settings
-from nodes.live_runner import checked_node_config
+from nodes.live.config import build_node, load_live_settings
+from nodes.live.runner import checked_node_config
 from simulator import BinanceSimulator
 from strategies.ats import AtsStrategy
 from tests.simulator_support import API_KEY, API_SECRET
@@ -130,7 +130,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 class LiveNode:
-    """A node built by ``nodes.live`` from a config file, running on its own thread in this process."""
+    """A node built by ``nodes.live.config`` from a config file, running on its own thread in this process."""
 
     def __init__(
         self,
@@ -237,8 +237,13 @@ def exchange_orders(sim: BinanceSimulator, symbol: str = "BTCUSDT") -> list[dict
             if o.is_open and o.symbol == symbol
         ]
         out += [
-            {"type": a.order_type, "side": a.side, "qty": a.quantity, "price": a.trigger_price,
-             "reduce_only": a.reduce_only or a.close_position}
+            {
+                "type": a.order_type,
+                "side": a.side,
+                "qty": a.quantity,
+                "price": a.trigger_price,
+                "reduce_only": a.reduce_only or a.close_position,
+            }
             for a in ex.algos.values()
             if a.is_open and a.symbol == symbol
         ]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nodes.backtest import CatalogMissingDataError, run_backtest
+from nodes.backtest.runner import CatalogMissingDataError, run_backtest
 from nodes.settings import load_backtest_settings
 
 
@@ -44,9 +44,7 @@ def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("catalog")
 
 
-def test_backtest_runs_twice_with_identical_results(
-    shared_data: Path, tmp_path: Path, catalog_dir: Path
-) -> None:
+def test_backtest_runs_twice_with_identical_results(shared_data: Path, tmp_path: Path, catalog_dir: Path) -> None:
     settings = load_backtest_settings(_config(tmp_path, shared_data, catalog_dir))
     first = run_backtest(settings)
     second = run_backtest(settings)
@@ -76,8 +74,5 @@ def test_empty_catalog_without_sources_says_what_to_run(shared_data: Path, tmp_p
     with pytest.raises(CatalogMissingDataError) as info:
         run_backtest(settings)
     message = str(info.value)
-    assert (
-        "uv run ats data download ETHUSDT LTCUSDT --start 2025-05-10 --end 2025-05-12 --interval 1m"
-        in message
-    )
+    assert "uv run ats data download ETHUSDT LTCUSDT --start 2025-05-10 --end 2025-05-12 --interval 1m" in message
     assert "uv run ats data ingest" in message

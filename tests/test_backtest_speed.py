@@ -1,4 +1,4 @@
-"""The fast backtest path (nodes/backtest_speed.py) gives exactly the plain Nautilus run's results.
+"""The fast backtest path (nodes/backtest/speed.py) gives exactly the plain Nautilus run's results.
 
 Real data: the EMA(10/20) cross on 1m bars, funding rates and mark prices of ohlcv_2025-03_2025-06, a two-day
 window so the plain (quadratic) run stays quick; 1, 2 and 4 symbols, as issue #8 asks. The full-month runs
@@ -24,8 +24,8 @@ from nautilus_trader.portfolio.config import PortfolioConfig
 
 from benchmarks.ema_cross import EMACrossNotional
 from catalog.ingest import ingest
-from nodes.backtest import BacktestOutcome, _run, build_run_config, run_backtest
-from nodes.backtest_speed import (
+from nodes.backtest.runner import BacktestOutcome, _run, build_run_config, run_backtest
+from nodes.backtest.speed import (
     BufferedPortfolioAnalyzer,
     _freeze_after_full_collection,
     linear_run_config,

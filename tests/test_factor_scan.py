@@ -15,7 +15,7 @@ from catalog.types import OpenInterest
 from factors import reference
 from factors.book import FactorBook
 from factors.config import FactorConfig
-from factors.scan import format_scan_table, run_scan
+from nodes.research.scan import format_scan_table, run_scan
 from tests.factors_data import load_bars
 
 ROWS = slice(1000, 1800)

@@ -6,9 +6,10 @@ import pytest
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import FundingRateUpdate
 
+from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
 from strategies.config import AtsStrategyConfig
-from strategies.funding import FundingSettlementModule, funding_payment
+from strategies.funding import funding_payment
 from strategies.testkit import MINUTE_NS, VENUE, Commander, CommanderConfig, make_engine, path_bars, perp
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC

@@ -1,4 +1,4 @@
-"""The liquidation stream (``nodes/liquidations.py``) in the real live node, against the loopback simulator.
+"""The liquidation stream (``nodes/live/liquidations.py``) in the real live node, against the loopback simulator.
 
 - A forced order injected with ``sim.force_order`` reaches a subscriber as a ``LiquidationUpdate`` with the
   event's side, quantity and price, and the strategy's factor book turns it into Q with the right sign.
@@ -21,8 +21,8 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from factors.book import FactorBook
 from factors.config import FactorConfig
-from nodes.liquidations import LiquidationStream, parse_force_order, stream_url, ws_base_url
-from nodes.live import build_node_config, load_live_settings
+from nodes.live.config import build_node_config, load_live_settings
+from nodes.live.liquidations import LiquidationStream, parse_force_order, stream_url, ws_base_url
 from simulator import BinanceSimulator
 from strategies.events import LiquidationFeedStatus, LiquidationUpdate
 from tests.live_support import SIM_ENV, LiveNode, live_node, wait_for, write_configs

@@ -1,4 +1,4 @@
-"""The live node (``nodes/live.py``) with the real AtsStrategy and Binance clients, against the simulator.
+"""The live node (``nodes/live/config.py``) with the real AtsStrategy and Binance clients, against the simulator.
 
 - Clear errors before any order: a missing key, a hedge-mode account, a symbol the exchange does not trade.
 - A full trade's lifecycle driven from Telegram: /signal -> entry -> stop, TP1, TP2 on the exchange -> TP1 fill
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from nodes.cli import main as ats_main
-from nodes.live import MissingCredentialsError, load_live_settings
-from nodes.live_runner import checked_node_config
-from nodes.preflight import PreflightError
+from nodes.live.config import MissingCredentialsError, load_live_settings
+from nodes.live.preflight import PreflightError
+from nodes.live.runner import checked_node_config
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
     SIM_ENV,
@@ -155,8 +155,9 @@ def test_ats_flatten_closes_every_position_and_cancels_every_order(
             ("/fapi/v1/algoOrder", {"algoType": "CONDITIONAL", "type": "STOP_MARKET", "triggerPrice": str(last + 900)}),
             ("/fapi/v1/order", {"type": "LIMIT", "timeInForce": "GTC", "price": str(last - 900)}),
         ):
-            answer = rest.signed("POST", path, symbol="BTCUSDT", side="BUY", quantity="0.05", reduceOnly="true",
-                                 **params)
+            answer = rest.signed(
+                "POST", path, symbol="BTCUSDT", side="BUY", quantity="0.05", reduceOnly="true", **params
+            )
             assert answer.status_code == 200, answer.text
         assert exchange_position(sim)[0] == Decimal("-0.05") and len(exchange_orders(sim)) == 2
 
@@ -177,7 +178,7 @@ def test_ats_flatten_closes_every_position_and_cancels_every_order(
 def test_live_config_scan_modes_and_account_settings() -> None:
     """The shipped live config: the backtest's strategy unchanged, hourly scans unless --scan-once, one-way
     NETTING, isolated margin and the leverage set per symbol, reconciled orders claimed by the strategy."""
-    from nodes.live import DEFAULT_LIVE_CONFIG, build_node_config
+    from nodes.live.config import DEFAULT_LIVE_CONFIG, build_node_config
     from nodes.settings import DEFAULT_BACKTEST_CONFIG, load_backtest_settings
 
     backtest = load_backtest_settings(DEFAULT_BACKTEST_CONFIG)
@@ -225,8 +226,16 @@ def test_node_starts_beside_open_orders_without_touching_their_margin_type(
         rest = SignedClient(sim.http_url)
         sim.play()
         last = Decimal(sim.status()["last"]["BTCUSDT"])
-        answer = rest.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="LIMIT",
-                             timeInForce="GTC", quantity="0.01", price=str(last - 2000))
+        answer = rest.signed(
+            "POST",
+            "/fapi/v1/order",
+            symbol="BTCUSDT",
+            side="BUY",
+            type="LIMIT",
+            timeInForce="GTC",
+            quantity="0.01",
+            price=str(last - 2000),
+        )
         assert answer.status_code == 200, answer.text  # a resting order, no position: -4047 territory
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from catalog.ingest import ingest
-from nodes.backtest import run_backtest
+from nodes.backtest.runner import run_backtest
 from nodes.settings import load_backtest_settings
 from simulator.sources import from_files
 from tests.live_support import live_node, wait_for, write_configs

@@ -14,10 +14,10 @@ from nautilus_trader.model.enums import OmsType
 
 from catalog.convert import convert_file
 from catalog.files import identify
+from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
 from strategies.config import AtsStrategyConfig
 from strategies.events import RiskEvent, SignalEvent
-from strategies.funding import FundingSettlementModule
 from strategies.risk import utc_day
 from strategies.testkit import (
     EventRecorder,

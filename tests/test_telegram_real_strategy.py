@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from catalog.instruments import binance_perpetual
-from nodes.backtest import BacktestOutcome, run_backtest
-from nodes.report import render
+from nodes.backtest.report import render
+from nodes.backtest.runner import BacktestOutcome, run_backtest
 from nodes.settings import load_backtest_settings
 from nodes.telegram import read_messages
 from nodes.telegram.settings import DEFAULT_EVENT_SETTINGS, OFF, SILENT, event_key
@@ -87,13 +87,13 @@ config.component_id = "Telegram-{lang}"
     config = tmp / "backtest.toml"
     config.write_text(f"""
 [backtest]
-catalog = "{tmp / 'catalog'}"
-sources = ["{shared_data / 'ohlcv_2025-03_2025-06'}"]
+catalog = "{tmp / "catalog"}"
+sources = ["{shared_data / "ohlcv_2025-03_2025-06"}"]
 symbols = {SYMBOLS!r}
 bar = "1-MINUTE"
 start = "2025-05-10"
 end = "2025-05-13"
-report_dir = "{tmp / 'reports'}"
+report_dir = "{tmp / "reports"}"
 log_level = "ERROR"
 
 [venue]

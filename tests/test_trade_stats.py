@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from nodes.trade_stats import by_exit_reason, max_drawdown_pct, per_symbol, sharpe_sortino, summarise
+from nodes.backtest.trade_stats import by_exit_reason, max_drawdown_pct, per_symbol, sharpe_sortino, summarise
 
 
 def _trade(symbol: str, pnl: float, reason: str = "STOP", hours: float = 1.0) -> dict:

@@ -3,8 +3,8 @@
 
 def clear_errors() -> tuple[type[BaseException], ...]:
     """Error types whose message already tells the trader what to do (printed without a traceback)."""
-    from nodes.backtest import CatalogMissingDataError
-    from nodes.live import MissingCredentialsError
-    from nodes.preflight import PreflightError
+    from nodes.backtest.runner import CatalogMissingDataError
+    from nodes.live.config import MissingCredentialsError
+    from nodes.live.preflight import PreflightError
 
     return (CatalogMissingDataError, MissingCredentialsError, PreflightError)

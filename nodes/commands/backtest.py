@@ -13,7 +13,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Run a backtest config (TOML) through Nautilus's BacktestNode and print its report.",
     )
     parser.add_argument(
-        "config", nargs="?", type=Path, default=DEFAULT_BACKTEST_CONFIG,
+        "config",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_BACKTEST_CONFIG,
         help="backtest config file (default: nodes/configs/backtest.toml)",
     )
     parser.set_defaults(handler=run)
@@ -21,8 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from catalog.ingest import stderr_progress
-    from nodes.backtest import run_backtest
-    from nodes.report import build_report, save_report
+    from nodes.backtest.report import build_report, save_report
+    from nodes.backtest.runner import run_backtest
     from nodes.settings import load_backtest_settings
 
     settings = load_backtest_settings(args.config)

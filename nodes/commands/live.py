@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nodes.live import DEFAULT_LIVE_CONFIG
+from nodes.live.config import DEFAULT_LIVE_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,16 +40,16 @@ def _mode(args: argparse.Namespace) -> str | None:
 
 
 def run_live(args: argparse.Namespace) -> int:
-    from nodes.live import load_live_settings
-    from nodes.live_runner import run_live_node
+    from nodes.live.config import load_live_settings
+    from nodes.live.runner import run_live_node
 
     settings = load_live_settings(args.config, mode=_mode(args), scan_once=args.scan_once or None)
     return run_live_node(settings)
 
 
 def run_flatten(args: argparse.Namespace) -> int:
-    from nodes.live import load_live_settings
-    from nodes.live_runner import flatten_account
+    from nodes.live.config import load_live_settings
+    from nodes.live.runner import flatten_account
 
     settings = load_live_settings(args.config, mode=_mode(args))
     if settings.mode == "paper":

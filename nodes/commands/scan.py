@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from catalog.instruments import instrument_id_for
     from factors.config import FactorConfig
-    from factors.scan import format_scan_table, run_scan
+    from nodes.research.scan import format_scan_table, run_scan
     from nodes.settings import ConfigError, load_backtest_settings
 
     settings = load_backtest_settings(args.config)

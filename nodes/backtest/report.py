@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 from nautilus_trader.analysis.tearsheet import create_tearsheet
 
-from nodes.backtest import BacktestOutcome
+from nodes.backtest.runner import BacktestOutcome
+from nodes.backtest.trade_stats import Summary, by_exit_reason, per_symbol, summarise
 from nodes.telegram.report import messages_section
-from nodes.trade_stats import Summary, by_exit_reason, per_symbol, summarise
 
 EXIT_REASONS = ("TP1+TP2", "TP1+BREAKEVEN", "STOP", "DYNAMIC", "FLATTEN", "END_OF_DATA")
 

@@ -37,9 +37,9 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
-from nodes.binance_fixes import FixedBinanceLiveExecClientFactory
-from nodes.liquidations import ws_base_url
-from nodes.preflight import http_base_url
+from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
+from nodes.live.liquidations import ws_base_url
+from nodes.live.preflight import http_base_url
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
@@ -250,14 +250,14 @@ def build_node_config(
         actors=[
             # Pauses new entries after a 429 / 418 until Binance's limit resets, and says so.
             ImportableActorConfig(
-                actor_path="nodes.backoff:RateLimitBackoff",
-                config_path="nodes.backoff:RateLimitBackoffConfig",
+                actor_path="nodes.live.backoff:RateLimitBackoff",
+                config_path="nodes.live.backoff:RateLimitBackoffConfig",
                 config={"pause_after_429_s": settings.rate_limit_pause_s, "mode": settings.mode},
             ),
             # Binance streams no open interest: polled over REST, each symbol at most once per interval.
             ImportableActorConfig(
-                actor_path="nodes.open_interest:OpenInterestPoller",
-                config_path="nodes.open_interest:OpenInterestPollerConfig",
+                actor_path="nodes.live.open_interest:OpenInterestPoller",
+                config_path="nodes.live.open_interest:OpenInterestPollerConfig",
                 config={
                     "instrument_ids": [i.value for i in instrument_ids],
                     "base_url_http": settings.base_url_http or http_base_url(settings.mode, None),
@@ -266,8 +266,8 @@ def build_node_config(
             ),
             # Nor liquidations: Nautilus's adapter has no forceOrder stream, so this actor reads it itself.
             ImportableActorConfig(
-                actor_path="nodes.liquidations:LiquidationStream",
-                config_path="nodes.liquidations:LiquidationStreamConfig",
+                actor_path="nodes.live.liquidations:LiquidationStream",
+                config_path="nodes.live.liquidations:LiquidationStreamConfig",
                 config={
                     "instrument_ids": [i.value for i in instrument_ids],
                     "base_url_ws": ws_base_url(settings.mode, settings.base_url_ws),

@@ -29,7 +29,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from catalog.convert import bar_type_for, interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
-from nodes.backtest_speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
+from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
 
@@ -197,7 +197,7 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
 def run_backtest(
     settings: BacktestSettings, progress: Callable[[str], None] | None = None, fast: bool = True
 ) -> BacktestOutcome:
-    """Run the config. ``fast`` applies nodes.backtest_speed (linear in trades, same results); False runs plain.
+    """Run the config. ``fast`` applies nodes.backtest.speed (linear in trades, same results); False runs plain.
 
     When the fast run's guard sees a position pattern on which its HEDGING OMS would differ from NETTING,
     the run is repeated plain, so the results are always those of the NETTING run.

@@ -20,8 +20,8 @@ from nautilus_trader.adapters.binance.common.urls import get_ws_base_url
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
 
-from nodes.live_task import LiveTaskActor
-from nodes.open_interest import raw_symbol
+from nodes.live.open_interest import raw_symbol
+from nodes.live.task import LiveTaskActor
 from strategies.events import LiquidationFeedStatus, LiquidationUpdate
 
 SIDES = ("BUY", "SELL")

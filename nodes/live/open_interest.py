@@ -14,7 +14,7 @@ import aiohttp
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
 
-from nodes.live_task import LiveTaskActor
+from nodes.live.task import LiveTaskActor
 from strategies.events import OpenInterestUpdate
 
 

@@ -7,8 +7,8 @@ import msgspec
 from nautilus_trader.config import ImportableStrategyConfig, TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 
-from nodes.live import LiveSettings, build_node, build_node_config, credentials
-from nodes.preflight import preflight
+from nodes.live.config import LiveSettings, build_node, build_node_config, credentials
+from nodes.live.preflight import preflight
 
 
 def checked_node_config(
@@ -60,8 +60,8 @@ def flatten_account(
     """Close every position and cancel every order; True once the account is flat within the timeout."""
     config = checked_node_config(settings, environ, account_settings=False)
     flattener = ImportableStrategyConfig(
-        strategy_path="nodes.flatten:Flattener",
-        config_path="nodes.flatten:FlattenConfig",
+        strategy_path="nodes.live.flatten:Flattener",
+        config_path="nodes.live.flatten:FlattenConfig",
         config={
             "instrument_ids": list(config.strategies[0].config["instrument_ids"]),
             "external_order_claims": list(config.strategies[0].config["instrument_ids"]),
