@@ -174,8 +174,8 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
         # catalogued funding rates, so a backtest pays and receives what Binance would have booked.
         modules=[
             ImportableActorConfig(
-                actor_path="strategies.funding:FundingSettlementModule",
-                config_path="strategies.funding:FundingSettlementConfig",
+                actor_path="nodes.backtest.funding:FundingSettlementModule",
+                config_path="nodes.backtest.funding:FundingSettlementConfig",
                 config={},
             ),
         ],
