@@ -185,7 +185,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
         history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
-    strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
+    strategy = {"scan": {"interval_minutes": 60, "grace_ms": 1_000}, "min_score": 10.0, "warmup_bars": WARMUP}
     with tempfile.TemporaryDirectory() as tmp, BinanceSimulator(config) as sim:
         folder = Path(tmp)
         node = _start_node(_settings(sim, symbols, strategy, folder), folder)
@@ -231,8 +231,8 @@ def latency(quick: bool) -> list[Row]:
         data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
     )
     strategy = {
-        "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": WARMUP, "stop_pct": 0.001, "tp1_pct": 0.001,
-        "tp2_pct": 0.002, "dynamic_enabled": False,
+        "scan": {"interval_minutes": 1}, "min_score": 1.0, "warmup_bars": WARMUP,
+        "exits": {"stop_pct": 0.001, "tp1_pct": 0.001, "tp2_pct": 0.002}, "dynamic": {"enabled": False},
     }  # fmt: skip
     sim = BinanceSimulator(config)
     probe = Probe(sim)

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from catalog.convert import interval_of_spec
-from catalog.instruments import UnknownSymbolError, known_filters
+from catalog.instruments import UnknownSymbolError, instrument_id_for, known_filters
+from strategies.config import AtsStrategyConfig, StrategyConfigError, parse_strategy_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_BACKTEST_CONFIG = PACKAGE_DIR / "configs" / "backtest.toml"
@@ -138,6 +139,13 @@ def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
     strategy_config = strategy.get("config", {})
     if not isinstance(strategy_config, dict):
         raise ConfigError(path, "[strategy.config] must be a table")
+    if config_path == AtsStrategyConfig.fully_qualified_name():
+        # The table as the node will pass it, universe and bars included: refused here, before any data loads.
+        universe = {"instrument_ids": [instrument_id_for(s).value for s in symbols], "bar_spec": bar_spec}
+        try:
+            parse_strategy_config({**universe, **strategy_config})
+        except StrategyConfigError as exc:
+            raise ConfigError(path, f"[strategy.config] {exc}") from None
     actors = raw.get("actors", [])
     if not isinstance(actors, list):
         raise ConfigError(path, "[[actors]] must be an array of tables")

@@ -35,12 +35,12 @@ class PositionAdoption:
     def _adopt(self: AtsStrategy, instrument: Instrument, position: Position) -> None:
         direction = "LONG" if position.is_long else "SHORT"
         entry = instrument.make_price(position.avg_px_open).as_double()
-        factors = FactorInputs(strength=self.cfg.manual_strength)
-        levels = exit_levels(entry, direction, factors, self.exit_params)
+        factors = FactorInputs(strength=self.config.manual_strength)
+        levels = exit_levels(entry, direction, factors, self.config.exits)
         trade = Trade(
             instrument_id=instrument.id,
             direction=direction,
-            strength=self.cfg.manual_strength,
+            strength=self.config.manual_strength,
             score=0.0,
             leverage=1,
             factors=factors,

@@ -67,7 +67,7 @@ class ControlAnswers:
                 "realized_pnl": self._daily_pnl() - unrealized,
                 "unrealized_pnl": unrealized,
                 "total": self._daily_pnl(),
-                "limit": self.limits.daily_loss_limit,
+                "limit": self.config.risk.daily_loss_limit_usdt,
                 "limit_hit": self.daily.hit,
                 "trades": self._daily_trades,
             }

@@ -36,9 +36,10 @@ from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import VENUE
 from factors.book import FactorBook
+from factors.inputs import bar_type_for
 from strategies.adoption import PositionAdoption
 from strategies.answers import ControlAnswers
-from strategies.config import AtsStrategyConfig
+from strategies.config import AtsStrategyConfig, RunMode
 from strategies.control import CONTROL_ENDPOINT
 from strategies.events import (
     EntryFilledEvent,
@@ -51,10 +52,11 @@ from strategies.events import (
     RiskEvent,
     SignalEvent,
 )
-from strategies.exits import DynamicKind, FactorInputs, dynamic_adjustment, exit_levels
+from strategies.exits import DynamicKind, FactorInputs, TargetOrder, dynamic_adjustment, exit_levels
 from strategies.funding import FundingClock, funding_payment
 from strategies.ledger import Counters, TradeRecord
 from strategies.risk import DailyLossGuard, OpenExposure, check_entry
+from strategies.scan import ScanEntries
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, split_quantity
 from strategies.trade import (
     STOP_BREAKEVEN,
@@ -76,21 +78,17 @@ NANOS_PER_MINUTE = 60_000_000_000
 class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
     def __init__(self, config: AtsStrategyConfig) -> None:
         super().__init__(config)
-        self.cfg = config
-        self.instrument_ids = [InstrumentId.from_str(s) for s in config.instrument_ids]
-        self.limits = config.risk_limits()
-        self.exit_params = config.exit_params()
-        self.dynamic_params = config.dynamic_params()
+        self.instrument_ids = list(config.instrument_ids)
         self.book: FactorBook | None = None
         self.paused = False
-        self.daily = DailyLossGuard(limit=config.daily_loss_limit_usdt)
+        self.daily = DailyLossGuard(limit=config.risk.daily_loss_limit_usdt)
         self.counters_ = Counters()
         self._records: list[TradeRecord] = []
         self._trades: dict[InstrumentId, Trade] = {}  # open trades (entry filled)
         self._pending: dict[InstrumentId, Trade] = {}  # entry sent, not filled yet
         self._instruments: dict[InstrumentId, Instrument] = {}
         self._last_close: dict[InstrumentId, float] = {}
-        self._interval_ns = config.scan_interval_minutes * NANOS_PER_MINUTE
+        self._interval_ns = config.scan.interval_minutes * NANOS_PER_MINUTE
         self._scan_seen: set[InstrumentId] = set()
         self._scan_pending_ts = -1
         self._last_scan_ts = -1
@@ -99,7 +97,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
         self.errors = 0
         self.scans = 0
         self.is_live = False
-        self.mode = config.mode or "backtest"
+        self.mode = "backtest" if config.mode == RunMode.AUTO else config.mode.value
         self._set_leverage = False
         self._funding_clock = FundingClock()
 
@@ -107,11 +105,11 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
 
     def on_start(self) -> None:
         self.is_live = isinstance(self.clock, LiveClock)
-        self.mode = self.cfg.mode or ("live" if self.is_live else "backtest")
-        subscribe_funding = (not self.is_live) if self.cfg.subscribe_funding is None else self.cfg.subscribe_funding
-        self._set_leverage = (
-            (not self.is_live) if self.cfg.set_account_leverage is None else self.cfg.set_account_leverage
-        )
+        if self.config.mode == RunMode.AUTO:
+            self.mode = "live" if self.is_live else "backtest"
+        # Binance live has no funding-rate subscription, and live leverage is set on the exchange at connect.
+        subscribe_funding = not self.is_live
+        self._set_leverage = not self.is_live
         for instrument_id in self.instrument_ids:
             instrument = self.cache.instrument(instrument_id)
             if instrument is None:
@@ -120,9 +118,9 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             self._instruments[instrument_id] = instrument
         universe = list(self._instruments)
         # Factor I (independence) measures against BTC and ETH: only when they are in the universe too.
-        btc, eth = InstrumentId.from_str(self.cfg.btc_id), InstrumentId.from_str(self.cfg.eth_id)
+        btc, eth = self.config.btc_id, self.config.eth_id
         self.book = FactorBook(
-            self.cfg.factors,
+            self.config.factors,
             universe,
             btc if btc in self._instruments else None,
             eth if eth in self._instruments else None,
@@ -132,26 +130,26 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             if subscribe_funding:
                 self.subscribe_funding_rates(instrument_id)
             self.subscribe_mark_prices(instrument_id)
-            if self.is_live and self.cfg.live_market_streams:
+            if self.is_live and self.config.live_market_streams:
                 # Binance live: funding rates come with the mark-price stream; quotes feed liquidity (L).
                 self.subscribe_data(
                     DataType(BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id}),
                     client_id=ClientId(instrument_id.venue.value),
                 )
                 self.subscribe_quote_ticks(instrument_id)
-            if self.cfg.warmup_bars > 0:
+            if self.config.warmup_bars > 0:
                 bar_type = self._bar_type(instrument_id)
-                span = bar_type.spec.timedelta * self.cfg.warmup_bars
+                span = bar_type.spec.timedelta * self.config.warmup_bars
                 self.request_bars(bar_type, start=self.clock.utc_now() - span)
         if self.is_live:
             self.subscribe_data(DataType(OpenInterestUpdate))  # polled by the live node (nodes/live/open_interest.py)
-        if self.is_live and self.cfg.live_market_streams:
+        if self.is_live and self.config.live_market_streams:
             # Streamed by the live node (nodes/live/liquidations.py); off with the other live-only market inputs, as
             # backtests have no liquidations: a connected feed makes Q available (0 when quiet) and moves scores.
             self.subscribe_data(DataType(LiquidationUpdate))
             self.subscribe_data(DataType(LiquidationFeedStatus))
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
-        if self.cfg.adopt_positions:
+        if self.config.adopt_positions:
             self._guard("adopt", self._adopt_open_positions)
         self._publish(
             NodeEvent(
@@ -170,7 +168,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             self.log.warning(f"control endpoint: {e}")
 
     def _bar_type(self, instrument_id: InstrumentId) -> BarType:
-        return BarType.from_str(f"{instrument_id}-{self.cfg.bar_spec}-LAST-{self.cfg.bar_source}")
+        return bar_type_for(instrument_id, self.config.bar_spec)
 
     # --- guard ----------------------------------------------------------------------------------------------
 
@@ -200,7 +198,8 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             ts = (bar.ts_event + 500_000_000) // 1_000_000_000 * 1_000_000_000
             if ts // 86_400_000_000_000 != self._day:
                 self._on_new_day(ts)
-            if ts > self._last_scan_ts and (ts % self._interval_ns == 0 or (self.cfg.scan_once and not self.scans)):
+            first = self.config.scan.entries == ScanEntries.FIRST_SCAN and not self.scans
+            if ts > self._last_scan_ts and (ts % self._interval_ns == 0 or first):
                 self._note_scan_bar(instrument_id, ts)
         except Exception as e:
             self._guard_error("on_bar", e)
@@ -219,7 +218,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             if len(self._instruments) > 1:
                 self.clock.set_time_alert_ns(
                     name=f"ats-scan-{ts}",
-                    alert_time_ns=ts + self.cfg.scan_grace_ms * 1_000_000,
+                    alert_time_ns=ts + self.config.scan.grace_ms * 1_000_000,
                     callback=self._on_scan_alert,
                 )
         self._scan_seen.add(instrument_id)
@@ -296,7 +295,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
         self.scans += 1
         self._update_daily(ts)
         results = self.book.scan()
-        if self.cfg.dynamic_enabled:
+        if self.config.dynamic.enabled:
             by_id = {r.instrument_id: r for r in results}
             for trade in list(self._trades.values()):
                 result = by_id.get(str(trade.instrument_id))
@@ -304,15 +303,17 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                     result = self.book.score(trade.instrument_id)
                 if result is not None:
                     self._guard("dynamic", self._adjust_open_trade, trade, result)
-        if self.cfg.scan_once and self.scans > 1:
+        if self.config.scan.entries == ScanEntries.NONE or (
+            self.config.scan.entries == ScanEntries.FIRST_SCAN and self.scans > 1
+        ):
             return  # scan_once: the first scan's entries only; later scans manage the open trades
         for result in results:
-            if result.direction not in ("LONG", "SHORT") or result.strength < self.cfg.min_score:
+            if result.direction not in ("LONG", "SHORT") or result.strength < self.config.min_score:
                 continue
             instrument_id = InstrumentId.from_str(str(result.instrument_id))
             if instrument_id not in self._instruments or not self.book.is_warm(instrument_id):
                 continue
-            if len(self._trades) + len(self._pending) >= self.limits.max_positions:
+            if len(self._trades) + len(self._pending) >= self.config.risk.max_positions:
                 break
             self._try_entry(instrument_id, result.direction, result, manual=False)
 
@@ -361,7 +362,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                 for t in (*self._trades.values(), *self._pending.values())
             ],
             0,
-            self.limits,
+            self.config.risk,
             self.paused,
             self.daily.hit,
             self._correlation,
@@ -372,11 +373,11 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             reason = "no price yet for this symbol"
         if reason:
             return self._refuse(instrument_id, reason, manual)
-        strength = float(result.strength) if result is not None else self.cfg.manual_strength
+        strength = float(result.strength) if result is not None else self.config.manual_strength
         score = float(result.score) if result is not None else 0.0
         factors, atr = self._factor_inputs(instrument_id, strength)
-        levels = exit_levels(price, direction, factors, self.exit_params, atr)
-        leverage = leverage_for_strength(strength, self.limits.max_leverage)
+        levels = exit_levels(price, direction, factors, self.config.exits, atr)
+        leverage = leverage_for_strength(strength, self.config.sizing.max_leverage)
         account = self.portfolio.account(instrument_id.venue)
         equity, free = self._equity(instrument_id.venue), account.balance_free(instrument.quote_currency)
         decision = position_size(
@@ -385,11 +386,8 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             entry=Decimal(str(price)),
             stop=Decimal(str(levels.stop)),
             leverage=leverage,
-            filters=_filters(instrument),
-            risk_fraction=Decimal(str(self.cfg.risk_fraction)),
-            max_notional=Decimal(str(self.limits.max_position_notional)),
-            max_leverage=self.limits.max_leverage,
-            fee_rate=Decimal(str(self.cfg.fee_rate)),
+            filters=InstrumentFilters.of(instrument),
+            config=self.config.sizing,
         )
         if not decision.accepted:
             return self._refuse(instrument_id, decision.reason, manual)
@@ -494,7 +492,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
         if event == "HIT":
             msg = (
                 f"daily loss {self.daily.last_pnl:.2f} USDT reached the limit "
-                f"{self.limits.daily_loss_limit:.0f}: no new entries until 00:00 UTC"
+                f"{self.config.risk.daily_loss_limit_usdt:.0f}: no new entries until 00:00 UTC"
             )
             self.log.warning(msg)
             self._publish(
@@ -502,7 +500,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                     kind="DAILY_LOSS_LIMIT",
                     message=msg,
                     value=self.daily.last_pnl,
-                    limit=self.limits.daily_loss_limit,
+                    limit=self.config.risk.daily_loss_limit_usdt,
                     ts_event=ts,
                     ts_init=ts,
                 )
@@ -512,7 +510,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
                 RiskEvent(
                     kind="DAILY_LIMIT_RESET",
                     message="new UTC day: entries allowed again",
-                    limit=self.limits.daily_loss_limit,
+                    limit=self.config.risk.daily_loss_limit_usdt,
                     ts_event=ts,
                     ts_init=ts,
                 )
@@ -627,7 +625,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
         if trade.position_id is None:
             position = self.cache.position_for_order(order.client_order_id)
             trade.position_id = position.id if position is not None else None
-        levels = exit_levels(trade.entry, trade.direction, trade.factors, self.exit_params, trade.atr)
+        levels = exit_levels(trade.entry, trade.direction, trade.factors, self.config.exits, trade.atr)
         self._trades[trade.instrument_id] = trade
         self._daily_trades += 1
         self.counters_.add(str(trade.instrument_id), "entries")
@@ -688,7 +686,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
     def _submit_target(self, trade: Trade, price: float, quantity: Decimal, tag: str) -> Any:
         instrument = self._instruments[trade.instrument_id]
         qty = instrument.make_qty(quantity)
-        if self.cfg.tp_order == "MARKET_IF_TOUCHED":
+        if self.config.exits.tp_order == TargetOrder.MARKET_IF_TOUCHED:
             order = self.order_factory.market_if_touched(
                 instrument_id=trade.instrument_id,
                 order_side=self._exit_side(trade),
@@ -778,7 +776,7 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             price,
             float(result.score),
             trade.trails,
-            self.dynamic_params,
+            self.config.dynamic,
         )
         if action.kind == DynamicKind.NONE:
             return
@@ -929,10 +927,3 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             self.cancel_order(order)
         return len(seen)
 
-
-def _filters(instrument: Instrument) -> InstrumentFilters:
-    step = instrument.size_increment.as_decimal()
-    min_qty = instrument.min_quantity.as_decimal() if instrument.min_quantity is not None else step
-    min_notional = instrument.min_notional.as_decimal() if instrument.min_notional is not None else Decimal(0)
-    max_qty = instrument.max_quantity.as_decimal() if instrument.max_quantity is not None else None
-    return InstrumentFilters(step=step, min_qty=min_qty, min_notional=min_notional, max_qty=max_qty)

@@ -4,7 +4,7 @@ Hand-made bars, an engine with a Binance-like venue, an actor that records the s
 that sends control commands at given times: the same entry points the Telegram actor uses.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money, Price, Quantity
 
 from catalog.instruments import VENUE, binance_perpetual
+from strategies.config import AtsStrategyConfig, parse_strategy_config, with_overrides
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
 
@@ -30,6 +31,12 @@ MINUTE_NS = 60_000_000_000
 
 def perp(symbol: str) -> Instrument:
     return binance_perpetual(symbol)
+
+
+def ats_config(instruments: Sequence[Instrument], settings: Mapping[str, Any] | None = None) -> AtsStrategyConfig:
+    """The strategy config for ``instruments`` with dotted settings, e.g. ``{"exits.stop_pct": 0.05}``."""
+    table = with_overrides({"instrument_ids": [i.id.value for i in instruments]}, settings or {})
+    return parse_strategy_config(table)
 
 
 def make_engine(

@@ -186,9 +186,9 @@ def test_live_config_scan_modes_and_account_settings() -> None:
     once = build_node_config(load_live_settings(DEFAULT_LIVE_CONFIG, scan_once=True), SIM_ENV)
     strategy = periodic.strategies[0].config
     assert {k: strategy[k] for k in backtest.strategy_config} == backtest.strategy_config
-    assert strategy["scan_interval_minutes"] == 60 and "scan_once" not in strategy
+    assert strategy["scan"] == {"interval_minutes": 60}  # every scan may enter
     assert strategy["warmup_bars"] == 120  # live only: warm from past klines at start
-    assert once.strategies[0].config["scan_once"] is True
+    assert once.strategies[0].config["scan"] == {"interval_minutes": 60, "entries": "FIRST_SCAN"}
     assert strategy["oms_type"] == "NETTING" and strategy["external_order_claims"] == strategy["instrument_ids"]
     exec_client = periodic.exec_clients["BINANCE"]
     assert exec_client.use_position_ids is False
