@@ -926,4 +926,3 @@ class AtsStrategy(ControlAnswers, PositionAdoption, Strategy):
             seen.add(order.client_order_id)
             self.cancel_order(order)
         return len(seen)
-

@@ -24,7 +24,6 @@ from strategies.risk import RiskConfig
 from strategies.scan import ScanConfig
 from strategies.sizing import SizingConfig
 
-
 # Time bars only: scans happen at bar close times. (BarSpecification.from_str aborts the process on nonsense.)
 _TIME_AGGREGATIONS = ("SECOND", "MINUTE", "HOUR", "DAY")
 

@@ -221,9 +221,7 @@ def dynamic_adjustment(
         limit = price * (1 - sign * params.min_gap_pct)
         candidate = min(candidate, limit) if sign > 0 else max(candidate, limit)
         if (candidate - stop) * sign > 0:
-            return DynamicAction(
-                DynamicKind.TIGHTEN, new_stop=candidate, reason=f"score {score:+.1f} turned against"
-            )
+            return DynamicAction(DynamicKind.TIGHTEN, new_stop=candidate, reason=f"score {score:+.1f} turned against")
         return DynamicAction(DynamicKind.NONE)
     if (
         aligned >= params.trail_above

@@ -22,9 +22,7 @@ class TradeRecord:
     entry_price: float
     exit_price: float
     quantity: float  # peak quantity of the position
-    realized_pnl: (
-        float  # settlement currency, after fees and funding (unrealised at the last price for END_OF_DATA)
-    )
+    realized_pnl: float  # settlement currency, after fees and funding (unrealised at the last price for END_OF_DATA)
     commissions: float
     funding: float  # paid (negative) or received (positive) while open
     exit_reason: str

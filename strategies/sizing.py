@@ -118,9 +118,7 @@ def position_size(
     if qty < filters.min_qty or qty <= 0:
         return refuse(f"quantity {qty} below the minimum {filters.min_qty}", qty)
     if notional < filters.min_notional:
-        return refuse(
-            f"notional {notional:.2f} USDT below the instrument minimum {filters.min_notional} USDT", qty
-        )
+        return refuse(f"notional {notional:.2f} USDT below the instrument minimum {filters.min_notional} USDT", qty)
     margin = notional / leverage
     if margin + notional * fee_rate > free_balance:
         return refuse(f"margin {margin:.2f} USDT exceeds free balance {free_balance:.2f} USDT", qty)

@@ -130,9 +130,7 @@ class EventRecorder(Actor):
             self.msgbus.subscribe(topic=f"data.{DataType(t).topic}", handler=self.events.append)
 
     def of(self, cls: type, **match: Any) -> list[Any]:
-        return [
-            e for e in self.events if isinstance(e, cls) and all(getattr(e, k) == v for k, v in match.items())
-        ]
+        return [e for e in self.events if isinstance(e, cls) and all(getattr(e, k) == v for k, v in match.items())]
 
 
 class CommanderConfig(ActorConfig, frozen=True):
@@ -208,9 +206,7 @@ class InvariantChecker(Actor):
         stops = [
             o
             for o in sent
-            if o.order_type.name == "STOP_MARKET"
-            and o.is_reduce_only
-            and o.quantity.as_double() >= qty - 1e-12
+            if o.order_type.name == "STOP_MARKET" and o.is_reduce_only and o.quantity.as_double() >= qty - 1e-12
         ]
         if not stops:
             self.violations.append(f"{bar.ts_event} {instrument_id}: position {qty} without a working stop")
@@ -219,9 +215,7 @@ class InvariantChecker(Actor):
         for p in positions:
             notional = p.quantity.as_double() * p.avg_px_open
             if notional > self.cfg.max_notional * (1 + 1e-9):
-                self.violations.append(
-                    f"{bar.ts_event} {instrument_id}: notional {notional:.2f} over the cap"
-                )
+                self.violations.append(f"{bar.ts_event} {instrument_id}: notional {notional:.2f} over the cap")
             if equity > 0 and notional / equity > self.cfg.max_leverage:
                 self.violations.append(f"{bar.ts_event} {instrument_id}: leverage {notional / equity:.2f}")
             lev = account.leverage(instrument_id) if hasattr(account, "leverage") else None
