@@ -27,7 +27,7 @@ from catalog.files import (
     read_text,
     to_ms,
 )
-from catalog.types import OpenInterest
+from factors.inputs import OpenInterest
 
 MS = 1_000_000  # ns per ms
 _BAR_SPEC = {

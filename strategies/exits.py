@@ -156,6 +156,11 @@ def breakeven_stop(levels: ExitLevels) -> float:
     return levels.entry
 
 
+def rearm_stop(levels: ExitLevels, tp1_done: bool) -> float:
+    """A stop found missing (after a restart): at break-even once TP1 is done, else the entry's base stop."""
+    return breakeven_stop(levels) if tp1_done else levels.stop
+
+
 def is_breakeven(stop: float, entry: float, tick: float) -> bool:
     """The exit state is read back from the exchange: a stop within half a tick of entry is at break-even."""
     return abs(stop - entry) <= tick / 2

@@ -98,6 +98,9 @@ class DailyLossGuard:
     def new_day(self, ts_ns: int) -> bool:
         return utc_day(ts_ns) != self.day
 
+    def hit_message(self) -> str:
+        return f"daily loss {self.last_pnl:.2f} USDT reached the limit {self.limit:.0f}: no new entries until 00:00 UTC"
+
     def pnl(self, equity: float) -> float:
         """The day's PnL at ``equity``; 0 before the first observation."""
         return equity - self.start_equity if self.day >= 0 else 0.0

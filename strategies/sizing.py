@@ -26,6 +26,11 @@ class SizingConfig(NautilusConfig, frozen=True):
             raise ValueError(f"max_leverage: {self.max_leverage} is above Binance's 125x")
 
 
+def to_decimal(value: float) -> Decimal:
+    """The decimal a float prints as (0.1 -> 0.1, not the binary 0.1000000000000000055...)."""
+    return Decimal(str(value))
+
+
 def leverage_for_strength(strength: float, max_leverage: int) -> int:
     """> 80 -> 5x, > 60 -> 3x, else 2x; never above ``max_leverage``."""
     if strength > 80:
@@ -93,8 +98,8 @@ def position_size(
     fee does not fit in the free balance. The caps leave ``slippage`` of room: the market entry fills near,
     not at, the reference price, and the filled position must still be within them.
     """
-    risk_fraction, max_notional = Decimal(str(config.risk_fraction)), Decimal(str(config.max_position_size_usdt))
-    fee_rate, slippage = Decimal(str(config.fee_rate)), Decimal(str(config.slippage))
+    risk_fraction, max_notional = to_decimal(config.risk_fraction), to_decimal(config.max_position_size_usdt)
+    fee_rate, slippage = to_decimal(config.fee_rate), to_decimal(config.slippage)
     leverage = min(leverage, config.max_leverage)
 
     def refuse(reason: str, qty: Decimal = Decimal(0)) -> SizeDecision:

@@ -96,7 +96,7 @@ def test_full_lifecycle_from_a_telegram_signal(
         with live_node(config) as node:
             assert sim.status()["positions"]["BTCUSDT"]["leverage"] == 5  # set per symbol at connect
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             tg.push_message(TRADER_CHAT, "/signal BTC long")
 
             # Entry filled: the stop (whole position) and TP1 / TP2 (a half each) rest on the exchange.
@@ -206,7 +206,7 @@ def test_open_interest_is_polled_at_the_configured_pace_and_reaches_the_factor(
         with live_node(config) as node:
             sim.play()
             started = time.monotonic()
-            oi = node.strategy.book._symbol(node.strategy.instrument_ids[0]).o
+            oi = node.strategy.book._symbol(node.strategy.config.instrument_ids[0]).o
             wait_for(lambda: node.call(lambda: oi.has_inputs), 20, "open interest in the factor")
             time.sleep(3.0)
             polls = sim.request_log.count("/fapi/v1/openInterest", "GET")

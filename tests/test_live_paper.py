@@ -28,7 +28,7 @@ def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config, mode="paper", environ={}) as node:  # no key anywhere
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar from the simulator's streams")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar from the simulator's streams")
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: node.call(lambda: node.strategy.ledger(include_open=False)), 60, "the paper trade")
             ledger = node.call(lambda: node.strategy.ledger(include_open=False))

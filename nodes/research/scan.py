@@ -32,7 +32,7 @@ def _series_exists(catalog: ParquetDataCatalog, cls: type, identifier: str) -> b
 
 def _open_interest_cls() -> type | None:
     try:
-        from catalog.types import OpenInterest
+        from factors.inputs import OpenInterest
     except ImportError:  # the catalog package may not define it
         return None
     return OpenInterest
