@@ -26,9 +26,9 @@ import pandas as pd
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from benchmarks.table import Row, format_table
-from catalog.convert import bar_type_for
 from catalog.ingest import ingest
 from catalog.instruments import instrument_id_for
+from factors.inputs import bar_type_for
 from nodes.backtest.runner import run_backtest
 from nodes.settings import PACKAGE_DIR, BacktestSettings, load_backtest_settings
 
@@ -224,7 +224,7 @@ def per_instrument_rows() -> list[Row]:
     idle = {
         "actor_path": "benchmarks.idle:IdlePerBar",
         "config_path": "benchmarks.idle:IdlePerBarConfig",
-        "config": {"bar_type": str(bar_type_for(instrument_id_for(first[0]), "1m")), "microseconds": 300},
+        "config": {"bar_type": str(bar_type_for(instrument_id_for(first[0]), "1-MINUTE")), "microseconds": 300},
     }
     cases = [
         ("1 symbol, trading", ema_settings(first, COMMON), ema_settings(first, COMMON, trade=False)),

@@ -31,10 +31,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import Bar
 
 from benchmarks.table import Row
-from catalog.instruments import known_filters, make_perpetual
+from catalog.instruments import instrument_id_for, known_filters, make_perpetual
+from factors.inputs import bar_type_for
 from nodes.live.config import LiveSettings
 from simulator import BinanceSimulator, SimulatorConfig
 from simulator.sources import ReplayData, from_files
@@ -52,7 +53,7 @@ WARMUP = 180
 
 
 def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
-    bar_type = BarType.from_str(f"{symbol}-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
+    bar_type = bar_type_for(instrument_id_for(symbol))
     return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
 
 

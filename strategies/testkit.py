@@ -22,6 +22,7 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money, Price, Quantity
 
 from catalog.instruments import VENUE, binance_perpetual
+from factors.inputs import bar_type_for
 from strategies.config import AtsStrategyConfig, parse_strategy_config, with_overrides
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
@@ -67,7 +68,7 @@ def make_engine(
 
 
 def bar_type(instrument: Instrument, spec: str = "1-MINUTE") -> BarType:
-    return BarType.from_str(f"{instrument.id}-{spec}-LAST-EXTERNAL")
+    return bar_type_for(instrument.id, spec)
 
 
 def make_bars(

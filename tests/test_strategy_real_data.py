@@ -14,6 +14,7 @@ from nautilus_trader.model.enums import OmsType
 
 from catalog.convert import convert_file
 from catalog.files import identify
+from factors.inputs import bar_type_for
 from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
 from strategies.events import RiskEvent, SignalEvent
@@ -67,7 +68,7 @@ def run_real(data: tuple[list, list, list], bar_spec: str, settings: dict[str, A
     strategy = AtsStrategy(config)
     checker = InvariantChecker(
         InvariantCheckerConfig(
-            bar_types=tuple(f"{i.id}-{bar_spec}-LAST-EXTERNAL" for i in instruments),
+            bar_types=tuple(str(bar_type_for(i.id, bar_spec)) for i in instruments),
             max_notional=config.sizing.max_position_size_usdt,
             max_leverage=config.sizing.max_leverage,
         )
