@@ -39,7 +39,7 @@ SYMBOLS = tuple(f"{s}USDT" for s in "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LA
 COMMON = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-06-03", tz="UTC"))  # ADA starts 05-09
 # 30 days of every symbol's file (ADA's starts 05-09, ETH's runs on to 06-15: cut at the others' end)
 THIRTY_DAYS = (pd.Timestamp("2025-05-04 16:00", tz="UTC"), pd.Timestamp("2025-06-03 15:30", tz="UTC"))
-FREQTRADE_16 = "freqtrade 46 s, 16 symbols x 25 days (NAUTILUS_NOTES)"
+FREQTRADE_16 = "freqtrade 46 s, 16 symbols x 25 days (measured once, docs/backtest_speed.md)"
 
 
 def bench_catalog() -> Path:

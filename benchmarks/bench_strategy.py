@@ -18,7 +18,7 @@ from catalog.files import identify
 from nodes.backtest.funding import FundingSettlementModule
 from nodes.backtest.speed import prepare_engine, survivors_frozen
 from strategies.ats import AtsStrategy
-from strategies.testkit import ats_config, bar_type, make_engine, perp
+from tests.strategy_support import ats_config, bar_type, make_engine, perp
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "ohlcv_2025-03_2025-06"
 SYMBOLS = "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LAYER LINK LTC SUI XLM XMR".split()

@@ -79,10 +79,6 @@ class ExitLevels:
     target_mult: float
     reasons: tuple[str, ...]
 
-    @property
-    def stop_distance(self) -> float:
-        return abs(self.entry - self.stop)
-
 
 def side_sign(direction: str) -> int:
     """+1 for a long, -1 for a short: every price move along a trade is ``(price - entry) * side_sign``."""

@@ -1,7 +1,7 @@
 """The strategy's own record of trades and exit counters, as plain Python data for the reports.
 
 Kept by the strategy rather than read from the cache, because long backtests purge closed positions and orders
-from the cache (see NAUTILUS_NOTES, speed), and because the exit reason is a strategy notion.
+from the cache (nodes/backtest/speed.py), and because the exit reason is a strategy notion.
 """
 
 from collections import defaultdict

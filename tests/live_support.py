@@ -27,6 +27,8 @@ from strategies.ats import AtsStrategy
 from strategies.config import with_overrides
 from tests.simulator_support import API_KEY, API_SECRET
 
+# Real BTCUSDT bars (2025-05-18 13:34 UTC on) that rise 0.3 % then 0.6 % within 25 minutes without a 0.5 % dip.
+RALLY_START_MS = 1_747_575_240_000
 PROJECT = Path(__file__).resolve().parents[1]
 TELEGRAM_TOKEN = "7770001:AAE-live-tests-secret"
 TRADER_CHAT = 424242

@@ -9,7 +9,16 @@ from nautilus_trader.model.data import FundingRateUpdate
 from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
 from strategies.funding import funding_payment
-from strategies.testkit import MINUTE_NS, VENUE, Commander, CommanderConfig, ats_config, make_engine, path_bars, perp
+from tests.strategy_support import (
+    MINUTE_NS,
+    VENUE,
+    Commander,
+    CommanderConfig,
+    ats_config,
+    make_engine,
+    path_bars,
+    perp,
+)
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 BTC = perp("BTCUSDT")

@@ -25,9 +25,8 @@ from factors.inputs import LiquidationFeedStatus, LiquidationUpdate
 from nodes.live.config import build_node_config, load_live_settings
 from nodes.live.liquidations import LiquidationStream, parse_force_order, stream_url, ws_base_url
 from simulator import BinanceSimulator
-from tests.live_support import SIM_ENV, LiveNode, live_node, wait_for, write_configs
+from tests.live_support import RALLY_START_MS, SIM_ENV, LiveNode, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 BTC_ID = "BTCUSDT-PERP.BINANCE"
 

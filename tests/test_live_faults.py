@@ -8,6 +8,7 @@ from nautilus_trader.model.data import BarType
 
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
+    RALLY_START_MS,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
     exchange_orders,
@@ -19,7 +20,6 @@ from tests.live_support import (
     write_configs,
 )
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 BAR_TYPE = BarType.from_str("BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
 

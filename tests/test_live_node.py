@@ -17,6 +17,7 @@ from nodes.live.preflight import PreflightError
 from nodes.live.runner import checked_node_config
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
+    RALLY_START_MS,
     SIM_ENV,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
@@ -29,9 +30,6 @@ from tests.live_support import (
     write_configs,
 )
 from tests.simulator_support import SignedClient, btc_data, running_simulator
-
-# Real BTCUSDT bars (2025-05-18 13:34 UTC on) that rise 0.3 % then 0.6 % within 25 minutes without a 0.5 % dip.
-RALLY_START_MS = 1_747_575_240_000
 
 
 def test_missing_key_is_a_clear_error_before_anything_connects(

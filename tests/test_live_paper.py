@@ -4,9 +4,8 @@ request ever reaches the exchange's order or account endpoints."""
 
 from pathlib import Path
 
-from tests.live_support import exchange_position, live_node, wait_for, write_configs
+from tests.live_support import RALLY_START_MS, exchange_position, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 # What a paper node may ask the exchange: public market data only (instruments, past klines, depth snapshots,
 # open interest).

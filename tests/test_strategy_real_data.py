@@ -19,7 +19,7 @@ from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
 from strategies.events import RiskEvent, SignalEvent
 from strategies.risk import utc_day
-from strategies.testkit import (
+from tests.strategy_support import (
     EventRecorder,
     InvariantChecker,
     InvariantCheckerConfig,

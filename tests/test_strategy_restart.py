@@ -13,7 +13,8 @@ from nautilus_trader.trading.controller import Controller
 
 from strategies.ats import AtsStrategy
 from strategies.events import ExitEvent
-from strategies.testkit import (
+from strategies.trade import TAG_SL
+from tests.strategy_support import (
     MINUTE_NS,
     Commander,
     CommanderConfig,
@@ -23,7 +24,6 @@ from strategies.testkit import (
     path_bars,
     perp,
 )
-from strategies.trade import TAG_SL
 
 T0 = 1_700_006_400_000_000_000
 BTC = perp("BTCUSDT")

@@ -19,7 +19,8 @@ from strategies.events import (
     RiskEvent,
     SignalEvent,
 )
-from strategies.testkit import (
+from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
+from tests.strategy_support import (
     MINUTE_NS,
     Commander,
     CommanderConfig,
@@ -29,7 +30,6 @@ from strategies.testkit import (
     path_bars,
     perp,
 )
-from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 SEC = 1_000_000_000
@@ -307,7 +307,7 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     # venue rejects it; the strategy must not leave the rest unprotected, it closes it at market
     from nautilus_trader.model.enums import OrderStatus as S
 
-    from strategies.testkit import make_bars
+    from tests.strategy_support import make_bars
 
     flat = [(50_000.0, 50_010.0, 49_990.0, 50_000.0)] * 5
     spike = [(50_000.0, 52_100.0, 49_700.0, 49_800.0)]

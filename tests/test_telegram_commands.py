@@ -14,10 +14,10 @@ from nautilus_trader.trading.strategy import Strategy
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig
 from strategies.ats import AtsStrategy
-from strategies.testkit import ats_config, path_bars, perp
-from strategies.testkit import make_engine as make_strategy_engine
 from tests.fake_telegram import FakeTelegram
-from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
+from tests.strategy_support import ats_config, path_bars, perp
+from tests.strategy_support import make_engine as make_strategy_engine
+from tests.telegram_support import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 TOKEN = "777001:AAH-commands-test-secret"
 TRADER = 1001

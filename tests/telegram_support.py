@@ -1,8 +1,6 @@
 """Shared parts of the Telegram tests: real Binance bars from the shared data, a real BacktestEngine, and a
 small scripted strategy that trades those bars and publishes the real event objects of strategies/events.py
 and answers ControlRequests on CONTROL_ENDPOINT (the contract the real strategy implements).
-
-No tests live here; pytest collects the module and finds none.
 """
 
 import gzip
