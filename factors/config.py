@@ -1,7 +1,8 @@
 """Weights, windows and thresholds of the factor model, as one Nautilus config.
 
 ``FactorConfig`` nests inside the strategy's ``StrategyConfig`` (``[strategy.config.factors]``) and loads
-from a TOML/YAML dict, so every number the model uses is configuration. The defaults are the model of the original design (docs/factors.md).
+from a TOML/YAML dict, so every number the model uses is configuration. The defaults are the model of the
+original design (docs/factors.md).
 """
 
 from typing import Any
