@@ -17,9 +17,11 @@ from factors.book import FactorBook
 from factors.config import ALL_FACTORS, FACTOR_NAMES, FactorConfig
 from factors.inputs import OpenInterest, bar_type_for
 from factors.scoring import ScoreResult, rank, score
+from strategies.config import AtsStrategyConfig
 
-BTC_ID = "BTCUSDT-PERP.BINANCE"
-ETH_ID = "ETHUSDT-PERP.BINANCE"
+# The market of factor I, as the strategy has it.
+BTC_ID = AtsStrategyConfig().btc_id.value
+ETH_ID = AtsStrategyConfig().eth_id.value
 DEFAULT_LOOKBACK_BARS = 300  # comfortably past every bar factor's warm-up with the default windows
 
 # Replay order of events that share a timestamp: an OI poll or a bar first, then the mark and funding that are
