@@ -59,6 +59,19 @@ def interval_of_spec(bar_spec: str) -> str:
     raise ValueError(f"unsupported bar spec {bar_spec!r}; use one of {', '.join(_BAR_SPEC.values())}")
 
 
+def spec_of_bar(value: object) -> str:
+    """A bar size as traders write it (``"5m"``, ``"1h"``, ``"5-MINUTE"``) -> the Nautilus spec ``"5-MINUTE"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _BAR_SPEC:
+            return _BAR_SPEC[text]
+        if text.upper() in _BAR_SPEC.values():
+            return text.upper()
+    raise ValueError(
+        f"{value!r} is not a bar size; use one of {', '.join(_BAR_SPEC)} (or {', '.join(_BAR_SPEC.values())})"
+    )
+
+
 def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.ndarray:
     open_ms = to_ms(frame[column])
     check_increasing(data_file.path, frame, open_ms)
@@ -66,9 +79,7 @@ def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.nda
     return ((open_ms + INTERVALS_MS[data_file.interval]) * MS).astype(np.uint64)
 
 
-def _plain_bars(
-    bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray
-) -> list[Bar]:
+def _plain_bars(bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray) -> list[Bar]:
     # Nautilus wants writable buffers; pandas 3 hands out read-only views, hence the copies.
     arrays = [np.array(frame[k], dtype=np.float64) for k in ("open", "high", "low", "close")]
     volume = np.array(frame["volume"], dtype=np.float64) if "volume" in frame else np.zeros(len(frame))
@@ -122,9 +133,7 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         check_ohlc(path, frame)
         bad = np.flatnonzero(frame["taker_buy_volume"].to_numpy() > frame["volume"].to_numpy() * (1 + 1e-9))
         if bad.size:
-            raise CatalogInputError(
-                path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"]
-            )
+            raise CatalogInputError(path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"])
         ts = _bars_ts_ns(data_file, frame, "open_time")
         return _binance_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
     if kind is FileKind.OHLCV:

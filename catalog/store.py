@@ -27,8 +27,6 @@ def _series_key(obj: object) -> tuple[type, str]:
 
 
 def _existing(catalog: ParquetDataCatalog, cls: type, identifier: str) -> list:
-    if issubclass(cls, Instrument):
-        return catalog.instruments(instrument_ids=[identifier])
     if not Path(catalog._make_path(data_cls=cls, identifier=identifier)).exists():
         return []
     # Custom data types come back wrapped in CustomData: unwrap so old and new rows are the same type.
@@ -36,6 +34,12 @@ def _existing(catalog: ParquetDataCatalog, cls: type, identifier: str) -> list:
         getattr(obj, "data", obj) if isinstance(obj, CustomData) else obj
         for obj in catalog.query(cls, identifiers=[identifier])
     ]
+
+
+def _same_instruments(old: list, new: list) -> bool:
+    """True when every new definition is already stored, unchanged (re-ingesting the same exchangeInfo)."""
+    stored = {i.ts_init: type(i).to_dict(i) for i in old}
+    return all(stored.get(i.ts_init) == type(i).to_dict(i) for i in new)
 
 
 def _merge(old: list, new: list) -> list:
@@ -63,11 +67,20 @@ def write_series(catalog_dir: Path, objects: Iterable) -> dict[str, int]:
     try:
         staging = ParquetDataCatalog(str(staging_dir))
         plan: list[tuple[Path, Path]] = []
+        stored_instruments: dict[str, list] = defaultdict(list)
+        if any(issubclass(cls, Instrument) for cls, _ in groups) and (catalog_dir / "data").is_dir():
+            for instrument in catalog.instruments():  # one read for all: a query per instrument is slow
+                stored_instruments[instrument.id.value].append(instrument)
         for (cls, identifier), new in groups.items():
             if issubclass(cls, Instrument):
-                merged = new[-1:]  # the newest definition of an instrument replaces the old one
+                old = stored_instruments.get(identifier, [])
             else:
-                merged = _merge(_existing(catalog, cls, identifier), new)
+                old = _existing(catalog, cls, identifier)
+            # Instruments keep one definition per exchangeInfo time, like any series keeps one row per time.
+            if issubclass(cls, Instrument) and old and _same_instruments(old, new):
+                counts[f"{cls.__name__} {identifier}"] = len(old)
+                continue
+            merged = _merge(old, new)
             staging.write_data(merged)
             source = Path(staging._make_path(data_cls=cls, identifier=identifier))
             target = Path(catalog._make_path(data_cls=cls, identifier=identifier))

@@ -5,11 +5,9 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from nautilus_trader.adapters.binance.common.types import BinanceBar
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.backtest.results import BacktestResult
@@ -24,11 +22,13 @@ from nautilus_trader.config import (
 )
 from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate
 from nautilus_trader.model.identifiers import Venue
+from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalog.convert import bar_type_for, interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
+from catalog.inventory import bar_class_in, instrument_for_period
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
@@ -47,16 +47,34 @@ class BacktestOutcome:
     positions: pd.DataFrame
     fills: pd.DataFrame
     account: pd.DataFrame
+    instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions the run used
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def _bar_class_in(catalog_dir: Path, bar_type: str) -> type | None:
-    """BinanceBar when the catalog holds klines with taker-buy volume for this bar type, else plain Bar."""
-    if (catalog_dir / "data" / "binance_bar" / bar_type).is_dir():
-        return BinanceBar
-    if (catalog_dir / "data" / "bar" / bar_type).is_dir():
-        return Bar
-    return None
+def _period_ns(settings: BacktestSettings) -> tuple[int | None, int | None]:
+    return (
+        settings.start.value if settings.start is not None else None,
+        settings.end.value if settings.end is not None else None,
+    )
+
+
+def period_instruments(settings: BacktestSettings) -> dict[str, CryptoPerpetual]:
+    """Each symbol's instrument as Binance defined it nearest the run's period (the catalog keeps one definition
+    per ingested exchangeInfo; Nautilus's node would load the oldest)."""
+    start_ns, end_ns = _period_ns(settings)
+    chosen = {}
+    for symbol in settings.symbols:
+        instrument = instrument_for_period(settings.catalog, symbol, start_ns, end_ns)
+        if instrument is not None:
+            chosen[symbol] = instrument
+    return chosen
+
+
+def _use_instruments(engine: BacktestEngine, instruments: dict[str, CryptoPerpetual]) -> None:
+    for instrument in instruments.values():
+        loaded = engine.cache.instrument(instrument.id)
+        if loaded is None or loaded.ts_init != instrument.ts_init:
+            engine.add_instrument(instrument)  # replaces the definition in the cache and the simulated venue
 
 
 def _missing_symbols(settings: BacktestSettings) -> list[str]:
@@ -69,7 +87,7 @@ def _missing_symbols(settings: BacktestSettings) -> list[str]:
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
         bar_type = str(bar_type_for(instrument_id, interval))
-        if instrument_id.value not in known or _bar_class_in(catalog_dir, bar_type) is None:
+        if instrument_id.value not in known or bar_class_in(catalog_dir, bar_type) is None:
             missing.append(symbol)
     return missing
 
@@ -84,9 +102,7 @@ def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] |
         files = [p for s in sources for p in s.rglob("*") if p.is_file() and p.name.split("-")[0] in missing]
         if files:
             if progress:
-                progress(
-                    f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files"
-                )
+                progress(f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files")
             ingest(files, settings.catalog, progress)
             missing = _missing_symbols(settings)
     if missing:
@@ -135,7 +151,7 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
         bar_type = str(bar_type_for(instrument_id, interval))
-        bar_class = _bar_class_in(catalog_dir, bar_type)
+        bar_class = bar_class_in(catalog_dir, bar_type)
         data.append(
             BacktestDataConfig(
                 catalog_path=str(catalog_dir),
@@ -219,6 +235,8 @@ def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
         run_config = linear_run_config(run_config)
     node = BacktestNode(configs=[run_config])
     node.build()
+    instruments = period_instruments(settings)
+    _use_instruments(node.get_engine(run_config.id), instruments)
     if fast:
         prepare_engine(node.get_engine(run_config.id))
     started = time.perf_counter()
@@ -236,4 +254,5 @@ def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
         positions=trader.generate_positions_report(),
         fills=trader.generate_order_fills_report(),
         account=trader.generate_account_report(Venue(VENUE.value)),
+        instruments=instruments,
     )

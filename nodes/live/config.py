@@ -93,7 +93,7 @@ def load_live_settings(
     if not isinstance(strategy_file, str):
         raise ConfigError(path, "[live] strategy_from must name the backtest config whose [strategy] trades live")
     backtest_path = Path(strategy_file) if Path(strategy_file).is_absolute() else path.parent / strategy_file
-    backtest = load_backtest_settings(backtest_path)
+    backtest = load_backtest_settings(backtest_path, check_catalog=False)
     mode = mode or live.get("mode", "live")
     if mode not in MODES:
         raise ConfigError(path, f"[live] mode = {mode!r}: one of {', '.join(MODES)}")
