@@ -1,5 +1,7 @@
 """Ingest Binance files (and exchangeInfo JSON) into a ParquetDataCatalog: all validated first, then written."""
 
+import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -20,9 +22,10 @@ from catalog.instruments import (
     nearest_version,
 )
 from catalog.inventory import instrument_versions
-from catalog.store import write_series
+from catalog.store import catalog_lock, write_series
 
 DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
+INGESTED_MANIFEST = "ingested_files.json"  # in the catalog folder: the files it holds, by path, size and time
 _FILE_MONTH = re.compile(r"-(\d{4})-(\d{2})(?:-(\d{2}))?(?:\.csv)?(?:\.gz|\.zip)?$")
 
 
@@ -164,7 +167,37 @@ def ingest(
     if progress:
         progress(f"writing {report.objects_read:,} records to {catalog_dir}")
     report.series = write_series(Path(catalog_dir), objects)
+    record_ingested(Path(catalog_dir), [f.path for f in report.files] + found.info_files)
     return report
+
+
+def _file_stamp(path: Path) -> dict[str, int]:
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _read_manifest(catalog_dir: Path) -> dict[str, dict[str, int]]:
+    try:
+        return json.loads((Path(catalog_dir) / INGESTED_MANIFEST).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def record_ingested(catalog_dir: Path, paths: Iterable[Path]) -> None:
+    """Note the files now in the catalog (path, size, modification time), for ``not_yet_ingested``."""
+    with catalog_lock(catalog_dir):
+        manifest = _read_manifest(catalog_dir)
+        manifest.update({str(Path(p).resolve()): _file_stamp(Path(p)) for p in paths})
+        target = Path(catalog_dir) / INGESTED_MANIFEST
+        temporary = target.with_name(f".{target.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(manifest, indent=0, sort_keys=True))
+        os.replace(temporary, target)
+
+
+def not_yet_ingested(catalog_dir: Path, paths: Iterable[Path]) -> list[Path]:
+    """The files the catalog does not hold yet: never ingested, or changed since (other size or time)."""
+    manifest = _read_manifest(catalog_dir)
+    return [p for p in map(Path, paths) if manifest.get(str(p.resolve())) != _file_stamp(p)]
 
 
 def _skipped_summary(skipped: list[tuple[Path, str]]) -> str:

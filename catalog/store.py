@@ -6,16 +6,34 @@ with what the catalog already holds (one row per timestamp, the newest ingest wi
 staging catalog, and swapped in by directory renames only once every series has been written.
 """
 
+import fcntl
 import shutil
 import tempfile
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nautilus_trader.model.data import CustomData
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
+
+LOCK_FILE = ".catalog.lock"
+
+
+@contextmanager
+def catalog_lock(catalog_dir: Path) -> Iterator[None]:
+    """Hold the catalog's write lock: one writer at a time, across processes (``fcntl.flock``; released by the
+    kernel if the holder dies, so a killed ingest never leaves the catalog locked)."""
+    catalog_dir = Path(catalog_dir)
+    catalog_dir.mkdir(parents=True, exist_ok=True)
+    with open(catalog_dir / LOCK_FILE, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _series_key(obj: object) -> tuple[type, str]:
@@ -52,9 +70,17 @@ def _merge(old: list, new: list) -> list:
 
 
 def write_series(catalog_dir: Path, objects: Iterable) -> dict[str, int]:
-    """Merge ``objects`` into the catalog at ``catalog_dir``; returns rows per series now in the catalog."""
+    """Merge ``objects`` into the catalog at ``catalog_dir``; returns rows per series now in the catalog.
+
+    Holds the catalog lock from reading what is stored to the last rename: two processes writing the same
+    series one after the other each merge with what the other wrote, instead of the second replacing it.
+    """
     catalog_dir = Path(catalog_dir)
-    catalog_dir.mkdir(parents=True, exist_ok=True)
+    with catalog_lock(catalog_dir):
+        return _merge_and_swap(catalog_dir, objects)
+
+
+def _merge_and_swap(catalog_dir: Path, objects: Iterable) -> dict[str, int]:
     catalog = ParquetDataCatalog(str(catalog_dir))
     groups: dict[tuple[type, str], list] = defaultdict(list)
     for obj in objects:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from nautilus_trader.analysis.tearsheet import create_tearsheet
 
+from nodes.backtest.progress import StepProgress
 from nodes.backtest.runner import BacktestOutcome
 from nodes.backtest.trade_stats import Summary, by_exit_reason, per_symbol, summarise
 from nodes.telegram.report import messages_section
@@ -130,24 +131,50 @@ def render(outcome: BacktestOutcome) -> str:
     return build_report(outcome).text
 
 
-def save_report(outcome: BacktestOutcome, report: BacktestReport) -> Path:
-    folder = Path(outcome.settings.report_dir) / pd.Timestamp.now("UTC").strftime("%Y%m%d-%H%M%S")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.txt").write_text(report.text + "\n")
-    pd.DataFrame(report.trades).to_csv(folder / "trades.csv", index=False)
-    outcome.positions.to_csv(folder / "positions.csv")
-    outcome.fills.to_csv(folder / "fills.csv")
-    outcome.account.to_csv(folder / "account.csv")
-    (folder / "summary.json").write_text(
-        json.dumps(
-            {
-                "summary": dict(report.summary.rows()),
-                "counters": report.counters,
-                "nautilus": {"pnl": outcome.result.stats_pnls, "returns": outcome.result.stats_returns},
-            },
-            indent=2,
-            default=str,
-        )
-    )
-    create_tearsheet(outcome.engine, output_path=str(folder / "tearsheet.html"), title="ats backtest")
+def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
+    """``reports/20250601-120000``, or ``-2``, ``-3``... when another run took that second: created here
+    (atomically: two processes never get the same folder), so no run writes over another's report."""
+    stamp = (now or pd.Timestamp.now("UTC")).strftime("%Y%m%d-%H%M%S")
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        folder = Path(report_dir) / (stamp if number == 1 else f"{stamp}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{report_dir}: 10,000 report folders named {stamp}*")
+
+
+def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False) -> Path:
+    folder = new_report_folder(Path(outcome.settings.report_dir))
+    steps = [
+        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
+        ("trades.csv", lambda: pd.DataFrame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
+        ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
+        ("account.csv", lambda: outcome.account.to_csv(folder / "account.csv")),
+        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
+        (
+            "tearsheet.html",
+            lambda: create_tearsheet(outcome.engine, output_path=str(folder / "tearsheet.html"), title="ats backtest"),
+        ),
+    ]
+    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
+    for name, write in steps:
+        if bar:
+            bar.step(name)
+        write()
     return folder
+
+
+def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
+    return json.dumps(
+        {
+            "summary": dict(report.summary.rows()),
+            "counters": report.counters,
+            "nautilus": {"pnl": outcome.result.stats_pnls, "returns": outcome.result.stats_returns},
+        },
+        indent=2,
+        default=str,
+    )

@@ -5,8 +5,10 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
@@ -20,15 +22,23 @@ from nautilus_trader.config import (
     ImportableStrategyConfig,
     LoggingConfig,
 )
-from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate
+from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.model.instruments import CryptoPerpetual
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
+from catalog.aggregate import BarsReady, ensure_bars
 from catalog.convert import bar_type_for, interval_of_spec
-from catalog.ingest import ingest
+from catalog.files import identify
+from catalog.ingest import expand, ingest, not_yet_ingested
 from catalog.instruments import VENUE, instrument_id_for
-from catalog.inventory import bar_class_in, instrument_for_period
+from catalog.inventory import (
+    bar_class_in,
+    bar_step_ns,
+    catalog_symbols,
+    instrument_for_period,
+    list_series,
+    series_timestamps,
+)
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
@@ -48,7 +58,13 @@ class BacktestOutcome:
     fills: pd.DataFrame
     account: pd.DataFrame
     instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions the run used
+    replayed: dict[str, BarsReady] = field(default_factory=dict)  # per symbol: bar type, class, count, span
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bars(self) -> dict[str, int]:
+        """Bars replayed per symbol."""
+        return {symbol: ready.rows for symbol, ready in self.replayed.items()}
 
 
 def _period_ns(settings: BacktestSettings) -> tuple[int | None, int | None]:
@@ -77,45 +93,89 @@ def _use_instruments(engine: BacktestEngine, instruments: dict[str, CryptoPerpet
             engine.add_instrument(instrument)  # replaces the definition in the cache and the simulated venue
 
 
-def _missing_symbols(settings: BacktestSettings) -> list[str]:
-    catalog_dir = settings.catalog
-    known = set()
-    if (catalog_dir / "data").is_dir():
-        known = {i.id.value for i in ParquetDataCatalog(str(catalog_dir)).instruments()}
-    missing = []
-    interval = interval_of_spec(settings.bar_spec)
-    for symbol in settings.symbols:
-        instrument_id = instrument_id_for(symbol)
-        bar_type = str(bar_type_for(instrument_id, interval))
-        if instrument_id.value not in known or bar_class_in(catalog_dir, bar_type) is None:
-            missing.append(symbol)
-    return missing
+def _lacking(settings: BacktestSettings, ready: dict[str, BarsReady]) -> list[str]:
+    known = catalog_symbols(settings.catalog)
+    return [s for s in settings.symbols if s not in known or ready[s].rows == 0]
 
 
-def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] | None = None) -> None:
-    """Fill the catalog from the config's source folders when it lacks the configured data; else say how."""
-    missing = _missing_symbols(settings)
-    if not missing:
-        return
+def _day(ns: int | None) -> str:
+    return "-" if ns is None else pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def catalog_holdings(catalog_dir: Path, symbols: list[str]) -> list[str]:
+    """One line per symbol: the catalogued series and the span each covers (what a refused run could use)."""
+    by_symbol: dict[str, list[str]] = {s: [] for s in symbols}
+    for series in list_series(catalog_dir):
+        if series.symbol in by_symbol:
+            stamps = series_timestamps(catalog_dir, series.folder, series.identifier)
+            if len(stamps):
+                by_symbol[series.symbol].append(
+                    f"{series.label} {_day(int(stamps[0]))} -> {_day(int(stamps[-1]))} ({len(stamps):,})"
+                )
+    return [f"  {s}: {'; '.join(found) if found else 'nothing'}" for s, found in by_symbol.items()]
+
+
+def _period_text(settings: BacktestSettings) -> str:
+    return f"{_day(_period_ns(settings)[0])} -> {_day(_period_ns(settings)[1])}"
+
+
+def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] | None = None) -> dict[str, BarsReady]:
+    """Make sure the catalog has bars of the configured size in the period for every symbol.
+
+    Bars of the size are built from finer catalogued bars (``catalog.aggregate.ensure_bars``); for symbols still
+    lacking, the config's source folders are ingested (only files the catalog does not hold yet). A symbol with
+    no bars in the period is refused with what the catalog does hold, and the command that fills it.
+    """
+    start_ns, end_ns = _period_ns(settings)
+    ready = ensure_bars(settings.catalog, settings.symbols, settings.bar_spec, start_ns, end_ns, progress)
+    lacking = _lacking(settings, ready)
     sources = [s for s in settings.sources if s.is_dir()]
-    if sources:
-        files = [p for s in sources for p in s.rglob("*") if p.is_file() and p.name.split("-")[0] in missing]
+    if lacking and sources:
+        found = expand(sources)
+        files = [p for p in found.data_files if identify(p).symbol in lacking]
+        files = not_yet_ingested(settings.catalog, files)
         if files:
             if progress:
-                progress(f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files")
+                progress(
+                    f"catalog {settings.catalog} lacks {', '.join(lacking)}: ingesting {len(files)} files "
+                    f"from {', '.join(str(s) for s in sources)}"
+                )
             ingest(files, settings.catalog, progress)
-            missing = _missing_symbols(settings)
-    if missing:
+            ready = ensure_bars(settings.catalog, settings.symbols, settings.bar_spec, start_ns, end_ns, progress)
+            lacking = _lacking(settings, ready)
+    if lacking:
         interval = interval_of_spec(settings.bar_spec)
         start = settings.start.strftime("%Y-%m-%d") if settings.start is not None else "2025-05-01"
         end = settings.end.strftime("%Y-%m-%d") if settings.end is not None else "2025-05-31"
         raise CatalogMissingDataError(
-            f"the catalog {settings.catalog} has no {settings.bar_spec} bars for {', '.join(missing)}.\n"
-            f"Fill it with one of:\n"
-            f"  uv run ats data download {' '.join(missing)} --start {start} --end {end} --interval {interval}"
+            f"the catalog {settings.catalog} has no {settings.bar_spec} bars (nor finer bars to build them from) "
+            f"for {', '.join(lacking)} in {_period_text(settings)}. It holds:\n"
+            + "\n".join(catalog_holdings(settings.catalog, lacking))
+            + "\nChange --start/--end (or [backtest] start/end) to a period it covers, or fill it with one of:\n"
+            f"  uv run ats data download {' '.join(lacking)} --start {start} --end {end} --interval {interval}"
             f" --catalog {settings.catalog}\n"
             f"  uv run ats data ingest FOLDER_WITH_BINANCE_FILES --catalog {settings.catalog}",
         )
+    if progress:
+        for line in partial_coverage(settings, ready):
+            progress(line)
+    return ready
+
+
+def partial_coverage(settings: BacktestSettings, ready: dict[str, BarsReady]) -> list[str]:
+    """A warning per symbol whose bars start later or end earlier than the period (by more than a bar)."""
+    start_ns, end_ns = _period_ns(settings)
+    lines = []
+    for symbol, r in ready.items():
+        step = bar_step_ns(r.bar_type) or 0
+        late = start_ns is not None and r.first_ns is not None and r.first_ns - start_ns > step
+        early = end_ns is not None and r.last_ns is not None and end_ns - r.last_ns > step
+        if late or early:
+            lines.append(
+                f"warning: {symbol} has {settings.bar_spec} bars for {_day(r.first_ns)} -> {_day(r.last_ns)} "
+                f"only, of the period {_period_text(settings)}"
+            )
+    return lines
 
 
 def _strategy_configs(settings: BacktestSettings) -> list[ImportableStrategyConfig]:
@@ -142,6 +202,19 @@ def _strategy_configs(settings: BacktestSettings) -> list[ImportableStrategyConf
     ]
 
 
+class BarTypeDataConfig(BacktestDataConfig, frozen=True):
+    """Bars of exactly the configured bar types. Nautilus's own config asks the catalog for a ``Bar`` subclass
+    (``BinanceBar``) by instrument id, which matches every bar size of the symbol: with 1m and 5m klines
+    catalogued, both would be replayed."""
+
+    @property
+    def query(self) -> dict[str, Any]:
+        query = super().query
+        if self.bar_types:
+            query["identifiers"] = [str(bar_type) for bar_type in self.bar_types]
+        return query
+
+
 def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     catalog_dir = settings.catalog
     interval = interval_of_spec(settings.bar_spec)
@@ -151,13 +224,12 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
         bar_type = str(bar_type_for(instrument_id, interval))
-        bar_class = bar_class_in(catalog_dir, bar_type)
         data.append(
-            BacktestDataConfig(
+            BarTypeDataConfig(
                 catalog_path=str(catalog_dir),
-                data_cls=bar_class,
+                data_cls=bar_class_in(catalog_dir, bar_type),
                 instrument_id=instrument_id,
-                bar_spec=f"{settings.bar_spec}-LAST" if bar_class is Bar else None,
+                bar_types=[bar_type],
                 start_time=start,
                 end_time=end,
             ),
@@ -211,26 +283,47 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
 
 
 def run_backtest(
-    settings: BacktestSettings, progress: Callable[[str], None] | None = None, fast: bool = True
+    settings: BacktestSettings,
+    progress: Callable[[str], None] | None = None,
+    fast: bool = True,
+    progress_bar: bool = False,
 ) -> BacktestOutcome:
     """Run the config. ``fast`` applies nodes.backtest.speed (linear in trades, same results); False runs plain.
+    ``progress`` receives one-line messages (catalog filling); ``progress_bar`` draws the replay's progress on
+    stderr (simulated time, bars/s, time left).
 
     When the fast run's guard sees a position pattern on which its HEDGING OMS would differ from NETTING,
     the run is repeated plain, so the results are always those of the NETTING run.
     """
-    ensure_catalog(settings, progress)
-    outcome = _run(settings, fast)
+    ready = ensure_catalog(settings, progress)
+    bar = _progress_actor(ready) if progress_bar else None
+    outcome = _run(settings, fast, bar)
+    outcome.replayed = ready
     guard = netting_guard(outcome.engine) if fast and settings.oms_type == "NETTING" else None
     if guard is not None and guard.mismatch is not None:
         if progress:
             progress(f"fast backtest not equivalent to NETTING: {guard.mismatch}; running it again plain")
-        outcome = _run(settings, fast=False)
+        outcome = _run(settings, False, bar)
+        outcome.replayed = ready
         outcome.extras["fast_path_rejected"] = guard.mismatch
     return outcome
 
 
-def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
+def _progress_actor(ready: dict[str, BarsReady]) -> ImportableActorConfig:
+    firsts = [r.first_ns for r in ready.values() if r.first_ns is not None]
+    lasts = [r.last_ns for r in ready.values() if r.last_ns is not None]
+    return ImportableActorConfig(
+        actor_path="nodes.backtest.progress:BacktestProgress",
+        config_path="nodes.backtest.progress:BacktestProgressConfig",
+        config={"start_ns": min(firsts), "end_ns": max(lasts), "bars": sum(r.rows for r in ready.values())},
+    )
+
+
+def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorConfig | None = None) -> BacktestOutcome:
     run_config = build_run_config(settings)
+    if progress_bar is not None:
+        engine_config = msgspec.structs.replace(run_config.engine, actors=[*run_config.engine.actors, progress_bar])
+        run_config = msgspec.structs.replace(run_config, engine=engine_config)
     if fast:
         run_config = linear_run_config(run_config)
     node = BacktestNode(configs=[run_config])
