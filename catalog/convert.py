@@ -23,6 +23,7 @@ from catalog.files import (
     FileKind,
     check_increasing,
     check_ohlc,
+    read_freqtrade,
     read_table,
     read_text,
     to_ms,
@@ -124,9 +125,48 @@ def _binance_bars(
     ]
 
 
+def _convert_frame(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame) -> list:
+    """Objects of a frame in the OHLCV, MARK or FUNDING column layout (freqtrade's and the shared CSVs')."""
+    if data_file.kind is FileKind.OHLCV:
+        check_ohlc(data_file.path, frame)
+        ts = _bars_ts_ns(data_file, frame, "open_time_ms")
+        return _plain_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
+    if data_file.kind is FileKind.MARK_KLINES:
+        return _mark(data_file, instrument, frame, "open_time_ms")
+    if data_file.kind is FileKind.FUNDING:
+        return _funding(data_file, instrument, frame, "funding_time_ms")
+    raise CatalogInputError(data_file.path, f"no converter for {data_file.kind}")
+
+
+def _mark(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame, column: str) -> list:
+    check_ohlc(data_file.path, frame)
+    ts = _bars_ts_ns(data_file, frame, column)
+    bars = _plain_bars(bar_type_for(instrument.id, data_file.interval, "MARK"), instrument, frame, ts)
+    # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
+    open_ns = (to_ms(frame[column]) * MS).tolist()
+    marks = [
+        MarkPriceUpdate(instrument.id, Price(o, instrument.price_precision), t, t)
+        for o, t in zip(frame["open"].tolist(), open_ns, strict=True)
+    ]
+    return bars + marks
+
+
+def _funding(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame, column: str) -> list:
+    rate_column = "last_funding_rate" if column == "calc_time" else "funding_rate"
+    # Funding events carry a few ms of jitter; they settle on the second.
+    ts_ms = (to_ms(frame[column]) // 1000) * 1000
+    check_increasing(data_file.path, frame, ts_ms)
+    return [
+        FundingRateUpdate(instrument.id, Decimal(repr(rate)), int(t) * MS, int(t) * MS)
+        for rate, t in zip(frame[rate_column].tolist(), ts_ms.tolist(), strict=True)
+    ]
+
+
 def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
     """All Nautilus objects of one file: bars, mark bars and mark prices, funding rates, or open interest."""
     path, kind = data_file.path, data_file.kind
+    if data_file.freqtrade:
+        return _convert_frame(data_file, instrument, read_freqtrade(data_file))
     text = read_text(path)
     if kind is FileKind.KLINES:
         frame = read_table(path, KLINE_COLUMNS, text)
@@ -137,36 +177,17 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
         ts = _bars_ts_ns(data_file, frame, "open_time")
         return _binance_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
     if kind is FileKind.OHLCV:
-        frame = read_table(path, OHLCV_COLUMNS, text)
-        check_ohlc(path, frame)
-        ts = _bars_ts_ns(data_file, frame, "open_time_ms")
-        return _plain_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
+        return _convert_frame(data_file, instrument, read_table(path, OHLCV_COLUMNS, text))
     if kind is FileKind.MARK_KLINES:
         vision = text.split(",", 1)[0].strip() == "open_time" or text.count(",", 0, text.find("\n")) == 11
-        frame = read_table(path, KLINE_COLUMNS if vision else MARK_COLUMNS, text)
-        check_ohlc(path, frame)
-        column = "open_time" if vision else "open_time_ms"
-        ts = _bars_ts_ns(data_file, frame, column)
-        bars = _plain_bars(bar_type_for(instrument.id, data_file.interval, "MARK"), instrument, frame, ts)
-        # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
-        open_ns = (to_ms(frame[column]) * MS).tolist()
-        marks = [
-            MarkPriceUpdate(instrument.id, Price(o, instrument.price_precision), t, t)
-            for o, t in zip(frame["open"].tolist(), open_ns, strict=True)
-        ]
-        return bars + marks
+        if not vision:
+            return _convert_frame(data_file, instrument, read_table(path, MARK_COLUMNS, text))
+        return _mark(data_file, instrument, read_table(path, KLINE_COLUMNS, text), "open_time")
     if kind is FileKind.FUNDING:
         vision = text.startswith("calc_time")
-        frame = read_table(path, VISION_FUNDING_COLUMNS if vision else FUNDING_COLUMNS, text)
-        column = "calc_time" if vision else "funding_time_ms"
-        rate_column = "last_funding_rate" if vision else "funding_rate"
-        # Funding events carry a few ms of jitter; they settle on the second.
-        ts_ms = (to_ms(frame[column]) // 1000) * 1000
-        check_increasing(path, frame, ts_ms)
-        return [
-            FundingRateUpdate(instrument.id, Decimal(repr(rate)), int(t) * MS, int(t) * MS)
-            for rate, t in zip(frame[rate_column].tolist(), ts_ms.tolist(), strict=True)
-        ]
+        if not vision:
+            return _convert_frame(data_file, instrument, read_table(path, FUNDING_COLUMNS, text))
+        return _funding(data_file, instrument, read_table(path, VISION_FUNDING_COLUMNS, text), "calc_time")
     if kind is FileKind.METRICS:
         frame = read_table(path, METRICS_COLUMNS, text)
         try:

@@ -13,7 +13,7 @@ from nautilus_trader.model.instruments import CryptoPerpetual
 
 from catalog.convert import convert_file
 from catalog.errors import CatalogInputError
-from catalog.files import DataFile, identify
+from catalog.files import FREQTRADE_SUFFIXES, DataFile, identify
 from catalog.instruments import (
     ExchangeInfoError,
     UnknownSymbolError,
@@ -24,7 +24,7 @@ from catalog.instruments import (
 from catalog.inventory import instrument_versions
 from catalog.store import catalog_lock, write_series
 
-DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
+DATA_SUFFIXES = (".csv", ".csv.gz", ".zip", *FREQTRADE_SUFFIXES)
 INGESTED_MANIFEST = "ingested_files.json"  # in the catalog folder: the files it holds, by path, size and time
 _FILE_MONTH = re.compile(r"-(\d{4})-(\d{2})(?:-(\d{2}))?(?:\.csv)?(?:\.gz|\.zip)?$")
 
@@ -51,6 +51,11 @@ def _is_data_file(path: Path) -> bool:
     return path.name.endswith(DATA_SUFFIXES)
 
 
+def _freqtrade_json(path: Path) -> bool:
+    """A .json named like freqtrade candles (BTC_USDT_USDT-1m-futures.json), not an exchangeInfo answer."""
+    return path.name.endswith((".json", ".json.gz")) and "_" in path.name.split("-", 1)[0]
+
+
 def expand(paths: Iterable[Path]) -> Expanded:
     """Data files and exchangeInfo JSON files under the given paths, and every other file found with the reason
     it is left out. A named file or folder that is missing is an error."""
@@ -62,11 +67,11 @@ def expand(paths: Iterable[Path]) -> Expanded:
                     continue
                 if child.name.startswith("."):
                     found.skipped.append((child, "hidden file"))
-                elif child.suffix == ".json":
+                elif child.suffix == ".json" and not _freqtrade_json(child):
                     found.info_files.append(child)
                     found.info_found_in_folders.add(child)
                 elif not _is_data_file(child):
-                    found.skipped.append((child, "not a data file (.csv, .csv.gz, .zip or exchangeInfo .json)"))
+                    found.skipped.append((child, "not a data file (.csv, .csv.gz, .zip, .feather, .json, .parquet)"))
                 else:
                     try:
                         identify(child)
@@ -75,7 +80,8 @@ def expand(paths: Iterable[Path]) -> Expanded:
                         continue
                     found.data_files.append(child)
         elif path.is_file():
-            (found.info_files if path.suffix == ".json" else found.data_files).append(path)
+            info = path.suffix == ".json" and not _freqtrade_json(path)
+            (found.info_files if info else found.data_files).append(path)
         else:
             raise CatalogInputError(path, "no such file or folder")
     return found

@@ -154,4 +154,5 @@ def list_series(catalog_dir: Path) -> Iterator[Series]:
         path = data_dir(catalog_dir) / folder
         if path.is_dir():
             found += [Series(folder, p.name) for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    yield from sorted(found, key=lambda s: (s.symbol, list(SERIES_FOLDERS).index(s.folder), s.identifier))
+    order = list(SERIES_FOLDERS)
+    yield from sorted(found, key=lambda s: (s.symbol, order.index(s.folder), s.step_ns or 0, s.identifier))

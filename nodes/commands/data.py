@@ -34,6 +34,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG, help=f"(default: {DEFAULT_CATALOG})")
     ingest.set_defaults(handler=run_ingest)
 
+    listing = commands.add_parser(
+        "list",
+        help="what the catalog holds: per symbol and data type, coverage and gaps",
+        description="Per symbol and data type: rows, first and last time, and every gap longer than one step "
+        "(for bars their size; for funding, marks and open interest three times their usual spacing).",
+    )
+    listing.add_argument("symbols", nargs="*", metavar="SYMBOL", help="only these symbols (default: all)")
+    listing.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG, help=f"(default: {DEFAULT_CATALOG})")
+    listing.add_argument("--gaps", type=int, default=5, help="gaps shown per series (default: 5; all: 0)")
+    listing.set_defaults(handler=run_list)
+
     download = commands.add_parser(
         "download",
         help="fetch Binance exchangeInfo and Vision klines/funding/metrics/mark-price zips, verify, ingest",
@@ -185,6 +196,62 @@ def _exchange_info(args: argparse.Namespace, symbols: list[str]) -> Path | None:
         )
     print(f"exchangeInfo saved to {path}", file=sys.stderr)
     return path
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from catalog.errors import CatalogInputError
+    from catalog.inventory import catalog_symbols, coverage_of, list_series, series_timestamps
+
+    if not (args.catalog / "data").is_dir():
+        raise CatalogInputError(args.catalog, "no catalog here; fill one with `ats data ingest` or `ats data download`")
+    wanted = {s.upper() for s in args.symbols}
+    rows = []
+    gap_lines: list[str] = []
+    for series in list_series(args.catalog):
+        if wanted and series.symbol not in wanted:
+            continue
+        stamps = series_timestamps(args.catalog, series.folder, series.identifier)
+        cover = coverage_of(stamps, series.step_ns)
+        gaps = f"{len(cover.gaps)}" if cover.gaps else "none"
+        rows.append(
+            (series.symbol, series.label, f"{cover.rows:,}", _utc_min(cover.first_ns), _utc_min(cover.last_ns), gaps)
+        )
+        shown = cover.gaps if args.gaps <= 0 else cover.gaps[: args.gaps]
+        for before, after in shown:
+            gap_lines.append(
+                f"  {series.symbol} {series.label}: {_utc_min(before)} -> {_utc_min(after)} ({_span(after - before)})"
+            )
+        if len(shown) < len(cover.gaps):
+            gap_lines.append(f"  {series.symbol} {series.label}: and {len(cover.gaps) - len(shown)} more gaps")
+    symbols = catalog_symbols(args.catalog)
+    with_data = {r[0] for r in rows}
+    print(f"catalog {args.catalog}: {len(symbols)} instruments, {len(with_data)} with data")
+    if not rows:
+        print("no data series" + (f" for {', '.join(sorted(wanted))}" if wanted else ""))
+        return 0
+    header = ("symbol", "data", "rows", "first (UTC)", "last (UTC)", "gaps")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print(
+            "  ".join(
+                cell.rjust(w) if i == 2 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
+    if gap_lines:
+        print("\ngaps (last time before -> first time after):")
+        print("\n".join(gap_lines))
+    return 0
+
+
+def _utc_min(ts_ns: int | None) -> str:
+    return "-" if ts_ns is None else datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _span(ns: int) -> str:
+    minutes = ns // 60_000_000_000
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    return f"{days} d {hours} h" if days else (f"{hours} h {minutes} min" if hours else f"{minutes} min")
 
 
 def series_spans(catalog_dir: Path, series: dict[str, int]) -> list[tuple[str, int, str, str]]:
