@@ -39,6 +39,8 @@ from catalog.inventory import (
     list_series,
     series_timestamps,
 )
+from nodes.backtest.factor_coverage import FACTOR_COVERAGE, FactorCoverage, attach_strategy
+from nodes.backtest.funding import FundingSettlementModule, funding_module
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
@@ -59,6 +61,8 @@ class BacktestOutcome:
     account: pd.DataFrame
     instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions the run used
     replayed: dict[str, BarsReady] = field(default_factory=dict)  # per symbol: bar type, class, count, span
+    funding: FundingSettlementModule | None = None  # what the venue settled
+    factor_coverage: FactorCoverage | None = None  # which factors were missing, sampled through the run
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -270,7 +274,7 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     )
     engine = BacktestEngineConfig(
         strategies=_strategy_configs(settings),
-        actors=[ImportableActorConfig(**actor) for actor in settings.actors],
+        actors=[ImportableActorConfig(**actor) for actor in (FACTOR_COVERAGE, *settings.actors)],
         logging=LoggingConfig(log_level=settings.log_level),
     )
     return BacktestRunConfig(
@@ -330,6 +334,7 @@ def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorCo
     node.build()
     instruments = period_instruments(settings)
     _use_instruments(node.get_engine(run_config.id), instruments)
+    coverage = attach_strategy(node.get_engine(run_config.id))
     if fast:
         prepare_engine(node.get_engine(run_config.id))
     started = time.perf_counter()
@@ -348,4 +353,6 @@ def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorCo
         fills=trader.generate_order_fills_report(),
         account=trader.generate_account_report(Venue(VENUE.value)),
         instruments=instruments,
+        funding=funding_module(engine),
+        factor_coverage=coverage,
     )
