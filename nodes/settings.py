@@ -4,6 +4,7 @@ Every mistake is reported with the file, the key and what is expected, before an
 """
 
 import difflib
+import importlib
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
 
 from catalog.convert import spec_of_bar
@@ -38,19 +40,23 @@ _SYMBOL = re.compile(r"^[0-9A-Z]{1,30}USDT$")
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'bar'?)' for a near miss, else an empty string."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    """' (did you mean 'bar'?)' for a near miss (every key it begins, when it is the start of several), else ''."""
+    choices = list(choices)
+    starts = [c for c in choices if c.startswith(word) and c != word] if len(word) >= 3 else []
+    if len(starts) > 1:
+        return f" (did you mean one of {', '.join(repr(c) for c in starts)}?)"
+    close = starts or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_keys(path: Path, table: Mapping[str, Any], known: Iterable[str], section: str) -> None:
-    """A key the table does not know is an error naming it, the nearest known key, and the known keys."""
+def check_keys(path: Path, table: Mapping[str, Any], known: Iterable[str], where: str) -> None:
+    """A key the table does not know is an error naming it, the nearest known key, and the known keys.
+    ``where``: the table as the file names it, e.g. ``[backtest]``."""
     known = tuple(known)
     for key in table:
         if key not in known:
             raise ConfigError(
-                path,
-                f"unknown key {key!r} in [{section}]{did_you_mean(key, known)}; known keys: {', '.join(known)}",
+                path, f"unknown key {key!r} in {where}{did_you_mean(key, known)}; known keys: {', '.join(known)}"
             )
 
 
@@ -126,7 +132,7 @@ def check_actors(path: Path, actors: Any) -> tuple[dict[str, Any], ...]:
     if not isinstance(actors, list) or not all(isinstance(a, dict) for a in actors):
         raise ConfigError(path, "[[actors]] must be an array of tables")
     for actor in actors:
-        check_keys(path, actor, ACTOR_KEYS, "[actors]")
+        check_keys(path, actor, ACTOR_KEYS, "[[actors]]")
         for key in ("actor_path", "config_path"):
             value = actor.get(key)
             if not isinstance(value, str) or ":" not in value:
@@ -134,7 +140,29 @@ def check_actors(path: Path, actors: Any) -> tuple[dict[str, Any], ...]:
         config = actor.get("config", {})
         if not isinstance(config, dict):
             raise ConfigError(path, f"[[actors]] config of {actor['actor_path']} must be a table")
+        _import(path, actor["actor_path"], "actor_path")
+        check_component_config(path, _import(path, actor["config_path"], "config_path"), config, "[[actors]] config")
     return tuple(actors)
+
+
+def _import(path: Path, dotted: str, key: str) -> Any:
+    module_name, _, name = dotted.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(path, f"{key} = {dotted!r} cannot be imported ({exc})") from None
+
+
+def check_component_config(path: Path, config_class: type, values: Mapping[str, Any], where: str) -> None:
+    """A Nautilus config table: known fields only (with "did you mean"), and values its class accepts, checked
+    by parsing it as the node will; every problem is one line naming the key."""
+    fields = [f.name for f in msgspec.structs.fields(config_class)]
+    check_keys(path, values, fields, f"{where} of {config_class.__name__}")
+    try:
+        config_class.parse(msgspec.json.encode(dict(values)))
+    except (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(path, f"{where} of {config_class.__name__}: {message}") from None
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -163,9 +191,6 @@ def load_backtest_settings(
     instrument table defines (a live node takes its instruments from Binance and skips this).
     """
     path, raw = read_config_file(path, DEFAULT_BACKTEST_CONFIG)
-    for section in ("backtest", "venue", "strategy"):
-        if not isinstance(raw.get(section), dict):
-            raise ConfigError(path, f"missing section [{section}]")
     unknown = set(raw) - {"backtest", "venue", "strategy", "actors"}
     if unknown:
         first = sorted(unknown)[0]
@@ -174,12 +199,15 @@ def load_backtest_settings(
             f"unknown section(s) {sorted(unknown)}{did_you_mean(first, ('backtest', 'venue', 'strategy', 'actors'))};"
             " known: backtest, venue, strategy, actors",
         )
+    for section in ("backtest", "venue", "strategy"):
+        if not isinstance(raw.get(section), dict):
+            raise ConfigError(path, f"missing section [{section}]")
     bt, venue, strategy = dict(raw["backtest"]), raw["venue"], raw["strategy"]
-    check_keys(path, bt, BACKTEST_KEYS, "backtest")
-    check_keys(path, venue, VENUE_KEYS, "venue")
-    check_keys(path, strategy, STRATEGY_KEYS, "strategy")
+    check_keys(path, bt, BACKTEST_KEYS, "[backtest]")
+    check_keys(path, venue, VENUE_KEYS, "[venue]")
+    check_keys(path, strategy, STRATEGY_KEYS, "[strategy]")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    check_keys(Path("command line"), given, ("start", "end", "symbols", "bar"), "overrides")
+    check_keys(Path("command line"), given, ("start", "end", "symbols", "bar"), "the overrides")
     bt.update(given)
     # Relative paths in the file are relative to the project folder when the file lives in the package,
     # else to the file's own folder: a trader's copy of the config can sit anywhere.
