@@ -128,3 +128,32 @@ per_instrument = true
     assert outcome.bars == {"FILUSDT": 18 * 1440 // minutes + 1}
     assert outcome.data_points == outcome.bars["FILUSDT"]
     assert len(outcome.positions) > 5
+
+
+def test_scan_on_a_bar_size_the_catalog_lacks_scores_from_built_bars(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nodes.cli import main
+
+    catalog = tmp_path / "catalog"
+    ingest([shared_data / "klines_1m_vision" / "FILUSDT-1m-2024-09.csv.gz"], catalog)
+    config = tmp_path / "scan.toml"
+    config.write_text(
+        f"""
+[backtest]
+catalog = "{catalog}"
+symbols = ["FILUSDT"]
+bar = "15m"
+
+[venue]
+starting_balance = 1000
+
+[strategy]
+path = "strategies.ats:AtsStrategy"
+config_path = "strategies.config:AtsStrategyConfig"
+"""
+    )
+    assert main(["scan", str(config), "--at", "2024-09-20T12:00"]) == 0
+    out = capsys.readouterr().out
+    assert "FILUSDT" in out and "no 15-MINUTE bars" not in out
+    assert "not available - C" not in out  # the built bars kept the taker-buy volume
