@@ -30,6 +30,20 @@ def _fresh(settings, progress_bar: bool) -> tuple[float, float]:  # noqa: ANN001
         return pool.submit(_measure, settings, progress_bar).result()
 
 
+def tick_cost_us(calls: int = 20_000) -> float:
+    """Microseconds one progress redraw costs (formatting the line and writing it), the work of each timer tick."""
+    import io
+    import time
+
+    from nodes.backtest.progress import progress_line
+
+    sink = io.StringIO()
+    started = time.perf_counter()
+    for i in range(calls):
+        sink.write("\r\033[K" + progress_line(i / calls, 1_746_835_200_000_000_000 + i * 60_000_000_000, 577_949, 1.5))
+    return (time.perf_counter() - started) / calls * 1e6
+
+
 def rows(quick: bool) -> list[Row]:
     symbols = SYMBOLS[:4] if quick else SYMBOLS
     window = (COMMON[0], COMMON[0] + pd.Timedelta(days=5)) if quick else COMMON
@@ -40,7 +54,17 @@ def rows(quick: bool) -> list[Row]:
         with_bar.append(_fresh(settings, True))
     days = (window[1] - window[0]) / pd.Timedelta(days=1)
     label = f"EMA cross, {len(symbols)} symbols x {days:g} d 1m"
-    out = []
+    from nodes.backtest.progress import TICKS
+
+    cost = tick_cost_us()
+    out = [
+        Row(
+            "progress bar: one timer tick (format + write the line)",
+            "us",
+            cost,
+            note=f"{TICKS} ticks per run whatever its length: {TICKS * cost / 1000:.1f} ms per run",
+        )
+    ]
     for name, runs in (("no progress bar", without), ("with progress bar", with_bar)):
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         out.append(
