@@ -265,7 +265,9 @@ def load_backtest_settings(
     strategy_config = strategy.get("config", {})
     if not isinstance(strategy_config, dict):
         raise ConfigError(path, "[strategy.config] must be a table")
-    actors = check_actors(path, raw.get("actors", []))
+    actors = raw.get("actors", [])
+    if not isinstance(actors, list):
+        raise ConfigError(path, "[[actors]] must be an array of tables")
 
     return BacktestSettings(
         config_path=path,
@@ -284,5 +286,5 @@ def load_backtest_settings(
         report_dir=_resolve(base, report_dir),
         log_level=log_level,
         per_instrument_strategy=per_instrument,
-        actors=tuple(actors),
+        actors=check_actors(path, actors),
     )
