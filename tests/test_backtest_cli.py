@@ -150,3 +150,36 @@ def test_a_period_the_bars_cover_only_in_part_runs_with_a_warning(
         "warning: FILUSDT has 1-MINUTE bars for 2024-09-29 00:00 -> 2024-10-01 00:00 only, "
         "of the period 2024-09-29 00:00 -> 2024-10-03 00:00"
     ) in err
+
+
+def test_source_files_the_catalog_holds_are_not_ingested_again(
+    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "xrp.toml"
+    path.write_text(
+        f"""
+[backtest]
+catalog = "{tmp_path / "catalog"}"
+sources = ["{shared_data / "ohlcv_2021-11_xrp"}"]
+symbols = ["XRPUSDT"]
+bar = "5m"
+start = "2021-11-16"
+end = "2021-11-18"
+report_dir = "{tmp_path / "reports"}"
+
+[venue]
+starting_balance = 10000
+
+[strategy]
+path = "benchmarks.ema_cross:EMACrossNotional"
+config_path = "benchmarks.ema_cross:EMACrossNotionalConfig"
+per_instrument = true
+"""
+    )
+    code, _, err = run(["backtest", str(path)], capsys)
+    assert code == 0, err
+    assert "catalog" in err and "ingesting 4 files" in err
+    code, _, err = run(["backtest", str(path), "--timerange", "20220101-20220102"], capsys)
+    assert code == 2
+    assert "ingesting" not in err  # the sources hold nothing the catalog lacks: no second read of the files
+    assert "XRPUSDT: 5-MINUTE-LAST bars 2021-11-15 00:05 -> 2021-11-21 22:35 (1,999)" in err
