@@ -70,6 +70,20 @@ def _finer_sources(catalog_dir: Path, symbol: str, step_ns: int) -> list[tuple[t
     return sorted(found, key=lambda s: (s[0] is not BinanceBar, s[2]))
 
 
+def _missing_buckets(
+    source_ts: np.ndarray, source_step: int, step_ns: int, have: np.ndarray, low: int | None, high: int | None
+) -> np.ndarray:
+    """Close times of the complete buckets the finer bars (their timestamps) make in (low, high] and the
+    catalog lacks; from timestamp columns only."""
+    if low is not None:
+        source_ts = source_ts[source_ts > low]
+    if high is not None:
+        source_ts = source_ts[source_ts <= high]
+    closes, counts = np.unique(((source_ts - 1) // step_ns + 1) * step_ns, return_counts=True)
+    complete = closes[counts == step_ns // source_step]
+    return complete[~np.isin(complete, have)]
+
+
 def _read(folder: Path, low_ns: int | None, high_ns: int | None) -> pa.Table:
     tables = [pq.read_table(f) for f in sorted(folder.glob("*.parquet"))]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -186,8 +200,13 @@ def ensure_bars(
             have = series_timestamps(catalog_dir, _FOLDERS[cls], str(bar_type))
             # the finer bars of the first bucket end one bucket after the period's start
             low = None if start_ns is None else (start_ns // step_ns) * step_ns - step_ns
-            table = _read(data_dir(catalog_dir) / _FOLDERS[cls] / source_name, low, end_ns)
-            new = aggregate_table(table, source_step, step_ns, bar_type, cls, have)
+            missing = _missing_buckets(
+                series_timestamps(catalog_dir, _FOLDERS[cls], source_name), source_step, step_ns, have, low, end_ns
+            )
+            new = []
+            if len(missing):  # read the finer bars (all columns) only around what is missing
+                table = _read(data_dir(catalog_dir) / _FOLDERS[cls] / source_name, int(missing[0]) - step_ns, end_ns)
+                new = aggregate_table(table, source_step, step_ns, bar_type, cls, have)
             if new:
                 if progress:
                     progress(f"{symbol}: building {len(new):,} {spec} bars from {source_name} into the catalog")
