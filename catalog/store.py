@@ -77,7 +77,26 @@ def write_series(catalog_dir: Path, objects: Iterable) -> dict[str, int]:
     """
     catalog_dir = Path(catalog_dir)
     with catalog_lock(catalog_dir):
+        recover(catalog_dir)
         return _merge_and_swap(catalog_dir, objects)
+
+
+def recover(catalog_dir: Path) -> list[str]:
+    """Undo what a writer killed mid-write left (call holding the lock): a staging folder is dropped; a series
+    moved aside but not yet replaced is put back (the old data, as before that write). Returns what was done."""
+    done = []
+    for staging in Path(catalog_dir).glob(".staging-*"):
+        shutil.rmtree(staging, ignore_errors=True)
+        done.append(f"removed {staging.name}")
+    data = Path(catalog_dir) / "data"
+    for backup in data.glob("*/.*.old-*") if data.is_dir() else []:
+        target = backup.with_name(backup.name[1:].rsplit(".old-", 1)[0])
+        if target.exists():
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            backup.rename(target)
+            done.append(f"restored {target.parent.name}/{target.name}")
+    return done
 
 
 def _merge_and_swap(catalog_dir: Path, objects: Iterable) -> dict[str, int]:

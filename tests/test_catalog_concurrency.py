@@ -31,3 +31,18 @@ def test_two_processes_ingesting_one_symbol_at_once_lose_nothing(shared_data: Pa
     )
     assert len(bars) == 43_200 + 44_640  # April and May, every minute (without the lock: one month)
     assert len({b.ts_event for b in bars}) == len(bars)
+
+
+def test_a_write_killed_between_its_renames_is_undone_by_the_next_one(shared_data: Path, tmp_path: Path) -> None:
+    from catalog.ingest import ingest
+
+    vision = shared_data / "klines_1m_vision"
+    ingest([vision / "FILUSDT-1m-2023-04.csv.gz"], tmp_path)
+    series = tmp_path / "data" / "binance_bar" / "FILUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL"
+    # what kill -9 leaves after moving the old series aside and before moving the new one in
+    series.rename(series.with_name(f".{series.name}.old-1a2b3c4d"))
+    (tmp_path / ".staging-killed").mkdir()
+    ingest([vision / "FILUSDT-1m-2023-05.csv.gz"], tmp_path)
+    bars = ParquetDataCatalog(str(tmp_path)).query(BinanceBar, identifiers=[series.name])
+    assert len(bars) == 43_200 + 44_640
+    assert not list(tmp_path.glob(".staging-*")) and not list(series.parent.glob(".*"))
