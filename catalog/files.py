@@ -107,6 +107,12 @@ def _stem(path: Path) -> str:
     return name.removesuffix(".csv")
 
 
+def freqtrade_name(path: Path) -> bool:
+    """Named like freqtrade data (BTC_USDT_USDT-1m-futures, BTC_USDT-1m, BTC_USDT_USDT-trades), any suffix."""
+    stem = _stem(Path(path))
+    return any(p.match(stem) for p in (_FREQTRADE_FUTURES, _FREQTRADE_SPOT, _FREQTRADE_TRADES))
+
+
 def _identify_freqtrade(path: Path, stem: str) -> DataFile:
     if _FREQTRADE_TRADES.match(stem):
         raise CatalogInputError(path, "freqtrade trades file: ats backtests on candles, not on single trades")

@@ -13,7 +13,7 @@ from nautilus_trader.model.instruments import CryptoPerpetual
 
 from catalog.convert import convert_file
 from catalog.errors import CatalogInputError
-from catalog.files import FREQTRADE_SUFFIXES, DataFile, identify
+from catalog.files import FREQTRADE_SUFFIXES, DataFile, freqtrade_name, identify
 from catalog.instruments import (
     ExchangeInfoError,
     UnknownSymbolError,
@@ -53,7 +53,7 @@ def _is_data_file(path: Path) -> bool:
 
 def _freqtrade_json(path: Path) -> bool:
     """A .json named like freqtrade candles (BTC_USDT_USDT-1m-futures.json), not an exchangeInfo answer."""
-    return path.name.endswith((".json", ".json.gz")) and "_" in path.name.split("-", 1)[0]
+    return path.name.endswith((".json", ".json.gz")) and freqtrade_name(path)
 
 
 def expand(paths: Iterable[Path]) -> Expanded:
