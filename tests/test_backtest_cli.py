@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from catalog.ingest import ingest
-from nodes.backtest.report import new_report_folder
+from nodes.backtest.report_files import new_report_folder
 from nodes.cli import main
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nodes.backtest.report import build_report, equity_curve, save_report, trade_statistics, unrealised_at_end
+from nodes.backtest.report import build_report, equity_curve, unrealised_at_end
+from nodes.backtest.report_files import save_report, trade_statistics
 from nodes.backtest.runner import BacktestOutcome, run_backtest
 from nodes.settings import load_backtest_settings
 

@@ -50,9 +50,7 @@ def timerange(text: str) -> tuple[str | None, str | None]:
     digits are epoch seconds or milliseconds."""
     sides = text.split("-")
     if len(sides) != 2 or not all(_TIMERANGE_SIDE.match(s) for s in sides) or not any(sides):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time range like 20250501-20250601, 20250501- or -20250601"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time range like 20250501-20250601, 20250501- or -20250601")
 
     def side(value: str) -> str | None:
         if not value:
@@ -95,7 +93,8 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     from catalog.ingest import stderr_progress
-    from nodes.backtest.report import build_report, save_report
+    from nodes.backtest.report import build_report
+    from nodes.backtest.report_files import save_report
     from nodes.backtest.runner import run_backtest
     from nodes.settings import load_backtest_settings
 
