@@ -7,9 +7,7 @@ from pathlib import Path
 RECORDED = Path("api_recordings/rest/http_futures_market_exchange_info.json")
 
 
-def exchange_info(
-    shared_data: Path, filters: dict[str, tuple[str, str, str]], server_time_ms: int
-) -> dict:
+def exchange_info(shared_data: Path, filters: dict[str, tuple[str, str, str]], server_time_ms: int) -> dict:
     """The recorded answer with one USDT perpetual per symbol: {symbol: (tickSize, stepSize, notional)}."""
     data = json.loads((shared_data / RECORDED).read_text())
     template = next(s for s in data["symbols"] if s["symbol"] == "BTCUSDT")

@@ -24,8 +24,7 @@ from pathlib import Path
 UM = "data/futures/um"
 FUNDING_FOLDER = "ohlcv_2025-03_2025-06"
 KLINE_HEADER = (
-    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-    "taker_buy_quote_volume,ignore"
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
 ).split(",")
 METRICS_HEADER = (
     "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
