@@ -22,6 +22,7 @@ from catalog.files import (
     FileKind,
     check_increasing,
     check_ohlc,
+    read_freqtrade,
     read_table,
     read_text,
     to_ms,
@@ -53,6 +54,19 @@ def interval_of_spec(bar_spec: str) -> str:
     raise ValueError(f"unsupported bar spec {bar_spec!r}; use one of {', '.join(_BAR_SPEC.values())}")
 
 
+def spec_of_bar(value: object) -> str:
+    """A bar size as traders write it (``"5m"``, ``"1h"``, ``"5-MINUTE"``) -> the Nautilus spec ``"5-MINUTE"``."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text in _BAR_SPEC:
+            return _BAR_SPEC[text]
+        if text.upper() in _BAR_SPEC.values():
+            return text.upper()
+    raise ValueError(
+        f"{value!r} is not a bar size; use one of {', '.join(_BAR_SPEC)} (or {', '.join(_BAR_SPEC.values())})"
+    )
+
+
 def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.ndarray:
     open_ms = to_ms(frame[column])
     check_increasing(data_file.path, frame, open_ms)
@@ -60,9 +74,7 @@ def _bars_ts_ns(data_file: DataFile, frame: pd.DataFrame, column: str) -> np.nda
     return ((open_ms + INTERVALS_MS[data_file.interval]) * MS).astype(np.uint64)
 
 
-def _plain_bars(
-    bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray
-) -> list[Bar]:
+def _plain_bars(bar_type: BarType, instrument: CryptoPerpetual, frame: pd.DataFrame, ts: np.ndarray) -> list[Bar]:
     # Nautilus wants writable buffers; pandas 3 hands out read-only views, hence the copies.
     arrays = [np.array(frame[k], dtype=np.float64) for k in ("open", "high", "low", "close")]
     volume = np.array(frame["volume"], dtype=np.float64) if "volume" in frame else np.zeros(len(frame))
@@ -107,51 +119,69 @@ def _binance_bars(
     ]
 
 
+def _convert_frame(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame) -> list:
+    """Objects of a frame in the OHLCV, MARK or FUNDING column layout (freqtrade's and the shared CSVs')."""
+    if data_file.kind is FileKind.OHLCV:
+        check_ohlc(data_file.path, frame)
+        ts = _bars_ts_ns(data_file, frame, "open_time_ms")
+        return _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval]), instrument, frame, ts)
+    if data_file.kind is FileKind.MARK_KLINES:
+        return _mark(data_file, instrument, frame, "open_time_ms")
+    if data_file.kind is FileKind.FUNDING:
+        return _funding(data_file, instrument, frame, "funding_time_ms")
+    raise CatalogInputError(data_file.path, f"no converter for {data_file.kind}")
+
+
+def _mark(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame, column: str) -> list:
+    check_ohlc(data_file.path, frame)
+    ts = _bars_ts_ns(data_file, frame, column)
+    bars = _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval], "MARK"), instrument, frame, ts)
+    # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
+    open_ns = (to_ms(frame[column]) * MS).tolist()
+    marks = [
+        MarkPriceUpdate(instrument.id, Price(o, instrument.price_precision), t, t)
+        for o, t in zip(frame["open"].tolist(), open_ns, strict=True)
+    ]
+    return bars + marks
+
+
+def _funding(data_file: DataFile, instrument: CryptoPerpetual, frame: pd.DataFrame, column: str) -> list:
+    rate_column = "last_funding_rate" if column == "calc_time" else "funding_rate"
+    # Funding events carry a few ms of jitter; they settle on the second.
+    ts_ms = (to_ms(frame[column]) // 1000) * 1000
+    check_increasing(data_file.path, frame, ts_ms)
+    return [
+        FundingRateUpdate(instrument.id, Decimal(repr(rate)), int(t) * MS, int(t) * MS)
+        for rate, t in zip(frame[rate_column].tolist(), ts_ms.tolist(), strict=True)
+    ]
+
+
 def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
     """All Nautilus objects of one file: bars, mark bars and mark prices, funding rates, or open interest."""
     path, kind = data_file.path, data_file.kind
+    if data_file.freqtrade:
+        return _convert_frame(data_file, instrument, read_freqtrade(data_file))
     text = read_text(path)
     if kind is FileKind.KLINES:
         frame = read_table(path, KLINE_COLUMNS, text)
         check_ohlc(path, frame)
         bad = np.flatnonzero(frame["taker_buy_volume"].to_numpy() > frame["volume"].to_numpy() * (1 + 1e-9))
         if bad.size:
-            raise CatalogInputError(
-                path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"]
-            )
+            raise CatalogInputError(path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"])
         ts = _bars_ts_ns(data_file, frame, "open_time")
         return _binance_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval]), instrument, frame, ts)
     if kind is FileKind.OHLCV:
-        frame = read_table(path, OHLCV_COLUMNS, text)
-        check_ohlc(path, frame)
-        ts = _bars_ts_ns(data_file, frame, "open_time_ms")
-        return _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval]), instrument, frame, ts)
+        return _convert_frame(data_file, instrument, read_table(path, OHLCV_COLUMNS, text))
     if kind is FileKind.MARK_KLINES:
         vision = text.split(",", 1)[0].strip() == "open_time" or text.count(",", 0, text.find("\n")) == 11
-        frame = read_table(path, KLINE_COLUMNS if vision else MARK_COLUMNS, text)
-        check_ohlc(path, frame)
-        column = "open_time" if vision else "open_time_ms"
-        ts = _bars_ts_ns(data_file, frame, column)
-        bars = _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval], "MARK"), instrument, frame, ts)
-        # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
-        open_ns = (to_ms(frame[column]) * MS).tolist()
-        marks = [
-            MarkPriceUpdate(instrument.id, Price(o, instrument.price_precision), t, t)
-            for o, t in zip(frame["open"].tolist(), open_ns, strict=True)
-        ]
-        return bars + marks
+        if not vision:
+            return _convert_frame(data_file, instrument, read_table(path, MARK_COLUMNS, text))
+        return _mark(data_file, instrument, read_table(path, KLINE_COLUMNS, text), "open_time")
     if kind is FileKind.FUNDING:
         vision = text.startswith("calc_time")
-        frame = read_table(path, VISION_FUNDING_COLUMNS if vision else FUNDING_COLUMNS, text)
-        column = "calc_time" if vision else "funding_time_ms"
-        rate_column = "last_funding_rate" if vision else "funding_rate"
-        # Funding events carry a few ms of jitter; they settle on the second.
-        ts_ms = (to_ms(frame[column]) // 1000) * 1000
-        check_increasing(path, frame, ts_ms)
-        return [
-            FundingRateUpdate(instrument.id, Decimal(repr(rate)), int(t) * MS, int(t) * MS)
-            for rate, t in zip(frame[rate_column].tolist(), ts_ms.tolist(), strict=True)
-        ]
+        if not vision:
+            return _convert_frame(data_file, instrument, read_table(path, FUNDING_COLUMNS, text))
+        return _funding(data_file, instrument, read_table(path, VISION_FUNDING_COLUMNS, text), "calc_time")
     if kind is FileKind.METRICS:
         frame = read_table(path, METRICS_COLUMNS, text)
         try:

@@ -1,4 +1,5 @@
-"""Fetch Binance Vision USDT-M zips (klines, fundingRate, metrics), checked against their published sha256.
+"""Fetch Binance Vision USDT-M zips (klines, fundingRate, metrics, markPriceKlines), checked against their published
+sha256, and the exchange's current exchangeInfo (the instruments' filters) from the Binance REST API.
 
 Files land in a local mirror of the Vision tree under ``dest`` (``futures/um/monthly/klines/BTCUSDT/1m/...``),
 written through a temporary file and renamed only once their checksum matched, so a half-written or corrupt
@@ -8,6 +9,7 @@ file never carries the final name. A file already present with the published che
 import calendar
 import hashlib
 import http.client
+import json
 import os
 import re
 import sys
@@ -24,8 +26,10 @@ from typing import TextIO
 from catalog.files import INTERVALS_MS
 
 DEFAULT_BASE_URL = "https://data.binance.vision"
+DEFAULT_API_URL = "https://fapi.binance.com"
+EXCHANGE_INFO_PATH = "fapi/v1/exchangeInfo"
 DEFAULT_DEST = Path("data/downloads")
-DATASETS = ("klines", "fundingRate", "metrics")
+DATASETS = ("klines", "fundingRate", "metrics", "markPriceKlines")
 _CHUNK = 1 << 16
 _SYMBOL = re.compile(r"^[0-9A-Z]{2,30}$")
 _CHECKSUM_LINE = re.compile(r"^(?P<sha>[0-9a-fA-F]{64})\s+\*?(?P<name>\S+)\s*$")
@@ -81,9 +85,9 @@ def _um(period: str, dataset: str, symbol: str, *parts: str) -> str:
     return "/".join(["data/futures/um", period, dataset, symbol, *parts])
 
 
-def _daily_klines(symbol: str, interval: str, day: date) -> VisionFile:
+def _daily_klines(symbol: str, interval: str, day: date, dataset: str = "klines") -> VisionFile:
     name = f"{symbol}-{interval}-{day:%Y-%m-%d}.zip"
-    return VisionFile(_um("daily", "klines", symbol, interval, name), "klines", optional=False)
+    return VisionFile(_um("daily", dataset, symbol, interval, name), dataset, optional=dataset != "klines")
 
 
 def plan_downloads(
@@ -93,6 +97,7 @@ def plan_downloads(
     interval: str = "1m",
     datasets: Iterable[str] = DATASETS,
     today: date | None = None,
+    mark_interval: str = "1h",
 ) -> list[VisionFile]:
     """The Vision files covering ``start``..``end`` (inclusive, UTC days) for each symbol.
 
@@ -105,8 +110,9 @@ def plan_downloads(
     unknown = set(datasets) - set(DATASETS)
     if unknown:
         raise DownloadError(f"unknown dataset(s) {sorted(unknown)}; choose from {', '.join(DATASETS)}")
-    if interval not in INTERVALS_MS:
-        raise DownloadError(f"unknown kline interval {interval!r}; choose from {', '.join(INTERVALS_MS)}")
+    for name, value in (("kline", interval), ("mark-price kline", mark_interval)):
+        if value not in INTERVALS_MS:
+            raise DownloadError(f"unknown {name} interval {value!r}; choose from {', '.join(INTERVALS_MS)}")
     if start > end:
         raise DownloadError(f"start {start} is after end {end}")
     last_day = min(end, today - timedelta(days=1))
@@ -124,12 +130,14 @@ def plan_downloads(
             month_last = date(year, month, calendar.monthrange(year, month)[1])
             first, last = max(start, month_first), min(last_day, month_last)
             month_done = month_last < today
-            if "klines" in datasets:
-                daily = tuple(_daily_klines(symbol, interval, day) for day in _days(first, last))
+            for dataset, step in (("klines", interval), ("markPriceKlines", mark_interval)):
+                if dataset not in datasets:
+                    continue
+                daily = tuple(_daily_klines(symbol, step, day, dataset) for day in _days(first, last))
                 if month_done:
-                    name = f"{symbol}-{interval}-{year:04d}-{month:02d}.zip"
-                    monthly = _um("monthly", "klines", symbol, interval, name)
-                    files.append(VisionFile(monthly, "klines", optional=False, fallback=daily))
+                    name = f"{symbol}-{step}-{year:04d}-{month:02d}.zip"
+                    monthly = _um("monthly", dataset, symbol, step, name)
+                    files.append(VisionFile(monthly, dataset, optional=dataset != "klines", fallback=daily))
                 else:
                     files.extend(daily)
             if "fundingRate" in datasets:
@@ -251,8 +259,7 @@ class Fetcher:
                 if number == self.retries:
                     reason = getattr(exc, "reason", exc)
                     raise DownloadError(
-                        f"{url}: {reason} (gave up after {self.retries + 1} attempts; check the network "
-                        "or --base-url)"
+                        f"{url}: {reason} (gave up after {self.retries + 1} attempts; check the network or --base-url)"
                     ) from None
             time.sleep(delay)
             delay *= 2
@@ -320,9 +327,7 @@ class DownloadResult:
     missing: list[str] = field(default_factory=list)  # URLs of optional files Vision does not have
 
 
-def fetch_verified(
-    item: VisionFile, fetcher: Fetcher, dest: Path, bar: ProgressBar | None = None
-) -> tuple[Path, bool]:
+def fetch_verified(item: VisionFile, fetcher: Fetcher, dest: Path, bar: ProgressBar | None = None) -> tuple[Path, bool]:
     """(local path, fetched?) of one file whose bytes match its published sha256; raises when they cannot."""
     checksum_url = fetcher.url(item.path + ".CHECKSUM")
     expected = parse_checksum(fetcher.text(item.path + ".CHECKSUM"), item.name, checksum_url)
@@ -389,6 +394,27 @@ def download(
         if bar:
             bar.finish_file("downloaded" if fetched else "already present, checksum ok")
     return result
+
+
+def fetch_exchange_info(fetcher: Fetcher, dest: Path = DEFAULT_DEST) -> Path:
+    """GET /fapi/v1/exchangeInfo from the Binance API at ``fetcher.base_url``, check it, and save it under
+    ``dest/exchangeInfo/`` named by its serverTime; returns the file (ready for ``ats data ingest``)."""
+    from catalog.instruments import ExchangeInfoError, read_exchange_info
+
+    url = fetcher.url(EXCHANGE_INFO_PATH)
+    text = fetcher.text(EXCHANGE_INFO_PATH)
+    try:
+        data = json.loads(text)
+        info = read_exchange_info(data, url)
+    except json.JSONDecodeError as exc:
+        raise DownloadError(f"{url}: the answer is not JSON ({exc.msg}); is --api-url a Binance futures API?") from None
+    except ExchangeInfoError as exc:
+        raise DownloadError(str(exc)) from None
+    stamp = datetime.fromtimestamp(info.server_time_ns / 1e9, UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = Path(dest) / "exchangeInfo" / f"exchangeInfo-{stamp}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(target, text.encode("utf-8"))
+    return target
 
 
 def _download_fallback(

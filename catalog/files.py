@@ -6,6 +6,7 @@ sanity, and raises ``CatalogInputError`` naming the file and the line (1-based, 
 
 import gzip
 import io
+import json
 import re
 import zipfile
 import zlib
@@ -76,6 +77,17 @@ class DataFile:
     kind: FileKind
     symbol: str
     interval: str | None  # "1m", "8h"...; None for events
+    freqtrade: bool = False  # a freqtrade data file (.feather, .json, .json.gz, .parquet), read by read_freqtrade
+
+
+# freqtrade's futures data: BTC_USDT_USDT-1m-futures.feather, -8h-funding_rate, -8h-mark (also .json, .json.gz)
+FREQTRADE_SUFFIXES = (".feather", ".json", ".json.gz", ".parquet")
+_FREQTRADE_FUTURES = re.compile(
+    r"^(?P<base>[0-9A-Z]+)_(?P<quote>[0-9A-Z]+)_(?P<settle>[0-9A-Z]+)-(?P<interval>\d+[mhdwM])-(?P<kind>[A-Za-z_]+)$"
+)
+_FREQTRADE_SPOT = re.compile(r"^(?P<base>[0-9A-Z]+)_(?P<quote>[0-9A-Z]+)-(?P<interval>\d+[mhdwM])(-spot)?$")
+_FREQTRADE_TRADES = re.compile(r"^[0-9A-Z]+_[0-9A-Z]+(_[0-9A-Z]+)?-trades$")
+_FREQTRADE_KINDS = {"futures": FileKind.OHLCV, "mark": FileKind.MARK_KLINES, "funding_rate": FileKind.FUNDING}
 
 
 _NAME_PATTERNS: list[tuple[re.Pattern[str], FileKind | None]] = [
@@ -90,24 +102,62 @@ _NAME_PATTERNS: list[tuple[re.Pattern[str], FileKind | None]] = [
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".gz", ".zip", ".csv"):
+    for suffix in (".gz", ".zip", ".csv", ".feather", ".json", ".parquet"):
         name = name.removesuffix(suffix)
     return name.removesuffix(".csv")
+
+
+def freqtrade_name(path: Path) -> bool:
+    """Named like freqtrade data (BTC_USDT_USDT-1m-futures, BTC_USDT-1m, BTC_USDT_USDT-trades), any suffix."""
+    stem = _stem(Path(path))
+    return any(p.match(stem) for p in (_FREQTRADE_FUTURES, _FREQTRADE_SPOT, _FREQTRADE_TRADES))
+
+
+def _identify_freqtrade(path: Path, stem: str) -> DataFile:
+    if _FREQTRADE_TRADES.match(stem):
+        raise CatalogInputError(path, "freqtrade trades file: ats backtests on candles, not on single trades")
+    spot = _FREQTRADE_SPOT.match(stem)
+    if spot:
+        raise CatalogInputError(
+            path,
+            f"freqtrade spot data ({spot['base']}/{spot['quote']}): ats trades USDT-M perpetuals, whose freqtrade "
+            f"files are named {spot['base']}_{spot['quote']}_{spot['quote']}-{spot['interval']}-futures{path.suffix}",
+        )
+    match = _FREQTRADE_FUTURES.match(stem)
+    if not match:
+        raise CatalogInputError(
+            path,
+            "freqtrade file name not recognised; expected futures data named like BTC_USDT_USDT-1m-futures.feather, "
+            "BTC_USDT_USDT-8h-funding_rate.feather or BTC_USDT_USDT-8h-mark.feather (also .json, .json.gz)",
+        )
+    if (match["quote"], match["settle"]) != ("USDT", "USDT"):
+        raise CatalogInputError(
+            path, f"{match['base']}/{match['quote']}:{match['settle']} is not a USDT-margined USDT perpetual"
+        )
+    kind = _FREQTRADE_KINDS.get(match["kind"])
+    if kind is None:
+        raise CatalogInputError(
+            path, f"freqtrade {match['kind']!r} candles are not used (only futures, mark and funding_rate)"
+        )
+    interval = match["interval"]
+    if interval not in INTERVALS_MS:
+        raise CatalogInputError(path, f"unknown candle interval {interval!r} (known: {', '.join(INTERVALS_MS)})")
+    return DataFile(path, kind, f"{match['base']}USDT", None if kind is FileKind.FUNDING else interval, True)
 
 
 def identify(path: Path) -> DataFile:
     """What a file holds, from its name (and for Vision klines, its folder: markPriceKlines vs klines)."""
     path = Path(path)
     stem = _stem(path)
+    if path.name.endswith(FREQTRADE_SUFFIXES):
+        return _identify_freqtrade(path, stem)
     for pattern, kind in _NAME_PATTERNS:
         match = pattern.match(stem)
         if not match:
             continue
         interval = match.groupdict().get("interval")
         if interval is not None and interval not in INTERVALS_MS:
-            raise CatalogInputError(
-                path, f"unknown kline interval {interval!r} (known: {', '.join(INTERVALS_MS)})"
-            )
+            raise CatalogInputError(path, f"unknown kline interval {interval!r} (known: {', '.join(INTERVALS_MS)})")
         if kind is None:
             kind = FileKind.MARK_KLINES if "markPrice" in str(path.parent) else FileKind.KLINES
         return DataFile(path, kind, match["symbol"], interval)
@@ -115,7 +165,7 @@ def identify(path: Path) -> DataFile:
         path,
         "file name not recognised; expected Binance Vision names like BTCUSDT-1m-2024-01.csv[.gz|.zip], "
         "BTCUSDT-fundingRate-2024-01.csv, BTCUSDT-metrics-2024-01-05.csv, or BTCUSDT-1m.csv.gz, "
-        "BTCUSDT-funding_rate.csv.gz, BTCUSDT-mark-8h.csv.gz",
+        "BTCUSDT-funding_rate.csv.gz, BTCUSDT-mark-8h.csv.gz, or freqtrade's BTC_USDT_USDT-1m-futures.feather",
     )
 
 
@@ -151,9 +201,7 @@ def _first_bad_line(path: Path, text: str, expected_columns: int, header: bool) 
             continue
         fields = line.count(",") + 1
         if fields != expected_columns:
-            raise CatalogInputError(
-                path, f"expected {expected_columns} comma-separated fields, found {fields}", number
-            )
+            raise CatalogInputError(path, f"expected {expected_columns} comma-separated fields, found {fields}", number)
 
 
 def read_table(path: Path, columns: list[str], text: str | None = None) -> pd.DataFrame:
@@ -221,3 +269,57 @@ def check_ohlc(path: Path, frame: pd.DataFrame) -> None:
             f"impossible candle open={o[row]} high={h[row]} low={low[row]} close={c[row]}",
             row + frame.attrs["line_offset"],
         )
+
+
+def read_freqtrade(data_file: DataFile) -> pd.DataFrame:
+    """A freqtrade data file as a frame with the columns of the matching CSV layout (OHLCV_COLUMNS, MARK_COLUMNS
+    or FUNDING_COLUMNS), numbers checked; row numbers in errors count from 1."""
+    path = data_file.path
+    if not path.is_file():
+        raise CatalogInputError(path, "file not found")
+    try:
+        if path.suffix == ".feather":
+            raw = pd.read_feather(path)
+        elif path.suffix == ".parquet":
+            raw = pd.read_parquet(path)
+        else:
+            opener = gzip.open if path.name.endswith(".gz") else open
+            with opener(path, "rt", encoding="utf-8") as fh:
+                rows = json.load(fh)
+            if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) >= 2 for r in rows):
+                raise CatalogInputError(path, "expected freqtrade's JSON candles: a list of [ms, open, ...] lists")
+            width = max(len(r) for r in rows) if rows else 6
+            names = ["date", "open", "high", "low", "close", "volume"][:width]
+            raw = pd.DataFrame([r[:width] for r in rows], columns=names)
+            raw["date"] = pd.to_datetime(pd.to_numeric(raw["date"], errors="coerce"), unit="ms", utc=True)
+    except CatalogInputError:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error, UnicodeDecodeError) as exc:
+        raise CatalogInputError(path, f"cannot read this freqtrade file ({exc})") from exc
+    if raw.empty:
+        raise CatalogInputError(path, "file is empty")
+    if "date" not in raw.columns:
+        raise CatalogInputError(path, f"no 'date' column (columns: {', '.join(map(str, raw.columns))})")
+    dates = pd.to_datetime(raw["date"], utc=True, errors="coerce")
+    if dates.isna().any():
+        row = int(np.flatnonzero(dates.isna().to_numpy())[0])
+        raise CatalogInputError(path, f"row {row + 1}: date {raw['date'].iloc[row]!r} is not a time")
+    ms = pd.DatetimeIndex(dates).as_unit("ms").asi8
+    if data_file.kind is FileKind.FUNDING:
+        source = "funding_rate" if "funding_rate" in raw.columns else "open"  # freqtrade keeps the rate in 'open'
+        columns, values = FUNDING_COLUMNS, {"funding_rate": raw.get(source)}
+    else:
+        columns = OHLCV_COLUMNS if data_file.kind is FileKind.OHLCV else MARK_COLUMNS
+        values = {c: raw.get(c) for c in columns[1:]}
+    frame = pd.DataFrame({columns[0]: ms})
+    for column, series in values.items():
+        if series is None:
+            raise CatalogInputError(path, f"no {column!r} column (columns: {', '.join(map(str, raw.columns))})")
+        numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            row = int(bad[0])
+            raise CatalogInputError(path, f"row {row + 1}: {column} {series.iloc[row]!r} is not a number")
+        frame[column] = numbers
+    frame.attrs["line_offset"] = 1
+    return frame

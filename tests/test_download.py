@@ -2,14 +2,15 @@
 
 import hashlib
 import io
+import json
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from nautilus_trader.adapters.binance.common.types import BinanceBar
-from nautilus_trader.model.data import FundingRateUpdate
+from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalog.download import (
@@ -20,7 +21,9 @@ from catalog.download import (
     parse_checksum,
     plan_downloads,
 )
+from factors.inputs import OpenInterest
 from nodes.cli import main
+from tests.exchange_info import exchange_info
 from tests.vision_server import VisionHTTPServer, VisionTree, serve
 
 
@@ -44,7 +47,7 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 def download_args(server: VisionHTTPServer, tmp_path: Path, *extra: str) -> list[str]:
     return [
-        "data", "download", *extra, "--base-url", server.base_url,
+        "data", "download", *extra, "--base-url", server.base_url, "--api-url", server.base_url,
         "--dest", str(tmp_path / "downloads"), "--catalog", str(tmp_path / "catalog"),
     ]
 
@@ -58,6 +61,9 @@ def catalog_bytes(catalog_dir: Path) -> dict[str, str]:
         str(p.relative_to(catalog_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(catalog_dir.rglob("*")) if p.is_file()
     }
+
+
+OPEN_INTEREST_RECORDING = Path("api_recordings/rest/http_futures_market_open_interest_historical.json")
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -82,6 +88,12 @@ def test_plan_uses_monthly_files_for_ended_months_and_daily_files_for_the_runnin
     assert len(metrics) == 4
     assert all(f.optional for f in plan if f.dataset != "klines")
     assert not any(f.optional for f in klines)
+    marks = [f.path for f in plan if f.dataset == "markPriceKlines"]
+    assert marks == [
+        "data/futures/um/monthly/markPriceKlines/FILUSDT/1h/FILUSDT-1h-2024-09.zip",
+        "data/futures/um/daily/markPriceKlines/FILUSDT/1h/FILUSDT-1h-2024-10-01.zip",
+        "data/futures/um/daily/markPriceKlines/FILUSDT/1h/FILUSDT-1h-2024-10-02.zip",
+    ]
 
 
 def test_plan_rejects_bad_requests() -> None:
@@ -249,7 +261,7 @@ def test_unreachable_server_is_a_clear_error(tmp_path: Path, capsys: pytest.Capt
         url = stopped.base_url  # a port that was just ours and is closed once the server stops
     code, _, err = run_cli(
         ["data", "download", "FILUSDT", "--start", "2024-09-01", "--end", "2024-09-01", "--base-url", url,
-         "--dest", str(tmp_path / "dl"), "--catalog", str(tmp_path / "catalog"),
+         "--api-url", url, "--dest", str(tmp_path / "dl"), "--catalog", str(tmp_path / "catalog"),
          "--timeout", "2", "--retries", "1"],
         capsys,
     )
@@ -307,3 +319,81 @@ def test_ingest_of_a_corrupt_csv_fails_clearly_and_writes_nothing(
     assert code == 0, err
     assert "BinanceBar FILUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL" in out and " 1440 " in out
     assert "2024-09-01 00:01:00" in out and "2024-09-02 00:00:00" in out
+
+
+# ---------------------------------------------------------------------------------- exchangeInfo, mark, metrics
+
+
+def test_exchange_info_is_fetched_and_defines_a_symbol_the_offline_table_lacks(
+    tree: VisionTree, server: VisionHTTPServer, tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree.add_exchange_info(exchange_info(shared_data, {"DOGEUSDT": ("0.00001", "1", "5")}, 1_735_689_600_000))
+    # real FILUSDT klines published under DOGEUSDT's name
+    header, by_day = tree.daily_klines("FILUSDT", "2024-10")
+    day = "2024-10-01"
+    tree.publish(f"data/futures/um/daily/klines/DOGEUSDT/1m/DOGEUSDT-1m-{day}.zip", header + b"".join(by_day[day]))
+
+    code, out, err = run_cli(
+        download_args(server, tmp_path, "DOGEUSDT", "--start", day, "--end", day, "--datasets", "klines"), capsys
+    )
+
+    assert code == 0, err
+    assert "fapi/v1/exchangeInfo" in server.requests
+    saved = list((tmp_path / "downloads" / "exchangeInfo").glob("exchangeInfo-20250101T000000Z.json"))
+    assert len(saved) == 1
+    (instrument,) = ParquetDataCatalog(str(tmp_path / "catalog")).instruments(instrument_ids=["DOGEUSDT-PERP.BINANCE"])
+    assert instrument.price_increment.as_decimal() == Decimal("0.00001")
+    assert len(bars(tmp_path / "catalog")) == 1440
+
+
+def test_a_symbol_binance_does_not_list_is_refused_before_downloading(
+    tree: VisionTree, server: VisionHTTPServer, tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree.add_exchange_info(exchange_info(shared_data, {"DOGEUSDT": ("0.00001", "1", "5")}, 1_735_689_600_000))
+    code, _, err = run_cli(download_args(server, tmp_path, "DOGEUSDTT", "--start", "2024-10-01"), capsys)
+    assert code == 2
+    assert "DOGEUSDTT is not a USDT-M perpetual in Binance's exchangeInfo" in err and "did you mean 'DOGEUSDT'" in err
+    assert not [r for r in server.requests if r.endswith((".zip", ".CHECKSUM"))]
+
+
+def test_without_exchange_info_an_unknown_symbol_is_an_error_and_a_known_one_a_warning(
+    tree: VisionTree, server: VisionHTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(download_args(server, tmp_path, "DOGEUSDT", "--start", "2024-10-01"), capsys)
+    assert code == 2 and "without exchangeInfo DOGEUSDT cannot be defined" in err
+    tree.add_daily_klines("FILUSDT", "2024-10", ["2024-10-01"])
+    code, _, err = run_cli(
+        download_args(server, tmp_path, "FILUSDT", "--start", "2024-10-01", "--end", "2024-10-01",
+                      "--datasets", "klines"),
+        capsys,
+    )
+    assert code == 0, err
+    assert "warning: exchangeInfo not fetched" in err
+
+
+def test_mark_price_klines_and_open_interest_metrics_are_fetched_and_ingested(
+    tree: VisionTree, server: VisionHTTPServer, tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree.add_monthly_mark("AVAXUSDT", "2025-04")
+    # the two real open-interest points of the recorded /futures/data/openInterestHist answer
+    recorded = json.loads((shared_data / OPEN_INTEREST_RECORDING).read_text())
+    rows = [
+        (datetime.fromtimestamp(int(r["timestamp"]) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
+         r["sumOpenInterest"], r["sumOpenInterestValue"])
+        for r in recorded
+    ]
+    tree.add_daily_metrics("AVAXUSDT", "2025-04-01", rows)
+
+    code, _, err = run_cli(
+        download_args(server, tmp_path, "AVAXUSDT", "--start", "2025-04-01", "--end", "2025-04-30",
+                      "--datasets", "mark,metrics", "--mark-interval", "8h"),
+        capsys,
+    )
+
+    assert code == 0, err
+    catalog = ParquetDataCatalog(str(tmp_path / "catalog"))
+    marks = catalog.query(MarkPriceUpdate)
+    assert len(marks) == 90  # 30 days x 3 candles: the mark at each candle's open
+    interest = [v.data for v in catalog.query(OpenInterest)]
+    assert [v.open_interest for v in interest] == [float(r[1]) for r in rows]
+    assert "warning: metrics not available" in err  # the 29 other days are not on the server

@@ -10,6 +10,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 import threading
 import zipfile
 from collections import Counter
@@ -22,6 +23,13 @@ from pathlib import Path
 
 UM = "data/futures/um"
 FUNDING_FOLDER = "ohlcv_2025-03_2025-06"
+KLINE_HEADER = (
+    "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore"
+).split(",")
+METRICS_HEADER = (
+    "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,"
+    "sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio"
+).split(",")
 
 
 def _month_of(ms: int) -> str:
@@ -96,6 +104,34 @@ class VisionTree:
             hours = max(1, round(abs(ms - neighbour) / 3_600_000))
             lines.append(f"{ms},{hours},{rate}")
         path = f"{UM}/monthly/fundingRate/{symbol}/{symbol}-fundingRate-{month}.zip"
+        self.publish(path, ("\n".join(lines) + "\n").encode())
+        return path
+
+    def add_exchange_info(self, data: dict) -> str:
+        """Serve ``data`` as the Binance futures API's /fapi/v1/exchangeInfo answer (the same loopback host)."""
+        path = "fapi/v1/exchangeInfo"
+        target = self.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data))
+        return path
+
+    def add_monthly_mark(self, symbol: str, month: str, folder: str = FUNDING_FOLDER) -> str:
+        """Real 8h mark-price klines of one month, in Vision's 12-column markPriceKlines layout (zero volumes)."""
+        with gzip.open(self.shared_data / folder / f"{symbol}-mark-8h.csv.gz", "rt") as fh:
+            rows = [r for r in csv.DictReader(fh) if _month_of(int(r["open_time_ms"])) == month]
+        lines = [",".join(KLINE_HEADER)]
+        for r in rows:
+            start, end = int(r["open_time_ms"]), int(r["open_time_ms"]) + 8 * 3_600_000 - 1
+            lines.append(f"{start},{r['open']},{r['high']},{r['low']},{r['close']},0,{end},0,0,0,0,0")
+        path = f"{UM}/monthly/markPriceKlines/{symbol}/8h/{symbol}-8h-{month}.zip"
+        self.publish(path, ("\n".join(lines) + "\n").encode())
+        return path
+
+    def add_daily_metrics(self, symbol: str, day: str, rows: list[tuple[str, str, str]]) -> str:
+        """A Vision metrics file of one day: rows of (create_time, sum_open_interest, sum_open_interest_value)."""
+        lines = [",".join(METRICS_HEADER)]
+        lines += [f"{t},{symbol},{oi},{oiv},0,0,0,0" for t, oi, oiv in rows]
+        path = f"{UM}/daily/metrics/{symbol}/{symbol}-metrics-{day}.zip"
         self.publish(path, ("\n".join(lines) + "\n").encode())
         return path
 

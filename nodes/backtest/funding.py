@@ -20,6 +20,18 @@ from nautilus_trader.model.objects import Money
 
 from strategies.funding import funding_payment
 
+# Who asks gets the module: ``engine.kernel.msgbus.send(FUNDING_ENDPOINT, box)`` appends it to the list ``box``
+# (a BacktestNode builds its venues' modules itself and the engine keeps them private).
+FUNDING_ENDPOINT = "backtest.funding_settlement"
+
+
+def funding_module(engine) -> "FundingSettlementModule | None":  # noqa: ANN001 (a BacktestEngine)
+    """The funding settlement module of a backtest engine's venue, if it has one."""
+    box: list = []
+    if FUNDING_ENDPOINT in engine.kernel.msgbus.endpoints():
+        engine.kernel.msgbus.send(FUNDING_ENDPOINT, box)
+    return box[0] if box else None
+
 
 class FundingSettlementConfig(SimulationModuleConfig, frozen=True):
     topic: str = "data.funding_rates.*"
@@ -31,12 +43,16 @@ class FundingSettlementModule(SimulationModule):
         self._topic = (config or FundingSettlementConfig()).topic
         self.totals: dict[str, float] = {}  # instrument id -> net funding paid (positive = cost)
         self.settlements = 0
+        self.payments: list[tuple[str, int, float]] = []  # (instrument id, ts, paid: positive = cost)
+        self.rates_seen: dict[str, int] = {}  # instrument id -> funding updates received
         self._last_ts: dict[InstrumentId, int] = {}
 
     def register_venue(self, exchange) -> None:  # noqa: ANN001 (a Cython SimulatedExchange)
         super().register_venue(exchange)
         # The data engine publishes each funding update on this topic, whether or not a strategy subscribed.
         self.msgbus.subscribe(topic=self._topic, handler=self._on_funding)
+        if FUNDING_ENDPOINT not in self.msgbus.endpoints():
+            self.msgbus.register(endpoint=FUNDING_ENDPOINT, handler=lambda box: box.append(self))
 
     def _mark(self, instrument_id: InstrumentId) -> float | None:
         for price_type in (PriceType.MARK, PriceType.LAST, PriceType.MID):
@@ -57,6 +73,8 @@ class FundingSettlementModule(SimulationModule):
         if self._last_ts.get(update.instrument_id) == update.ts_event:
             return
         self._last_ts[update.instrument_id] = update.ts_event
+        key = update.instrument_id.value
+        self.rates_seen[key] = self.rates_seen.get(key, 0) + 1
         positions = self.exchange.cache.positions_open(instrument_id=update.instrument_id)
         if not positions:
             return
@@ -71,10 +89,12 @@ class FundingSettlementModule(SimulationModule):
             total += funding_payment(position.signed_qty, mark, rate)
         if total == 0.0:
             return
-        key = update.instrument_id.value
-        self.totals[key] = self.totals.get(key, 0.0) + total
+        booked = Money(-total, currency)  # rounded to the currency's precision: what the account really moves
+        paid = -booked.as_double()
+        self.totals[key] = self.totals.get(key, 0.0) + paid
         self.settlements += 1
-        self.exchange.adjust_account(Money(-total, currency))
+        self.payments.append((key, update.ts_event, paid))
+        self.exchange.adjust_account(booked)
 
     def process(self, ts_now: int) -> None:
         pass  # settlement is event driven (on each funding update), nothing to do per time step
@@ -85,4 +105,6 @@ class FundingSettlementModule(SimulationModule):
     def reset(self) -> None:
         self.totals = {}
         self.settlements = 0
+        self.payments = []
+        self.rates_seen = {}
         self._last_ts = {}

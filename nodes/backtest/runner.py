@@ -8,8 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
-from nautilus_trader.adapters.binance.common.types import BinanceBar
 from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.backtest.node import BacktestNode
 from nautilus_trader.backtest.results import BacktestResult
@@ -22,14 +22,26 @@ from nautilus_trader.config import (
     ImportableStrategyConfig,
     LoggingConfig,
 )
-from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate
+from nautilus_trader.model.data import FundingRateUpdate, MarkPriceUpdate
 from nautilus_trader.model.identifiers import Venue
-from nautilus_trader.persistence.catalog import ParquetDataCatalog
+from nautilus_trader.model.instruments import CryptoPerpetual
 
+from catalog.aggregate import BarsReady, ensure_bars
 from catalog.convert import interval_of_spec
-from catalog.ingest import ingest
+from catalog.files import identify
+from catalog.ingest import expand, ingest, not_yet_ingested
 from catalog.instruments import VENUE, instrument_id_for
+from catalog.inventory import (
+    bar_class_in,
+    bar_step_ns,
+    catalog_symbols,
+    instrument_for_period,
+    list_series,
+    series_timestamps,
+)
 from factors.inputs import bar_type_for
+from nodes.backtest.factor_coverage import FACTOR_COVERAGE, FactorCoverage, attach_strategy
+from nodes.backtest.funding import FundingSettlementModule, funding_module
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
@@ -48,58 +60,127 @@ class BacktestOutcome:
     positions: pd.DataFrame
     fills: pd.DataFrame
     account: pd.DataFrame
+    instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions the run used
+    replayed: dict[str, BarsReady] = field(default_factory=dict)  # per symbol: bar type, class, count, span
+    funding: FundingSettlementModule | None = None  # what the venue settled
+    factor_coverage: FactorCoverage | None = None  # which factors were missing, sampled through the run
     extras: dict[str, Any] = field(default_factory=dict)
 
-
-def _bar_class_in(catalog_dir: Path, bar_type: str) -> type | None:
-    """BinanceBar when the catalog holds klines with taker-buy volume for this bar type, else plain Bar."""
-    if (catalog_dir / "data" / "binance_bar" / bar_type).is_dir():
-        return BinanceBar
-    if (catalog_dir / "data" / "bar" / bar_type).is_dir():
-        return Bar
-    return None
+    @property
+    def bars(self) -> dict[str, int]:
+        """Bars replayed per symbol."""
+        return {symbol: ready.rows for symbol, ready in self.replayed.items()}
 
 
-def _missing_symbols(settings: BacktestSettings) -> list[str]:
-    catalog_dir = settings.catalog
-    known = set()
-    if (catalog_dir / "data").is_dir():
-        known = {i.id.value for i in ParquetDataCatalog(str(catalog_dir)).instruments()}
-    missing = []
+def _period_ns(settings: BacktestSettings) -> tuple[int | None, int | None]:
+    return (
+        settings.start.value if settings.start is not None else None,
+        settings.end.value if settings.end is not None else None,
+    )
+
+
+def period_instruments(settings: BacktestSettings) -> dict[str, CryptoPerpetual]:
+    """Each symbol's instrument as Binance defined it nearest the run's period (the catalog keeps one definition
+    per ingested exchangeInfo; Nautilus's node would load the oldest)."""
+    start_ns, end_ns = _period_ns(settings)
+    chosen = {}
     for symbol in settings.symbols:
-        instrument_id = instrument_id_for(symbol)
-        bar_type = str(bar_type_for(instrument_id, settings.bar_spec))
-        if instrument_id.value not in known or _bar_class_in(catalog_dir, bar_type) is None:
-            missing.append(symbol)
-    return missing
+        instrument = instrument_for_period(settings.catalog, symbol, start_ns, end_ns)
+        if instrument is not None:
+            chosen[symbol] = instrument
+    return chosen
 
 
-def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] | None = None) -> None:
-    """Fill the catalog from the config's source folders when it lacks the configured data; else say how."""
-    missing = _missing_symbols(settings)
-    if not missing:
-        return
+def _use_instruments(engine: BacktestEngine, instruments: dict[str, CryptoPerpetual]) -> None:
+    for instrument in instruments.values():
+        loaded = engine.cache.instrument(instrument.id)
+        if loaded is None or loaded.ts_init != instrument.ts_init:
+            engine.add_instrument(instrument)  # replaces the definition in the cache and the simulated venue
+
+
+def _lacking(settings: BacktestSettings, ready: dict[str, BarsReady]) -> list[str]:
+    known = catalog_symbols(settings.catalog)
+    return [s for s in settings.symbols if s not in known or ready[s].rows == 0]
+
+
+def _day(ns: int | None) -> str:
+    return "-" if ns is None else pd.Timestamp(ns, tz="UTC").strftime("%Y-%m-%d %H:%M")
+
+
+def catalog_holdings(catalog_dir: Path, symbols: list[str]) -> list[str]:
+    """One line per symbol: the catalogued series and the span each covers (what a refused run could use)."""
+    by_symbol: dict[str, list[str]] = {s: [] for s in symbols}
+    for series in list_series(catalog_dir):
+        if series.symbol in by_symbol:
+            stamps = series_timestamps(catalog_dir, series.folder, series.identifier)
+            if len(stamps):
+                by_symbol[series.symbol].append(
+                    f"{series.label} {_day(int(stamps[0]))} -> {_day(int(stamps[-1]))} ({len(stamps):,})"
+                )
+    return [f"  {s}: {'; '.join(found) if found else 'nothing'}" for s, found in by_symbol.items()]
+
+
+def _period_text(settings: BacktestSettings) -> str:
+    return f"{_day(_period_ns(settings)[0])} -> {_day(_period_ns(settings)[1])}"
+
+
+def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] | None = None) -> dict[str, BarsReady]:
+    """Make sure the catalog has bars of the configured size in the period for every symbol.
+
+    Bars of the size are built from finer catalogued bars (``catalog.aggregate.ensure_bars``); for symbols still
+    lacking, the config's source folders are ingested (only files the catalog does not hold yet). A symbol with
+    no bars in the period is refused with what the catalog does hold, and the command that fills it.
+    """
+    start_ns, end_ns = _period_ns(settings)
+    ready = ensure_bars(settings.catalog, settings.symbols, settings.bar_spec, start_ns, end_ns, progress)
+    lacking = _lacking(settings, ready)
     sources = [s for s in settings.sources if s.is_dir()]
-    if sources:
-        files = [p for s in sources for p in s.rglob("*") if p.is_file() and p.name.split("-")[0] in missing]
+    if lacking and sources:
+        found = expand(sources)
+        files = [p for p in found.data_files if identify(p).symbol in lacking]
+        files = not_yet_ingested(settings.catalog, files)
         if files:
             if progress:
                 progress(
-                    f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files"
+                    f"catalog {settings.catalog} lacks {', '.join(lacking)}: ingesting {len(files)} files "
+                    f"from {', '.join(str(s) for s in sources)}"
                 )
             ingest(files, settings.catalog, progress)
-            missing = _missing_symbols(settings)
-    if missing:
+            ready = ensure_bars(settings.catalog, settings.symbols, settings.bar_spec, start_ns, end_ns, progress)
+            lacking = _lacking(settings, ready)
+    if lacking:
         interval = interval_of_spec(settings.bar_spec)
         start = settings.start.strftime("%Y-%m-%d") if settings.start is not None else "2025-05-01"
         end = settings.end.strftime("%Y-%m-%d") if settings.end is not None else "2025-05-31"
         raise CatalogMissingDataError(
-            f"the catalog {settings.catalog} has no {settings.bar_spec} bars for {', '.join(missing)}.\n"
-            f"Fill it with one of:\n"
-            f"  uv run ats data download {' '.join(missing)} --start {start} --end {end} --interval {interval}"
+            f"the catalog {settings.catalog} has no {settings.bar_spec} bars (nor finer bars to build them from) "
+            f"for {', '.join(lacking)} in {_period_text(settings)}. It holds:\n"
+            + "\n".join(catalog_holdings(settings.catalog, lacking))
+            + "\nChange --start/--end (or [backtest] start/end) to a period it covers, or fill it with one of:\n"
+            f"  uv run ats data download {' '.join(lacking)} --start {start} --end {end} --interval {interval}"
             f" --catalog {settings.catalog}\n"
             f"  uv run ats data ingest FOLDER_WITH_BINANCE_FILES --catalog {settings.catalog}",
         )
+    if progress:
+        for line in partial_coverage(settings, ready):
+            progress(line)
+    return ready
+
+
+def partial_coverage(settings: BacktestSettings, ready: dict[str, BarsReady]) -> list[str]:
+    """A warning per symbol whose bars start later or end earlier than the period (by more than a bar)."""
+    start_ns, end_ns = _period_ns(settings)
+    lines = []
+    for symbol, r in ready.items():
+        step = bar_step_ns(r.bar_type) or 0
+        late = start_ns is not None and r.first_ns is not None and r.first_ns - start_ns > step
+        early = end_ns is not None and r.last_ns is not None and end_ns - r.last_ns > step
+        if late or early:
+            lines.append(
+                f"warning: {symbol} has {settings.bar_spec} bars for {_day(r.first_ns)} -> {_day(r.last_ns)} "
+                f"only, of the period {_period_text(settings)}"
+            )
+    return lines
 
 
 def _strategy_configs(settings: BacktestSettings) -> list[ImportableStrategyConfig]:
@@ -125,6 +206,19 @@ def _strategy_configs(settings: BacktestSettings) -> list[ImportableStrategyConf
     ]
 
 
+class BarTypeDataConfig(BacktestDataConfig, frozen=True):
+    """Bars of exactly the configured bar types. Nautilus's own config asks the catalog for a ``Bar`` subclass
+    (``BinanceBar``) by instrument id, which matches every bar size of the symbol: with 1m and 5m klines
+    catalogued, both would be replayed."""
+
+    @property
+    def query(self) -> dict[str, Any]:
+        query = super().query
+        if self.bar_types:
+            query["identifiers"] = [str(bar_type) for bar_type in self.bar_types]
+        return query
+
+
 def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     catalog_dir = settings.catalog
     start = settings.start.isoformat() if settings.start is not None else None
@@ -132,14 +226,13 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     data: list[BacktestDataConfig] = []
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
-        bar_type = bar_type_for(instrument_id, settings.bar_spec)
-        bar_class = _bar_class_in(catalog_dir, str(bar_type))
+        bar_type = str(bar_type_for(instrument_id, settings.bar_spec))
         data.append(
-            BacktestDataConfig(
+            BarTypeDataConfig(
                 catalog_path=str(catalog_dir),
-                data_cls=bar_class,
+                data_cls=bar_class_in(catalog_dir, bar_type),
                 instrument_id=instrument_id,
-                bar_spec=str(bar_type.spec) if bar_class is Bar else None,
+                bar_types=[bar_type],
                 start_time=start,
                 end_time=end,
             ),
@@ -180,7 +273,7 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     )
     engine = BacktestEngineConfig(
         strategies=_strategy_configs(settings),
-        actors=[ImportableActorConfig(**actor) for actor in settings.actors],
+        actors=[ImportableActorConfig(**actor) for actor in (FACTOR_COVERAGE, *settings.actors)],
         logging=LoggingConfig(log_level=settings.log_level),
     )
     return BacktestRunConfig(
@@ -193,30 +286,54 @@ def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
 
 
 def run_backtest(
-    settings: BacktestSettings, progress: Callable[[str], None] | None = None, fast: bool = True
+    settings: BacktestSettings,
+    progress: Callable[[str], None] | None = None,
+    fast: bool = True,
+    progress_bar: bool = False,
 ) -> BacktestOutcome:
     """Run the config. ``fast`` applies nodes.backtest.speed (linear in trades, same results); False runs plain.
+    ``progress`` receives one-line messages (catalog filling); ``progress_bar`` draws the replay's progress on
+    stderr (simulated time, bars/s, time left).
 
     When the fast run's guard sees a position pattern on which its HEDGING OMS would differ from NETTING,
     the run is repeated plain, so the results are always those of the NETTING run.
     """
-    ensure_catalog(settings, progress)
-    outcome = _run(settings, fast)
+    ready = ensure_catalog(settings, progress)
+    bar = _progress_actor(ready) if progress_bar else None
+    outcome = _run(settings, fast, bar)
+    outcome.replayed = ready
     guard = netting_guard(outcome.engine) if fast and settings.oms_type == "NETTING" else None
     if guard is not None and guard.mismatch is not None:
         if progress:
             progress(f"fast backtest not equivalent to NETTING: {guard.mismatch}; running it again plain")
-        outcome = _run(settings, fast=False)
+        outcome = _run(settings, False, bar)
+        outcome.replayed = ready
         outcome.extras["fast_path_rejected"] = guard.mismatch
     return outcome
 
 
-def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
+def _progress_actor(ready: dict[str, BarsReady]) -> ImportableActorConfig:
+    firsts = [r.first_ns for r in ready.values() if r.first_ns is not None]
+    lasts = [r.last_ns for r in ready.values() if r.last_ns is not None]
+    return ImportableActorConfig(
+        actor_path="nodes.backtest.progress:BacktestProgress",
+        config_path="nodes.backtest.progress:BacktestProgressConfig",
+        config={"start_ns": min(firsts), "end_ns": max(lasts), "bars": sum(r.rows for r in ready.values())},
+    )
+
+
+def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorConfig | None = None) -> BacktestOutcome:
     run_config = build_run_config(settings)
+    if progress_bar is not None:
+        engine_config = msgspec.structs.replace(run_config.engine, actors=[*run_config.engine.actors, progress_bar])
+        run_config = msgspec.structs.replace(run_config, engine=engine_config)
     if fast:
         run_config = linear_run_config(run_config)
     node = BacktestNode(configs=[run_config])
     node.build()
+    instruments = period_instruments(settings)
+    _use_instruments(node.get_engine(run_config.id), instruments)
+    coverage = attach_strategy(node.get_engine(run_config.id))
     if fast:
         prepare_engine(node.get_engine(run_config.id))
     started = time.perf_counter()
@@ -234,4 +351,7 @@ def _run(settings: BacktestSettings, fast: bool) -> BacktestOutcome:
         positions=trader.generate_positions_report(),
         fills=trader.generate_order_fills_report(),
         account=trader.generate_account_report(Venue(VENUE.value)),
+        instruments=instruments,
+        funding=funding_module(engine),
+        factor_coverage=coverage,
     )

@@ -3,7 +3,7 @@
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
@@ -24,6 +24,11 @@ class Summary:
     sharpe: float  # annualised (365 days) from daily equity returns
     sortino: float
     average_duration_s: float
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """The numbers, as numbers (an infinite profit factor is None: JSON has no infinity)."""
+        values = asdict(self)
+        return {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in values.items()}
 
     def rows(self) -> list[tuple[str, str]]:
         return [
@@ -55,22 +60,55 @@ def max_drawdown_pct(equity: pd.Series) -> float:
     return float(((peak - equity) / peak).max() * 100)
 
 
-def _daily_returns(equity: pd.Series) -> pd.Series:
+def daily_returns(equity: pd.Series) -> pd.Series:
+    """Each UTC day's return from the equity at the end of the day before (the first point of ``equity`` should
+    be the starting balance, stamped the day before the run's first day, so the first day's result counts)."""
+    if equity.empty:
+        return pd.Series(dtype=float)
     daily = equity.resample("1D").last().ffill()
     return daily.pct_change().dropna()
 
 
+def returns_statistics(returns: pd.Series) -> dict[str, float]:
+    """Nautilus's returns statistics (Sharpe, Sortino, volatility, ...) of daily returns, annualised over 365 days
+    (crypto trades every day): the numbers the report and the tearsheet both show."""
+    from nautilus_trader.analysis import (
+        ProfitFactor,
+        ReturnsAverage,
+        ReturnsAverageLoss,
+        ReturnsAverageWin,
+        ReturnsVolatility,
+        RiskReturnRatio,
+        SharpeRatio,
+        SortinoRatio,
+    )
+
+    raw = {int(ts.value): float(value) for ts, value in returns.items()}
+    stats = (
+        ReturnsVolatility(period=365),
+        ReturnsAverage(),
+        ReturnsAverageLoss(),
+        ReturnsAverageWin(),
+        SharpeRatio(period=365),
+        SortinoRatio(period=365),
+        ProfitFactor(),
+        RiskReturnRatio(),
+    )
+    out = {}
+    for stat in stats:
+        value = stat.calculate_from_returns(raw) if raw else None
+        out[stat.name] = float(value) if value is not None and math.isfinite(value) else 0.0
+    return out
+
+
 def sharpe_sortino(equity: pd.Series) -> tuple[float, float]:
-    returns = _daily_returns(equity) if not equity.empty else pd.Series(dtype=float)
+    """Annualised (365 days) Sharpe and Sortino ratios of the daily returns of ``equity``, as Nautilus computes
+    them (Sortino: downside deviation over all days)."""
+    returns = daily_returns(equity)
     if len(returns) < 2:
         return 0.0, 0.0
-    mean, std = returns.mean(), returns.std()
-    downside = returns[returns < 0]
-    down_std = math.sqrt((downside**2).mean()) if len(downside) else 0.0
-    scale = math.sqrt(365)
-    sharpe = mean / std * scale if std > 0 else 0.0
-    sortino = mean / down_std * scale if down_std > 0 else 0.0
-    return float(sharpe), float(sortino)
+    stats = returns_statistics(returns)
+    return stats["Sharpe Ratio (365 days)"], stats["Sortino Ratio (365 days)"]
 
 
 def summarise(
@@ -82,9 +120,7 @@ def summarise(
     gross_loss = -sum(losses)
     total = sum(pnls)
     total_return = total / starting_balance
-    per_day = (
-        ((1 + total_return) ** (1 / period_days) - 1) * 100 if period_days > 0 and total_return > -1 else 0.0
-    )
+    per_day = ((1 + total_return) ** (1 / period_days) - 1) * 100 if period_days > 0 and total_return > -1 else 0.0
     sharpe, sortino = sharpe_sortino(equity)
     return Summary(
         trades=len(pnls),
@@ -97,9 +133,7 @@ def summarise(
         max_drawdown_pct=max_drawdown_pct(equity),
         sharpe=sharpe,
         sortino=sortino,
-        average_duration_s=(
-            sum(float(t["duration_s"]) for t in trades) / len(trades) if trades else float("nan")
-        ),
+        average_duration_s=(sum(float(t["duration_s"]) for t in trades) / len(trades) if trades else float("nan")),
     )
 
 

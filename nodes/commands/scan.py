@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from catalog.aggregate import ensure_bars
     from catalog.instruments import instrument_id_for
     from factors.config import FactorConfig
     from nodes.research.scan import format_scan_table, run_scan
@@ -56,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # msgspec.ValidationError / ValueError: the message names the key
         raise ConfigError(settings.config_path, f"[strategy.config.factors]: {exc}") from exc
     ids = [str(instrument_id_for(s)) for s in settings.symbols]
+    # bars of the config's size built from finer catalogued bars when the catalog lacks them, as a backtest does
+    ensure_bars(settings.catalog, settings.symbols, settings.bar_spec, None, at)
     results = run_scan(str(settings.catalog), ids, at, config, settings.bar_spec)
     if args.json:
         for r in results:

@@ -7,6 +7,7 @@ Keys come only from the environment, and a missing one is reported before anythi
 
 import asyncio
 import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -40,7 +41,15 @@ from catalog.instruments import instrument_id_for
 from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.live.liquidations import ws_base_url
 from nodes.live.preflight import http_base_url
-from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
+from nodes.settings import (
+    PACKAGE_DIR,
+    ConfigError,
+    check_actors,
+    check_keys,
+    did_you_mean,
+    load_backtest_settings,
+    read_config_file,
+)
 from strategies.config import AtsStrategyConfig, parse_strategy_config
 from strategies.scan import ScanEntries
 
@@ -82,20 +91,67 @@ class LiveSettings:
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
+LIVE_KEYS = (
+    "strategy_from",
+    "mode",
+    "trader_id",
+    "symbols",
+    "leverage",
+    "margin_type",
+    "paper_balance",
+    "scan_once",
+    "reconciliation_lookback_mins",
+    "log_level",
+    "log_level_file",
+    "log_directory",
+    "warmup_bars",
+    "open_interest_interval_s",
+    "rate_limit_pause_s",
+    "base_url_http",
+    "base_url_ws",
+    "base_url_ws_stream",
+)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _typed(path: Path, live: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+    value = live.get(key, default)
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise ConfigError(path, f"[live] {key} = {value!r}: {what}")
+    return value
+
+
+def _url(path: Path, live: dict[str, Any], key: str, schemes: tuple[str, ...]) -> str | None:
+    value = live.get(key)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not value.startswith(schemes) or "://" not in value or value.endswith("://"):
+        raise ConfigError(path, f"[live] {key} = {value!r}: a URL starting with {' or '.join(schemes)}")
+    return value
+
+
 def load_live_settings(
     path: Path | None = None, mode: str | None = None, scan_once: bool | None = None
 ) -> LiveSettings:
+    """The checked settings of a live config file: unknown keys and wrong values are one-line errors, raised
+    before any key is read from the environment or any connection is made."""
     path, raw = read_config_file(path, DEFAULT_LIVE_CONFIG)
     live = raw.get("live")
     if not isinstance(live, dict):
         raise ConfigError(path, "missing section [live]")
+    unknown = sorted(set(raw) - {"live", "actors"})
+    if unknown:
+        raise ConfigError(
+            path, f"unknown section(s) {unknown}{did_you_mean(unknown[0], ('live', 'actors'))}; known: live, actors"
+        )
+    check_keys(path, live, LIVE_KEYS, "[live]")
     base = PACKAGE_DIR.parent if path.is_relative_to(PACKAGE_DIR) else path.parent
     # The strategy comes from a backtest config file, so what was backtested is what trades.
     strategy_file = live.get("strategy_from")
     if not isinstance(strategy_file, str):
         raise ConfigError(path, "[live] strategy_from must name the backtest config whose [strategy] trades live")
     backtest_path = Path(strategy_file) if Path(strategy_file).is_absolute() else path.parent / strategy_file
-    backtest = load_backtest_settings(backtest_path)
+    backtest = load_backtest_settings(backtest_path, check_catalog=False)
     mode = mode or live.get("mode", "live")
     if mode not in MODES:
         raise ConfigError(path, f"[live] mode = {mode!r}: one of {', '.join(MODES)}")
@@ -108,32 +164,59 @@ def load_live_settings(
         if backtest.strategy_config_path == AtsStrategyConfig.fully_qualified_name()
         else 125
     )
-    if not isinstance(leverage, int) or not 1 <= leverage <= max_leverage:
+    if isinstance(leverage, bool) or not isinstance(leverage, int) or not 1 <= leverage <= max_leverage:
         raise ConfigError(path, f"[live] leverage = {leverage!r}: a whole number from 1 to max_leverage {max_leverage}")
-    log_directory = live.get("log_directory")
+    symbols = _typed(path, live, "symbols", list, list(backtest.symbols), 'a list of symbols like ["BTCUSDT"]')
+    if not symbols or not all(isinstance(s, str) and s.upper().endswith("USDT") for s in symbols):
+        raise ConfigError(path, f'[live] symbols = {symbols!r}: a non-empty list of symbols like ["BTCUSDT"]')
+    log_level = live.get("log_level", "INFO")
+    log_level_file = live.get("log_level_file", log_level)
+    for key, level in (("log_level", log_level), ("log_level_file", log_level_file)):
+        if level not in LOG_LEVELS:
+            raise ConfigError(path, f"[live] {key} = {level!r}: one of {', '.join(LOG_LEVELS)}")
+    number = (int, float)
+    paper_balance = _typed(path, live, "paper_balance", number, 10_000, "a positive number of USDT")
+    lookback = _typed(path, live, "reconciliation_lookback_mins", int, 7 * 24 * 60, "a whole number of minutes")
+    pause = _typed(path, live, "rate_limit_pause_s", number, 60.0, "a number of seconds")
+    oi_interval = _typed(path, live, "open_interest_interval_s", number, 300.0, "a number of seconds")
+    for key, value in (
+        ("paper_balance", paper_balance),
+        ("reconciliation_lookback_mins", lookback),
+        ("open_interest_interval_s", oi_interval),
+    ):
+        if value <= 0:
+            raise ConfigError(path, f"[live] {key} = {value!r}: must be positive")
+    if pause < 0:
+        raise ConfigError(path, f"[live] rate_limit_pause_s = {pause!r}: must not be negative")
+    trader_id = _typed(path, live, "trader_id", str, "ATS-001", "a name like ATS-001")
+    if not re.fullmatch(r"[A-Za-z0-9_]+-[A-Za-z0-9_]+", trader_id):
+        raise ConfigError(path, f"[live] trader_id = {trader_id!r}: a name with one hyphen, like ATS-001")
+    scan_once_value = _typed(path, live, "scan_once", bool, False, "true or false")
+    log_directory = _typed(path, live, "log_directory", str, "", "a folder")
+    actors = check_actors(path, raw.get("actors", []))
     return LiveSettings(
         config_path=path,
         mode=mode,
-        trader_id=live.get("trader_id", "ATS-001"),
-        symbols=tuple(live.get("symbols", backtest.symbols)),
+        trader_id=trader_id,
+        symbols=tuple(s.upper() for s in symbols),
         strategy_path=backtest.strategy_path,
         strategy_config_path=backtest.strategy_config_path,
         strategy_config=dict(backtest.strategy_config),
         leverage=leverage,
         margin_type=margin_type,
-        base_url_http=live.get("base_url_http") or None,
-        base_url_ws=live.get("base_url_ws") or None,
-        base_url_ws_stream=live.get("base_url_ws_stream") or None,
-        paper_balance=float(live.get("paper_balance", 10_000)),
-        scan_once=bool(live.get("scan_once", False) if scan_once is None else scan_once),
-        reconciliation_lookback_mins=int(live.get("reconciliation_lookback_mins", 7 * 24 * 60)),
-        log_level=live.get("log_level", "INFO"),
-        log_level_file=live.get("log_level_file", live.get("log_level", "INFO")),
+        base_url_http=_url(path, live, "base_url_http", ("http://", "https://")),
+        base_url_ws=_url(path, live, "base_url_ws", ("ws://", "wss://")),
+        base_url_ws_stream=_url(path, live, "base_url_ws_stream", ("ws://", "wss://")),
+        paper_balance=float(paper_balance),
+        scan_once=bool(scan_once_value if scan_once is None else scan_once),
+        reconciliation_lookback_mins=lookback,
+        log_level=log_level,
+        log_level_file=log_level_file,
         log_directory=(base / log_directory) if log_directory else None,
-        rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
+        rate_limit_pause_s=float(pause),
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
-        open_interest_interval_s=float(live.get("open_interest_interval_s", 300.0)),
-        actors=tuple(raw.get("actors", [])),
+        open_interest_interval_s=float(oi_interval),
+        actors=actors,
     )
 
 
@@ -289,9 +372,7 @@ def build_node_config(
     )
 
 
-def build_node(
-    config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEventLoop | None = None
-) -> TradingNode:
+def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEventLoop | None = None) -> TradingNode:
     """A built node; pass a fresh ``loop`` when several nodes live one after another in one process (a
     disposed node closes its loop)."""
     node = TradingNode(config=config, loop=loop)

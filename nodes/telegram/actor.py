@@ -27,16 +27,13 @@ from nodes.telegram.templates import Renderer
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
 
-MODES = ("live", "backtest")
 _INBOX_TIMER = "telegram-command-inbox"
 _ANSWERED_BY_REPLY = frozenset({"paused", "resumed", "signal_refused"})
 
 
 class TelegramNotifier(Actor):
     def __init__(self, config: TelegramNotifierConfig) -> None:
-        super().__init__(config)
-        if config.mode not in MODES:
-            raise ValueError(f"Telegram notifier mode must be one of {', '.join(MODES)}, not {config.mode!r}")
+        super().__init__(config)  # the config checked its own values (TelegramNotifierConfig.__post_init__)
         self._config = config
         self._levels = resolve_event_settings(config.events)
         self._renderer = Renderer(config.language)

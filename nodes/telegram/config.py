@@ -3,6 +3,7 @@
 from nautilus_trader.common.config import ActorConfig
 
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
+TELEGRAM_MODES = ("live", "backtest")
 
 
 class TelegramNotifierConfig(ActorConfig, frozen=True):
@@ -44,3 +45,23 @@ class TelegramNotifierConfig(ActorConfig, frozen=True):
     command_drain_interval_s: float = 60.0
     confirm_window_s: float = 60.0
     flush_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        # Checked when the config is built or parsed (``ats`` reads it before anything starts): a typo in a
+        # language or an event level fails at once instead of silencing messages.
+        from nodes.telegram.settings import resolve_event_settings
+        from nodes.telegram.templates import LANGUAGES
+
+        if self.mode not in TELEGRAM_MODES:
+            raise ValueError(f"mode = {self.mode!r}: one of {', '.join(TELEGRAM_MODES)}")
+        if self.language not in LANGUAGES:
+            raise ValueError(f"language = {self.language!r}: one of {', '.join(LANGUAGES)}")
+        resolve_event_settings(self.events)
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url = {self.base_url!r}: an http(s) URL like {TELEGRAM_API_URL}")
+        for name in ("queue_size", "backoff_initial_s", "backoff_max_s", "request_timeout_s", "keep_rendered"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r}: must be positive")
+        for name in ("poll_timeout_s", "command_drain_interval_s", "confirm_window_s", "flush_timeout_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r}: must not be negative")

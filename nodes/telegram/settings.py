@@ -71,7 +71,12 @@ def resolve_event_settings(overrides: Mapping[str, str] | None) -> dict[str, str
     settings = dict(DEFAULT_EVENT_SETTINGS)
     for key, level in (overrides or {}).items():
         if key not in settings:
-            raise ValueError(f"unknown Telegram event setting {key!r}; known: {', '.join(sorted(settings))}")
+            from nodes.settings import did_you_mean
+
+            raise ValueError(
+                f"unknown Telegram event setting {key!r}{did_you_mean(key, settings)}; "
+                f"known: {', '.join(sorted(settings))}"
+            )
         if level not in LEVELS:
             raise ValueError(f"Telegram event setting {key}={level!r} must be one of {', '.join(LEVELS)}")
         settings[key] = level

@@ -1,0 +1,183 @@
+"""The files of a backtest report: report.txt, trades.csv, positions/fills/account CSVs, summary.json and Nautilus's
+HTML tearsheet fed the report's own numbers, in a folder of their own per run."""
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nodes.backtest.progress import StepProgress
+from nodes.backtest.report import BacktestReport, equity_curve, iso, unrealised_at_end
+from nodes.backtest.runner import BacktestOutcome
+from nodes.backtest.trade_stats import returns_statistics
+
+
+def trades_frame(trades: list[dict[str, Any]]) -> pd.DataFrame:
+    """trades.csv: one row per trade, times in ISO-8601 UTC."""
+    frame = pd.DataFrame(trades)
+    for column in ("entry_time", "exit_time"):
+        if f"{column}_ns" in frame:
+            frame.insert(frame.columns.get_loc(f"{column}_ns"), column, frame.pop(f"{column}_ns").map(iso))
+    return frame
+
+
+def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
+    """``reports/20250601-120000``, or ``-2``, ``-3``... when another run took that second: created here
+    (atomically: two processes never get the same folder), so no run writes over another's report."""
+    stamp = (now or pd.Timestamp.now("UTC")).strftime("%Y%m%d-%H%M%S")
+    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        folder = Path(report_dir) / (stamp if number == 1 else f"{stamp}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"{report_dir}: 10,000 report folders named {stamp}*")
+
+
+def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False) -> Path:
+    folder = new_report_folder(Path(outcome.settings.report_dir))
+    steps = [
+        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
+        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
+        ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
+        ("account.csv", lambda: outcome.account.to_csv(folder / "account.csv")),
+        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
+        ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
+    ]
+    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
+    for name, write in steps:
+        if bar:
+            bar.step(name)
+        write()
+    return folder
+
+
+def trade_statistics(trades: list[dict[str, Any]], starting_balance: float) -> dict[str, float]:
+    """The tearsheet's PnL table, from the same trades as the report (funding included)."""
+    pnls = [float(t["realized_pnl"]) for t in trades]
+    wins, losses = [p for p in pnls if p > 0], [p for p in pnls if p <= 0]
+    total = sum(pnls)
+    out = {"PnL (total)": round(total, 2), "PnL% (total)": round(100 * total / starting_balance, 4)}
+    if wins:
+        out |= {"Max Winner": max(wins), "Avg Winner": sum(wins) / len(wins), "Min Winner": min(wins)}
+    if losses:
+        out |= {"Min Loser": max(losses), "Avg Loser": sum(losses) / len(losses), "Max Loser": min(losses)}
+    if pnls:
+        out |= {"Expectancy": total / len(pnls), "Win Rate": len(wins) / len(pnls)}
+    return out
+
+
+def write_tearsheet(outcome: BacktestOutcome, report: BacktestReport, path: Path) -> None:
+    """Nautilus's HTML tearsheet, fed the report's own numbers: daily returns that include the first day (the
+    analyzer's series starts at the end of the first day, and its total return missed that day's result), and
+    the trades' statistics after funding, so the two agree to the cent."""
+    from nautilus_trader.analysis.tearsheet import create_tearsheet_from_stats
+
+    engine, settings = outcome.engine, outcome.settings
+    equity = equity_curve(outcome)
+    first = settings.start if settings.start is not None else (equity.index[1] if len(equity) > 1 else None)
+    last = settings.end if settings.end is not None else (equity.index[-1] if len(equity) else None)
+    run_info = {
+        "Backtest start": str(first) if first is not None else "N/A",
+        "Backtest end": str(last) if last is not None else "N/A",
+        "Iterations": f"{engine.iteration:_}",
+        "Total orders": f"{engine.kernel.cache.orders_total_count():_}",
+        "Trades": f"{len(report.trades):_}",
+    }
+    account_info = {
+        "Starting balance (USDT)": f"{settings.starting_balance:,.2f} USDT",
+        "Final equity (USDT)": f"{equity.iloc[-1]:,.2f} USDT" if len(equity) else "-",
+    }
+    create_tearsheet_from_stats(
+        stats_pnls={"USDT": trade_statistics(report.trades, settings.starting_balance)},
+        stats_returns=returns_statistics(report.returns),
+        stats_general=engine.portfolio.analyzer.get_performance_stats_general(),
+        returns=report.returns,
+        output_path=str(path),
+        title="ats backtest",
+        run_info=run_info,
+        account_info=account_info,
+    )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numbers stay numbers (inf and NaN become null), timestamps become ISO-8601."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, pd.Timestamp):
+        return iso(value.value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return number if math.isfinite(number) else None
+
+
+def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
+    """summary.json: the run, what it had and lacked, its results; numbers as numbers, times in ISO-8601."""
+    settings = outcome.settings
+    trades = report.trades
+    funding = sum(t["funding"] for t in trades)
+    final = float(outcome.account["total"].astype(float).iloc[-1]) if not outcome.account.empty else None
+    unrealised = unrealised_at_end(outcome)
+    module = outcome.funding
+    coverage = outcome.factor_coverage
+    document = {
+        "run": {
+            "config": str(settings.config_path),
+            "start": iso(settings.start.value) if settings.start is not None else None,
+            "end": iso(settings.end.value) if settings.end is not None else None,
+            "symbols": list(settings.symbols),
+            "bar": settings.bar_spec,
+            "bars_replayed": sum(outcome.bars.values()),
+            "data_points_replayed": outcome.data_points,
+            "wall_seconds": round(outcome.wall_seconds, 3),
+            "orders_filled": len(outcome.fills),
+            "starting_balance": settings.starting_balance,
+            "final_balance": final,
+            "unrealised_at_end": unrealised,
+            "final_equity": None if final is None else final + unrealised,
+        },
+        "data": {
+            r.symbol: {
+                "bars": r.bars,
+                "bar_type": r.bar_type,
+                "taker_buy_volume": r.taker_buy_volume,
+                "first_bar": iso(r.first_bar_ns),
+                "last_bar": iso(r.last_bar_ns),
+                "funding_rates": r.funding_rates,
+                "funding": r.funding,
+                "mark_prices": r.mark_prices,
+                "instrument_as_of": iso(r.instrument_time_ns),
+            }
+            for r in report.data
+        },
+        "funding": {
+            "settled": bool(module is not None and module.settlements),
+            "settlements": module.settlements if module is not None else 0,
+            "total": funding,
+            "symbols_without_rates": [r.symbol for r in report.data if r.funding_rates == 0],
+        },
+        "factors_unavailable": coverage.unavailable() if coverage is not None and coverage.samples else None,
+        "summary": report.summary.as_dict(),
+        "money": {
+            "trades_after_fees": sum(t["realized_pnl"] for t in trades) - funding,
+            "funding": funding,
+            "total_pnl": report.summary.total_pnl,
+        },
+        "daily_returns": {iso(ts.value): value for ts, value in report.returns.items()},
+        "counters": report.counters,
+        "nautilus": {"pnl": outcome.result.stats_pnls, "returns": outcome.result.stats_returns},
+    }
+    return json.dumps(_plain(document), indent=2)
