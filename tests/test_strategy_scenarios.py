@@ -1,7 +1,8 @@
 """Scenario tests: hand-made bar paths through a real BacktestEngine.
 
 Entries are forced through the real control endpoint (the manual signal the Telegram actor sends); the tests
-assert on the engine's cache and on the published events.
+assert on the engine's cache and on the published events. Every run carries the strict ``InvariantChecker``
+(a working stop for every position at every order and position event) and must end without a violation.
 """
 
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ from tests.strategy_support import (
     Commander,
     CommanderConfig,
     EventRecorder,
+    InvariantChecker,
+    InvariantCheckerConfig,
     ats_config,
+    bar_type,
     make_engine,
     path_bars,
     perp,
@@ -45,6 +49,7 @@ class Run:
     strategy: AtsStrategy
     events: EventRecorder
     commander: Commander
+    checker: InvariantChecker
 
     def replies(self, command: str = "signal") -> list[dict[str, Any]]:
         return [a for _, c, a in self.commander.replies if c == command]
@@ -68,12 +73,19 @@ def run(
     strategy = AtsStrategy(ats_config(instruments, {**defaults, **(settings or {})}))
     recorder = EventRecorder()
     commander = Commander(CommanderConfig(schedule=tuple(schedule)))
+    checker = invariant_checker(instruments)
     engine.add_actor(recorder)
     engine.add_actor(commander)
+    engine.add_actor(checker)
     engine.add_strategy(strategy)
     engine.run()
     assert strategy.errors == 0
-    return Run(engine, strategy, recorder, commander)
+    assert checker.violations == [], checker.violations
+    return Run(engine, strategy, recorder, commander, checker)
+
+
+def invariant_checker(instruments: list[Any]) -> InvariantChecker:
+    return InvariantChecker(InvariantCheckerConfig(bar_types=tuple(str(bar_type(i)) for i in instruments)))
 
 
 def at(minute: int, start: int = T0) -> int:
@@ -317,10 +329,15 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     strategy = AtsStrategy(ats_config([BTC], {"scan.entries": "NONE"}))
     recorder = EventRecorder()
     engine.add_actor(recorder)
-    engine.add_actor(Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),))))
+    commander = Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),)))
+    checker = invariant_checker([BTC])
+    engine.add_actor(commander)
+    engine.add_actor(checker)
     engine.add_strategy(strategy)
     engine.run()
     assert strategy.errors == 0
+    # the initial stop kept working until the market close took the rest
+    assert checker.violations == [] and checker.events_checked > 20
     stops = [o for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
     assert S.REJECTED in [o.status for o in stops]
     assert engine.cache.positions_open() == []
@@ -328,7 +345,7 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
     exits = [o for o in engine.cache.orders() if TAG_EXIT in o.tags]
     assert len(exits) == 1 and exits[0].status == S.FILLED and exits[0].avg_px == 49_800.0
-    assert_no_orphans(Run(engine, strategy, recorder, None))  # type: ignore[arg-type]
+    assert_no_orphans(Run(engine, strategy, recorder, commander, checker))
 
 
 def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:
