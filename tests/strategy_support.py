@@ -4,7 +4,8 @@ Hand-made bars, an engine with a Binance-like venue, an actor that records the s
 that sends control commands at given times: the same entry points the Telegram actor uses.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -14,11 +15,13 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.config import LoggingConfig
 from nautilus_trader.core.data import Data
+from nautilus_trader.core.uuid import UUID4
+from nautilus_trader.execution.messages import SubmitOrder
 from nautilus_trader.model.currencies import USDT
 from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.enums import AccountType, OmsType, OrderSide, OrderStatus, OrderType
-from nautilus_trader.model.events import OrderInitialized
-from nautilus_trader.model.identifiers import InstrumentId, PositionId, TraderId
+from nautilus_trader.model.events import OrderInitialized, OrderRejected, OrderSubmitted
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, PositionId, TraderId
 from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.model.orders import Order
@@ -26,11 +29,14 @@ from nautilus_trader.model.position import Position
 
 from catalog.instruments import VENUE, binance_perpetual
 from factors.inputs import bar_type_for
+from strategies.ats import AtsStrategy
 from strategies.config import AtsStrategyConfig, parse_strategy_config, with_overrides
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
 
 MINUTE_NS = 60_000_000_000
+SEC = 1_000_000_000
+T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC: the scenarios' first bar
 
 
 def perp(symbol: str) -> Instrument:
@@ -313,3 +319,103 @@ class InvariantChecker(Actor):
             lev = account.leverage(instrument_id) if hasattr(account, "leverage") else None
             if lev is not None and float(lev) > self.config.max_leverage:
                 self.violations.append(f"{bar.ts_event} {instrument_id}: account leverage {lev}")
+
+
+def invariant_checker(instruments: Sequence[Instrument]) -> InvariantChecker:
+    return InvariantChecker(InvariantCheckerConfig(bar_types=tuple(str(bar_type(i)) for i in instruments)))
+
+
+@dataclass
+class ScenarioRun:
+    engine: BacktestEngine
+    strategy: AtsStrategy
+    events: EventRecorder
+    commander: Commander
+    checker: InvariantChecker
+
+    def replies(self, command: str = "signal") -> list[dict[str, Any]]:
+        return [a for _, c, a in self.commander.replies if c == command]
+
+
+def run_scenario(
+    paths: dict[Any, list[float]],
+    schedule: list[tuple[int, str, tuple[str, ...]]],
+    balance: float = 100_000.0,
+    oms: OmsType = OmsType.NETTING,
+    start: int = T0,
+    settings: dict[str, Any] | None = None,
+    prepare: Callable[[BacktestEngine, AtsStrategy], None] | None = None,
+    errors: int = 0,
+    strict: bool = True,
+) -> ScenarioRun:
+    """Run the strategy on ``paths`` (closes per instrument) with dotted ``settings`` (e.g.
+    ``{"exits.stop_pct": 0.05}``; no scan entries unless they ask for them), control commands at given times,
+    the event recorder and the invariant checker. ``prepare`` sees the engine and the strategy before the run
+    (to inject a fault). The run must end with ``errors`` handler errors and, when ``strict``, no violation."""
+    instruments = list(paths)
+    engine = make_engine(instruments, balance=balance, oms=oms)
+    for instrument, closes in paths.items():
+        engine.add_data(path_bars(instrument, closes, start))
+    defaults = {"scan.entries": "NONE", "scan.interval_minutes": 1440, "oms_type": oms.name}
+    strategy = AtsStrategy(ats_config(instruments, {**defaults, **(settings or {})}))
+    recorder = EventRecorder()
+    commander = Commander(CommanderConfig(schedule=tuple(schedule)))
+    checker = invariant_checker(instruments)
+    engine.add_actor(recorder)
+    engine.add_actor(commander)
+    engine.add_actor(checker)
+    engine.add_strategy(strategy)
+    if prepare is not None:
+        prepare(engine, strategy)
+    engine.run()
+    assert strategy.errors == errors
+    if strict:
+        assert checker.violations == [], checker.violations
+    return ScenarioRun(engine, strategy, recorder, commander, checker)
+
+
+def at(minute: int, start: int = T0) -> int:
+    """A time between bars: one second after the close of bar ``minute`` (0-based)."""
+    return start + minute * MINUTE_NS + SEC
+
+
+def ramp(a: float, b: float, n: int) -> list[float]:
+    return [a + (b - a) * i / n for i in range(1, n + 1)]
+
+
+class StopRefusals:
+    """The venue refuses chosen stop orders, as Binance answers an order with an error.
+
+    Installed on the execution engine's command endpoint (the one the RiskEngine sends to): the ``refuse``-th
+    stop submissions (1-based, counted over the run) are answered ``OrderSubmitted`` + ``OrderRejected`` with
+    ``reason`` and go no further; every other command goes to the engine and the simulated exchange. The answer
+    comes at once, inside the strategy's own submit: the hardest ordering for its handlers.
+    """
+
+    def __init__(self, engine: BacktestEngine, refuse: Iterable[int], reason: str) -> None:
+        self.engine = engine
+        self.refuse = set(refuse)
+        self.reason = reason
+        self.stops_seen = 0
+        self.refused: list[ClientOrderId] = []
+        kernel = engine.kernel
+        self._execute = kernel.exec_engine.execute
+        kernel.msgbus.deregister(endpoint="ExecEngine.execute", handler=self._execute)
+        kernel.msgbus.register(endpoint="ExecEngine.execute", handler=self._on_command)
+
+    def _on_command(self, command: Any) -> None:
+        if isinstance(command, SubmitOrder) and command.order.order_type == OrderType.STOP_MARKET:
+            self.stops_seen += 1
+            if self.stops_seen in self.refuse:
+                self._reject(command)
+                return
+        self._execute(command)
+
+    def _reject(self, command: SubmitOrder) -> None:
+        kernel, order = self.engine.kernel, command.order
+        account_id = self.engine.cache.account_for_venue(order.instrument_id.venue).id
+        ts = kernel.clock.timestamp_ns()
+        ids = (command.trader_id, command.strategy_id, order.instrument_id, order.client_order_id, account_id)
+        kernel.msgbus.send(endpoint="ExecEngine.process", msg=OrderSubmitted(*ids, UUID4(), ts, ts))
+        kernel.msgbus.send(endpoint="ExecEngine.process", msg=OrderRejected(*ids, self.reason, UUID4(), ts, ts))
+        self.refused.append(order.client_order_id)

@@ -5,11 +5,7 @@ assert on the engine's cache and on the published events. Every run carries the 
 (a working stop for every position at every order and position event) and must end without a violation.
 """
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
-from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
 
 from strategies.ats import AtsStrategy
@@ -23,81 +19,28 @@ from strategies.events import (
 from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
 from tests.strategy_support import (
     MINUTE_NS,
+    T0,
     Commander,
     CommanderConfig,
     EventRecorder,
-    InvariantChecker,
-    InvariantCheckerConfig,
+    ScenarioRun,
+    at,
     ats_config,
-    bar_type,
+    invariant_checker,
     make_engine,
     path_bars,
     perp,
+    ramp,
 )
+from tests.strategy_support import run_scenario as run
 
-T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
-SEC = 1_000_000_000
 BTC = perp("BTCUSDT")
 ETH = perp("ETHUSDT")
 SOL = perp("SOLUSDT")
 WIDE_EXITS = {"exits.stop_pct": 0.05, "exits.tp1_pct": 0.2, "exits.tp2_pct": 0.4}
 
 
-@dataclass
-class Run:
-    engine: BacktestEngine
-    strategy: AtsStrategy
-    events: EventRecorder
-    commander: Commander
-    checker: InvariantChecker
-
-    def replies(self, command: str = "signal") -> list[dict[str, Any]]:
-        return [a for _, c, a in self.commander.replies if c == command]
-
-
-def run(
-    paths: dict[Any, list[float]],
-    schedule: list[tuple[int, str, tuple[str, ...]]],
-    balance: float = 100_000.0,
-    oms: OmsType = OmsType.NETTING,
-    start: int = T0,
-    settings: dict[str, Any] | None = None,
-) -> Run:
-    """Run the strategy on ``paths`` with dotted ``settings`` (e.g. ``{"exits.stop_pct": 0.05}``); no scan
-    entries unless the settings ask for them."""
-    instruments = list(paths)
-    engine = make_engine(instruments, balance=balance, oms=oms)
-    for instrument, closes in paths.items():
-        engine.add_data(path_bars(instrument, closes, start))
-    defaults = {"scan.entries": "NONE", "scan.interval_minutes": 1440, "oms_type": oms.name}
-    strategy = AtsStrategy(ats_config(instruments, {**defaults, **(settings or {})}))
-    recorder = EventRecorder()
-    commander = Commander(CommanderConfig(schedule=tuple(schedule)))
-    checker = invariant_checker(instruments)
-    engine.add_actor(recorder)
-    engine.add_actor(commander)
-    engine.add_actor(checker)
-    engine.add_strategy(strategy)
-    engine.run()
-    assert strategy.errors == 0
-    assert checker.violations == [], checker.violations
-    return Run(engine, strategy, recorder, commander, checker)
-
-
-def invariant_checker(instruments: list[Any]) -> InvariantChecker:
-    return InvariantChecker(InvariantCheckerConfig(bar_types=tuple(str(bar_type(i)) for i in instruments)))
-
-
-def at(minute: int, start: int = T0) -> int:
-    """A time between bars: one second after the close of bar ``minute`` (0-based)."""
-    return start + minute * MINUTE_NS + SEC
-
-
-def ramp(a: float, b: float, n: int) -> list[float]:
-    return [a + (b - a) * i / n for i in range(1, n + 1)]
-
-
-def assert_no_orphans(r: Run) -> None:
+def assert_no_orphans(r: ScenarioRun) -> None:
     open_orders = r.engine.cache.orders_open()
     assert open_orders == [], f"orphan orders: {open_orders}"
 
@@ -345,7 +288,7 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
     exits = [o for o in engine.cache.orders() if TAG_EXIT in o.tags]
     assert len(exits) == 1 and exits[0].status == S.FILLED and exits[0].avg_px == 49_800.0
-    assert_no_orphans(Run(engine, strategy, recorder, commander, checker))
+    assert_no_orphans(ScenarioRun(engine, strategy, recorder, commander, checker))
 
 
 def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:
