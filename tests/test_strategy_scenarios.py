@@ -169,6 +169,24 @@ def test_daily_limit_stops_entries_and_resumes_next_day() -> None:
     assert [rec["exit_reason"] for rec in r.strategy.ledger()] == ["STOP", "END_OF_DATA"]
 
 
+def test_daily_limit_counts_the_open_loss() -> None:
+    """Catches: daily PnL from the wallet only (the unrealised loss dropped). No trade has closed: the open long
+    alone, 800 USDT under its entry, takes the day past the limit, and the next entry is refused."""
+    closes = [50_000.0] * 5 + ramp(50_000, 49_200, 4) + [49_200.0] * 10  # the 49,000 stop is never reached
+    schedule = [(at(2), "signal", ("BTCUSDT", "long")), (at(12), "signal", ("ETHUSDT", "long"))]
+    paths = {BTC: closes, ETH: [2_000.0] * len(closes)}
+    r = run(paths, schedule, settings={"risk.daily_loss_limit_usdt": 150.0})
+    first, second = r.replies()
+    assert first["accepted"]
+    assert not second["accepted"] and "daily loss limit" in second["reason"]
+    (hit,) = r.events.of(RiskEvent, kind="DAILY_LOSS_LIMIT")
+    entry_fee = 0.199 * 50_000 * float(BTC.taker_fee)
+    assert hit.value == pytest.approx(-0.199 * 800 - entry_fee)  # unrealised at the last close, and the fee
+    assert hit.ts_event == at(12)
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "END_OF_DATA" and r.strategy.records == []  # nothing realised but the fee
+
+
 def test_dynamic_tighten_then_stopped_on_the_tightened_stop() -> None:
     # warm the factors on a gentle uptrend, go long, then a slow slide turns the score against the trade
     rise = [100.0 * (1 + 0.0004 * i + 0.0015 * ((i * 7) % 5 - 2) / 2) for i in range(120)]
