@@ -191,11 +191,14 @@ class InvariantChecker(Actor):
     side, reduce-only, with its trigger on the losing side of the entry (at the entry for break-even; past the
     entry only when tightened into profit, and then still on the losing side of the last close). Then:
 
-    - every open position has a working stop for at least its quantity, at every event. The one allowance:
-      from the entry fill until the venue answers the position's first stop, a stop on its way counts; and a
-      position being closed at market (a reduce-only market order for all of it on its way) is not flagged.
-    - once nothing of the instrument is in flight (the venue has answered every order sent), the position has
-      exactly one working stop and its quantity is the position's: a moved stop replaced, the old one gone.
+    - every open position has a working stop for at least its quantity, at every event. The allowances, before
+      the position's first stop works only: while the entry is still filling (the stop covers the whole entry,
+      placed when it has filled) and while its first stop is on its way to the venue; at any time, a position
+      being closed at market (a reduce-only market order for all of it on its way) is not flagged.
+    - at each bar, once nothing of the instrument is in flight (the venue has answered every order sent, and
+      has finished the bar's fills), the position has exactly one working stop, for exactly its quantity: a
+      moved stop replaced, the old one gone. (Not at the fill events themselves: the simulated venue shrinks a
+      position's reduce-only orders right after the fill that reduced it.)
     - at bars: no position above the notional cap or the leverage cap (notional / equity); no instrument
       without a position keeps an open order.
 
@@ -251,13 +254,13 @@ class InvariantChecker(Actor):
                 return f"stop {stop.client_order_id} trigger {trigger} past the entry {entry} (last close {last})"
         return ""
 
-    def _check(self, instrument_id: InstrumentId, where: str, ts: int) -> None:
+    def _check(self, instrument_id: InstrumentId, where: str, ts: int, at_bar: bool = False) -> None:
         self.events_checked += 1
         positions = self.cache.positions_open(instrument_id=instrument_id)
         if not positions:
             return
         sent = self._sent(instrument_id)
-        settled = not any(o.status in IN_FLIGHT for o in sent)
+        settled = at_bar and not any(o.status in IN_FLIGHT for o in sent)
         for position in positions:
             self._check_position(position, sent, settled, f"{ts} {instrument_id} at {where}")
 
@@ -279,8 +282,10 @@ class InvariantChecker(Actor):
                 o.order_type == OrderType.MARKET and o.is_reduce_only and o.side == closing and o.leaves_qty >= qty
                 for o in sent
             )
-            arming = (position.id, position.ts_opened) not in self._armed and any(
-                o.status in IN_FLIGHT and not self._stop_fault(o, position) and o.leaves_qty >= qty for o in stops
+            opening = OrderSide.BUY if position.is_long else OrderSide.SELL
+            arming = (position.id, position.ts_opened) not in self._armed and (
+                any(o.status in IN_FLIGHT and not self._stop_fault(o, position) and o.leaves_qty >= qty for o in stops)
+                or any(o.status == OrderStatus.PARTIALLY_FILLED and o.side == opening for o in sent)
             )
             if being_closed:
                 return
@@ -307,7 +312,7 @@ class InvariantChecker(Actor):
                 self.violations.append(f"{bar.ts_event} {instrument_id}: orphan orders {live}")
             return
         self.position_bars += 1
-        self._check(instrument_id, "bar", bar.ts_event)
+        self._check(instrument_id, "bar", bar.ts_event, at_bar=True)
         account = self.cache.account_for_venue(VENUE)
         equity = account.balance_total(USDT).as_double()
         for p in positions:

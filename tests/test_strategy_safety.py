@@ -17,7 +17,7 @@ from strategies.ats import AtsStrategy
 from strategies.events import ExitEvent, NodeEvent, PositionClosedEvent
 from strategies.orders import TradeOrders
 from strategies.protection import STOP_RETRIES, StopAction, after_stop_lost, stop_through_market
-from strategies.trade import STOP_BREAKEVEN, TAG_EXIT, TAG_SL, Trade
+from strategies.trade import TAG_EXIT, TAG_SL, Trade
 from tests.strategy_support import ScenarioRun, StopRefusals, at, perp, ramp, run_scenario
 
 BTC = perp("BTCUSDT")
@@ -75,14 +75,6 @@ class KeepReplaced(TradeOrders):
         return 0
 
 
-class NoBreakEven(TradeOrders):
-    """Bug: TP1 does not move the stop; the old one still covers the whole first quantity."""
-
-    def replace_stop(self, trade: Trade, price: float, quantity: Decimal, kind: str) -> None:
-        if kind != STOP_BREAKEVEN:
-            super().replace_stop(trade, price, quantity, kind)
-
-
 class NotReduceOnly(TradeOrders):
     """Bug: the stop may open a position the other way."""
 
@@ -114,13 +106,12 @@ class NotReduceOnly(TradeOrders):
         (CancelFirst, "without a working stop"),
         (CancelAtOnce, "without a working stop"),
         (KeepReplaced, "2 working stops once settled"),
-        (NoBreakEven, "stop for 0.199, position 0.100"),
         (NotReduceOnly, "not reduce-only"),
     ],
 )
 def test_the_invariant_checker_flags_each_broken_stop_rule(orders: type[TradeOrders], flagged: str) -> None:
     """Catches: a stop replaced cancel-first (or cancelled before its successor is accepted), a replaced stop
-    left working, a stop not following TP1, a stop that is not reduce-only. The trade still ends as the
+    left working, a stop that is not reduce-only. The trade still ends as the
     correct code's does (TP1, then out at about the entry), so no end-state assertion sees these bugs."""
     correct = run_scenario({BTC: TP1_THEN_BREAKEVEN}, LONG_BTC)
     broken = run_scenario({BTC: TP1_THEN_BREAKEVEN}, LONG_BTC, prepare=with_orders(orders), strict=False)
