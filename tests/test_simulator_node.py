@@ -236,7 +236,7 @@ def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
             assert fill.commission.as_decimal() == pytest.approx(fee, abs=Decimal("1e-8"))
         expected = Decimal(10_000) + pnl - fees + Decimal(status["funding_paid"])
         assert Decimal(status["wallet_balance"]) == pytest.approx(expected, abs=Decimal("1e-8"))
-        assert fees > 0 and pnl != 0
+        assert fees > 0  # (the two exits sit symmetric about the entry: their PnL nets to about 0)
 
 
 def test_node_recovers_from_dropped_streams_and_expired_listen_key(shared_data: Path) -> None:
