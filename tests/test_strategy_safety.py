@@ -230,6 +230,28 @@ def test_refused_break_even_replacement_is_placed_again_and_the_old_stop_covers_
     assert r.strategy.ledger()[0]["exit_reason"] == "TP1+BREAKEVEN"
 
 
+def test_the_retry_budget_is_renewed_once_a_stop_is_accepted() -> None:
+    """Catches: retries counted over the trade's life instead of per stop: a stop refused at entry would leave
+    the break-even stop one try short. Refused: the first stop, then the first two break-even stops."""
+    refusals: list[StopRefusals] = []
+
+    def prepare(engine: Any, _: AtsStrategy) -> None:
+        refusals.append(StopRefusals(engine, refuse=[1, 3, 4], reason=REFUSED))
+
+    r = run_scenario({BTC: TP1_THEN_BREAKEVEN}, LONG_BTC, prepare=prepare)
+    assert len(refusals[0].refused) == 3
+    assert [o.status for o in stops(r)] == [
+        OrderStatus.REJECTED,
+        OrderStatus.CANCELED,  # the initial stop, placed again, until break-even was accepted
+        OrderStatus.REJECTED,
+        OrderStatus.REJECTED,
+        OrderStatus.FILLED,  # break-even, at the third try
+    ]
+    assert [o for o in r.engine.cache.orders() if TAG_EXIT in o.tags] == []
+    assert exit_kinds(r) == ["STOP_REARMED", "TP1", "STOP_REARMED", "STOP_REARMED", "BREAKEVEN", "STOP"]
+    assert r.strategy.ledger()[0]["exit_reason"] == "TP1+BREAKEVEN"
+
+
 # --- the decision, plain --------------------------------------------------------------------------------------
 
 

@@ -276,8 +276,9 @@ def test_scan_once_enters_only_at_the_first_scan() -> None:
 
 
 def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
-    # one bar touches TP1 and closes below the entry: the break-even stop would trigger at once and the
-    # venue rejects it; the strategy must not leave the rest unprotected, it closes it at market
+    """Catches: a refused break-even stop leaving the rest bare, or placed again although its trigger is
+    already through the market. One bar touches TP1 and closes below the entry: the break-even stop would
+    trigger at once and the venue rejects it; the strategy closes the rest at market, at once."""
     from nautilus_trader.model.enums import OrderStatus as S
 
     from tests.strategy_support import make_bars
@@ -300,7 +301,8 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     # the initial stop kept working until the market close took the rest
     assert checker.violations == [] and checker.events_checked > 20
     stops = [o for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
-    assert S.REJECTED in [o.status for o in stops]
+    assert [o.status for o in stops] == [S.CANCELED, S.REJECTED]  # not placed again: it cannot work
+    assert [e.kind for e in recorder.of(ExitEvent)] == ["TP1", "BREAKEVEN", "STOP"]
     assert engine.cache.positions_open() == []
     (rec,) = strategy.ledger()
     assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
