@@ -24,6 +24,8 @@ PUBLIC_PATHS = {
 def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
     shared_data: Path, tmp_path: Path
 ) -> None:
+    """Catches, besides an order reaching the exchange: a paper account that does not start at the configured
+    balance or whose wallet does not move by the trade's PnL after fees."""
     data = btc_data(shared_data, bars=40, start_ms=RALLY_START_MS)
     with running_simulator(data, bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])

@@ -201,6 +201,8 @@ def _probe(**overrides: str | int) -> Probe:
 
 
 def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
+    """Catches, besides a broken order path: the simulator's wallet off by a wrong fee (maker for taker) or a
+    funding payment not booked: the wallet must equal the start + the exits' PnL - three taker fees + funding."""
     # A stretch of real BTCUSDT bars that moves more than 0.1% both ways within 45 minutes of the entry.
     data = btc_data(shared_data, bars=60, start_ms=WINDOW_START_MS)
     with running_simulator(data, bar_seconds=0.3) as sim:
