@@ -19,6 +19,7 @@ from nautilus_trader.common.component import LiveClock, TimeEvent
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, DataType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.events import (
+    OrderAccepted,
     OrderCanceled,
     OrderDenied,
     OrderExpired,
@@ -301,7 +302,13 @@ class AtsStrategy(Strategy):
             position_id = position.id if position is not None else None
         self.keeper.arm(trade, entry, position_id)
 
-    # --- orders that failed, positions that closed ----------------------------------------------------------
+    # --- orders accepted, orders that failed, positions that closed -----------------------------------------
+
+    def on_order_accepted(self, event: OrderAccepted) -> None:
+        with self._guarded("on_order_accepted", protect=event.instrument_id):
+            trade = self.trades.open.get(event.instrument_id)
+            if trade is not None and event.client_order_id == trade.stop_id:
+                self.keeper.stop_accepted(trade)
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self._on_order_failed(event, f"rejected: {event.reason}")

@@ -2,8 +2,9 @@
 
 Entry filled -> the stop for the whole position, TP1 and TP2 for a half each, re-based on the fill price. TP1
 filled -> a new stop at break-even for the rest. A new score -> the dynamic adjustment (tighten the stop, trail
-TP2, or exit at market). A stop found missing at start -> re-armed. A stop lost (rejected, or cancelled by
-someone else) -> the position closed at market. The prices come from ``exits.py``; each step is counted and
+TP2, or exit at market). A replaced stop is cancelled once its successor is accepted. A stop found missing at
+start -> re-armed. A stop lost (rejected: placed again, then closed at market; cancelled by someone else: closed
+at market; see ``protection.py``). The prices come from ``exits.py``; each step is counted and
 published as an ``ExitEvent``.
 """
 
@@ -29,6 +30,7 @@ from strategies.ledger import Counters, TradeRecord, commissions
 from strategies.market import Market
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
+from strategies.protection import STOP_RETRIES, StopAction, after_stop_lost
 from strategies.sizing import InstrumentFilters, split_quantity
 from strategies.trade import (
     INTENT_DYNAMIC,
@@ -177,13 +179,31 @@ class ExitKeeper:
         self.notices.closed(trade, instrument, ts, exit_price, quantity, pnl, end.reason)
         return TradeRecord.of_trade(trade, ts, exit_price, quantity, pnl, fees, end.reason)
 
+    def stop_accepted(self, trade: Trade) -> None:
+        """The venue accepted the trade's current stop: the stops it replaces go."""
+        trade.stop_retries = 0
+        self.orders.cancel_replaced(trade)
+
     def stop_lost(self, trade: Trade, why: str, log: Any) -> None:
-        """The working stop is gone (rejected, e.g. already through the price, or cancelled by someone): never
-        leave the position unprotected, close it."""
-        if why == "canceled" and trade.exit_intent:
-            return  # our own flatten / dynamic exit is closing the position
+        """The working stop is gone (``why``: rejected, denied, canceled, expired): never leave the position
+        unprotected. A refused stop is placed again (``protection.STOP_RETRIES`` times), else the position is
+        closed at market."""
+        position = self.orders.open_position(trade)
+        if position is None:
+            return
+        price = self.market.last_close.get(trade.instrument_id)
+        closing = bool(trade.exit_intent)
+        action = after_stop_lost(why, trade.direction, trade.stop_price, price, trade.stop_retries, closing)
+        if action == StopAction.NONE:
+            return
+        if action == StopAction.RETRY:
+            trade.stop_retries += 1
+            log.warning(f"{trade.instrument_id}: stop {why}; placing it again ({trade.stop_retries}/{STOP_RETRIES})")
+            self.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
+            self.notice(trade, "STOP_REARMED", price or trade.entry, position.quantity.as_double(), trade.stop_price)
+            return
         log.warning(f"{trade.instrument_id}: stop {why}; closing the position at market")
-        trade.exit_intent = trade.exit_intent or INTENT_STOP
+        trade.exit_intent = INTENT_STOP
         self.orders.close_at_market(trade, TAG_EXIT)
 
     def flatten(self, trades: Trades) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """The orders of the strategy's trades, sent through the Nautilus order API of the strategy that owns them.
 
 The exits live on the exchange: a reduce-only ``STOP_MARKET`` for the whole position and reduce-only TP1 / TP2
-(``LIMIT`` or ``MARKET_IF_TOUCHED``). A stop is replaced by submitting the new one *before* cancelling the old,
-so the position is never without one (never ``modify_order``: the Binance adapter rejects modifying a
-``STOP_MARKET``).
+(``LIMIT`` or ``MARKET_IF_TOUCHED``). A stop is replaced by submitting the new one and cancelling the old only
+once the venue has accepted the new one (``cancel_replaced``), so the position is never without a working stop:
+a submit and a cancel sent together may reach the venue in either order, and the new stop may be rejected
+(never ``modify_order``: the Binance adapter rejects modifying a ``STOP_MARKET``).
 """
 
 from decimal import Decimal
@@ -48,7 +49,8 @@ class TradeOrders:
         )
 
     def replace_stop(self, trade: Trade, price: float, quantity: Decimal, kind: str) -> None:
-        """Place a new reduce-only stop of ``kind`` (INITIAL, BREAKEVEN, DYNAMIC), then cancel the old one."""
+        """Place a new reduce-only stop of ``kind`` (INITIAL, BREAKEVEN, DYNAMIC); the old one stays working until
+        the venue accepts the new one (then ``cancel_replaced``)."""
         instrument = self.instruments[trade.instrument_id]
         stop_price = instrument.make_price(price)
         order = self.strategy.order_factory.stop_market(
@@ -63,12 +65,21 @@ class TradeOrders:
         trade.stop_id = order.client_order_id
         trade.stop_price = stop_price.as_double()
         trade.stop_kind = kind
-        self.strategy.submit_order(order, position_id=trade.position_id)
         if old_id is not None:
             old = self.strategy.cache.order(old_id)
             if old is not None and not old.is_closed:
                 trade.replaced_stops.append(old_id)
+        self.strategy.submit_order(order, position_id=trade.position_id)
+
+    def cancel_replaced(self, trade: Trade) -> int:
+        """Cancel the trade's replaced stops still working (its current stop was accepted)."""
+        cancelled = 0
+        for client_order_id in trade.replaced_stops:
+            old = self.working(client_order_id)
+            if old is not None and not old.is_pending_cancel and client_order_id != trade.stop_id:
                 self.strategy.cancel_order(old)
+                cancelled += 1
+        return cancelled
 
     def target(self, trade: Trade, price: float, quantity: Decimal, tag: str) -> ClientOrderId:
         """Place a reduce-only take-profit (TP1 or TP2 by ``tag``) at ``price``."""
@@ -135,19 +146,22 @@ class TradeOrders:
         return len(seen)
 
     def unprotected(self, instrument_id: InstrumentId) -> list[Position]:
-        """The instrument's open positions without a working reduce-only stop for their whole quantity."""
+        """The instrument's open positions without a reduce-only stop on the closing side for their whole
+        quantity, working or on its way to the venue (not being cancelled)."""
         cache = self.strategy.cache
         out = []
         for position in cache.positions_open(instrument_id=instrument_id):
             qty = position.quantity.as_double()
+            closing_side = exit_side("LONG" if position.is_long else "SHORT")
             working: list[Order] = cache.orders_open(instrument_id=instrument_id) + cache.orders_inflight(
                 instrument_id=instrument_id
             )
             if not any(
                 o.order_type == OrderType.STOP_MARKET
                 and o.is_reduce_only
+                and o.side == closing_side
                 and not o.is_pending_cancel
-                and o.quantity.as_double() >= qty
+                and o.leaves_qty.as_double() >= qty
                 for o in working
             ):
                 out.append(position)

@@ -61,6 +61,7 @@ class Trade:
     trails: int = 0
     dynamic_adjustments: int = 0
     funding: float = 0.0  # received (+) / paid (-) while open
+    stop_retries: int = 0  # times in a row the current stop was placed again after a refusal
     replaced_stops: list[ClientOrderId] = field(default_factory=list)
 
     @property

@@ -1,6 +1,10 @@
 """Shared parts of the Telegram tests: real Binance bars from the shared data, a real BacktestEngine, and a
 small scripted strategy that trades those bars and publishes the real event objects of strategies/events.py
 and answers ControlRequests on CONTROL_ENDPOINT (the contract the real strategy implements).
+
+The scripted strategy carries no risk or account logic of its own: the daily loss limit, /status, /balance
+and /daily are the real AtsStrategy's, and their texts are tested from it (test_telegram_commands.py,
+test_telegram_messages.py).
 """
 
 import gzip
@@ -84,7 +88,6 @@ class ScriptedConfig(StrategyConfig, frozen=True):
     tp2_pct: float = 0.8
     max_hold_bars: int = 90  # then a dynamic exit
     quick_exit_trade: int = -1  # this trade (1-based) exits dynamically after one bar
-    daily_loss_limit: float = 1e9
     flatten_at_bar: int = -1  # the strategy's own flatten entry point, as /flatten would call it
     reconnect_at_bar: int = -1
     error_at_bar: int = -1
@@ -114,10 +117,8 @@ class ScriptedStrategy(Strategy):
         self.cfg = config
         self.instrument_id = InstrumentId.from_str(config.instrument_id)
         self.paused = False
-        self.limit_hit = False
         self.entries = 0
         self.bar_count = 0
-        self.daily_realized = 0.0
         self.requests: list[ControlRequest] = []
         self.publish_seconds: list[float] = []
         self._trade: _Trade | None = None
@@ -164,8 +165,8 @@ class ScriptedStrategy(Strategy):
         self._manage(trade, bar)
 
     def enter(self, direction: str, ref: float, manual: bool = False) -> dict[str, Any]:
-        if self.paused or self.limit_hit or self._trade is not None:
-            reason = "paused" if self.paused else "daily loss limit" if self.limit_hit else "position open"
+        if self.paused or self._trade is not None:
+            reason = "paused" if self.paused else "position open"
             if manual:
                 refused = RiskEvent(kind="SIGNAL_REFUSED", instrument=str(self.instrument_id), message=reason)
                 self._publish(refused)
@@ -266,7 +267,6 @@ class ScriptedStrategy(Strategy):
             ("FLATTEN",): "FLATTEN", ("TP1", "FLATTEN"): "FLATTEN",
         }.get(tuple(steps), "DYNAMIC")
         pnl = float(event.realized_pnl)
-        self.daily_realized += pnl
         self._publish(PositionClosedEvent(
             instrument=str(self.instrument_id), direction=trade.direction, entry_price=trade.entry,
             exit_price=float(event.avg_px_close), quantity=float(event.peak_qty), realized_pnl=pnl,
@@ -274,10 +274,6 @@ class ScriptedStrategy(Strategy):
             duration_s=event.duration_ns / 1e9, exit_reason=reason,
             price_precision=self.instrument.price_precision,
         ))
-        if not self.limit_hit and self.daily_realized <= -self.cfg.daily_loss_limit:
-            self.limit_hit = True
-            self._publish(RiskEvent(kind="DAILY_LOSS_LIMIT", value=self.daily_realized,
-                                    limit=self.cfg.daily_loss_limit, message="no new entries today"))
 
     def flatten(self) -> dict[str, Any]:
         closed = []
@@ -310,7 +306,7 @@ class ScriptedStrategy(Strategy):
                 return {"accepted": False, "reason": f"{symbol} is not traded", "instrument": ""}
             bar = self.cache.bar(bar_type_for(self.instrument_id))
             return self.enter(direction.upper(), float(bar.close), manual=True)
-        if command in ("status", "positions"):
+        if command == "positions":
             positions = []
             position, trade = self._position(), self._trade
             if position is not None and trade is not None:
@@ -321,19 +317,7 @@ class ScriptedStrategy(Strategy):
                     "unrealized_pnl": 0.0, "price_precision": self.instrument.price_precision,
                     "size_precision": self.instrument.size_precision,
                 })
-            if command == "positions":
-                return {"positions": positions}
-            account = self.portfolio.account(Venue("BINANCE"))
-            return {"mode": "backtest", "paused": self.paused, "equity": float(account.balance_total(USDT)),
-                    "daily_pnl": self.daily_realized, "positions": positions}
-        if command == "balance":
-            account = self.portfolio.account(Venue("BINANCE"))
-            return {"currency": "USDT", "total": float(account.balance_total(USDT)),
-                    "free": float(account.balance_free(USDT)), "locked": float(account.balance_locked(USDT))}
-        if command == "daily":
-            return {"date": "", "realized_pnl": self.daily_realized, "unrealized_pnl": 0.0,
-                    "total": self.daily_realized, "limit": self.cfg.daily_loss_limit,
-                    "limit_hit": self.limit_hit, "trades": self.entries}
+            return {"positions": positions}
         return {"error": f"unknown command {command}"}
 
 

@@ -4,6 +4,8 @@ request ever reaches the exchange's order or account endpoints."""
 
 from pathlib import Path
 
+import pytest
+
 from tests.live_support import RALLY_START_MS, exchange_position, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 
@@ -22,6 +24,8 @@ PUBLIC_PATHS = {
 def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
     shared_data: Path, tmp_path: Path
 ) -> None:
+    """Catches, besides an order reaching the exchange: a paper account that does not start at the configured
+    balance or whose wallet does not move by the trade's PnL after fees."""
     data = btc_data(shared_data, bars=40, start_ms=RALLY_START_MS)
     with running_simulator(data, bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
@@ -44,6 +48,11 @@ def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
         ("LIMIT", "FILLED"),
         ("STOP_MARKET", "CANCELED"),
     ]
-    assert balance["total"] > 10_000  # the sandbox account, not the exchange's
+    # The sandbox account (live.paper_balance, 10,000 by default), not the exchange's: its wallet moved by the
+    # trade's PnL after fees, exactly; the ledger's PnL also holds the funding the strategy booked, which the
+    # sandbox does not settle.
+    (trade,) = ledger
+    assert balance["total"] == pytest.approx(10_000 + trade["realized_pnl"] - trade["funding"], abs=1e-6)
+    assert trade["commissions"] > 0
     assert paths <= PUBLIC_PATHS, paths - PUBLIC_PATHS
     assert exchange_position(sim) == (0, 0)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from nautilus_trader.adapters.binance import (
     BinanceAccountType,
     BinanceDataClientConfig,
@@ -37,6 +38,7 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 from nautilus_trader.trading.strategy import Strategy
 
+from catalog.instruments import binance_perpetual
 from factors.inputs import bar_type_for
 from simulator import BinanceSimulator
 from tests.simulator_support import API_KEY, API_SECRET, btc_data, running_simulator
@@ -199,6 +201,8 @@ def _probe(**overrides: str | int) -> Probe:
 
 
 def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
+    """Catches, besides a broken order path: the simulator's wallet off by a wrong fee (maker for taker) or a
+    funding payment not booked: the wallet must equal the start + the exits' PnL - three taker fees + funding."""
     # A stretch of real BTCUSDT bars that moves more than 0.1% both ways within 45 minutes of the entry.
     data = btc_data(shared_data, bars=60, start_ms=WINDOW_START_MS)
     with running_simulator(data, bar_seconds=0.3) as sim:
@@ -223,8 +227,18 @@ def test_trading_node_trades_against_simulator(shared_data: Path) -> None:
         assert sim.request_log.count("/fapi/v1/algoOrder", "POST") == 2
         assert sim.request_log.count("/fapi/v1/order", "POST") == 1
         assert sim.request_log.count("/fapi/v1/listenKey", "POST") == 1
-        # Fees were charged on three fills: the wallet moved by PnL minus fees, not by nothing.
-        assert Decimal(status["wallet_balance"]) != Decimal(10_000)
+        # The wallet is the start plus the two exits' PnL against the entry, less the taker fee of each of the
+        # three fills (all take liquidity), plus any funding settled while the position was open.
+        taker = Decimal(str(binance_perpetual("BTCUSDT").taker_fee))
+        entry_px = entry_fill.last_px.as_decimal()
+        pnl = sum((f.last_px.as_decimal() - entry_px) * f.last_qty.as_decimal() for f in (stop_fill, tp_fill))
+        fees = sum(f.last_px.as_decimal() * f.last_qty.as_decimal() * taker for f in (entry_fill, stop_fill, tp_fill))
+        for fill in (entry_fill, stop_fill, tp_fill):  # the fee each fill reported is the same taker fee
+            fee = fill.last_px.as_decimal() * fill.last_qty.as_decimal() * taker
+            assert fill.commission.as_decimal() == pytest.approx(fee, abs=Decimal("1e-8"))
+        expected = Decimal(10_000) + pnl - fees + Decimal(status["funding_paid"])
+        assert Decimal(status["wallet_balance"]) == pytest.approx(expected, abs=Decimal("1e-8"))
+        assert fees > 0  # (the two exits sit symmetric about the entry: their PnL nets to about 0)
 
 
 def test_node_recovers_from_dropped_streams_and_expired_listen_key(shared_data: Path) -> None:

@@ -7,8 +7,9 @@ from then on only the cache and the orders' tags tell it what the trade is.
 
 from typing import Any
 
+import pytest
 from nautilus_trader.common.config import ActorConfig
-from nautilus_trader.model.enums import OrderStatus, OrderType
+from nautilus_trader.model.enums import OrderSide, OrderStatus, OrderType
 from nautilus_trader.trading.controller import Controller
 
 from strategies.ats import AtsStrategy
@@ -16,16 +17,17 @@ from strategies.events import ExitEvent
 from strategies.trade import TAG_SL
 from tests.strategy_support import (
     MINUTE_NS,
+    T0,
     Commander,
     CommanderConfig,
     EventRecorder,
     ats_config,
+    invariant_checker,
     make_engine,
     path_bars,
     perp,
 )
 
-T0 = 1_700_006_400_000_000_000
 BTC = perp("BTCUSDT")
 CONFIG = ats_config([BTC], {"scan.entries": "NONE", "scan.interval_minutes": 1440})
 
@@ -52,19 +54,27 @@ class Restarter(Controller):
         self.create_strategy(self.new, start=True)
 
 
-def test_restart_adopts_position_after_tp1_and_rearms_stop_at_entry() -> None:
+@pytest.mark.parametrize("direction", ["long", "short"])
+def test_restart_adopts_position_after_tp1_and_rearms_stop_at_entry(direction: str) -> None:
+    """Catches: an adopted position whose lost stop is not re-armed, re-armed on the wrong side or at the base
+    stop although TP1 is done, for either side (a SHORT reads its levels mirrored)."""
+    sign = 1 if direction == "long" else -1
     engine = make_engine([BTC])
     engine.trader._has_controller = True  # what BacktestEngineConfig(controller=...) sets
-    closes = [50_000.0] * 5 + [50_000 + 300 * i for i in range(1, 9)] + [51_500.0] * 5
-    closes += [51_500 - 300 * i for i in range(1, 10)]
+    # TP1 (+4 %) is passed, the price pauses, then turns back through the entry
+    closes = [50_000.0] * 5 + [50_000 + sign * 300 * i for i in range(1, 9)] + [50_000 + sign * 1_500] * 5
+    closes += [50_000 + sign * (1_500 - 300 * i) for i in range(1, 10)]
     engine.add_data(path_bars(BTC, closes, T0))
     old = AtsStrategy(CONFIG)
     recorder = EventRecorder()
-    restart_at = T0 + 15 * MINUTE_NS + 10**9  # after TP1 and the break-even move, before the fall
+    checker = invariant_checker([BTC])
+    restart_at = T0 + 15 * MINUTE_NS + 10**9  # after TP1 and the break-even move, before the turn
     restarter = Restarter(engine.trader, old, restart_at)
+    schedule = ((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", direction)),)
     engine.add_actor(recorder)
-    engine.add_actor(Commander(CommanderConfig(schedule=((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", "long")),))))
+    engine.add_actor(Commander(CommanderConfig(schedule=schedule)))
     engine.add_actor(restarter)
+    engine.add_actor(checker)
     engine.add_strategy(old)
     engine.run()
 
@@ -73,14 +83,20 @@ def test_restart_adopts_position_after_tp1_and_rearms_stop_at_entry() -> None:
     kinds = [e.kind for e in recorder.of(ExitEvent)]
     assert kinds == ["TP1", "BREAKEVEN", "STOP_REARMED", "STOP"], kinds
     rearmed = recorder.of(ExitEvent, kind="STOP_REARMED")[0]
-    assert rearmed.new_stop == 50_000.0  # TP1 was done: the re-armed stop is at break-even
+    assert rearmed.new_stop == 50_000.0 and rearmed.direction == direction.upper()  # TP1 done: at break-even
     (rec,) = new.ledger()
-    assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
+    assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"] and rec["direction"] == direction.upper()
     stops = [o for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
     filled = [o for o in stops if o.status == OrderStatus.FILLED]
     assert len(stops) == 3 and len(filled) == 1  # initial and break-even stops cancelled, the re-armed one hit
     assert filled[0].trigger_price.as_double() == 50_000.0 and filled[0].is_reduce_only
+    assert filled[0].side == (OrderSide.SELL if direction == "long" else OrderSide.BUY)
     assert engine.cache.orders_open() == [] and engine.cache.positions_open() == []
+    # The checker saw the crash for what it is: the position bare from the lost stop until the re-armed one,
+    # at the restart's instant only, and nothing else.
+    assert checker.violations and all(
+        v.startswith(f"{restart_at} ") and "without a working stop" in v for v in checker.violations
+    ), checker.violations
 
 
 def test_untagged_exit_orders_are_known_by_type() -> None:

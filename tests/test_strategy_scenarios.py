@@ -1,14 +1,11 @@
 """Scenario tests: hand-made bar paths through a real BacktestEngine.
 
 Entries are forced through the real control endpoint (the manual signal the Telegram actor sends); the tests
-assert on the engine's cache and on the published events.
+assert on the engine's cache and on the published events. Every run carries the strict ``InvariantChecker``
+(a working stop for every position at every order and position event) and must end without a violation.
 """
 
-from dataclasses import dataclass
-from typing import Any
-
 import pytest
-from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
 
 from strategies.ats import AtsStrategy
@@ -22,70 +19,28 @@ from strategies.events import (
 from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
 from tests.strategy_support import (
     MINUTE_NS,
+    T0,
     Commander,
     CommanderConfig,
     EventRecorder,
+    ScenarioRun,
+    at,
     ats_config,
+    invariant_checker,
     make_engine,
     path_bars,
     perp,
+    ramp,
 )
+from tests.strategy_support import run_scenario as run
 
-T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
-SEC = 1_000_000_000
 BTC = perp("BTCUSDT")
 ETH = perp("ETHUSDT")
 SOL = perp("SOLUSDT")
 WIDE_EXITS = {"exits.stop_pct": 0.05, "exits.tp1_pct": 0.2, "exits.tp2_pct": 0.4}
 
 
-@dataclass
-class Run:
-    engine: BacktestEngine
-    strategy: AtsStrategy
-    events: EventRecorder
-    commander: Commander
-
-    def replies(self, command: str = "signal") -> list[dict[str, Any]]:
-        return [a for _, c, a in self.commander.replies if c == command]
-
-
-def run(
-    paths: dict[Any, list[float]],
-    schedule: list[tuple[int, str, tuple[str, ...]]],
-    balance: float = 100_000.0,
-    oms: OmsType = OmsType.NETTING,
-    start: int = T0,
-    settings: dict[str, Any] | None = None,
-) -> Run:
-    """Run the strategy on ``paths`` with dotted ``settings`` (e.g. ``{"exits.stop_pct": 0.05}``); no scan
-    entries unless the settings ask for them."""
-    instruments = list(paths)
-    engine = make_engine(instruments, balance=balance, oms=oms)
-    for instrument, closes in paths.items():
-        engine.add_data(path_bars(instrument, closes, start))
-    defaults = {"scan.entries": "NONE", "scan.interval_minutes": 1440, "oms_type": oms.name}
-    strategy = AtsStrategy(ats_config(instruments, {**defaults, **(settings or {})}))
-    recorder = EventRecorder()
-    commander = Commander(CommanderConfig(schedule=tuple(schedule)))
-    engine.add_actor(recorder)
-    engine.add_actor(commander)
-    engine.add_strategy(strategy)
-    engine.run()
-    assert strategy.errors == 0
-    return Run(engine, strategy, recorder, commander)
-
-
-def at(minute: int, start: int = T0) -> int:
-    """A time between bars: one second after the close of bar ``minute`` (0-based)."""
-    return start + minute * MINUTE_NS + SEC
-
-
-def ramp(a: float, b: float, n: int) -> list[float]:
-    return [a + (b - a) * i / n for i in range(1, n + 1)]
-
-
-def assert_no_orphans(r: Run) -> None:
+def assert_no_orphans(r: ScenarioRun) -> None:
     open_orders = r.engine.cache.orders_open()
     assert open_orders == [], f"orphan orders: {open_orders}"
 
@@ -214,6 +169,24 @@ def test_daily_limit_stops_entries_and_resumes_next_day() -> None:
     assert [rec["exit_reason"] for rec in r.strategy.ledger()] == ["STOP", "END_OF_DATA"]
 
 
+def test_daily_limit_counts_the_open_loss() -> None:
+    """Catches: daily PnL from the wallet only (the unrealised loss dropped). No trade has closed: the open long
+    alone, 800 USDT under its entry, takes the day past the limit, and the next entry is refused."""
+    closes = [50_000.0] * 5 + ramp(50_000, 49_200, 4) + [49_200.0] * 10  # the 49,000 stop is never reached
+    schedule = [(at(2), "signal", ("BTCUSDT", "long")), (at(12), "signal", ("ETHUSDT", "long"))]
+    paths = {BTC: closes, ETH: [2_000.0] * len(closes)}
+    r = run(paths, schedule, settings={"risk.daily_loss_limit_usdt": 150.0})
+    first, second = r.replies()
+    assert first["accepted"]
+    assert not second["accepted"] and "daily loss limit" in second["reason"]
+    (hit,) = r.events.of(RiskEvent, kind="DAILY_LOSS_LIMIT")
+    entry_fee = 0.199 * 50_000 * float(BTC.taker_fee)
+    assert hit.value == pytest.approx(-0.199 * 800 - entry_fee)  # unrealised at the last close, and the fee
+    assert hit.ts_event == at(12)
+    (rec,) = r.strategy.ledger()
+    assert rec["exit_reason"] == "END_OF_DATA" and r.strategy.records == []  # nothing realised but the fee
+
+
 def test_dynamic_tighten_then_stopped_on_the_tightened_stop() -> None:
     # warm the factors on a gentle uptrend, go long, then a slow slide turns the score against the trade
     rise = [100.0 * (1 + 0.0004 * i + 0.0015 * ((i * 7) % 5 - 2) / 2) for i in range(120)]
@@ -303,8 +276,9 @@ def test_scan_once_enters_only_at_the_first_scan() -> None:
 
 
 def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
-    # one bar touches TP1 and closes below the entry: the break-even stop would trigger at once and the
-    # venue rejects it; the strategy must not leave the rest unprotected, it closes it at market
+    """Catches: a refused break-even stop leaving the rest bare, or placed again although its trigger is
+    already through the market. One bar touches TP1 and closes below the entry: the break-even stop would
+    trigger at once and the venue rejects it; the strategy closes the rest at market, at once."""
     from nautilus_trader.model.enums import OrderStatus as S
 
     from tests.strategy_support import make_bars
@@ -317,18 +291,24 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     strategy = AtsStrategy(ats_config([BTC], {"scan.entries": "NONE"}))
     recorder = EventRecorder()
     engine.add_actor(recorder)
-    engine.add_actor(Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),))))
+    commander = Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),)))
+    checker = invariant_checker([BTC])
+    engine.add_actor(commander)
+    engine.add_actor(checker)
     engine.add_strategy(strategy)
     engine.run()
     assert strategy.errors == 0
+    # the initial stop kept working until the market close took the rest
+    assert checker.violations == [] and checker.events_checked > 20
     stops = [o for o in engine.cache.orders() if o.order_type == OrderType.STOP_MARKET]
-    assert S.REJECTED in [o.status for o in stops]
+    assert [o.status for o in stops] == [S.CANCELED, S.REJECTED]  # not placed again: it cannot work
+    assert [e.kind for e in recorder.of(ExitEvent)] == ["TP1", "BREAKEVEN", "STOP"]
     assert engine.cache.positions_open() == []
     (rec,) = strategy.ledger()
     assert rec["exit_reason"] == "TP1+BREAKEVEN" and rec["tp1_hit"]
     exits = [o for o in engine.cache.orders() if TAG_EXIT in o.tags]
     assert len(exits) == 1 and exits[0].status == S.FILLED and exits[0].avg_px == 49_800.0
-    assert_no_orphans(Run(engine, strategy, recorder, None))  # type: ignore[arg-type]
+    assert_no_orphans(ScenarioRun(engine, strategy, recorder, commander, checker))
 
 
 def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:

@@ -27,11 +27,19 @@ T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 
 
 def notifier_for(tg: FakeTelegram) -> TelegramNotifier:
-    return TelegramNotifier(TelegramNotifierConfig(
-        component_id="TelegramCommands", mode="live", language="en", base_url=tg.base_url,
-        events={"signal": "off", "entry_filled": "off", "node_started": "off", "node_stopped": "off"},
-        poll_timeout_s=1, command_drain_interval_s=60.0, backoff_initial_s=0.05, request_timeout_s=2.0,
-    ))
+    return TelegramNotifier(
+        TelegramNotifierConfig(
+            component_id="TelegramCommands",
+            mode="live",
+            language="en",
+            base_url=tg.base_url,
+            events={"signal": "off", "entry_filled": "off", "node_started": "off", "node_stopped": "off"},
+            poll_timeout_s=1,
+            command_drain_interval_s=60.0,
+            backoff_initial_s=0.05,
+            request_timeout_s=2.0,
+        )
+    )
 
 
 class Session:
@@ -51,7 +59,7 @@ class Session:
 
     def run_to(self, bar_count: int) -> None:
         self.engine.clear_data()
-        self.engine.add_data(self.bars[self.done:bar_count])
+        self.engine.add_data(self.bars[self.done : bar_count])
         self.engine.run(streaming=True)
         self.done = bar_count
 
@@ -104,29 +112,62 @@ def test_commands_from_chats_not_on_the_allow_list_do_nothing(session: Session) 
     assert session.tg.texts(STRANGER) == []  # not even an answer
 
 
-def test_status_positions_balance_daily(session: Session) -> None:
-    session.run_to(31)
-    session.send((TRADER, "/status"))
-    assert session.replies(1) == [
-        "📋 Status (backtest)\n"
-        "New entries: active\n"
-        "Equity: 9998.59 USDT\n"
-        "Today's PnL: +0.00 USDT\n"
-        "\n"
-        "📂 Positions (1)\n"
-        "• NEARUSDT LONG 1000 @ $2.826\n"
-        "  Stop $2.815 · TP1 $2.837 · TP2 $2.849 · Unrealized +0.00 USDT"
-    ]
-    session.send((TRADER, "/balance"), (TRADER, "/daily@ats_bot"), (TRADER, "/positions"))
-    balance, daily, positions = session.replies(3)
-    assert balance.startswith("💰 Balance\nTotal: 9998.59 USDT\nFree: ")
-    assert daily == (
-        "📅 Today \nRealized: +0.00 USDT\nUnrealized: +0.00 USDT\nTotal: +0.00 USDT\n"
-        "Loss limit: 1000000000.00 USDT\nTrades: 1"
+def test_status_daily_balance_and_the_daily_limit_from_the_real_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The AtsStrategy's answers and its daily-limit message, exactly as the trader reads them.
+
+    Catches: status or daily figures that leave out the open position (equity without the unrealised PnL), a
+    daily PnL not measured from the day's first equity, a daily limit that ignores the open loss, and a message
+    that differs from the notifier's template. The figures follow from the path: a long of 0.248 BTC (the
+    10,000 USDT cap less 0.5 % room, at 40,000) pays 4.96 USDT taker fee and stands 700 USDT per BTC down."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_CHAT_IDS", str(TRADER))
+    btc, eth = perp("BTCUSDT"), perp("ETHUSDT")
+    engine = make_strategy_engine([btc, eth])
+    closes = [40_000.0] * 5 + [40_000 - 140 * i for i in range(1, 6)] + [39_300.0] * 20  # the stop is 39,200
+    bars = sorted(path_bars(btc, closes, T0) + path_bars(eth, [2_000.0] * len(closes), T0), key=lambda bar: bar.ts_init)
+    strategy = AtsStrategy(
+        ats_config(
+            [btc, eth],
+            {"scan.entries": "NONE", "scan.interval_minutes": 1440, "risk.daily_loss_limit_usdt": 150.0},
+        )
     )
-    assert positions.startswith("📂 Positions (1)\n• NEARUSDT LONG 1000 @ $2.826")
-    assert [r.command for r in session.strategy.requests] == ["status", "balance", "daily", "positions"]
-    assert {r.source for r in session.strategy.requests} == {f"telegram:{TRADER}"}
+    with FakeTelegram(TOKEN) as tg:
+        session = Session(tg, engine, bars, strategy, bars_per_minute=2)
+        session.run_to(4)
+        session.send((TRADER, "/signal BTC long"))
+        assert session.replies(1) == ["📨 Manual signal accepted: BTCUSDT LONG"]
+        session.run_to(24)  # down at 39,300
+        session.send((TRADER, "/status"))
+        assert session.replies(1) == [
+            "📋 Status (backtest)\n"
+            "New entries: active\n"
+            "Equity: 99821.44 USDT\n"  # 100,000 - 4.96 fee - 0.248 x 700
+            "Today's PnL: -178.56 USDT\n"
+            "\n"
+            "📂 Positions (1)\n"
+            "• BTCUSDT LONG 0.248 @ $40000.0\n"
+            "  Stop $39200.0 · TP1 $41600.0 · TP2 $43200.0 · Unrealized -173.60 USDT"
+        ]
+        session.send((TRADER, "/balance"))
+        (balance,) = session.replies(1)
+        # Nautilus locks the position's maintenance margin: 9,920 USDT x 0.4 % at the 3x leverage of strength 70
+        locked = 9_920 * float(btc.margin_maint) / 3
+        assert balance == (
+            f"💰 Balance\nTotal: 99995.04 USDT\nFree: {99_995.04 - locked:.2f} USDT\nLocked: {locked:.2f} USDT"
+        )
+        # /daily observes the day: the open loss is past the limit, the notice goes out with the answer
+        session.send((TRADER, "/daily"))
+        limit_message, daily = session.replies(2)
+        assert limit_message == (
+            "⛔ Daily loss limit reached\nToday: -178.56 USDT / limit 150.00 USDT\nNo new entries today"
+        )
+        assert daily == (
+            "📅 Today 2023-11-15\nRealized: -4.96 USDT\nUnrealized: -173.60 USDT\nTotal: -178.56 USDT\n"
+            "Loss limit: 150.00 USDT (reached)\nTrades: 1"
+        )
+        session.send((TRADER, "/signal ETH long"))
+        assert session.replies(1) == ["🚫 Manual signal refused: daily loss limit hit: no new entries until 00:00 UTC"]
+        session.close()
 
 
 def test_pause_stops_new_entries_and_resume_restarts_them(session: Session) -> None:
@@ -136,7 +177,8 @@ def test_pause_stops_new_entries_and_resume_restarts_them(session: Session) -> N
     # The asking chat gets the answer, not the same news twice; the other allowed chat hears of it quietly.
     assert "⏸ New entries paused" not in session.tg.texts(TRADER)
     assert [(m.text, m.disable_notification) for m in session.tg.sent if m.chat_id == OTHER][-1] == (
-        "⏸ New entries paused", True
+        "⏸ New entries paused",
+        True,
     )
     entries = session.strategy.entries
     session.run_to(100)  # bars 60 and 90 would have entered
@@ -181,15 +223,19 @@ def test_the_real_strategy_through_telegram(monkeypatch: pytest.MonkeyPatch) -> 
         path_bars(btc, [50_000.0] * 30, T0) + path_bars(eth, [2_000.0] * 30, T0) + path_bars(sol, [150.0] * 30, T0),
         key=lambda bar: bar.ts_init,
     )
-    strategy = AtsStrategy(ats_config(
-        [btc, eth, sol], {"scan.entries": "NONE", "scan.interval_minutes": 1440},
-    ))
+    strategy = AtsStrategy(
+        ats_config(
+            [btc, eth, sol],
+            {"scan.entries": "NONE", "scan.interval_minutes": 1440},
+        )
+    )
     with FakeTelegram(TOKEN) as tg:
         session = Session(tg, engine, bars, strategy, bars_per_minute=3)
         session.run_to(6)  # two minutes of three symbols
         session.send((TRADER, "/signal BTCUSDT long"), (TRADER, "/signal ethusdt short"))
         assert session.replies(2) == [
-            "📨 Manual signal accepted: BTCUSDT LONG", "📨 Manual signal accepted: ETHUSDT SHORT"
+            "📨 Manual signal accepted: BTCUSDT LONG",
+            "📨 Manual signal accepted: ETHUSDT SHORT",
         ]
         session.run_to(12)
         session.send((TRADER, "/positions"))

@@ -52,7 +52,7 @@ def test_outage_keeps_order_never_blocks_and_counts_every_drop(
     caplog.set_level(logging.DEBUG)
     instrument, bars = load_bars(shared_data, rows=1440)
     strategy = ScriptedStrategy(ScriptedConfig(
-        instrument_id=str(instrument.id), daily_loss_limit=40, quick_exit_trade=4, flatten_at_bar=151,
+        instrument_id=str(instrument.id), quick_exit_trade=4, flatten_at_bar=151,
         reconnect_at_bar=100, error_at_bar=150,
     ))
     with FakeTelegram(TOKEN) as tg:

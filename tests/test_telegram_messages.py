@@ -1,11 +1,17 @@
 """Every message type, rendered by the notifier from real events of a backtest on shared Binance data, in
-Chinese and English, compared with the expected text. Backtest mode: no network, messages go to a file."""
+Chinese and English, compared with the expected text. Backtest mode: no network, messages go to a file.
+
+The trade messages come from a scripted strategy trading real bars; the daily loss limit comes from the real
+AtsStrategy, whose own risk logic decides it (hand-made bars, figures derived in the test)."""
 
 from pathlib import Path
 
 import pytest
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig, read_messages
+from strategies.ats import AtsStrategy
+from tests.strategy_support import T0, Commander, CommanderConfig, at, ats_config, path_bars, perp
+from tests.strategy_support import make_engine as make_strategy_engine
 from tests.telegram_support import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 # The first message of each kind in the run, exactly as the trader reads it.
@@ -62,11 +68,6 @@ GOLDEN_ZH = {
         "⏹ NEARUSDT 一键平仓 $2.748\n"
         "已平仓，总亏损 -0.29%"
     ),
-    "daily_loss_limit": (
-        "⛔ 已达每日亏损上限\n"
-        "今日盈亏: -53.45 USDT / 上限 40.00 USDT\n"
-        "今日不再开新仓"
-    ),
     "node_stopped": "⏹ 节点已停止 (回测)",
 }
 
@@ -120,11 +121,6 @@ GOLDEN_EN = {
         "⏹ NEARUSDT flattened at $2.748\n"
         "Position closed, total loss -0.29%"
     ),
-    "daily_loss_limit": (
-        "⛔ Daily loss limit reached\n"
-        "Today: -53.45 USDT / limit 40.00 USDT\n"
-        "No new entries today"
-    ),
     "node_stopped": "⏹ Node stopped (backtest)",
 }
 
@@ -154,7 +150,7 @@ def run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     instrument, bars = load_bars(shared_data, rows=1440)
     engine = make_engine(instrument, bars)
     strategy = ScriptedStrategy(ScriptedConfig(
-        instrument_id=str(instrument.id), daily_loss_limit=40, quick_exit_trade=4, flatten_at_bar=151,
+        instrument_id=str(instrument.id), quick_exit_trade=4, flatten_at_bar=151,
         reconnect_at_bar=100, error_at_bar=150,
     ))
     out = tmp_path_factory.mktemp("telegram") / "messages.jsonl"
@@ -224,3 +220,30 @@ def test_settings_and_language_typos_fail_at_construction() -> None:
         TelegramNotifier(TelegramNotifierConfig(mode="backtest", language="fr"))
     with pytest.raises(ValueError, match="mode"):
         TelegramNotifier(TelegramNotifierConfig(mode="paper"))
+
+
+def test_daily_loss_limit_message_from_the_real_strategy_in_both_languages() -> None:
+    """Catches: a daily-limit message whose figures are not the strategy's (the day's PnL from the first equity
+    of the day, the open loss included) or that differs from the template. A long of 0.248 BTC at 40,000 (the
+    10,000 USDT cap less 0.5 % room) pays 4.96 USDT taker fee and stands 700 USDT per BTC down: -178.56."""
+    btc, eth = perp("BTCUSDT"), perp("ETHUSDT")
+    closes = [40_000.0] * 5 + [40_000 - 140 * i for i in range(1, 6)] + [39_300.0] * 5  # the stop is 39,200
+    engine = make_strategy_engine([btc, eth])
+    engine.add_data(path_bars(btc, closes, T0) + path_bars(eth, [2_000.0] * len(closes), T0))
+    config = {"scan.entries": "NONE", "scan.interval_minutes": 1440, "risk.daily_loss_limit_usdt": 150.0}
+    strategy = AtsStrategy(ats_config([btc, eth], config))
+    schedule = ((at(2), "signal", ("BTC", "long")), (at(12), "signal", ("ETH", "long")))  # the 2nd observes
+    notifiers = {
+        lang: TelegramNotifier(TelegramNotifierConfig(component_id=f"Telegram-{lang}", mode="backtest", language=lang))
+        for lang in ("zh", "en")
+    }
+    add(engine, strategy, Commander(CommanderConfig(schedule=schedule)), *notifiers.values())
+    engine.run()
+    engine.dispose()
+    limit = {lang: [m.text for m in n.rendered if m.event == "daily_loss_limit"] for lang, n in notifiers.items()}
+    assert limit == {
+        "zh": ["⛔ 已达每日亏损上限\n今日盈亏: -178.56 USDT / 上限 150.00 USDT\n今日不再开新仓"],
+        "en": ["⛔ Daily loss limit reached\nToday: -178.56 USDT / limit 150.00 USDT\nNo new entries today"],
+    }
+    refused = [m.text for m in notifiers["en"].rendered if m.event == "signal_refused"]
+    assert refused == ["🚫 ETHUSDT signal refused: daily loss limit hit: no new entries until 00:00 UTC"]

@@ -1,0 +1,51 @@
+"""What to do when a trade's stop is gone: place it again, or close the position at market.
+
+A position must never stay without a stop. When the venue refuses the stop (rejected, or denied before it left),
+the refusal may be passing (a rate limit, a busy matching engine, a lost request): the same stop is placed again,
+at most ``STOP_RETRIES`` times in a row. When the stop's trigger is already through the market (a break-even stop
+after a fast reversal: Binance answers -2021 "would immediately trigger"), placing it again cannot work, and the
+stop would have closed the position anyway: close it at market. A stop cancelled or expired by someone else is
+not ours to fight over: the position is closed at market. Nothing is done while the strategy is already closing
+the position itself.
+"""
+
+from enum import Enum
+
+from strategies.exits import side_sign
+
+# Two more tries cost two round trips (a fraction of a second live) and ride out a passing refusal; a refusal
+# that survives them is not passing, and the position has been without a stop for too long already.
+STOP_RETRIES = 2
+
+# How a venue says the trigger is already through the market: Binance, and Nautilus's simulated exchange.
+THROUGH_MARKET_MARKERS = ("-2021", "immediately trigger", "was in the market")
+
+
+class StopAction(Enum):
+    NONE = "NONE"  # the strategy is closing the position itself
+    RETRY = "RETRY"  # place the same stop again
+    CLOSE = "CLOSE"  # close the position at market
+
+
+def stop_through_market(direction: str, trigger: float, price: float | None) -> bool:
+    """A stop at ``trigger`` would fire at once at ``price`` (a long's stop at or above it); False when the
+    price is unknown."""
+    return price is not None and (trigger - price) * side_sign(direction) >= 0
+
+
+def after_stop_lost(
+    why: str, direction: str, trigger: float, price: float | None, retries: int, closing: bool
+) -> StopAction:
+    """The answer to a trade's working stop being gone.
+
+    ``why`` is how it went: "rejected: <reason>", "denied: <reason>", "canceled" or "expired"; ``price`` the
+    last known price; ``retries`` how many times in a row this stop was already placed again; ``closing``
+    whether the strategy itself is closing the position at market (flatten, dynamic exit, an earlier close).
+    """
+    if closing:
+        return StopAction.NONE
+    refused = why.startswith(("rejected", "denied"))
+    through = stop_through_market(direction, trigger, price) or any(m in why for m in THROUGH_MARKET_MARKERS)
+    if refused and not through and retries < STOP_RETRIES:
+        return StopAction.RETRY
+    return StopAction.CLOSE
