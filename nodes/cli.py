@@ -14,6 +14,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.backtest",
     "nodes.commands.data",
     "nodes.commands.scan",
+    "nodes.commands.study",
     "nodes.commands.live",
     "nodes.commands.simulator",
 ]
