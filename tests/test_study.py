@@ -76,6 +76,15 @@ def test_bars_frame_aggregates_1m_like_the_exchange(research_catalog: Path) -> N
     assert segments(agg["ts"].to_numpy(), 5 * MINUTE).max() == 1
 
 
+def test_bars_frame_fills_what_the_catalog_lacks_from_1m(research_catalog: Path) -> None:  # noqa: F811
+    five = bars_frame(research_catalog, "BTCUSDT", "5-MINUTE")
+    assert five.attrs["source"] == "catalog + aggregated from 1m"
+    march = five[five["ts"] < pd.Timestamp("2025-04-01", tz="UTC").value]
+    may = aggregate_bars(bars_frame(research_catalog, "BTCUSDT", "1-MINUTE"), 5 * MINUTE)
+    assert len(march) == 300 and len(five) == 300 + len(may) and len(may) == 575  # complete 5m bars only
+    assert five["ts"].is_monotonic_increasing and segments(five["ts"].to_numpy(), 5 * MINUTE).max() == 1
+
+
 def test_factor_frame_equals_the_factor_book(research_catalog: Path) -> None:  # noqa: F811
     """The study's factor values and scores are the ones the strategy's FactorBook computes, bar by bar."""
     config = FactorConfig()

@@ -2,10 +2,10 @@
 
 The research tools (``ats study``, the lookahead checks, ``ats plot``) work on plain frames: one row per bar,
 columns ts (ns, the bar's close, as Nautilus stamps it), open, high, low, close, volume and, for klines with
-taker-buy volume (``BinanceBar``), taker_buy. Bars of a size the catalog lacks are aggregated from its 1-minute
-bars. The parquet files are read with pyarrow instead of ``catalog.query``: building a ``BinanceBar`` object per
-row costs ~160 us (90 s for one symbol's 560k Vision klines), decoding the columns takes well under a second;
-tests/test_study.py checks that both give the same numbers.
+taker-buy volume (``BinanceBar``), taker_buy. Bars of a size the catalog lacks (for the whole period or part of
+it) are aggregated from its 1-minute bars. The parquet files are read with pyarrow instead of ``catalog.query``:
+building a ``BinanceBar`` object per row costs ~160 us (90 s for one symbol's 560k Vision klines), decoding the
+columns takes well under a second; tests/test_study.py checks that both give the same numbers.
 """
 
 from pathlib import Path
@@ -120,30 +120,41 @@ def bars_frame(
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """One symbol's bars of ``bar_spec`` closing in [start, end], from the catalog or aggregated from its 1m bars.
+    """One symbol's bars of ``bar_spec`` closing in [start, end], from the catalog and/or aggregated from 1m.
 
-    The catalog's own bars of that size are used when it has any in the window; else its 1-minute bars are
-    aggregated (``aggregate_bars``). ``frame.attrs["source"]`` says which ("catalog" / "aggregated from 1m");
-    an empty frame (source "none") when neither exists.
+    The catalog's own bars of that size are used where it has them; its 1-minute bars, aggregated
+    (``aggregate_bars``), fill the times it has not (e.g. 5m files for March, 1m files for May).
+    ``frame.attrs["source"]`` says which: "catalog", "aggregated from 1m", "catalog + aggregated from 1m", or
+    "none" with an empty frame.
     """
     if not isinstance(catalog, ParquetDataCatalog):
         catalog = ParquetDataCatalog(str(catalog))
     start_ns, end_ns = _ns(start), _ns(end)
-    frame = catalog_bars(catalog, symbol, bar_spec, start_ns, end_ns)
-    source = "catalog"
-    if frame is None and bar_spec != ONE_MINUTE:
+    native = catalog_bars(catalog, symbol, bar_spec, start_ns, end_ns)
+    aggregated = None
+    if bar_spec != ONE_MINUTE:
         interval = bar_interval_ns(bar_spec)
         first_minute = None if start_ns is None else start_ns - interval + NS_PER_MINUTE
         minutes = catalog_bars(catalog, symbol, ONE_MINUTE, first_minute, end_ns)
         if minutes is not None:
-            frame = aggregate_bars(minutes, interval)
+            aggregated = aggregate_bars(minutes, interval)
             if start_ns is not None:
-                frame = frame[frame["ts"] >= start_ns].reset_index(drop=True)
-            source = "aggregated from 1m"
-    if frame is None:
+                aggregated = aggregated[aggregated["ts"] >= start_ns]
+            if native is not None:
+                aggregated = aggregated[~aggregated["ts"].isin(native["ts"])]
+            if aggregated.empty:
+                aggregated = None
+    parts = {"catalog": native, "aggregated from 1m": aggregated}
+    used = {name: part for name, part in parts.items() if part is not None}
+    if not used:
         frame = pd.DataFrame({"ts": np.array([], dtype=np.int64), **{c: np.array([]) for c in BAR_COLUMNS}})
-        source = "none"
-    frame.attrs["source"] = source
+        frame.attrs["source"] = "none"
+        return frame
+    frames = list(used.values())
+    if len(frames) > 1 and any("taker_buy" not in f for f in frames):
+        frames = [f.drop(columns="taker_buy", errors="ignore") for f in frames]  # C needs it on every bar
+    frame = pd.concat(frames, ignore_index=True).sort_values("ts", kind="stable").reset_index(drop=True)
+    frame.attrs["source"] = " + ".join(used)
     return frame
 
 
