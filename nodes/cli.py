@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.data",
     "nodes.commands.scan",
     "nodes.commands.study",
+    "nodes.commands.check",
     "nodes.commands.live",
     "nodes.commands.simulator",
 ]

@@ -38,12 +38,14 @@ def factor_frame(
     interval_ns: int,
     funding: pd.DataFrame | None = None,
     marks: pd.DataFrame | None = None,
+    scores: bool = True,
 ) -> pd.DataFrame:
     """ts, segment, close, one column per available factor (NaN = not available), score, strength, signal.
 
     Each run of bars without a gap (``segments``) is computed on its own, from its own warm-up, as a backtest
     starting at that run's first bar would. signal = +strength for LONG, -strength for SHORT, 0 for FLAT (what the
-    strategy compares with ``min_score``); warm = every bar factor past its warm-up.
+    strategy compares with ``min_score``); warm = every bar factor past its warm-up. scores=False: the factor
+    columns only (``add_scores`` adds the rest).
     """
     frame = pd.DataFrame({"ts": bars["ts"].to_numpy(), "close": bars["close"].to_numpy()})
     frame["segment"] = segments(frame["ts"].to_numpy(), interval_ns)
@@ -59,7 +61,7 @@ def factor_frame(
         frame["B"] = reference.basis_funding(
             frame[["ts", "close"]], marks if marks is not None else empty_marks, funding, config
         ).to_numpy()
-    return add_scores(frame, config)
+    return add_scores(frame, config) if scores else frame
 
 
 def add_scores(frame: pd.DataFrame, config: FactorConfig) -> pd.DataFrame:
