@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.scan",
     "nodes.commands.study",
     "nodes.commands.check",
+    "nodes.commands.plot",
     "nodes.commands.live",
     "nodes.commands.simulator",
 ]

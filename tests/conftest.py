@@ -21,3 +21,7 @@ def require_shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()
+
+
+# The research tools' small real-data catalog (tests/research_data.py), built once per session for every module.
+pytest_plugins = ["tests.research_data"]

@@ -21,14 +21,13 @@ from nodes.research.lookahead import (
 from nodes.research.lookahead_backtest import check_backtest_cuts
 from nodes.research.lookahead_recursive import run_recursive
 from nodes.settings import load_backtest_settings
-from tests.research_data import research_catalog  # noqa: F401
 
 MINUTE = 60_000_000_000
 START = pd.Timestamp("2025-05-10 00:00", tz="UTC")
 END = pd.Timestamp("2025-05-10 16:00", tz="UTC")
 
 
-def test_factors_score_and_signal_have_no_lookahead(research_catalog: Path) -> None:  # noqa: F811
+def test_factors_score_and_signal_have_no_lookahead(research_catalog: Path) -> None:
     report = run_lookahead(
         str(research_catalog), ["SOLUSDT", "BTCUSDT", "ETHUSDT"], "1-MINUTE", START, END, FactorConfig(), 4
     )
@@ -42,7 +41,7 @@ def test_factors_score_and_signal_have_no_lookahead(research_catalog: Path) -> N
     assert report.max_abs[(AGREEMENT, "B")] <= 1e-9 and report.max_abs[(AGREEMENT, "score")] <= 1e-9
 
 
-def test_a_leaking_factor_is_caught_and_named(research_catalog: Path) -> None:  # noqa: F811
+def test_a_leaking_factor_is_caught_and_named(research_catalog: Path) -> None:
     config = FactorConfig()
     honest = reference_compute(config, MINUTE)
 
@@ -90,7 +89,7 @@ min_score = 25.0
     return path
 
 
-def test_backtest_cut_at_t_makes_the_same_orders_before_t(research_catalog: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_backtest_cut_at_t_makes_the_same_orders_before_t(research_catalog: Path, tmp_path: Path) -> None:
     settings = load_backtest_settings(_backtest_config(tmp_path, research_catalog))
     cut = pd.Timestamp("2025-05-10 15:07", tz="UTC")
     report = check_backtest_cuts(settings, [cut])
@@ -99,7 +98,7 @@ def test_backtest_cut_at_t_makes_the_same_orders_before_t(research_catalog: Path
     assert entries >= 3 and others >= 3  # real decisions were compared: entries and their exits
 
 
-def test_recursive_check_measures_the_memory_of_each_factor(research_catalog: Path) -> None:  # noqa: F811
+def test_recursive_check_measures_the_memory_of_each_factor(research_catalog: Path) -> None:
     start = pd.Timestamp("2023-02-02 12:00", tz="UTC")  # LINK Vision klines: C is live
     table = run_recursive(
         str(research_catalog), ["LINKUSDT"], "1-MINUTE", start, start + pd.Timedelta(hours=8), FactorConfig(),
@@ -111,7 +110,7 @@ def test_recursive_check_measures_the_memory_of_each_factor(research_catalog: Pa
     assert set(table["history_had"]) == {50, 400}
 
 
-def test_check_commands(research_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+def test_check_commands(research_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = str(_backtest_config(tmp_path, research_catalog))
     period = ["--start", "2025-05-10T00:00", "--end", "2025-05-10T06:00", "--symbols", "SOLUSDT", "BTCUSDT"]
     assert main(["check", "lookahead", config, *period, "--cuts", "2", "--backtest-cuts", "0", "--no-book"]) == 0

@@ -16,7 +16,7 @@ from nodes.cli import main
 from nodes.research.study_data import aggregate_bars, bars_frame, segments
 from nodes.research.study_factors import factor_frame
 from nodes.research.study_stats import forward_return, newey_west_sum, rank_ic, score_buckets
-from tests.research_data import SYMBOLS_2025, research_catalog  # noqa: F401
+from tests.research_data import SYMBOLS_2025
 
 MINUTE = 60_000_000_000
 
@@ -29,7 +29,7 @@ MINUTE = 60_000_000_000
     ],
 )
 def test_bars_frame_reads_what_the_catalog_query_returns(
-    research_catalog: Path,  # noqa: F811
+    research_catalog: Path,
     symbol: str,
     cls: type,
     bar_type: str,
@@ -48,7 +48,7 @@ def test_bars_frame_reads_what_the_catalog_query_returns(
     assert len(bars_frame(research_catalog, symbol, "1-MINUTE", start, end)) == 100
 
 
-def test_bars_frame_aggregates_1m_like_the_exchange(research_catalog: Path) -> None:  # noqa: F811
+def test_bars_frame_aggregates_1m_like_the_exchange(research_catalog: Path) -> None:
     minutes = bars_frame(research_catalog, "LINKUSDT", "1-MINUTE")
     five = bars_frame(research_catalog, "LINKUSDT", "5-MINUTE")
     assert five.attrs["source"] == "aggregated from 1m"
@@ -76,7 +76,7 @@ def test_bars_frame_aggregates_1m_like_the_exchange(research_catalog: Path) -> N
     assert segments(agg["ts"].to_numpy(), 5 * MINUTE).max() == 1
 
 
-def test_bars_frame_fills_what_the_catalog_lacks_from_1m(research_catalog: Path) -> None:  # noqa: F811
+def test_bars_frame_fills_what_the_catalog_lacks_from_1m(research_catalog: Path) -> None:
     five = bars_frame(research_catalog, "BTCUSDT", "5-MINUTE")
     assert five.attrs["source"] == "catalog + aggregated from 1m"
     march = five[five["ts"] < pd.Timestamp("2025-04-01", tz="UTC").value]
@@ -85,7 +85,7 @@ def test_bars_frame_fills_what_the_catalog_lacks_from_1m(research_catalog: Path)
     assert five["ts"].is_monotonic_increasing and segments(five["ts"].to_numpy(), 5 * MINUTE).max() == 1
 
 
-def test_factor_frame_equals_the_factor_book(research_catalog: Path) -> None:  # noqa: F811
+def test_factor_frame_equals_the_factor_book(research_catalog: Path) -> None:
     """The study's factor values and scores are the ones the strategy's FactorBook computes, bar by bar."""
     config = FactorConfig()
     catalog = ParquetDataCatalog(str(research_catalog))
@@ -151,7 +151,7 @@ def test_forward_returns_never_cross_a_gap_and_buckets_follow_the_score() -> Non
 
 
 def test_study_command_prints_saves_and_draws(
-    research_catalog: Path,  # noqa: F811
+    research_catalog: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture,
 ) -> None:
@@ -194,7 +194,7 @@ def test_study_command_prints_saves_and_draws(
     assert "Rank IC with the forward return" in html and "by |score| bucket" in html
 
 
-def test_study_command_names_bad_input(research_catalog: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+def test_study_command_names_bad_input(research_catalog: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["study", "--catalog", str(research_catalog), "--horizons", "5 parsecs"]) == 2
     assert "horizon '5 parsecs'" in capsys.readouterr().err
     assert main(["study", "--catalog", str(research_catalog), "--bars", "7x"]) == 2
