@@ -9,7 +9,7 @@ settings (``run.json``, ``config.toml`` of the report) with the study pipeline, 
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -358,24 +358,33 @@ def write_plots(
         raise FileNotFoundError(f"the report's catalog {run.catalog} is gone; give --config with the catalog it used")
     catalog = ParquetDataCatalog(str(run.catalog))
     for symbol in symbols or run.symbols:
-        bars = bars_frame(catalog, symbol, run.bar_spec, start, end)
+        # The factors start where the run started (they are what the strategy saw), then the window is cut out.
+        bars = bars_frame(catalog, symbol, run.bar_spec, run.start if run.start is not None else start, end)
         if bars.empty:
             continue
-        first, last = int(bars["ts"].iloc[0]), int(bars["ts"].iloc[-1])
         frame = factor_frame(
             bars,
             run.factor_config,
             bar_interval_ns(run.bar_spec),
-            funding_frame(catalog, symbol, first, last),
-            marks_frame(catalog, symbol, first, last),
+            funding_frame(catalog, symbol, int(bars["ts"].iloc[0]), int(bars["ts"].iloc[-1])),
+            marks_frame(catalog, symbol, int(bars["ts"].iloc[0]), int(bars["ts"].iloc[-1])),
         )
         for column in ("open", "high", "low"):
             frame[column] = bars[column].to_numpy()
         warm = frame["warm"].to_numpy()
         for column in ("score", "signal", "strength"):
             frame.loc[~warm, column] = np.nan
+        if start is not None:
+            frame = frame[frame["ts"] >= start.value].reset_index(drop=True)
+        if frame.empty:
+            continue
+        first, last = int(frame["ts"].iloc[0]), int(frame["ts"].iloc[-1])
+        shown = run
+        if not run.trades.empty:  # the trades that overlap the drawn bars
+            overlap = (run.trades["exit_time_ns"] >= first) & (run.trades["entry_time_ns"] <= last)
+            shown = replace(run, trades=run.trades[overlap])
         path = out / f"{symbol}.html"
-        symbol_figure(run, symbol, frame).write_html(path, include_plotlyjs="directory")
+        symbol_figure(shown, symbol, frame).write_html(path, include_plotlyjs="directory")
         pages.append(path)
     index = "".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in pages)
     (out / "index.html").write_text(f"<html><body><h2>ats plot: {run.folder.name}</h2><ul>{index}</ul></body></html>")
