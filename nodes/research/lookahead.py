@@ -286,7 +286,8 @@ def run_lookahead(
             f"no {bar_spec} bars of {symbols[0]} in {catalog_path} for the period; fill the catalog with "
             f"`uv run ats data ingest FOLDER --catalog {catalog_path}`"
         )
-    report.cuts = cut_times(first["ts"].to_numpy(), cut_count, _warmup_bars(config))
+    warmup = _warmup_bars(config.in_bars(bar_interval_ns(bar_spec) / 60e9))
+    report.cuts = cut_times(first["ts"].to_numpy(), cut_count, warmup)
     study_frames = {}
     for symbol in symbols:
         if progress:

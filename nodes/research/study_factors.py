@@ -49,8 +49,9 @@ def factor_frame(
     """
     frame = pd.DataFrame({"ts": bars["ts"].to_numpy(), "close": bars["close"].to_numpy()})
     frame["segment"] = segments(frame["ts"].to_numpy(), interval_ns)
+    in_bars = config.in_bars(interval_ns / 60e9)  # windows given as durations -> bars of this size
     parts = [
-        _bar_factors(bars.iloc[idx].reset_index(drop=True), config).set_index(pd.Index(idx))
+        _bar_factors(bars.iloc[idx].reset_index(drop=True), in_bars).set_index(pd.Index(idx))
         for idx in frame.groupby("segment").indices.values()
     ]
     factors = pd.concat(parts).sort_index() if parts else pd.DataFrame(index=frame.index)
