@@ -141,6 +141,8 @@ def test_forward_returns_never_cross_a_gap_and_buckets_follow_the_score() -> Non
             "strength": [30.0, 30, 5, 80],
             "warm": True,
             "r": [0.01, 0.02, 0.5, -0.01],
+            "symbol": "A",
+            "ts": [0, 1, 2, 86_400_000_000_000],
         }  # fmt: skip
     )
     table = score_buckets(data, "r", min_score=70.0, cost_bps=10.0).set_index("bucket")

@@ -200,7 +200,7 @@ def format_study(result: StudyResult) -> str:
             "\n".join(
                 [
                     f"catalog   {o.catalog}",
-                    f"period    {o.start} -> {o.end}",
+                    f"period    {o.start or 'catalog start'} -> {o.end or 'catalog end'}",
                     f"symbols   {len(o.symbols)}: {' '.join(s.removesuffix('USDT') for s in o.symbols)}",
                     "factors   factors/reference.py (equal to the FactorBook to 1e-9, tested): T M C S V F "
                     "from bars, B from funding + marks",
@@ -213,6 +213,8 @@ def format_study(result: StudyResult) -> str:
     ]
     if not result.coverage.empty:
         cov = result.coverage.copy()
+        if "runs" in cov:
+            cov["runs"] = cov["runs"].astype("Int64")  # runs of bars without a gap
         for col in ("first", "last"):
             if col in cov:
                 cov[col] = cov[col].map(lambda v: v.strftime("%Y-%m-%d %H:%M") if isinstance(v, pd.Timestamp) else "-")
@@ -258,7 +260,8 @@ def format_study(result: StudyResult) -> str:
             shown = rows.drop(columns=["bar", "horizon"]).round(2)
             parts.append(
                 _section(
-                    f"Score buckets, {bar} bars, {horizon} ahead: return in the score's direction (bps; net = "
+                    f"Score buckets, {bar} bars, {horizon} ahead: return in the score's direction (bps; t clustered by "
+                    f"symbol-day; net = "
                     f"mean - {o.cost_bps:g} bps round trip)",
                     shown.to_string(index=False),
                 )

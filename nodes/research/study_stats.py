@@ -153,24 +153,43 @@ def score_buckets(data: pd.DataFrame, returns: str, min_score: float, cost_bps: 
 
     A bar with score s > 0 counts its return r, one with s < 0 counts -r (score 0 counts nothing); hit = that
     return > 0. The last row, "entries", is the bars where the strategy would enter: direction LONG/SHORT and
-    strength >= min_score. net_bps subtracts ``cost_bps`` (a round trip of taker fees) from mean_bps.
+    strength >= min_score. net_bps subtracts ``cost_bps`` (a round trip of taker fees) from mean_bps. t: the
+    mean's t-statistic with the bars clustered by symbol and UTC day (bars of one day overlap and move together,
+    so the bar count overstates the evidence; days are treated as independent).
     """
-    d = data[data["warm"]][["score", "signal", "strength", returns]].dropna()
+    d = data[data["warm"]][["symbol", "ts", "score", "signal", "strength", returns]].dropna()
     side = np.sign(d["score"].to_numpy())
     directional = side * d[returns].to_numpy() * 1e4
     magnitude = np.abs(d["score"].to_numpy())
+    cluster = pd.factorize(d["symbol"].astype(str) + ":" + (d["ts"] // 86_400_000_000_000).astype(str))[0]
     rows = []
     edges = SCORE_EDGES
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         mask = (magnitude >= lo) & (magnitude < hi) & (side != 0)
-        rows.append(_bucket_row(f"{lo:g}-{min(hi, 100):g}", mask, side, directional, len(d), cost_bps))
+        rows.append(_bucket_row(f"{lo:g}-{min(hi, 100):g}", mask, side, directional, cluster, len(d), cost_bps))
     entries = (d["signal"].to_numpy() != 0) & (d["strength"].to_numpy() >= min_score)
-    rows.append(_bucket_row(f"entries (strength>={min_score:g})", entries, side, directional, len(d), cost_bps))
+    name = f"entries (strength>={min_score:g})"
+    rows.append(_bucket_row(name, entries, side, directional, cluster, len(d), cost_bps))
     return pd.DataFrame(rows)
 
 
+def _clustered_t(values: np.ndarray, cluster: np.ndarray) -> float:
+    if len(values) < 2:
+        return float("nan")
+    mean = values.mean()
+    sums = np.bincount(cluster, weights=values - mean)
+    var = float((sums**2).sum()) / len(values) ** 2
+    return float(mean / np.sqrt(var)) if var > 0 else float("nan")
+
+
 def _bucket_row(
-    name: str, mask: np.ndarray, side: np.ndarray, directional: np.ndarray, total: int, cost_bps: float
+    name: str,
+    mask: np.ndarray,
+    side: np.ndarray,
+    directional: np.ndarray,
+    cluster: np.ndarray,
+    total: int,
+    cost_bps: float,
 ) -> dict:
     chosen = directional[mask]
     longs, shorts = directional[mask & (side > 0)], directional[mask & (side < 0)]
@@ -178,9 +197,11 @@ def _bucket_row(
     return {
         "bucket": name,
         "n": int(mask.sum()),
+        "days": len(np.unique(cluster[mask])),
         "share_pct": 100.0 * mask.sum() / total if total else float("nan"),
         "hit_pct": 100.0 * float((chosen > 0).mean()) if len(chosen) else float("nan"),
         "mean_bps": mean,
+        "t": _clustered_t(chosen, cluster[mask]),
         "net_bps": mean - cost_bps,
         "long_n": len(longs),
         "long_bps": float(longs.mean()) if len(longs) else float("nan"),
