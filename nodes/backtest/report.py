@@ -74,10 +74,28 @@ def format_frame(title: str, frame: pd.DataFrame) -> str:
     return f"{title}\n{'-' * len(title)}\n{body}"
 
 
+# The strategy's counters count events, not trades: one trade can fill TP1, move its stop to break-even, be
+# tightened twice and end on a stop fill. The report names each column for the event it counts.
+COUNTER_LABELS = {
+    "entries": "entries filled",
+    "tp1": "TP1 fills",
+    "tp2": "TP2 fills",
+    "stops": "stop fills (any stop)",
+    "breakeven": "stops moved to entry",
+    "dynamic": "dynamic actions",
+    "refused": "entries refused",
+}
+COUNTERS_NOTE = (
+    "Counted events, not trades. 'stop fills (any stop)' counts every filled stop: the initial stop (exit reason "
+    "STOP), the break-even stop after TP1 (TP1+BREAKEVEN) and a stop tightened by the dynamic rule (DYNAMIC). "
+    "'dynamic actions' counts every tighten, trail and dynamic exit, several per trade possibly."
+)
+
+
 def counters_frame(counters: dict[str, Any]) -> pd.DataFrame:
     rows = [{"symbol": "TOTAL", **counters["total"]}]
     rows += [{"symbol": s.split("-")[0], **c} for s, c in counters["per_symbol"].items()]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).rename(columns=COUNTER_LABELS)
 
 
 def run_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
@@ -119,7 +137,7 @@ def build_report(outcome: BacktestOutcome) -> BacktestReport:
     ]
     if counters is not None:
         parts.append(format_frame("Exit reasons", by_exit_reason(trades, EXIT_REASONS)))
-        parts.append(format_frame("Counters", counters_frame(counters)))
+        parts.append(format_frame("Counters", counters_frame(counters)) + "\n" + COUNTERS_NOTE)
     telegram = messages_section(outcome.engine)  # what a TelegramNotifier actor in the run would have sent
     if telegram:
         parts.append(telegram)
