@@ -165,6 +165,7 @@ def test_study_command_prints_saves_and_draws(
             str(research_catalog),
             "--symbols",
             *SYMBOLS_2025,
+            "DOGEUSDT",  # not in the catalog: listed with source "none", studied without it
             "--start",
             "all",
             "--end",
@@ -183,6 +184,7 @@ def test_study_command_prints_saves_and_draws(
     text = capsys.readouterr().out
     assert "Rank IC, 1m bars, pooled over symbols" in text and "Rank IC, 15m bars" in text
     assert "aggregated from 1m" in text and "Score buckets, 1m bars, 1h ahead" in text
+    assert any(line.split()[1:3] == ["DOGEUSDT", "none"] for line in text.splitlines() if "DOGEUSDT" in line)
     ic = pd.read_csv(out / "ic.csv")
     pooled = ic[(ic["scope"] == "pooled") & (ic["bar"] == "1m")]
     assert set(pooled["factor"]) == {"T", "M", "S", "V", "B", "F", "score", "signal"}  # B: SOL's funding

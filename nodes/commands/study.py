@@ -85,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     result = run_study(options, progress=lambda m: print(m, file=sys.stderr))
+    folder = args.out or Path(settings.report_dir) / f"study-{pd.Timestamp.now('UTC').strftime('%Y%m%d-%H%M%S')}"
+    save_study(result, folder, draw=False)
     text = format_study(result)
     print(text)
-    folder = args.out or Path(settings.report_dir) / f"study-{pd.Timestamp.now('UTC').strftime('%Y%m%d-%H%M%S')}"
     save_study(result, folder, text, draw=not args.no_html)
     print(f"\nstudy saved to {folder}")
     return 0

@@ -213,8 +213,8 @@ def format_study(result: StudyResult) -> str:
     ]
     if not result.coverage.empty:
         cov = result.coverage.copy()
-        if "runs" in cov:
-            cov["runs"] = cov["runs"].astype("Int64")  # runs of bars without a gap
+        if "runs" in cov:  # runs of bars without a gap
+            cov["runs"] = cov["runs"].map(lambda v: "-" if pd.isna(v) else str(int(v)))
         for col in ("first", "last"):
             if col in cov:
                 cov[col] = cov[col].map(lambda v: v.strftime("%Y-%m-%d %H:%M") if isinstance(v, pd.Timestamp) else "-")
@@ -279,14 +279,16 @@ def _main_horizon(rows: pd.DataFrame, options: StudyOptions) -> str:
     return "1h" if "1h" in present else present[-1]
 
 
-def save_study(result: StudyResult, folder: Path, text: str, draw: bool = True) -> Path:
+def save_study(result: StudyResult, folder: Path, text: str | None = None, draw: bool = True) -> Path:
+    """The CSV files first (the numbers survive a failure further on), then the text and the HTML page."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "study.txt").write_text(text + "\n")
     result.ic.to_csv(folder / "ic.csv", index=False)
     result.decay.to_csv(folder / "ic_decay.csv", index=False)
     result.buckets.to_csv(folder / "score_buckets.csv", index=False)
     result.turnover.to_csv(folder / "turnover.csv", index=False)
     result.coverage.to_csv(folder / "data.csv", index=False)
+    if text is not None:
+        (folder / "study.txt").write_text(text + "\n")
     if draw:
         from nodes.research.study_plot import write_study_html
 
