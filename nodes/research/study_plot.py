@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from nodes.research.study import StudyResult
 
 ORDER = ("T", "M", "C", "S", "V", "B", "F", "score", "signal")
+MIN_BARS_DRAWN = 100  # a bucket of a handful of bars (one crash) would set the scale of the whole chart
 
 
 def _bars(frame: pd.DataFrame) -> list[str]:
@@ -28,18 +29,16 @@ def ic_heatmap(result: "StudyResult") -> go.Figure:
     fig = make_subplots(rows=1, cols=len(bars), subplot_titles=[f"{b} bars" for b in bars], shared_yaxes=True)
     for k, bar in enumerate(bars, start=1):
         rows = pooled[pooled["bar"] == bar]
-        z = rows.pivot(index="factor", columns="horizon", values="ic").reindex(index=factors, columns=horizons)
-        t = rows.pivot(index="factor", columns="horizon", values="t").reindex(index=factors, columns=horizons)
+        mine = [h for h in horizons if h in set(rows["horizon"])]  # the horizons this bar size has
+        z = rows.pivot(index="factor", columns="horizon", values="ic").reindex(index=factors, columns=mine)
+        t = rows.pivot(index="factor", columns="horizon", values="t").reindex(index=factors, columns=mine)
         text = [
-            [
-                ("" if np.isnan(z.iat[i, j]) else f"{z.iat[i, j]:+.3f}<br>t {t.iat[i, j]:+.1f}")
-                for j in range(len(horizons))
-            ]
+            [("" if np.isnan(z.iat[i, j]) else f"{z.iat[i, j]:+.3f}<br>t {t.iat[i, j]:+.1f}") for j in range(len(mine))]
             for i in range(len(factors))
         ]
         fig.add_trace(
             go.Heatmap(
-                z=z.to_numpy(), x=horizons, y=factors, text=text, texttemplate="%{text}",
+                z=z.to_numpy(), x=mine, y=factors, text=text, texttemplate="%{text}",
                 colorscale="RdBu", zmid=0.0, zmin=-limit, zmax=limit, showscale=k == len(bars),
                 colorbar={"title": "rank IC"},
             ),
@@ -75,19 +74,24 @@ def score_bucket_bars(result: "StudyResult") -> go.Figure:
     buckets = result.buckets
     bars = _bars(buckets)
     fig = make_subplots(rows=1, cols=len(bars), subplot_titles=[f"{b} bars" for b in bars], shared_yaxes=True)
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd")
+    colors = {h: palette[i % len(palette)] for i, h in enumerate(dict.fromkeys(buckets["horizon"]))}
     for k, bar in enumerate(bars, start=1):
-        rows = buckets[buckets["bar"] == bar]
+        rows = buckets[(buckets["bar"] == bar) & (buckets["n"] >= MIN_BARS_DRAWN)]
         for horizon, sub in rows.groupby("horizon", sort=False):
             fig.add_trace(
                 go.Bar(x=sub["bucket"], y=sub["mean_bps"], name=f"{horizon} ahead", legendgroup=horizon,
-                       showlegend=k == 1,
+                       showlegend=k == 1, marker_color=colors[horizon],
                        customdata=np.stack([sub["n"], sub["hit_pct"]], axis=1),
                        hovertemplate="%{x}: %{y:.1f} bps, n %{customdata[0]}, hit %{customdata[1]:.1f}%"),
                 row=1, col=k,
             )  # fmt: skip
-    fig.add_hline(y=-result.options.cost_bps, line_dash="dot", annotation_text="minus round-trip cost")
+    fig.add_hline(y=result.options.cost_bps, line_dash="dot", annotation_text="round-trip cost: a trade must earn more")
     fig.update_layout(
-        title="Mean forward return in the score's direction by |score| bucket (bps)", barmode="group", height=460
+        title=f"Mean forward return in the score's direction by |score| bucket (bps; buckets of fewer than "
+        f"{MIN_BARS_DRAWN} bars not drawn)",
+        barmode="group",
+        height=460,
     )
     return fig
 
@@ -102,7 +106,7 @@ def write_study_html(result: "StudyResult", path: Path) -> Path:
         figures.append(score_bucket_bars(result))
     body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures))
     o = result.options
-    title = f"ats study: {len(o.symbols)} symbols, {o.start} -> {o.end}"
+    title = f"ats study: {len(o.symbols)} symbols, {o.start or 'catalog start'} -> {o.end or 'catalog end'}"
     path.write_text(f"<html><head><meta charset='utf-8'><title>{title}</title></head><body>"
                     f"<h2>{title}</h2>{body}</body></html>")  # fmt: skip
     return path
