@@ -100,11 +100,24 @@ class _Symbol:
         "ts",
         "returns",
         "count",
+        "config",
     )
 
     def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
         self.instrument_id = instrument_id
-        self.factors = make_factors(config, share_atr=True)
+        self.bar_type: BarType | None = None
+        self.close = 0.0
+        self.ts = 0
+        self.count = 0
+        self.use_config(config)
+
+    def use_config(self, config: FactorConfig) -> None:
+        """Build the factors from ``config`` (windows in bars). Only before the first bar: it resets every
+        factor's state except the event-fed ones (O, L, B, Q), which have no bar windows and may already hold
+        funding, marks, OI or quotes that came first."""
+        keep = {k: self.factors[k] for k in ("O", "L", "B", "Q")} if hasattr(self, "factors") else {}
+        self.config = config
+        self.factors = {**make_factors(config, share_atr=True), **keep}
         f = self.factors
         self.bar_factors: tuple[BarFactor, ...] = (f["T"], f["M"], f["C"], f["S"], f["V"], f["F"])  # type: ignore
         self.t: TrendFactor = f["T"]  # type: ignore[assignment]
@@ -114,10 +127,6 @@ class _Symbol:
         self.i: IndependenceFactor = f["I"]  # type: ignore[assignment]
         self.f: FundLeadingFactor = f["F"]  # type: ignore[assignment]
         self.l: LiquidityFactor = f["L"]  # type: ignore[assignment]
-        self.bar_type: BarType | None = None
-        self.close = 0.0
-        self.ts = 0
-        self.count = 0
         self.returns: deque[tuple[int, float]] = deque(maxlen=config.correlation_window)
 
 
@@ -168,6 +177,13 @@ class FactorBook:
                 f"FactorBook got {bar_type} but already follows {sym.bar_type} for {sym.instrument_id}: "
                 f"feed one bar type per instrument (the factor windows are in bars of that type)"
             )
+        if sym.bar_type is None and self.config.window_unit != "bars":
+            # windows given as durations: now that the bar size is known, count them in bars of it
+            if sym.count:
+                raise ValueError(f"{sym.instrument_id}: bars fed before the bar type was known")
+            sym.use_config(self.config.in_bars(bar_type.spec.timedelta.total_seconds() / 60.0))
+            if not self._market_ids:
+                sym.i._reason = NO_MARKET
         sym.bar_type = bar_type
         return sym
 
@@ -311,7 +327,7 @@ class FactorBook:
     def atr(self, instrument_id: InstrumentId) -> float | None:
         """Wilder ATR(atr_period) of the fed bars, None before atr_period bars."""
         sym = self._symbol(instrument_id)
-        return sym.t.atr if sym.count >= self.config.atr_period else None
+        return sym.t.atr if sym.count >= sym.config.atr_period else None
 
     def atr_pct(self, instrument_id: InstrumentId) -> float | None:
         """ATR in percent of the last close."""

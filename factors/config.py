@@ -43,19 +43,49 @@ FACTOR_NAMES: dict[str, str] = {
 
 _NS_PER_HOUR = 3_600_000_000_000
 
+# The settings that are lengths of a window over bars (EMA spans, lookbacks, regression windows).
+WINDOW_FIELDS: tuple[str, ...] = (
+    "trend_ema_fast",
+    "trend_ema_mid",
+    "trend_ema_slow",
+    "trend_macd_signal",
+    "atr_period",
+    "momentum_rsi_period",
+    "momentum_roc_period",
+    "cvd_window",
+    "structure_window",
+    "volume_window",
+    "independence_window",
+    "flow_window",
+    "correlation_window",
+)
+# window_unit -> minutes per unit ("bars": the windows count bars of whatever size is fed)
+WINDOW_UNITS: dict[str, float | None] = {"bars": None, "minutes": 1.0, "hours": 60.0}
+
 
 def _default_weights() -> dict[str, float]:
     return dict(DEFAULT_WEIGHTS)
 
 
 class FactorConfig(NautilusConfig, frozen=True):
-    """Every parameter of the factor model. Windows are in bars of the bar type the factors are fed with.
+    """Every parameter of the factor model.
+
+    Windows (``WINDOW_FIELDS``: the EMA spans, ATR/RSI/ROC periods, the CVD, structure, volume, independence,
+    flow and correlation windows) are read in ``window_unit``:
+
+    - "bars" (default): each window counts bars of the bar type the factors are fed with, so its length in time
+      follows the bar size: ``trend_ema_slow = 50`` is 50 minutes on 1m bars, 50 hours on 1h bars.
+    - "minutes" / "hours": each window is a duration; at a bar size of b minutes it becomes
+      max(2, round(n x unit / b)) bars (``in_bars``), so the model looks back over the same time at every bar
+      size (EMA fast < mid < slow kept apart by at least one bar). With "hours" and 1m bars, EMA50 spans 3,000
+      bars (50 hours, the original design's hour-scale reading) and the warm-up grows with it.
 
     ``weights`` may name only some factors: the others keep their default (``weight(key)``). A weight of 0
     takes a factor out of the score.
     """
 
     weights: dict[str, float] = msgspec.field(default_factory=_default_weights)
+    window_unit: str = "bars"  # "bars", "minutes" or "hours": what the window lengths below count
     long_threshold: float = 10.0  # score above it -> LONG
     short_threshold: float = -10.0  # score below it -> SHORT
     # F modulation of strength: x (1 + boost * |F|/100) when F agrees with the score's sign,
@@ -146,6 +176,11 @@ class FactorConfig(NautilusConfig, frozen=True):
         for key, w in self.weights.items():
             if not w >= 0:
                 raise ValueError(f"FactorConfig.weights[{key!r}] = {w}: weights must be >= 0 (0 disables)")
+        if self.window_unit not in WINDOW_UNITS:
+            raise ValueError(
+                f"FactorConfig.window_unit = {self.window_unit!r}: use one of {list(WINDOW_UNITS)} (bars = windows "
+                f"count bars of the fed bar size; minutes/hours = windows are durations)"
+            )
         if not self.short_threshold < 0 < self.long_threshold:
             raise ValueError(
                 f"FactorConfig thresholds: need short_threshold < 0 < long_threshold, got "
@@ -167,6 +202,22 @@ class FactorConfig(NautilusConfig, frozen=True):
         ):
             if getattr(self, name) < 2:
                 raise ValueError(f"FactorConfig.{name} = {getattr(self, name)}: windows must be >= 2 bars")
+
+    def in_bars(self, bar_minutes: float) -> "FactorConfig":
+        """This config with every window counted in bars of ``bar_minutes``-minute bars (window_unit "bars").
+
+        Unchanged when the windows already count bars.
+        """
+        minutes = WINDOW_UNITS[self.window_unit]
+        if minutes is None:
+            return self
+        if not bar_minutes > 0:
+            raise ValueError(f"in_bars: bar size must be positive minutes, got {bar_minutes}")
+        scale = minutes / bar_minutes
+        values = {name: max(2, round(getattr(self, name) * scale)) for name in WINDOW_FIELDS}
+        values["trend_ema_mid"] = max(values["trend_ema_mid"], values["trend_ema_fast"] + 1)
+        values["trend_ema_slow"] = max(values["trend_ema_slow"], values["trend_ema_mid"] + 1)
+        return msgspec.structs.replace(self, window_unit="bars", **values)
 
     def weight(self, key: str) -> float:
         """The weight of a signed factor: the configured one, else the default."""

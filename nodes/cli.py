@@ -11,6 +11,9 @@ SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.backtest",
     "nodes.commands.data",
     "nodes.commands.scan",
+    "nodes.commands.study",
+    "nodes.commands.check",
+    "nodes.commands.plot",
     "nodes.commands.live",
     "nodes.commands.simulator",
 ]

@@ -33,3 +33,7 @@ def client(sim: Any) -> Iterator[Any]:
     c = SignedClient(sim.http_url)
     yield c
     c.close()
+
+
+# The research tools' small real-data catalog (tests/research_data.py), built once per session for every module.
+pytest_plugins = ["tests.research_data"]

@@ -48,6 +48,8 @@ def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress:
         ("account.csv", lambda: outcome.account.to_csv(folder / "account.csv")),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
+        ("orders.csv", lambda: save_orders(outcome, folder)),
+        ("config.toml, run.json", lambda: save_run_inputs(outcome, folder)),
     ]
     bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
     for name, write in steps:
@@ -181,3 +183,29 @@ def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
         "nautilus": {"pnl": outcome.result.stats_pnls, "returns": outcome.result.stats_returns},
     }
     return json.dumps(_plain(document), indent=2)
+
+
+def save_orders(outcome: BacktestOutcome, folder: Path) -> Path:
+    """Every order of the run, filled or not (``orders.csv``): the cancelled stops and targets are the history of
+    each trade's exit levels (initial, break-even, dynamic moves) that ``ats plot`` draws."""
+    path = folder / "orders.csv"
+    outcome.engine.trader.generate_orders_report().to_csv(path)
+    return path
+
+
+def save_run_inputs(outcome: BacktestOutcome, folder: Path) -> Path:
+    """The config file as run (``config.toml``) and what it resolved to (``run.json``: catalog, symbols, bar,
+    period), so the report can be re-read against the same data (``ats plot``)."""
+    settings = outcome.settings
+    (folder / "config.toml").write_text(Path(settings.config_path).read_text())
+    run = {
+        "config_path": str(settings.config_path),
+        "catalog": str(settings.catalog),
+        "symbols": list(settings.symbols),
+        "bar_spec": settings.bar_spec,
+        "start": None if settings.start is None else settings.start.isoformat(),
+        "end": None if settings.end is None else settings.end.isoformat(),
+    }
+    path = folder / "run.json"
+    path.write_text(json.dumps(run, indent=2))
+    return path

@@ -5,6 +5,7 @@ had taker-buy volume, else ``Bar``), funding rates, mark prices and open interes
 holds, are replayed in time order through one ``FactorBook`` up to the scan time.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +74,37 @@ def load_events(
     return events, end
 
 
+def replay(
+    book: FactorBook,
+    events: list[tuple[int, int, object]],
+    after_bar: Callable[[Bar], None] | None = None,
+) -> None:
+    """Feed ``load_events`` events to the book in time order (same-time order: OI, bar, mark, funding).
+
+    ``after_bar`` (the research checks record values there) is called for each bar once every event stamped at
+    or before the bar's time has been fed: the value at the bar's close, as docs/factors.md defines it.
+    """
+    events.sort(key=lambda e: (e[0], e[1]))
+    waiting: list[Bar] = []
+    for ts, kind, item in events:
+        if waiting and ts != waiting[0].ts_event:
+            for bar in waiting:
+                after_bar(bar)  # type: ignore[misc]
+            waiting = []
+        if kind == _BAR:
+            book.handle_bar(item)  # type: ignore[arg-type]
+            if after_bar is not None:
+                waiting.append(item)  # type: ignore[arg-type]
+        elif kind == _MARK:
+            book.handle_mark_price(item.instrument_id, item.value.as_double(), ts)  # type: ignore[attr-defined]
+        elif kind == _FUNDING:
+            book.handle_funding_rate(item.instrument_id, float(str(item.rate)), ts)  # type: ignore[attr-defined]
+        else:
+            book.handle_open_interest(item.instrument_id, item.open_interest, ts)  # type: ignore[attr-defined]
+    for bar in waiting:
+        after_bar(bar)  # type: ignore[misc]
+
+
 def run_scan(
     catalog_path: str,
     instrument_ids: list[str],
@@ -123,16 +155,7 @@ def run_scan(
         market[0] if market else None,
         market[1] if len(market) > 1 else None,
     )
-    events.sort(key=lambda e: (e[0], e[1]))
-    for ts, kind, item in events:
-        if kind == _BAR:
-            book.handle_bar(item)  # type: ignore[arg-type]
-        elif kind == _MARK:
-            book.handle_mark_price(item.instrument_id, item.value.as_double(), ts)  # type: ignore[attr-defined]
-        elif kind == _FUNDING:
-            book.handle_funding_rate(item.instrument_id, float(str(item.rate)), ts)  # type: ignore[attr-defined]
-        else:
-            book.handle_open_interest(item.instrument_id, item.open_interest, ts)  # type: ignore[attr-defined]
+    replay(book, events)
 
     results = []
     for iid in wanted:
