@@ -2,7 +2,6 @@
 
 import tomllib
 
-from factors.config import FactorConfig
 from nodes.research.study_config import strategy_settings
 from nodes.settings import PACKAGE_DIR, load_backtest_settings
 from strategies.config import AtsStrategyConfig
