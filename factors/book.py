@@ -31,6 +31,7 @@ from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
 
 _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
+WARM_FACTORS = ("T", "M", "S", "V", "F")  # the bar factors every symbol has: a symbol is scored once they are warm
 
 
 def make_factors(config: FactorConfig, share_atr: bool = False) -> dict[str, FactorIndicator]:
@@ -121,6 +122,12 @@ class _Symbol:
         self.ts = 0
         self.count = 0
         self.returns: deque[tuple[int, float]] = deque(maxlen=config.correlation_window)
+
+
+def warmup_bars(config: FactorConfig) -> int:
+    """Bars a symbol needs before it is warm (``FactorBook.is_warm``) under this config."""
+    factors = make_factors(config)
+    return max(getattr(factors[k], "warmup", 0) for k in WARM_FACTORS)
 
 
 class FactorBook:
@@ -274,7 +281,7 @@ class FactorBook:
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
         f = self._symbol(instrument_id).factors
-        return all(f[k].value is not None for k in ("T", "M", "S", "V", "F"))
+        return all(f[k].value is not None for k in WARM_FACTORS)
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:

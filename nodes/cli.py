@@ -12,6 +12,7 @@ from nodes.settings import ConfigError
 # that sets `handler` on its parser; the table keeps `ats --help` in one readable order.
 SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.backtest",
+    "nodes.commands.optimize",
     "nodes.commands.data",
     "nodes.commands.scan",
     "nodes.commands.live",

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pandas as pd
+from nautilus_trader.common.config import resolve_config_path
 
-from catalog.convert import interval_of_spec
-from catalog.instruments import UnknownSymbolError, known_filters
+from catalog.convert import bar_type_for, interval_of_spec
+from catalog.instruments import UnknownSymbolError, instrument_id_for, known_filters
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_BACKTEST_CONFIG = PACKAGE_DIR / "configs" / "backtest.toml"
@@ -44,6 +46,21 @@ class BacktestSettings:
     log_level: str
     per_instrument_strategy: bool  # one strategy instance per symbol (e.g. Nautilus's EMACross)
     actors: tuple[dict[str, Any], ...] = field(default=())
+
+    def strategy_instance_configs(self) -> list[dict[str, Any]]:
+        """The complete config of each strategy instance the backtest runs: the universe and bars filled in."""
+        interval = interval_of_spec(self.bar_spec)
+        if self.per_instrument_strategy:
+            return [
+                {
+                    "instrument_id": instrument_id_for(symbol).value,
+                    "bar_type": str(bar_type_for(instrument_id_for(symbol), interval)),
+                    **self.strategy_config,
+                }
+                for symbol in self.symbols
+            ]
+        instrument_ids = [instrument_id_for(s).value for s in self.symbols]
+        return [{"instrument_ids": instrument_ids, "bar_spec": self.bar_spec, **self.strategy_config}]
 
 
 def _require(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, section: str) -> Any:
@@ -82,16 +99,40 @@ def read_config_file(path: Path | None, default: Path) -> tuple[Path, dict[str, 
         raise ConfigError(path, f"not valid TOML: {exc}") from exc
 
 
+# [optimize] holds the search space and walk-forward scheme of ``ats optimize``; a backtest ignores it.
+SECTIONS = ("backtest", "venue", "strategy", "actors", "optimize")
+
+
 def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
     path, raw = read_config_file(path, DEFAULT_BACKTEST_CONFIG)
+    return backtest_settings_from(path, raw)
+
+
+def check_strategy_config(settings: BacktestSettings) -> None:
+    """Decode every strategy instance's config with its config class, as the engine will: a misspelt key or a
+    value of the wrong type is a ConfigError now, not a traceback when the engine is built."""
+    path = settings.config_path
+    try:
+        config_class = resolve_config_path(settings.strategy_config_path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            path, f"[strategy] config_path = {settings.strategy_config_path!r} cannot be imported: {exc}"
+        ) from exc
+    for config in settings.strategy_instance_configs():
+        try:
+            config_class.parse(msgspec.json.encode(config))
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise ConfigError(path, f"[strategy.config] {exc} (settings of {config_class.__name__})") from exc
+
+
+def backtest_settings_from(path: Path, raw: dict[str, Any]) -> BacktestSettings:
+    """Checked settings from the parsed TOML of the config file at ``path`` (relative paths resolve from it)."""
     for section in ("backtest", "venue", "strategy"):
         if not isinstance(raw.get(section), dict):
             raise ConfigError(path, f"missing section [{section}]")
-    unknown = set(raw) - {"backtest", "venue", "strategy", "actors"}
+    unknown = set(raw) - set(SECTIONS)
     if unknown:
-        raise ConfigError(
-            path, f"unknown section(s) {sorted(unknown)}; known: backtest, venue, strategy, actors"
-        )
+        raise ConfigError(path, f"unknown section(s) {sorted(unknown)}; known: {', '.join(SECTIONS)}")
     bt, venue, strategy = raw["backtest"], raw["venue"], raw["strategy"]
     # Relative paths in the file are relative to the project folder when the file lives in the package,
     # else to the file's own folder: a trader's copy of the config can sit anywhere.
@@ -142,7 +183,7 @@ def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
     if not isinstance(actors, list):
         raise ConfigError(path, "[[actors]] must be an array of tables")
 
-    return BacktestSettings(
+    settings = BacktestSettings(
         config_path=path,
         catalog=_resolve(base, bt.get("catalog", "data/catalog")),
         symbols=tuple(s.upper() for s in symbols),
@@ -161,3 +202,5 @@ def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
         per_instrument_strategy=bool(strategy.get("per_instrument", False)),
         actors=tuple(actors),
     )
+    check_strategy_config(settings)
+    return settings

@@ -6,5 +6,6 @@ def clear_errors() -> tuple[type[BaseException], ...]:
     from nodes.backtest.runner import CatalogMissingDataError
     from nodes.live.config import MissingCredentialsError
     from nodes.live.preflight import PreflightError
+    from nodes.research.optimize.driver import OptimizeError
 
-    return (CatalogMissingDataError, MissingCredentialsError, PreflightError)
+    return (CatalogMissingDataError, MissingCredentialsError, PreflightError, OptimizeError)

@@ -1,0 +1,464 @@
+"""Run a walk-forward study: one Optuna study per fold, all in one journal file, trials run by Ray workers.
+
+Folds are searched in time order; as soon as a fold has used its trials, its best in-sample settings run on
+its out-of-sample window while the next fold's trials go on. Every result is written to the journal as it
+arrives, so Ctrl-C, a killed driver or a dead worker loses at most the trials in flight: those are marked
+failed, and an interrupted run puts their settings back in the queue for ``--resume``.
+"""
+
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import optuna
+import pandas as pd
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from nodes.backtest.runner import ensure_catalog
+from nodes.research.optimize.config import OptimizeSettings, load_optimize_settings
+from nodes.research.optimize.folds import Fold, Window
+from nodes.research.optimize.objective import TrialMetrics, objective_value, too_few_trades
+from nodes.research.optimize.progress import ProgressState
+from nodes.research.optimize.space import BAR_KEY, trial_settings
+from nodes.research.optimize.worker import IN_SAMPLE, OUT_OF_SAMPLE, TrialJob, TrialResult, TrialRunner
+
+STORAGE_FILE = "study.journal"
+CONFIG_COPY = "config.toml"
+RUN_FILE = "run.json"
+OOS_ATTEMPTS = 3  # an out-of-sample run is part of the result, not a trial: a dead worker's is run again
+
+
+class OptimizeError(RuntimeError):
+    """A study that cannot start: the message says why and what to do."""
+
+
+class ClusterError(OptimizeError):
+    """Ray could not be started or reached; the message says how to fix it."""
+
+
+class StudyInterrupted(Exception):
+    def __init__(self, folder: Path) -> None:
+        super().__init__(f"interrupted; continue with: uv run ats optimize --resume {folder}")
+        self.folder = folder
+
+
+@dataclass
+class FoldOutcome:
+    fold: Fold
+    study: optuna.Study
+    chosen: FrozenTrial | None  # the best in-sample trial, None when none reached min_trades
+    out_of_sample: dict[str, Any]  # metrics, hourly equity, or why it did not run
+
+
+@dataclass
+class StudyOutcome:
+    settings: OptimizeSettings
+    folder: Path
+    folds: list[FoldOutcome]
+    workers: int
+    wall_seconds: float  # this session's
+
+
+# -- run folder -------------------------------------------------------------------------------------------
+
+
+def new_run_folder(settings: OptimizeSettings) -> Path:
+    stamp = pd.Timestamp.now("UTC").strftime("%Y%m%d-%H%M%S")
+    folder = settings.base.report_dir / f"optimize-{settings.config_path.stem}-{stamp}"
+    folder.mkdir(parents=True, exist_ok=False)
+    shutil.copyfile(settings.config_path, folder / CONFIG_COPY)
+    (folder / RUN_FILE).write_text(
+        json.dumps({"config": str(settings.config_path), "started": pd.Timestamp.now("UTC").isoformat()}, indent=2)
+    )
+    return folder
+
+
+def load_resumed_settings(folder: Path, trials: int | None) -> OptimizeSettings:
+    """The settings of the run in ``folder``: its saved copy of the config, paths resolved as the original's."""
+    folder = Path(folder)
+    run_file, copy = folder / RUN_FILE, folder / CONFIG_COPY
+    if not run_file.is_file() or not copy.is_file() or not (folder / STORAGE_FILE).is_file():
+        raise FileNotFoundError(
+            f"{folder} is not an ats optimize run folder (it lacks {RUN_FILE}, {CONFIG_COPY} or {STORAGE_FILE})"
+        )
+    original = Path(json.loads(run_file.read_text())["config"])
+    return load_optimize_settings(original, trials, raw=tomllib.loads(copy.read_text()))
+
+
+def storage_of(folder: Path) -> JournalStorage:
+    return JournalStorage(JournalFileBackend(str(folder / STORAGE_FILE)))
+
+
+# -- Ray ----------------------------------------------------------------------------------------------------
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast with a clear message when nothing listens at a host:port address (Ray would retry for long)."""
+    if address == "auto":
+        return
+    parsed = urlparse(address if "://" in address else f"ray://{address}")
+    if parsed.hostname is None or parsed.port is None:
+        raise ClusterError(f"--ray-address {address!r}: write it as HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port), timeout=5):
+            pass
+    except OSError as exc:
+        raise ClusterError(
+            f"no Ray cluster reachable at {address} ({exc.strerror or exc}). Start the head node with"
+            " `uv run ray start --head --port=6379` and pass its address, or leave out --ray-address to run"
+            " on this machine"
+        ) from exc
+
+
+def _import_ray() -> Any:
+    # Started under `uv run`, Ray would ship this folder to every worker and start each through `uv run`:
+    # every node of a cluster runs the same checkout instead (docs/research.md). Read when Ray is imported.
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    import ray
+
+    return ray
+
+
+def start_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
+    """Join the cluster at ``address`` or start a local Ray; (worker count, whether this call started Ray)."""
+    ray = _import_ray()
+
+    if address is not None:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(f"could not join the Ray cluster at {address}: {exc}") from exc
+        cpus = int(ray.cluster_resources().get("CPU", 0))
+        if cpus < 1:
+            ray.shutdown()
+            raise ClusterError(f"the Ray cluster at {address} has no CPUs to run trials on")
+        return min(workers or cpus, cpus), True
+    if ray.is_initialized():
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return min(workers or cpus, cpus), False
+    count = workers or os.cpu_count() or 1
+    ray.init(num_cpus=count, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return count, True
+
+
+# -- one fold -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _FoldRun:
+    fold: Fold
+    study: optuna.Study
+    budget: int
+    counted: int = 0  # finished trials (complete, pruned, failed; interrupted ones excluded)
+    in_flight: dict[int, optuna.Trial] = field(default_factory=dict)
+    oos_attempts: int = 0
+    oos_running: bool = False
+    best: float | None = None
+    failed: int = 0
+    pruned: int = 0
+
+    @property
+    def can_ask(self) -> bool:
+        return self.counted + len(self.in_flight) < self.budget
+
+    @property
+    def searched(self) -> bool:
+        return self.counted >= self.budget and not self.in_flight
+
+    @property
+    def oos_done(self) -> bool:
+        return "out_of_sample" in self.study.user_attrs
+
+
+def _sampler(settings: OptimizeSettings, fold: int) -> optuna.samplers.BaseSampler:
+    seed = None if settings.seed is None else settings.seed + fold
+    name = settings.sampler
+    try:
+        if name == "tpe":
+            # constant_liar: trials in flight count as bad guesses, so parallel workers do not all try one spot
+            return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed)
+        if name == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.BruteForceSampler(seed=seed)
+    except ImportError as exc:  # pragma: no cover - depends on optional packages
+        raise ClusterError(f"sampler {name!r} needs a package that is not installed: {exc}") from exc
+
+
+def _open_fold(storage: JournalStorage, settings: OptimizeSettings, fold: Fold) -> _FoldRun:
+    study = optuna.create_study(
+        study_name=f"fold-{fold.number}",
+        storage=storage,
+        direction="maximize",
+        sampler=_sampler(settings, fold.number),
+        load_if_exists=True,
+    )
+    if not study.user_attrs:
+        study.set_user_attr("in_sample", [fold.in_sample.start.isoformat(), fold.in_sample.end.isoformat()])
+        study.set_user_attr("objective", settings.objective)
+    run = _FoldRun(fold, study, settings.trials)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.RUNNING:  # the driver died with it in flight: run its settings again
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            storage.set_trial_user_attr(trial_id, "interrupted", True)
+            study.tell(trial.number, state=TrialState.FAIL)
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+            if trial.user_attrs.get("interrupted"):
+                continue
+            run.counted += 1
+            run.failed += trial.state == TrialState.FAIL
+            run.pruned += trial.state == TrialState.PRUNED
+            if trial.state == TrialState.COMPLETE and (run.best is None or trial.value > run.best):
+                run.best = trial.value
+    return run
+
+
+def _record_in_sample(run: _FoldRun, trial: optuna.Trial, result: TrialResult, settings: OptimizeSettings) -> None:
+    metrics = TrialMetrics.from_dict(result.metrics)
+    for key, value in (
+        ("metrics", result.metrics),
+        ("equity", result.equity),
+        ("equity_start", result.equity_start),
+        ("wall_seconds", result.wall_seconds),
+        ("load_seconds", result.load_seconds),
+        ("worker", result.worker),
+        *(("fast_path_rejected", v) for v in result.extras.values()),
+    ):
+        trial.set_user_attr(key, value)
+    reason = too_few_trades(metrics, settings.min_trades)
+    if reason is not None:
+        trial.set_user_attr("pruned", reason)
+        run.study.tell(trial, state=TrialState.PRUNED)
+        run.pruned += 1
+        return
+    value = objective_value(metrics, settings.objective)
+    if math.isnan(value):
+        trial.set_user_attr("error", f"{settings.objective} is not a number")
+        run.study.tell(trial, state=TrialState.FAIL)
+        run.failed += 1
+        return
+    run.study.tell(trial, value)
+    run.best = value if run.best is None else max(run.best, value)
+
+
+def _fail(run: _FoldRun, trial: optuna.Trial, error: str) -> None:
+    trial.set_user_attr("error", error)
+    run.study.tell(trial, state=TrialState.FAIL)
+    run.failed += 1
+
+
+def _error_text(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else type(exc).__name__
+
+
+def _chosen(study: optuna.Study) -> FrozenTrial | None:
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return max(complete, key=lambda t: t.value) if complete else None
+
+
+# -- the study -----------------------------------------------------------------------------------------------
+
+
+def check_bar_sizes(settings: OptimizeSettings, progress: Callable[[str], None] | None = None) -> None:
+    """Every bar size a trial may use must be in the catalog for every symbol before the workers start.
+
+    This is where bars of another size will be aggregated from the catalogued 1-minute bars, once the catalog
+    can do it; until then a bar size the catalog lacks is refused with the command that fills it.
+    """
+    sizes = [p for p in settings.space if p.key == BAR_KEY]
+    values = [{BAR_KEY: bar} for bar in sizes[0].extremes()] if sizes else [{}]
+    span = Window(*settings.span)
+    for value in values:
+        ensure_catalog(trial_settings(settings.config_path, settings.raw, value, span), progress)
+
+
+def run_study(
+    settings: OptimizeSettings,
+    folder: Path,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    progress: Callable[[ProgressState], None] | None = None,
+    messages: Callable[[str], None] | None = None,
+) -> StudyOutcome:
+    """Search every fold, run each fold's best out of sample, and return what the report needs.
+
+    Raises StudyInterrupted on Ctrl-C (the journal then holds everything finished; ``--resume`` continues).
+    """
+    ray = _import_ray()
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+
+    started_at = time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_bar_sizes(settings, messages)
+    storage = storage_of(folder)
+    runs = [_open_fold(storage, settings, fold) for fold in settings.folds]
+    distributions = {p.key: p.distribution for p in settings.space}
+    span = Window(*settings.span)
+    count, started_ray = start_ray(ray_address, workers)
+    if messages:
+        messages(f"{count} worker(s) on Ray {'(local)' if ray_address is None else ray_address}")
+    actor_class = ray.remote(num_cpus=1, max_restarts=0)(TrialRunner)
+    actors: dict[int, Any] = {}
+    idle: list[int] = []
+    next_actor = 0
+
+    def add_actor() -> None:
+        nonlocal next_actor
+        actors[next_actor] = actor_class.remote()
+        idle.append(next_actor)
+        next_actor += 1
+
+    for _ in range(count):
+        add_actor()
+    pending: dict[Any, tuple[int, _FoldRun, optuna.Trial | None, TrialJob]] = {}
+    total = sum(r.budget + 1 for r in runs)
+    done_this_session = 0
+
+    def report_progress() -> None:
+        if progress is None:
+            return
+        current = next((r for r in runs if not (r.searched and r.oos_done)), runs[-1])
+        done = sum(min(r.counted, r.budget) + r.oos_done for r in runs)
+        progress(
+            ProgressState(
+                done=done,
+                total=total,
+                fold=current.fold.number,
+                folds=len(runs),
+                best=current.best,
+                objective=settings.objective,
+                failed=sum(r.failed for r in runs),
+                pruned=sum(r.pruned for r in runs),
+                done_this_session=done_this_session,
+                elapsed_s=time.perf_counter() - started_at,
+            )
+        )
+
+    def next_job() -> tuple[_FoldRun, optuna.Trial | None, TrialJob] | None:
+        for run in runs:  # an out-of-sample run first: it finishes a fold
+            if run.searched and not run.oos_done and not run.oos_running:
+                chosen = _chosen(run.study)
+                if chosen is None:
+                    run.study.set_user_attr(
+                        "out_of_sample",
+                        {"trial": None, "reason": f"no in-sample trial reached min_trades {settings.min_trades}"},
+                    )
+                    continue
+                job = TrialJob(
+                    run.fold.number, OUT_OF_SAMPLE, chosen.number, dict(chosen.params), run.fold.out_of_sample,
+                    span, settings.config_path, settings.raw,
+                )  # fmt: skip
+                return run, None, job
+        for run in runs:
+            if run.can_ask:
+                trial = run.study.ask(distributions)
+                job = TrialJob(
+                    run.fold.number, IN_SAMPLE, trial.number, dict(trial.params), run.fold.in_sample, span,
+                    settings.config_path, settings.raw,
+                )  # fmt: skip
+                return run, trial, job
+        return None
+
+    try:
+        report_progress()
+        while True:
+            while idle:
+                work = next_job()
+                if work is None:
+                    break
+                run, trial, job = work
+                actor = idle.pop()
+                if trial is None:
+                    run.oos_running = True
+                    run.oos_attempts += 1
+                else:
+                    run.in_flight[trial.number] = trial
+                pending[actors[actor].run.remote(job)] = (actor, run, trial, job)
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                actor, run, trial, job = pending.pop(ref)
+                error: str | None = None
+                result: TrialResult | None = None
+                try:
+                    result = ray.get(ref)
+                    idle.append(actor)
+                except RayActorError as exc:
+                    error = f"worker died: {_error_text(exc)}"
+                    ray.kill(actors.pop(actor), no_restart=True)
+                    add_actor()
+                except RayTaskError as exc:
+                    error = _error_text(exc)
+                    idle.append(actor)
+                except RayError as exc:
+                    error = f"{type(exc).__name__}: {_error_text(exc)}"
+                    ray.kill(actors.pop(actor), no_restart=True)
+                    add_actor()
+                if trial is not None:
+                    del run.in_flight[trial.number]
+                    run.counted += 1
+                    if result is not None:
+                        _record_in_sample(run, trial, result, settings)
+                    else:
+                        _fail(run, trial, error or "unknown error")
+                else:
+                    run.oos_running = False
+                    if result is not None:
+                        run.study.set_user_attr(
+                            "out_of_sample",
+                            {
+                                "trial": job.trial,
+                                "values": job.values,
+                                "metrics": result.metrics,
+                                "equity": result.equity,
+                                "equity_start": result.equity_start,
+                                "wall_seconds": result.wall_seconds,
+                            },
+                        )
+                    elif run.oos_attempts >= OOS_ATTEMPTS:
+                        run.study.set_user_attr("out_of_sample", {"trial": job.trial, "reason": f"failed: {error}"})
+                    elif messages:
+                        messages(f"fold {run.fold.number} out-of-sample run failed ({error}); running it again")
+                done_this_session += 1
+                report_progress()
+    except KeyboardInterrupt:
+        for run in runs:
+            for trial in run.in_flight.values():
+                trial.set_user_attr("interrupted", True)
+                run.study.tell(trial, state=TrialState.FAIL)
+                run.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            run.in_flight.clear()
+        raise StudyInterrupted(folder) from None
+    finally:
+        for handle in actors.values():
+            ray.kill(handle, no_restart=True)
+        if started_ray:
+            ray.shutdown()
+
+    outcomes = [
+        FoldOutcome(run.fold, run.study, _chosen(run.study), run.study.user_attrs.get("out_of_sample") or {})
+        for run in runs
+    ]
+    return StudyOutcome(settings, folder, outcomes, count, time.perf_counter() - started_at)
