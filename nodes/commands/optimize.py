@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from nodes.research.optimize.driver import (
         OptimizeError,
         StudyInterrupted,
+        check_ray_address,
         load_resumed_settings,
         new_run_folder,
         run_study,
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise OptimizeError(f"--{name} {value}: at least 1")
+    if args.ray_address is not None:
+        check_ray_address(args.ray_address)  # before a run folder is made for nothing
     if args.resume is not None:
         settings = load_resumed_settings(args.resume, args.trials)
         if args.config is not None and args.config.resolve() != settings.config_path:

@@ -104,7 +104,7 @@ def storage_of(folder: Path) -> JournalStorage:
 # -- Ray ----------------------------------------------------------------------------------------------------
 
 
-def _check_reachable(address: str) -> None:
+def check_ray_address(address: str) -> None:
     """Fail fast with a clear message when nothing listens at a host:port address (Ray would retry for long)."""
     if address == "auto":
         return
@@ -136,7 +136,7 @@ def start_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
     ray = _import_ray()
 
     if address is not None:
-        _check_reachable(address)
+        check_ray_address(address)
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -329,8 +329,6 @@ def run_study(
         idle.append(next_actor)
         next_actor += 1
 
-    for _ in range(count):
-        add_actor()
     pending: dict[Any, tuple[int, _FoldRun, optuna.Trial | None, TrialJob]] = {}
     total = sum(r.budget + 1 for r in runs)
     done_this_session = 0
@@ -381,6 +379,8 @@ def run_study(
         return None
 
     try:
+        for _ in range(count):
+            add_actor()
         report_progress()
         while True:
             while idle:
