@@ -293,9 +293,7 @@ class FactorBook:
 
     def reasons(self, instrument_id: InstrumentId) -> dict[str, str]:
         """Why each missing factor is missing."""
-        return {
-            k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None
-        }
+        return {k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None}
 
     def score(self, instrument_id: InstrumentId) -> ScoreResult:
         sym = self._symbol(instrument_id)

@@ -68,7 +68,9 @@ class StudyOutcome:
     folder: Path
     folds: list[FoldOutcome]
     workers: int
-    wall_seconds: float  # this session's
+    wall_seconds: float  # this session's, Ray's start included
+    search_seconds: float = 0.0  # this session's, from the first trial sent to the last trial's result
+    trials_run: int = 0  # in-sample trials finished in this session
 
 
 # -- run folder -------------------------------------------------------------------------------------------
@@ -332,6 +334,9 @@ def run_study(
     pending: dict[Any, tuple[int, _FoldRun, optuna.Trial | None, TrialJob]] = {}
     total = sum(r.budget + 1 for r in runs)
     done_this_session = 0
+    trials_run = 0
+    search_started: float | None = None
+    search_ended = 0.0
 
     def report_progress() -> None:
         if progress is None:
@@ -394,6 +399,7 @@ def run_study(
                     run.oos_attempts += 1
                 else:
                     run.in_flight[trial.number] = trial
+                    search_started = search_started or time.perf_counter()
                 pending[actors[actor].run.remote(job)] = (actor, run, trial, job)
             if not pending:
                 break
@@ -419,6 +425,8 @@ def run_study(
                 if trial is not None:
                     del run.in_flight[trial.number]
                     run.counted += 1
+                    trials_run += 1
+                    search_ended = time.perf_counter()
                     if result is not None:
                         _record_in_sample(run, trial, result, settings)
                     else:
@@ -461,4 +469,7 @@ def run_study(
         FoldOutcome(run.fold, run.study, _chosen(run.study), run.study.user_attrs.get("out_of_sample") or {})
         for run in runs
     ]
-    return StudyOutcome(settings, folder, outcomes, count, time.perf_counter() - started_at)
+    search = search_ended - search_started if search_started is not None else 0.0
+    return StudyOutcome(
+        settings, folder, outcomes, count, time.perf_counter() - started_at, max(search, 0.0), trials_run
+    )
