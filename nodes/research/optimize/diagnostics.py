@@ -141,6 +141,7 @@ def verdict(
     pbo: float | None,
     dsr: float | None,
     trials: int,
+    buy_and_hold_pct: float | None = None,
     confidence: float = 0.95,
 ) -> Verdict:
     """The diagnostics in plain words, and whether the out-of-sample result is better than chance."""
@@ -182,6 +183,12 @@ def verdict(
                 f"Deflated Sharpe ratio {dsr:.2f}: the chosen settings' in-sample Sharpe ratio beats the best that"
                 f" {trials} skill-less trials would show."
             )
+    if buy_and_hold_pct is not None and not math.isnan(buy_and_hold_pct) and oos_trades > 0:
+        side = "more" if oos_return_pct > buy_and_hold_pct else "less"
+        lines.append(
+            f"Holding the same symbols in equal parts over the same windows returned {buy_and_hold_pct:+.2f} %:"
+            f" the walk-forward earned {side} ({oos_return_pct:+.2f} %)."
+        )
     better = significant and (pbo is None or pbo < 0.5)
     if better:
         lines.append("Verdict: the out-of-sample result is better than chance.")

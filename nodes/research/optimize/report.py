@@ -322,18 +322,19 @@ def build_report(outcome: StudyOutcome) -> OptimizeReport:
     chosen_fold = best_fold(outcome)
     chosen_diag = diagnostics[outcome.folds.index(chosen_fold)] if chosen_fold else None
     dsr = chosen_diag.dsr if chosen_diag else None
+    hold_return = (hold.iloc[-1] / balance - 1) * 100 if len(hold) else float("nan")
     judged = verdict(
         oos_psr,
         oos.total_return_pct,
         oos.trades,
         float(np.mean(pbos)) if pbos else None,
         dsr.value if dsr else None,
-        settings.trials,
+        dsr.trials if dsr else settings.trials,
+        hold_return,
     )
     folds = folds_frame(outcome, diagnostics)
     trials = trials_frame(outcome)
     importances = _importances(outcome.folds)
-    hold_return = (hold.iloc[-1] / balance - 1) * 100 if len(hold) else float("nan")
 
     days = oos_span.days
     oos_rows = [
