@@ -26,7 +26,7 @@ from nodes.research.optimize.driver import (
     FoldOutcome,
     StudyInterrupted,
     StudyOutcome,
-    _chosen,
+    chosen_trial,
     load_resumed_settings,
     new_run_folder,
     run_study,
@@ -156,6 +156,18 @@ def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog
     assert len(runner._engines) == 2 and all(engine.runs >= 1 for engine in runner._engines.values())
 
 
+def test_folds_outside_the_catalogued_data_are_refused(
+    tmp_path: Path, catalog: Path, capsys: pytest.CaptureFixture
+) -> None:
+    config = _study(tmp_path, catalog)
+    config.write_text(config.read_text().replace('start = "2024-01-21"', 'start = "2024-04-21"').replace(
+        'end = "2024-03-01"', 'end = "2024-06-01"'))  # fmt: skip
+    assert main(["optimize", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "the catalog's 1-HOUR bars of BTCUSDT run from 2023-01-01 01:00:00+00:00 to 2024-05-14" in err
+    assert not (tmp_path / "reports").exists()
+
+
 def test_a_small_study_end_to_end(
     tmp_path: Path, catalog: Path, local_ray: object, capsys: pytest.CaptureFixture
 ) -> None:
@@ -179,7 +191,7 @@ def test_a_small_study_end_to_end(
         study = optuna.load_study(study_name=f"fold-{fold.number}", storage=storage)
         trials = study.get_trials(deepcopy=False)
         assert len(trials) == 4 and all(t.state != TrialState.RUNNING for t in trials)
-        chosen = _chosen(study)
+        chosen = chosen_trial(study)
         assert chosen is not None
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         assert chosen.value == max(t.value for t in complete)

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from catalog.ingest import stderr_progress
+    from nodes.research.optimize.bars import check_bar_sizes
     from nodes.research.optimize.config import load_optimize_settings
     from nodes.research.optimize.driver import (
         OptimizeError,
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise OptimizeError("give a CONFIG (a backtest config with an [optimize] table) or --resume DIR")
     else:
         settings = load_optimize_settings(args.config, args.trials)
+        check_bar_sizes(settings, stderr_progress)  # the data, before a run folder is made
         folder = new_run_folder(settings)
     print(f"run folder: {folder}", file=sys.stderr)
     try:

@@ -26,12 +26,11 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from nodes.backtest.runner import ensure_catalog
+from nodes.research.optimize.bars import check_bar_sizes
 from nodes.research.optimize.config import OptimizeSettings, load_optimize_settings
 from nodes.research.optimize.folds import Fold, Window
 from nodes.research.optimize.objective import TrialMetrics, objective_value, too_few_trades
 from nodes.research.optimize.progress import ProgressState
-from nodes.research.optimize.space import BAR_KEY, trial_settings
 from nodes.research.optimize.worker import IN_SAMPLE, OUT_OF_SAMPLE, TrialJob, TrialResult, TrialRunner
 
 STORAGE_FILE = "study.journal"
@@ -274,25 +273,12 @@ def _error_text(exc: BaseException) -> str:
     return lines[-1][:500] if lines else type(exc).__name__
 
 
-def _chosen(study: optuna.Study) -> FrozenTrial | None:
+def chosen_trial(study: optuna.Study) -> FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return max(complete, key=lambda t: t.value) if complete else None
 
 
 # -- the study -----------------------------------------------------------------------------------------------
-
-
-def check_bar_sizes(settings: OptimizeSettings, progress: Callable[[str], None] | None = None) -> None:
-    """Every bar size a trial may use must be in the catalog for every symbol before the workers start.
-
-    This is where bars of another size will be aggregated from the catalogued 1-minute bars, once the catalog
-    can do it; until then a bar size the catalog lacks is refused with the command that fills it.
-    """
-    sizes = [p for p in settings.space if p.key == BAR_KEY]
-    values = [{BAR_KEY: bar} for bar in sizes[0].extremes()] if sizes else [{}]
-    span = Window(*settings.span)
-    for value in values:
-        ensure_catalog(trial_settings(settings.config_path, settings.raw, value, span), progress)
 
 
 def run_study(
@@ -361,7 +347,7 @@ def run_study(
     def next_job() -> tuple[_FoldRun, optuna.Trial | None, TrialJob] | None:
         for run in runs:  # an out-of-sample run first: it finishes a fold
             if run.searched and not run.oos_done and not run.oos_running:
-                chosen = _chosen(run.study)
+                chosen = chosen_trial(run.study)
                 if chosen is None:
                     run.study.set_user_attr(
                         "out_of_sample",
@@ -466,7 +452,7 @@ def run_study(
             ray.shutdown()
 
     outcomes = [
-        FoldOutcome(run.fold, run.study, _chosen(run.study), run.study.user_attrs.get("out_of_sample") or {})
+        FoldOutcome(run.fold, run.study, chosen_trial(run.study), run.study.user_attrs.get("out_of_sample") or {})
         for run in runs
     ]
     search = search_ended - search_started if search_started is not None else 0.0
