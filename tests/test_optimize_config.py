@@ -200,3 +200,17 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert "is not an ats optimize run folder" in capsys.readouterr().err
     assert main(["optimize"]) == 2
     assert "give a CONFIG" in capsys.readouterr().err
+
+
+def test_progress_line_shows_done_best_and_eta() -> None:
+    from nodes.research.optimize.progress import ProgressState, format_progress
+
+    state = ProgressState(
+        done=6, total=24, fold=2, folds=3, best=1.234567, objective="sharpe", failed=1, pruned=2,
+        done_this_session=4, elapsed_s=120.0,
+    )  # fmt: skip
+    # 4 jobs took 120 s this session: 18 left take 540 s
+    assert format_progress(state, width=8) == (
+        "[##......] 6/24  fold 2/3  best sharpe 1.235  failed 1  too few trades 2  ETA 9m00s"
+    )
+    assert format_progress(ProgressState(0, 10, 1, 1, None, "calmar", 0, 0, 0, 0.0), width=4).endswith("ETA --")

@@ -241,6 +241,7 @@ def _record_in_sample(run: _FoldRun, trial: optuna.Trial, result: TrialResult, s
         ("equity", result.equity),
         ("equity_start", result.equity_start),
         ("wall_seconds", result.wall_seconds),
+        ("cpu_seconds", result.cpu_seconds),
         ("load_seconds", result.load_seconds),
         ("worker", result.worker),
         *(("fast_path_rejected", v) for v in result.extras.values()),
@@ -293,169 +294,211 @@ def run_study(
 
     Raises StudyInterrupted on Ctrl-C (the journal then holds everything finished; ``--resume`` continues).
     """
-    ray = _import_ray()
-    from ray.exceptions import RayActorError, RayError, RayTaskError
-
     started_at = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_bar_sizes(settings, messages)
     storage = storage_of(folder)
     runs = [_open_fold(storage, settings, fold) for fold in settings.folds]
-    distributions = {p.key: p.distribution for p in settings.space}
-    span = Window(*settings.span)
     count, started_ray = start_ray(ray_address, workers)
     if messages:
         messages(f"{count} worker(s) on Ray {'(local)' if ray_address is None else ray_address}")
-    actor_class = ray.remote(num_cpus=1, max_restarts=0)(TrialRunner)
-    actors: dict[int, Any] = {}
-    idle: list[int] = []
-    next_actor = 0
+    scheduler = _Scheduler(settings, runs, progress, messages, started_at)
+    try:
+        scheduler.run(count)
+    except KeyboardInterrupt:
+        scheduler.requeue_in_flight()
+        raise StudyInterrupted(folder) from None
+    finally:
+        scheduler.stop_workers()
+        if started_ray:
+            _import_ray().shutdown()
+    outcomes = [
+        FoldOutcome(run.fold, run.study, chosen_trial(run.study), run.study.user_attrs.get("out_of_sample") or {})
+        for run in runs
+    ]
+    return StudyOutcome(
+        settings,
+        folder,
+        outcomes,
+        count,
+        time.perf_counter() - started_at,
+        scheduler.search_seconds,
+        scheduler.trials_run,
+    )
 
-    def add_actor() -> None:
-        nonlocal next_actor
-        actors[next_actor] = actor_class.remote()
-        idle.append(next_actor)
-        next_actor += 1
 
-    pending: dict[Any, tuple[int, _FoldRun, optuna.Trial | None, TrialJob]] = {}
-    total = sum(r.budget + 1 for r in runs)
-    done_this_session = 0
-    trials_run = 0
-    search_started: float | None = None
-    search_ended = 0.0
+class _Scheduler:
+    """Keeps every worker busy: out-of-sample runs of searched folds first, then trials of the earliest fold."""
 
-    def report_progress() -> None:
-        if progress is None:
-            return
-        current = next((r for r in runs if not (r.searched and r.oos_done)), runs[-1])
-        done = sum(min(r.counted, r.budget) + r.oos_done for r in runs)
-        progress(
-            ProgressState(
-                done=done,
-                total=total,
-                fold=current.fold.number,
-                folds=len(runs),
-                best=current.best,
-                objective=settings.objective,
-                failed=sum(r.failed for r in runs),
-                pruned=sum(r.pruned for r in runs),
-                done_this_session=done_this_session,
-                elapsed_s=time.perf_counter() - started_at,
-            )
-        )
+    def __init__(
+        self,
+        settings: OptimizeSettings,
+        runs: list[_FoldRun],
+        progress: Callable[[ProgressState], None] | None,
+        messages: Callable[[str], None] | None,
+        started_at: float,
+    ) -> None:
+        self.ray = _import_ray()
+        self.settings = settings
+        self.runs = runs
+        self.progress = progress
+        self.messages = messages
+        self.started_at = started_at
+        self.distributions = {p.key: p.distribution for p in settings.space}
+        self.span = Window(*settings.span)
+        self.actor_class = self.ray.remote(num_cpus=1, max_restarts=0)(TrialRunner)
+        self.actors: dict[int, Any] = {}
+        self.idle: list[int] = []
+        self.next_actor = 0
+        self.pending: dict[Any, tuple[int, _FoldRun, optuna.Trial | None, TrialJob]] = {}
+        self.total = sum(r.budget + 1 for r in runs)
+        self.done_this_session = 0
+        self.trials_run = 0
+        self.search_started: float | None = None
+        self.search_ended = 0.0
 
-    def next_job() -> tuple[_FoldRun, optuna.Trial | None, TrialJob] | None:
-        for run in runs:  # an out-of-sample run first: it finishes a fold
+    @property
+    def search_seconds(self) -> float:
+        return max(self.search_ended - self.search_started, 0.0) if self.search_started is not None else 0.0
+
+    # -- workers ------------------------------------------------------------------------------------------
+
+    def add_worker(self) -> None:
+        self.actors[self.next_actor] = self.actor_class.remote()
+        self.idle.append(self.next_actor)
+        self.next_actor += 1
+
+    def replace_worker(self, actor: int) -> None:
+        self.ray.kill(self.actors.pop(actor), no_restart=True)
+        self.add_worker()
+
+    def stop_workers(self) -> None:
+        for handle in self.actors.values():
+            self.ray.kill(handle, no_restart=True)
+        self.actors.clear()
+
+    # -- jobs ---------------------------------------------------------------------------------------------
+
+    def _job(self, run: _FoldRun, kind: str, number: int, values: dict[str, Any], window: Window) -> TrialJob:
+        settings = self.settings
+        return TrialJob(run.fold.number, kind, number, values, window, self.span, settings.config_path, settings.raw)
+
+    def next_job(self) -> tuple[_FoldRun, optuna.Trial | None, TrialJob] | None:
+        for run in self.runs:  # an out-of-sample run first: it finishes a fold
             if run.searched and not run.oos_done and not run.oos_running:
                 chosen = chosen_trial(run.study)
                 if chosen is None:
-                    run.study.set_user_attr(
-                        "out_of_sample",
-                        {"trial": None, "reason": f"no in-sample trial reached min_trades {settings.min_trades}"},
-                    )
+                    reason = f"no in-sample trial reached min_trades {self.settings.min_trades}"
+                    run.study.set_user_attr("out_of_sample", {"trial": None, "reason": reason})
                     continue
-                job = TrialJob(
-                    run.fold.number, OUT_OF_SAMPLE, chosen.number, dict(chosen.params), run.fold.out_of_sample,
-                    span, settings.config_path, settings.raw,
-                )  # fmt: skip
-                return run, None, job
-        for run in runs:
+                values = dict(chosen.params)
+                return run, None, self._job(run, OUT_OF_SAMPLE, chosen.number, values, run.fold.out_of_sample)
+        for run in self.runs:
             if run.can_ask:
-                trial = run.study.ask(distributions)
-                job = TrialJob(
-                    run.fold.number, IN_SAMPLE, trial.number, dict(trial.params), run.fold.in_sample, span,
-                    settings.config_path, settings.raw,
-                )  # fmt: skip
-                return run, trial, job
+                trial = run.study.ask(self.distributions)
+                return run, trial, self._job(run, IN_SAMPLE, trial.number, dict(trial.params), run.fold.in_sample)
         return None
 
-    try:
-        for _ in range(count):
-            add_actor()
-        report_progress()
+    def dispatch(self) -> None:
+        while self.idle:
+            work = self.next_job()
+            if work is None:
+                return
+            run, trial, job = work
+            actor = self.idle.pop()
+            if trial is None:
+                run.oos_running = True
+                run.oos_attempts += 1
+            else:
+                run.in_flight[trial.number] = trial
+                self.search_started = self.search_started or time.perf_counter()
+            self.pending[self.actors[actor].run.remote(job)] = (actor, run, trial, job)
+
+    def collect(self, ref: Any) -> None:
+        from ray.exceptions import RayActorError, RayError, RayTaskError
+
+        actor, run, trial, job = self.pending.pop(ref)
+        error: str | None = None
+        result: TrialResult | None = None
+        try:
+            result = self.ray.get(ref)
+            self.idle.append(actor)
+        except RayActorError as exc:  # the worker process died: its engines are gone with it
+            error = f"worker died: {_error_text(exc)}"
+            self.replace_worker(actor)
+        except RayTaskError as exc:  # the trial raised; the worker is fine
+            error = _error_text(exc)
+            self.idle.append(actor)
+        except RayError as exc:
+            error = f"{type(exc).__name__}: {_error_text(exc)}"
+            self.replace_worker(actor)
+        if trial is not None:
+            del run.in_flight[trial.number]
+            run.counted += 1
+            self.trials_run += 1
+            self.search_ended = time.perf_counter()
+            if result is not None:
+                _record_in_sample(run, trial, result, self.settings)
+            else:
+                _fail(run, trial, error or "unknown error")
+        else:
+            run.oos_running = False
+            if result is not None:
+                run.study.set_user_attr(
+                    "out_of_sample",
+                    {
+                        "trial": job.trial,
+                        "values": job.values,
+                        "metrics": result.metrics,
+                        "equity": result.equity,
+                        "equity_start": result.equity_start,
+                        "wall_seconds": result.wall_seconds,
+                    },
+                )
+            elif run.oos_attempts >= OOS_ATTEMPTS:
+                run.study.set_user_attr("out_of_sample", {"trial": job.trial, "reason": f"failed: {error}"})
+            elif self.messages:
+                self.messages(f"fold {run.fold.number} out-of-sample run failed ({error}); running it again")
+        self.done_this_session += 1
+
+    def run(self, workers: int) -> None:
+        for _ in range(workers):
+            self.add_worker()
+        self.report_progress()
         while True:
-            while idle:
-                work = next_job()
-                if work is None:
-                    break
-                run, trial, job = work
-                actor = idle.pop()
-                if trial is None:
-                    run.oos_running = True
-                    run.oos_attempts += 1
-                else:
-                    run.in_flight[trial.number] = trial
-                    search_started = search_started or time.perf_counter()
-                pending[actors[actor].run.remote(job)] = (actor, run, trial, job)
-            if not pending:
-                break
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            self.dispatch()
+            if not self.pending:
+                return
+            ready, _ = self.ray.wait(list(self.pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                actor, run, trial, job = pending.pop(ref)
-                error: str | None = None
-                result: TrialResult | None = None
-                try:
-                    result = ray.get(ref)
-                    idle.append(actor)
-                except RayActorError as exc:
-                    error = f"worker died: {_error_text(exc)}"
-                    ray.kill(actors.pop(actor), no_restart=True)
-                    add_actor()
-                except RayTaskError as exc:
-                    error = _error_text(exc)
-                    idle.append(actor)
-                except RayError as exc:
-                    error = f"{type(exc).__name__}: {_error_text(exc)}"
-                    ray.kill(actors.pop(actor), no_restart=True)
-                    add_actor()
-                if trial is not None:
-                    del run.in_flight[trial.number]
-                    run.counted += 1
-                    trials_run += 1
-                    search_ended = time.perf_counter()
-                    if result is not None:
-                        _record_in_sample(run, trial, result, settings)
-                    else:
-                        _fail(run, trial, error or "unknown error")
-                else:
-                    run.oos_running = False
-                    if result is not None:
-                        run.study.set_user_attr(
-                            "out_of_sample",
-                            {
-                                "trial": job.trial,
-                                "values": job.values,
-                                "metrics": result.metrics,
-                                "equity": result.equity,
-                                "equity_start": result.equity_start,
-                                "wall_seconds": result.wall_seconds,
-                            },
-                        )
-                    elif run.oos_attempts >= OOS_ATTEMPTS:
-                        run.study.set_user_attr("out_of_sample", {"trial": job.trial, "reason": f"failed: {error}"})
-                    elif messages:
-                        messages(f"fold {run.fold.number} out-of-sample run failed ({error}); running it again")
-                done_this_session += 1
-                report_progress()
-    except KeyboardInterrupt:
-        for run in runs:
+                self.collect(ref)
+                self.report_progress()
+
+    def requeue_in_flight(self) -> None:
+        """Interrupted: the trials in flight are failed as interrupted and their settings queued again."""
+        for run in self.runs:
             for trial in run.in_flight.values():
                 trial.set_user_attr("interrupted", True)
                 run.study.tell(trial, state=TrialState.FAIL)
                 run.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             run.in_flight.clear()
-        raise StudyInterrupted(folder) from None
-    finally:
-        for handle in actors.values():
-            ray.kill(handle, no_restart=True)
-        if started_ray:
-            ray.shutdown()
 
-    outcomes = [
-        FoldOutcome(run.fold, run.study, chosen_trial(run.study), run.study.user_attrs.get("out_of_sample") or {})
-        for run in runs
-    ]
-    search = search_ended - search_started if search_started is not None else 0.0
-    return StudyOutcome(
-        settings, folder, outcomes, count, time.perf_counter() - started_at, max(search, 0.0), trials_run
-    )
+    def report_progress(self) -> None:
+        if self.progress is None:
+            return
+        runs = self.runs
+        current = next((r for r in runs if not (r.searched and r.oos_done)), runs[-1])
+        self.progress(
+            ProgressState(
+                done=sum(min(r.counted, r.budget) + r.oos_done for r in runs),
+                total=self.total,
+                fold=current.fold.number,
+                folds=len(runs),
+                best=current.best,
+                objective=self.settings.objective,
+                failed=sum(r.failed for r in runs),
+                pruned=sum(r.pruned for r in runs),
+                done_this_session=self.done_this_session,
+                elapsed_s=time.perf_counter() - self.started_at,
+            )
+        )

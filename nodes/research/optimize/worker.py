@@ -53,6 +53,7 @@ class TrialResult:
     equity: list[float]  # hourly, from the window's first whole hour
     equity_start: str
     wall_seconds: float  # the backtest on a loaded engine
+    cpu_seconds: float  # this worker's CPU time for it: what a busy machine does not stretch
     load_seconds: float  # reading the catalog into a new engine (0 when the engine was warm)
     worker: str
     extras: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +86,7 @@ class TrialRunner:
         settings = trial_settings(job.config_path, job.raw, job.values, job.window)
         span_settings = trial_settings(job.config_path, job.raw, job.values, job.span)
         loaded, load_seconds = self._engine(span_settings, fast=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         outcome = run_on_engine(loaded, settings)
         extras: dict[str, Any] = {}
         mismatch = fast_path_mismatch(outcome)
@@ -94,7 +95,7 @@ class TrialRunner:
             load_seconds += plain_load
             outcome = run_on_engine(plain, settings)
             extras["fast_path_rejected"] = mismatch
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         equity = hourly_equity(outcome, job.window.start, job.window.end)
         return TrialResult(
             job=job,
@@ -102,6 +103,7 @@ class TrialRunner:
             equity=[float(v) for v in equity],
             equity_start=pd.Timestamp(equity.index[0]).isoformat() if len(equity) else job.window.start.isoformat(),
             wall_seconds=wall,
+            cpu_seconds=cpu,
             load_seconds=load_seconds,
             worker=self.name,
             extras=extras,
