@@ -462,8 +462,17 @@ class _Scheduler:
         self.done_this_session += 1
 
     def run(self, workers: int) -> None:
+        from ray.exceptions import RayError
+
         for _ in range(workers):
             self.add_worker()
+        try:  # every worker up (its process started, the project imported) before the first trial is timed
+            self.ray.get([self.actors[actor].pid.remote() for actor in self.idle])
+        except RayError as exc:
+            raise OptimizeError(
+                f"the Ray workers could not start: {_error_text(exc)}. On a cluster every node needs this"
+                " project's checkout and `uv sync` (docs/research.md)"
+            ) from exc
         self.report_progress()
         while True:
             self.dispatch()
