@@ -184,8 +184,9 @@ class _FoldRun:
         return "out_of_sample" in self.study.user_attrs
 
 
-def _sampler(settings: OptimizeSettings, fold: int) -> optuna.samplers.BaseSampler:
-    seed = None if settings.seed is None else settings.seed + fold
+def _sampler(settings: OptimizeSettings, fold: int, trials_before: int) -> optuna.samplers.BaseSampler:
+    # A resumed study must not replay the random draws it made before: the seed moves on with its history.
+    seed = None if settings.seed is None else settings.seed + 1_000_003 * fold + trials_before
     name = settings.sampler
     try:
         if name == "tpe":
@@ -206,12 +207,9 @@ def _sampler(settings: OptimizeSettings, fold: int) -> optuna.samplers.BaseSampl
 
 def _open_fold(storage: JournalStorage, settings: OptimizeSettings, fold: Fold) -> _FoldRun:
     study = optuna.create_study(
-        study_name=f"fold-{fold.number}",
-        storage=storage,
-        direction="maximize",
-        sampler=_sampler(settings, fold.number),
-        load_if_exists=True,
+        study_name=f"fold-{fold.number}", storage=storage, direction="maximize", load_if_exists=True
     )
+    study.sampler = _sampler(settings, fold.number, len(study.get_trials(deepcopy=False)))
     if not study.user_attrs:
         study.set_user_attr("in_sample", [fold.in_sample.start.isoformat(), fold.in_sample.end.isoformat()])
         study.set_user_attr("objective", settings.objective)

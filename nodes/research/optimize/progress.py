@@ -57,7 +57,8 @@ class ProgressLine:
         now = time.monotonic()
         final = state.done >= state.total
         if self.tty:
-            self.stream.write("\r" + format_progress(state) + ("\n" if final else ""))
+            # carriage return, the line, then erase what a longer previous line left on the right
+            self.stream.write("\r" + format_progress(state) + "\x1b[K" + ("\n" if final else ""))
         elif final or now - self._last >= self.every_s:
             self.stream.write(format_progress(state) + "\n")
             self._last = now
