@@ -274,6 +274,9 @@ def test_an_interrupted_study_resumes(tmp_path: Path, catalog: Path, local_ray: 
     retried = [t for t in study.get_trials() if "retry_of" in t.user_attrs]
     assert sorted(t.user_attrs["retry_of"] for t in retried) == sorted(t.number for t in interrupted)
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in retried)
+    # the resumed sampler drew new settings: only retries repeat earlier ones
+    drawn = [tuple(sorted(t.params.items())) for t in study.get_trials() if "retry_of" not in t.user_attrs]
+    assert len(drawn) == len(set(drawn))
     assert (folder / "best.toml").is_file()
 
 
