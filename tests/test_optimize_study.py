@@ -93,7 +93,7 @@ def local_ray() -> object:
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     session = ray.get_runtime_context().gcs_address
     yield ray
     ray.shutdown()

@@ -151,7 +151,14 @@ def start_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         return min(workers or cpus, cpus), False
     count = workers or os.cpu_count() or 1
-    ray.init(num_cpus=count, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    # "local": a new instance of our own, even when a `ray start` cluster runs on this machine
+    ray.init(
+        address="local",
+        num_cpus=count,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     return count, True
 
 
