@@ -243,7 +243,7 @@ def test_a_small_study_end_to_end(
 
 
 def test_an_interrupted_study_resumes(tmp_path: Path, catalog: Path, local_ray: object) -> None:
-    settings = load_optimize_settings(_study(tmp_path, catalog, trials=5))
+    settings = load_optimize_settings(_study(tmp_path, catalog, trials=4))
     folder = new_run_folder(settings)
 
     def interrupt_after_three(state: ProgressState) -> None:
@@ -265,7 +265,7 @@ def test_an_interrupted_study_resumes(tmp_path: Path, catalog: Path, local_ray: 
     for number in (1, 2):
         study = optuna.load_study(study_name=f"fold-{number}", storage=storage_of(folder))
         counted = [t for t in study.get_trials() if not t.user_attrs.get("interrupted")]
-        assert len(counted) == 5 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted)
+        assert len(counted) == 4 and all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted)
         assert "metrics" in study.user_attrs["out_of_sample"]
     study = optuna.load_study(study_name="fold-1", storage=storage_of(folder))
     for number in finished:  # nothing finished before the interruption was run again or lost
@@ -283,7 +283,7 @@ def test_an_interrupted_study_resumes(tmp_path: Path, catalog: Path, local_ray: 
 def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
     tmp_path: Path, catalog: Path, local_ray: object
 ) -> None:
-    settings = load_optimize_settings(_study(tmp_path, catalog, trials=4))
+    settings = load_optimize_settings(_study(tmp_path, catalog, trials=3))
     folder = new_run_folder(settings)
     killed: list[int] = []
 
@@ -306,6 +306,6 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
     trials = [t for f in outcome.folds for t in f.study.get_trials()]
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) == 1 and failed[0].user_attrs["error"].startswith("worker died")
-    assert len(trials) == 8 and sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 7
+    assert len(trials) == 6 and sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 5
     assert all("metrics" in f.out_of_sample for f in outcome.folds)
     assert isinstance(optuna.load_study(study_name="fold-1", storage=storage_of(folder)), optuna.Study)

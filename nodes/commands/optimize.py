@@ -28,14 +28,12 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from catalog.ingest import stderr_progress
-    from nodes.research.optimize.bars import check_bar_sizes
     from nodes.research.optimize.config import load_optimize_settings
     from nodes.research.optimize.driver import (
         OptimizeError,
         StudyInterrupted,
         check_ray_address,
         load_resumed_settings,
-        new_run_folder,
         run_study,
     )
     from nodes.research.optimize.progress import ProgressLine
@@ -47,19 +45,17 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise OptimizeError(f"--{name} {value}: at least 1")
     if args.ray_address is not None:
-        check_ray_address(args.ray_address)  # before a run folder is made for nothing
+        check_ray_address(args.ray_address)  # at once, before settings and data are checked
     if args.resume is not None:
         settings = load_resumed_settings(args.resume, args.trials)
         if args.config is not None and args.config.resolve() != settings.config_path:
             raise ConfigError(args.config, f"the run in {args.resume} was started from {settings.config_path}")
-        folder = args.resume.resolve()
+        folder: Path | None = args.resume.resolve()
     elif args.config is None:
         raise OptimizeError("give a CONFIG (a backtest config with an [optimize] table) or --resume DIR")
     else:
         settings = load_optimize_settings(args.config, args.trials)
-        check_bar_sizes(settings, stderr_progress)  # the data, before a run folder is made
-        folder = new_run_folder(settings)
-    print(f"run folder: {folder}", file=sys.stderr)
+        folder = None  # made once the data and Ray are ready
     try:
         outcome = run_study(
             settings, folder, args.workers, args.ray_address, progress=ProgressLine(), messages=stderr_progress
@@ -70,5 +66,5 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(outcome)
     print(report.text)
     best = save_report(outcome, report)
-    print(f"\nreport saved to {folder}" + (f"\nbest settings: {best}" if best else ""))
+    print(f"\nreport saved to {outcome.folder}" + (f"\nbest settings: {best}" if best else ""))
     return 0

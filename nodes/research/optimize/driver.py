@@ -141,7 +141,11 @@ def start_ray(address: str | None, workers: int | None) -> tuple[int, bool]:
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ClusterError(f"could not join the Ray cluster at {address}: {exc}") from exc
+            raise ClusterError(
+                f"could not join the Ray cluster at {address}: {_error_text(exc)}. A cluster started with token"
+                " authentication needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN in this environment"
+                " (docs/research.md)"
+            ) from exc
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if cpus < 1:
             ray.shutdown()
@@ -289,7 +293,7 @@ def chosen_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def run_study(
     settings: OptimizeSettings,
-    folder: Path,
+    folder: Path | None,
     workers: int | None = None,
     ray_address: str | None = None,
     progress: Callable[[ProgressState], None] | None = None,
@@ -297,24 +301,30 @@ def run_study(
 ) -> StudyOutcome:
     """Search every fold, run each fold's best out of sample, and return what the report needs.
 
+    ``folder`` None: a new run folder, made once Ray is up (a cluster that cannot be joined leaves nothing).
     Raises StudyInterrupted on Ctrl-C (the journal then holds everything finished; ``--resume`` continues).
     """
     started_at = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_bar_sizes(settings, messages)
-    storage = storage_of(folder)
-    runs = [_open_fold(storage, settings, fold) for fold in settings.folds]
     count, started_ray = start_ray(ray_address, workers)
-    if messages:
-        messages(f"{count} worker(s) on Ray {'(local)' if ray_address is None else ray_address}")
-    scheduler = _Scheduler(settings, runs, progress, messages, started_at)
     try:
-        scheduler.run(count)
-    except KeyboardInterrupt:
-        scheduler.requeue_in_flight()
-        raise StudyInterrupted(folder) from None
+        if folder is None:
+            folder = new_run_folder(settings)
+        if messages:
+            messages(f"run folder: {folder}")
+            messages(f"{count} worker(s) on Ray {'(local)' if ray_address is None else ray_address}")
+        storage = storage_of(folder)
+        runs = [_open_fold(storage, settings, fold) for fold in settings.folds]
+        scheduler = _Scheduler(settings, runs, progress, messages, started_at)
+        try:
+            scheduler.run(count)
+        except KeyboardInterrupt:
+            scheduler.requeue_in_flight()
+            raise StudyInterrupted(folder) from None
+        finally:
+            scheduler.stop_workers()
     finally:
-        scheduler.stop_workers()
         if started_ray:
             _import_ray().shutdown()
     outcomes = [
