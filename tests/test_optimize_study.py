@@ -165,6 +165,7 @@ def test_folds_outside_the_catalogued_data_are_refused(
     assert main(["optimize", str(config)]) == 2
     err = capsys.readouterr().err
     assert "the catalog's 1-HOUR bars of BTCUSDT run from 2023-01-01 01:00:00+00:00 to 2024-05-14" in err
+    assert "the window 2024-05-22 -> 2024-06-01 has none" in err
     assert not (tmp_path / "reports").exists()
 
 
