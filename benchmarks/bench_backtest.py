@@ -26,9 +26,9 @@ import pandas as pd
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from benchmarks.table import Row, format_table
-from catalog.convert import bar_type_for
 from catalog.ingest import ingest
 from catalog.instruments import instrument_id_for
+from factors.inputs import bar_type_for
 from nodes.backtest.runner import run_backtest
 from nodes.settings import PACKAGE_DIR, BacktestSettings, load_backtest_settings
 
@@ -39,7 +39,7 @@ SYMBOLS = tuple(f"{s}USDT" for s in "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LA
 COMMON = (pd.Timestamp("2025-05-09", tz="UTC"), pd.Timestamp("2025-06-03", tz="UTC"))  # ADA starts 05-09
 # 30 days of every symbol's file (ADA's starts 05-09, ETH's runs on to 06-15: cut at the others' end)
 THIRTY_DAYS = (pd.Timestamp("2025-05-04 16:00", tz="UTC"), pd.Timestamp("2025-06-03 15:30", tz="UTC"))
-FREQTRADE_16 = "freqtrade 46 s, 16 symbols x 25 days (NAUTILUS_NOTES)"
+FREQTRADE_16 = "freqtrade 46 s, 16 symbols x 25 days (measured once, docs/backtest_speed.md)"
 
 
 def bench_catalog() -> Path:
@@ -224,7 +224,7 @@ def per_instrument_rows() -> list[Row]:
     idle = {
         "actor_path": "benchmarks.idle:IdlePerBar",
         "config_path": "benchmarks.idle:IdlePerBarConfig",
-        "config": {"bar_type": str(bar_type_for(instrument_id_for(first[0]), "1m")), "microseconds": 300},
+        "config": {"bar_type": str(bar_type_for(instrument_id_for(first[0]), "1-MINUTE")), "microseconds": 300},
     }
     cases = [
         ("1 symbol, trading", ema_settings(first, COMMON), ema_settings(first, COMMON, trade=False)),

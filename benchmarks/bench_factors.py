@@ -9,13 +9,14 @@ there mostly measures the other processes.
 import time
 from pathlib import Path
 
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
 
 from benchmarks.table import Row
 from factors.base import bar_floats
 from factors.book import FactorBook
 from factors.config import FactorConfig
+from factors.inputs import bar_type_for
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 VISION = DATA / "klines_1m_vision" / "LINKUSDT-1m-2023-02.csv.gz"
@@ -33,7 +34,7 @@ def _bars(path: Path, n: int) -> list[Bar]:
 
 def _relabel(bars: list[Bar], instrument_id: InstrumentId) -> list[Bar]:
     """The same real prices under another instrument id (a 200-symbol universe from 16 real series)."""
-    bar_type = BarType.from_str(f"{instrument_id}-1-MINUTE-LAST-EXTERNAL")
+    bar_type = bar_type_for(instrument_id)
     return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
 
 

@@ -31,10 +31,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.data import Bar
 
 from benchmarks.table import Row
-from catalog.instruments import known_filters, make_perpetual
+from catalog.instruments import instrument_id_for, known_filters, make_perpetual
+from factors.inputs import bar_type_for
 from nodes.live.config import LiveSettings
 from simulator import BinanceSimulator, SimulatorConfig
 from simulator.sources import ReplayData, from_files
@@ -52,7 +53,7 @@ WARMUP = 180
 
 
 def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
-    bar_type = BarType.from_str(f"{symbol}-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
+    bar_type = bar_type_for(instrument_id_for(symbol))
     return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
 
 
@@ -185,7 +186,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
         history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
-    strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
+    strategy = {"scan": {"interval_minutes": 60, "grace_ms": 1_000}, "min_score": 10.0, "warmup_bars": WARMUP}
     with tempfile.TemporaryDirectory() as tmp, BinanceSimulator(config) as sim:
         folder = Path(tmp)
         node = _start_node(_settings(sim, symbols, strategy, folder), folder)
@@ -231,8 +232,8 @@ def latency(quick: bool) -> list[Row]:
         data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
     )
     strategy = {
-        "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": WARMUP, "stop_pct": 0.001, "tp1_pct": 0.001,
-        "tp2_pct": 0.002, "dynamic_enabled": False,
+        "scan": {"interval_minutes": 1}, "min_score": 1.0, "warmup_bars": WARMUP,
+        "exits": {"stop_pct": 0.001, "tp1_pct": 0.001, "tp2_pct": 0.002}, "dynamic": {"enabled": False},
     }  # fmt: skip
     sim = BinanceSimulator(config)
     probe = Probe(sim)

@@ -37,7 +37,7 @@ from nodes.settings import DEFAULT_BACKTEST_CONFIG, PACKAGE_DIR, read_config_fil
 ROOT = PACKAGE_DIR.parent
 SPACE = {
     "min_score": {"low": 40.0, "high": 80.0},
-    "scan_interval_minutes": [15, 30, 60],
+    "scan.interval_minutes": [15, 30, 60],
     "factors.trend_w_dist": {"low": 0.2, "high": 0.6},
 }
 
@@ -77,7 +77,7 @@ def _search(settings: OptimizeSettings, workers: int) -> tuple[float, float, flo
 
 def _trial_config(settings: OptimizeSettings, folder: Path) -> tuple[dict[str, Any], Path]:
     """A trial's settings (the first fold's in sample, the space's middle) and the same as a config file."""
-    values = {"min_score": 60.0, "scan_interval_minutes": 30, "factors.trend_w_dist": 0.4}
+    values = {"min_score": 60.0, "scan.interval_minutes": 30, "factors.trend_w_dist": 0.4}
     window = settings.folds[0].in_sample
     table = with_values(settings.raw, values)
     table.pop("optimize")

@@ -18,8 +18,7 @@ from catalog.files import identify
 from nodes.backtest.funding import FundingSettlementModule
 from nodes.backtest.speed import prepare_engine, survivors_frozen
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
-from strategies.testkit import bar_type, make_engine, perp
+from tests.strategy_support import ats_config, bar_type, make_engine, perp
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "ohlcv_2025-03_2025-06"
 SYMBOLS = "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LAYER LINK LTC SUI XLM XMR".split()
@@ -39,15 +38,13 @@ def _load(days: float) -> tuple[list, list, list]:
     return instruments, bars, funding
 
 
-def _run_ats(data: tuple[list, list, list], cpu: bool = False, **cfg: object) -> tuple[float, int]:
+def _run_ats(data: tuple[list, list, list], cfg: dict[str, object], cpu: bool = False) -> tuple[float, int]:
     instruments, bars, funding = data
     engine = make_engine(instruments, oms=OmsType.HEDGING, modules=[FundingSettlementModule()])
     prepare_engine(engine)  # the same speed measures `ats backtest` applies (buffered analyzer)
     engine.add_data(bars)
     engine.add_data(funding)
-    strategy = AtsStrategy(
-        AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), oms_type="HEDGING", **cfg)
-    )
+    strategy = AtsStrategy(ats_config(instruments, {"oms_type": "HEDGING", **cfg}))
     engine.add_strategy(strategy)
     clock = time.process_time if cpu else time.perf_counter
     started = clock()
@@ -90,8 +87,8 @@ def rows(quick: bool = False) -> list[Row]:
     days = 0.5 if quick else 2.0
     data = _load(days)
     n = len(data[1])
-    cfg = {"min_score": 40.0, "scan_interval_minutes": 15}
-    ats_s, ats_trades = _run_ats(data, **cfg)
+    cfg = {"min_score": 40.0, "scan.interval_minutes": 15}
+    ats_s, ats_trades = _run_ats(data, cfg)
     ema_s, ema_positions = _run_ema(data)
     idle_s, _ = _run_ema(data, trade=False)
     ats_bps, ema_bps, idle_bps = n / ats_s, n / ema_s, n / idle_s
@@ -110,20 +107,20 @@ def rows(quick: bool = False) -> list[Row]:
     busy = {
         **cfg,
         "min_score": 15.0,
-        "scan_interval_minutes": 5,
-        "max_positions": 16,
-        "stop_pct": 0.004,
-        "tp1_pct": 0.006,
-        "tp2_pct": 0.01,
-        "correlation_bound": 1.01,
+        "scan.interval_minutes": 5,
+        "risk.max_positions": 16,
+        "exits.stop_pct": 0.004,
+        "exits.tp1_pct": 0.006,
+        "exits.tp2_pct": 0.01,
+        "risk.correlation_bound": 1.01,
     }
-    idle = {**busy, "min_score": 101.0}
+    idle = {**busy, "scan.entries": "NONE"}
     # Windows long enough that the factors' warm-up (the first hours trade nothing) is a small share.
     per_position: list[tuple[float, int, float]] = []
     for window_days in (0.2, 2.0) if quick else (0.5, 5.0):
         window = _load(window_days)
-        busy_s, trades = _run_ats(window, cpu=True, **busy)
-        idle_s, _ = _run_ats(window, cpu=True, **idle)
+        busy_s, trades = _run_ats(window, busy, cpu=True)
+        idle_s, _ = _run_ats(window, idle, cpu=True)
         per_position.append((window_days, trades, (busy_s - idle_s) / max(trades, 1)))
     (short_days, short_trades, short_cost), (long_days, long_trades, long_cost) = per_position
     out.append(

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 from nautilus_trader.adapters.binance.common.types import BinanceBar
 from nautilus_trader.model.data import Bar, BarType, FundingRateUpdate, MarkPriceUpdate
-from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import CryptoPerpetual
 from nautilus_trader.model.objects import Price, Quantity
 
@@ -27,7 +26,7 @@ from catalog.files import (
     read_text,
     to_ms,
 )
-from catalog.types import OpenInterest
+from factors.inputs import OpenInterest, bar_type_for
 
 MS = 1_000_000  # ns per ms
 _BAR_SPEC = {
@@ -44,11 +43,6 @@ _BAR_SPEC = {
     "12h": "12-HOUR",
     "1d": "1-DAY",
 }
-
-
-def bar_type_for(instrument_id: InstrumentId, interval: str, price: str = "LAST") -> BarType:
-    """``BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL`` for interval "1m"."""
-    return BarType.from_str(f"{instrument_id}-{_BAR_SPEC[interval]}-{price}-EXTERNAL")
 
 
 def interval_of_spec(bar_spec: str) -> str:
@@ -126,19 +120,19 @@ def convert_file(data_file: DataFile, instrument: CryptoPerpetual) -> list:
                 path, "taker_buy_volume exceeds volume", int(bad[0]) + frame.attrs["line_offset"]
             )
         ts = _bars_ts_ns(data_file, frame, "open_time")
-        return _binance_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
+        return _binance_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval]), instrument, frame, ts)
     if kind is FileKind.OHLCV:
         frame = read_table(path, OHLCV_COLUMNS, text)
         check_ohlc(path, frame)
         ts = _bars_ts_ns(data_file, frame, "open_time_ms")
-        return _plain_bars(bar_type_for(instrument.id, data_file.interval), instrument, frame, ts)
+        return _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval]), instrument, frame, ts)
     if kind is FileKind.MARK_KLINES:
         vision = text.split(",", 1)[0].strip() == "open_time" or text.count(",", 0, text.find("\n")) == 11
         frame = read_table(path, KLINE_COLUMNS if vision else MARK_COLUMNS, text)
         check_ohlc(path, frame)
         column = "open_time" if vision else "open_time_ms"
         ts = _bars_ts_ns(data_file, frame, column)
-        bars = _plain_bars(bar_type_for(instrument.id, data_file.interval, "MARK"), instrument, frame, ts)
+        bars = _plain_bars(bar_type_for(instrument.id, _BAR_SPEC[data_file.interval], "MARK"), instrument, frame, ts)
         # The mark price at each candle's open is a real observation: Binance settles funding at that instant.
         open_ns = (to_ms(frame[column]) * MS).tolist()
         marks = [

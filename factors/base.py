@@ -1,9 +1,8 @@
 """What every factor indicator shares: a Nautilus ``Indicator`` with a value that can be "not available".
 
-A factor reports ``value`` (float) only when it is warm AND its data source exists; otherwise ``value``
-is None
-and ``reason`` says why ("warming up: 12/50 bars", "bars carry no taker-buy volume", ...). The score never
-mistakes a missing factor for a neutral 0.
+A factor reports ``value`` (float) only when it is warm AND its data source exists; otherwise ``value`` is
+None and ``reason`` says why ("warming up: 12/50 bars", "bars carry no taker-buy volume", ...). The score
+never mistakes a missing factor for a neutral 0.
 """
 
 from nautilus_trader.indicators.base import Indicator

@@ -1,10 +1,8 @@
 """FactorBook: every factor of every symbol of the universe, fed from Nautilus data, scored on demand.
 
 The strategy holds one book, forwards its data handlers to it (bars, mark prices, funding, OI, quotes or
-books,
-liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python; one bar
-update runs
-every bar factor of that symbol once (see benchmarks/bench_factors.py for the cost).
+books, liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python; one bar
+update runs every bar factor of that symbol once (see benchmarks/bench_factors.py for the cost).
 """
 
 from collections import OrderedDict, deque

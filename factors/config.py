@@ -1,8 +1,8 @@
 """Weights, windows and thresholds of the factor model, as one Nautilus config.
 
-``FactorConfig`` nests inside the strategy's ``StrategyConfig`` and loads from a TOML/YAML dict, so every
-number
-the model uses is configuration. The defaults are the model of the original design (docs/factors.md).
+``FactorConfig`` nests inside the strategy's ``StrategyConfig`` (``[strategy.config.factors]``) and loads
+from a TOML/YAML dict, so every number the model uses is configuration. The defaults are the model of the
+original design (docs/factors.md).
 """
 
 from typing import Any
@@ -58,9 +58,8 @@ class FactorConfig(NautilusConfig, frozen=True):
     weights: dict[str, float] = msgspec.field(default_factory=_default_weights)
     long_threshold: float = 10.0  # score above it -> LONG
     short_threshold: float = -10.0  # score below it -> SHORT
-    # F modulation of strength: x (1 + boost * |F|/100) when F agrees with the score's sign, x (1 - cut *
-    # |F|/100)
-    # when it contradicts.
+    # F modulation of strength: x (1 + boost * |F|/100) when F agrees with the score's sign,
+    # x (1 - cut * |F|/100) when it contradicts.
     fund_lead_boost: float = 0.2
     fund_lead_cut: float = 0.3
     # Quality gates: a signal whose L (or I) is live and below the gate is FLAT. 0 switches a gate off.

@@ -12,10 +12,9 @@ NO_TAKER = "bars carry no taker-buy volume (plain Bar, not BinanceBar): CVD not 
 class CvdFactor(BarFactor):
     """C = 100 tanh(slope / mean_volume / scale) x min(1, R^2 / r2_full).
 
-    delta = 2 taker_buy - volume per bar; CVD = its running sum. slope and R^2 come from the
-    least-squares line
-    through the last ``window`` CVD values against the bar index; mean_volume is the mean volume of the same
-    bars, so slope / mean_volume is the net taker share per bar. Poor fits (R^2 < r2_full) are damped.
+    delta = 2 taker_buy - volume per bar; CVD = its running sum. slope and R^2 come from the least-squares
+    line through the last ``window`` CVD values against the bar index; mean_volume is the mean volume of the
+    same bars, so slope / mean_volume is the net taker share per bar. Poor fits (R^2 < r2_full) are damped.
     A window with constant CVD or no volume gives 0. Not available on bars without taker-buy volume.
     """
 

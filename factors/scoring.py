@@ -61,10 +61,6 @@ class ScoreResult:
         ranked = sorted(self.contributions.items(), key=lambda kv: -sign * kv[1])
         return [(k, v) for k, v in ranked if sign * v > 0.0][:n]
 
-    @property
-    def is_signal(self) -> bool:
-        return self.direction != FLAT
-
 
 def score(
     values: Mapping[str, float | None],

@@ -11,9 +11,8 @@ class TrendFactor(BarFactor):
     hist_scale).
 
     stack = +100 when EMA12 > EMA26 > EMA50, -100 when EMA12 < EMA26 < EMA50, else 0; hist = MACD(12, 26)
-    minus
-    its EMA9. EMAs start at the first close (pandas ewm(span=n, adjust=False)). With ATR 0 (flat market) the
-    ATR-scaled parts are 0.
+    minus its EMA9. EMAs start at the first close (pandas ewm(span=n, adjust=False)). With ATR 0 (flat
+    market) the ATR-scaled parts are 0.
     """
 
     key = "T"

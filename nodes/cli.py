@@ -5,9 +5,6 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from catalog.errors import CatalogInputError
-from nodes.settings import ConfigError
-
 # Each subcommand lives in its own module and registers itself through an `add_parser(subparsers)` function
 # that sets `handler` on its parser; the table keeps `ats --help` in one readable order.
 SUBCOMMAND_MODULES: list[str] = [
@@ -18,9 +15,6 @@ SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.live",
     "nodes.commands.simulator",
 ]
-
-# Errors with a message a trader can act on: printed as one line, exit code 2, no traceback.
-CLEAR_ERRORS: tuple[type[BaseException], ...] = (ConfigError, CatalogInputError, FileNotFoundError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return handler(args)
-    except (*CLEAR_ERRORS, *clear_errors()) as exc:
+    except clear_errors() as exc:  # a message the trader can act on: one line, exit code 2
         print(f"ats {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

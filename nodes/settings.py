@@ -12,8 +12,10 @@ import msgspec
 import pandas as pd
 from nautilus_trader.common.config import resolve_config_path
 
-from catalog.convert import bar_type_for, interval_of_spec
+from catalog.convert import interval_of_spec
 from catalog.instruments import UnknownSymbolError, instrument_id_for, known_filters
+from factors.inputs import bar_type_for
+from strategies.config import AtsStrategyConfig, StrategyConfigError, parse_strategy_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_BACKTEST_CONFIG = PACKAGE_DIR / "configs" / "backtest.toml"
@@ -49,12 +51,11 @@ class BacktestSettings:
 
     def strategy_instance_configs(self) -> list[dict[str, Any]]:
         """The complete config of each strategy instance the backtest runs: the universe and bars filled in."""
-        interval = interval_of_spec(self.bar_spec)
         if self.per_instrument_strategy:
             return [
                 {
                     "instrument_id": instrument_id_for(symbol).value,
-                    "bar_type": str(bar_type_for(instrument_id_for(symbol), interval)),
+                    "bar_type": str(bar_type_for(instrument_id_for(symbol), self.bar_spec)),
                     **self.strategy_config,
                 }
                 for symbol in self.symbols
@@ -109,9 +110,17 @@ def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
 
 
 def check_strategy_config(settings: BacktestSettings) -> None:
-    """Decode every strategy instance's config with its config class, as the engine will: a misspelt key or a
-    value of the wrong type is a ConfigError now, not a traceback when the engine is built."""
+    """Every strategy instance's config as the node will pass it (universe and bars included), checked now:
+    a misspelt key or a wrong value is a ConfigError before any data loads, not a traceback when the engine is
+    built. The strategy's own parser where it has one (``parse_strategy_config``, dotted keys in the message),
+    else its config class decodes it as Nautilus will."""
     path = settings.config_path
+    if settings.strategy_config_path == AtsStrategyConfig.fully_qualified_name():
+        try:
+            parse_strategy_config(settings.strategy_instance_configs()[0])
+        except StrategyConfigError as exc:
+            raise ConfigError(path, f"[strategy.config] {exc}") from None
+        return
     try:
         config_class = resolve_config_path(settings.strategy_config_path)
     except (ImportError, AttributeError, ValueError) as exc:

@@ -95,33 +95,4 @@ class NodeEvent(Data):
     message: str = ""
 
 
-@customdataclass
-class OpenInterestUpdate(Data):
-    """Market input, not a trade event: a symbol's open interest, polled over REST by the live node
-    (``nodes/live/open_interest.py``); the strategy feeds it to the open-interest factor."""
-
-    instrument: str = ""  # InstrumentId value, e.g. "BTCUSDT-PERP.BINANCE"
-    value: float = 0.0  # contracts (base asset)
-
-
-@customdataclass
-class LiquidationUpdate(Data):
-    """Market input, not a trade event: one forced order from Binance's ``<symbol>@forceOrder`` stream, read by
-    the live node (``nodes/live/liquidations.py``); the strategy feeds it to the liquidation factor (Q)."""
-
-    instrument: str = ""  # InstrumentId value, e.g. "BTCUSDT-PERP.BINANCE"
-    side: str = ""  # the forced order's side: "SELL" = a long was liquidated, "BUY" = a short was
-    quantity: float = 0.0  # base asset
-    price: float = 0.0  # average fill price
-
-
-@customdataclass
-class LiquidationFeedStatus(Data):
-    """The liquidation stream connected (``connected=True``) or was lost: a quiet live feed makes Q a real 0,
-    a lost one makes it "not available" until the stream is back."""
-
-    connected: bool = False
-    message: str = ""
-
-
 ALL_EVENT_TYPES = (SignalEvent, EntryFilledEvent, ExitEvent, PositionClosedEvent, RiskEvent, NodeEvent)

@@ -9,26 +9,53 @@ adjustment (the original design silently scored missing data as 0, which we do n
 from dataclasses import dataclass
 from enum import StrEnum
 
+from nautilus_trader.common.config import NautilusConfig, NonNegativeFloat, NonNegativeInt, PositiveFloat
+
 
 class ExitMode(StrEnum):
-    PERCENT = "PERCENT"
-    ATR = "ATR"
+    PERCENT = "PERCENT"  # distances in percent of the entry price
+    ATR = "ATR"  # distances in ATRs (percent when the ATR is not known yet)
 
 
-@dataclass(frozen=True)
-class ExitParams:
+class TargetOrder(StrEnum):
+    """The order type that takes profit: a resting limit (maker) or a market order once touched (taker)."""
+
+    LIMIT = "LIMIT"
+    MARKET_IF_TOUCHED = "MARKET_IF_TOUCHED"
+
+
+class ExitConfig(NautilusConfig, frozen=True):
+    """Where the stop, TP1 and TP2 sit at entry; TP1 closes half the position, TP2 the rest."""
+
     mode: ExitMode = ExitMode.PERCENT
-    stop_pct: float = 0.02
-    tp1_pct: float = 0.04
-    tp2_pct: float = 0.08
-    atr_stop_mult: float = 1.8
-    atr_target_mult: float = 2.5
-    atr_stop_min: float = 1.2
-    atr_stop_max: float = 3.0
-    atr_target_min: float = 1.5
-    atr_target_max: float = 4.5
-    tp2_over_tp1: float = 1.5  # ATR mode: TP2 distance = 1.5 x TP1 distance
-    tp1_close_fraction: float = 0.5
+    stop_pct: PositiveFloat = 0.02
+    tp1_pct: PositiveFloat = 0.04
+    tp2_pct: PositiveFloat = 0.08
+    atr_stop_mult: PositiveFloat = 1.8
+    atr_target_mult: PositiveFloat = 2.5
+    atr_stop_min: PositiveFloat = 1.2  # the factor-adjusted stop stays within [min, max] ATRs
+    atr_stop_max: PositiveFloat = 3.0
+    atr_target_min: PositiveFloat = 1.5  # the factor-adjusted TP1 stays within [min, max] ATRs
+    atr_target_max: PositiveFloat = 4.5
+    tp2_over_tp1: PositiveFloat = 1.5  # ATR mode: TP2 distance = this x TP1 distance
+    tp_order: TargetOrder = TargetOrder.LIMIT
+
+    def __post_init__(self) -> None:
+        if self.tp1_pct >= self.tp2_pct:
+            raise ValueError(f"tp1_pct: {self.tp1_pct} must be below tp2_pct {self.tp2_pct} (TP1 fills first)")
+        if self.stop_pct >= self.tp2_pct:
+            raise ValueError(
+                f"stop_pct: {self.stop_pct} must be below tp2_pct {self.tp2_pct}: a stop as far as the last "
+                "target risks more than the whole trade can win"
+            )
+        if self.stop_pct >= 0.5:
+            raise ValueError(f"stop_pct: {self.stop_pct} is a fraction of the price (0.02 = 2 %), below 0.5")
+        if self.atr_stop_min > self.atr_stop_max:
+            raise ValueError(f"atr_stop_min: {self.atr_stop_min} is above atr_stop_max {self.atr_stop_max}")
+        if self.atr_target_min > self.atr_target_max:
+            raise ValueError(f"atr_target_min: {self.atr_target_min} is above atr_target_max {self.atr_target_max}")
+        if self.tp2_over_tp1 <= 1:
+            raise ValueError(f"tp2_over_tp1: {self.tp2_over_tp1} must be above 1 (TP2 beyond TP1)")
 
 
 @dataclass(frozen=True)
@@ -52,12 +79,9 @@ class ExitLevels:
     target_mult: float
     reasons: tuple[str, ...]
 
-    @property
-    def stop_distance(self) -> float:
-        return abs(self.entry - self.stop)
-
 
 def side_sign(direction: str) -> int:
+    """+1 for a long, -1 for a short: every price move along a trade is ``(price - entry) * side_sign``."""
     if direction == "LONG":
         return 1
     if direction == "SHORT":
@@ -90,7 +114,7 @@ def exit_levels(
     entry: float,
     direction: str,
     factors: FactorInputs,
-    params: ExitParams = ExitParams(),
+    params: ExitConfig = ExitConfig(),
     atr: float | None = None,
 ) -> ExitLevels:
     """Stop, TP1 and TP2 prices for an entry. ATR mode falls back to percent mode when the ATR is unknown."""
@@ -123,9 +147,14 @@ def exit_levels(
     )
 
 
-def breakeven_stop(entry: float) -> float:
+def breakeven_stop(levels: ExitLevels) -> float:
     """After TP1 the stop protects the rest of the trade at the entry price."""
-    return entry
+    return levels.entry
+
+
+def rearm_stop(levels: ExitLevels, tp1_done: bool) -> float:
+    """A stop found missing (after a restart): at break-even once TP1 is done, else the entry's base stop."""
+    return breakeven_stop(levels) if tp1_done else levels.stop
 
 
 def is_breakeven(stop: float, entry: float, tick: float) -> bool:
@@ -143,17 +172,21 @@ class DynamicKind(StrEnum):
     TRAIL = "TRAIL"
 
 
-@dataclass(frozen=True)
-class DynamicParams:
+class DynamicConfig(NautilusConfig, frozen=True):
     """Thresholds on the score read along the trade (score x side: +100 fully for it, -100 fully against)."""
 
+    enabled: bool = True
     tighten_below: float = -20.0
     exit_below: float = -60.0
     trail_above: float = 85.0
-    tighten_fraction: float = 0.5  # move the stop this share of the way from where it is to the price
-    trail_fraction: float = 0.25  # push TP2 out by this share of its distance from entry
-    max_trails: int = 2
-    min_gap_pct: float = 0.002  # a tightened stop stays at least this far from the price
+    tighten_fraction: PositiveFloat = 0.5  # move the stop this share of the way from where it is to the price
+    trail_fraction: PositiveFloat = 0.25  # push TP2 out by this share of its distance from entry
+    max_trails: NonNegativeInt = 2
+    min_gap_pct: NonNegativeFloat = 0.002  # a tightened stop stays at least this far from the price
+
+    def __post_init__(self) -> None:
+        if self.tighten_fraction > 1:
+            raise ValueError(f"tighten_fraction: {self.tighten_fraction} is a share of the way to the price, 0..1")
 
 
 @dataclass(frozen=True)
@@ -172,7 +205,7 @@ def dynamic_adjustment(
     price: float,
     score: float,
     trails_done: int,
-    params: DynamicParams = DynamicParams(),
+    params: DynamicConfig = DynamicConfig(),
 ) -> DynamicAction:
     """What to do with an open trade when a new score arrives.
 
@@ -189,9 +222,7 @@ def dynamic_adjustment(
         limit = price * (1 - sign * params.min_gap_pct)
         candidate = min(candidate, limit) if sign > 0 else max(candidate, limit)
         if (candidate - stop) * sign > 0:
-            return DynamicAction(
-                DynamicKind.TIGHTEN, new_stop=candidate, reason=f"score {score:+.1f} turned against"
-            )
+            return DynamicAction(DynamicKind.TIGHTEN, new_stop=candidate, reason=f"score {score:+.1f} turned against")
         return DynamicAction(DynamicKind.NONE)
     if (
         aligned >= params.trail_above

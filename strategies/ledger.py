@@ -1,11 +1,16 @@
 """The strategy's own record of trades and exit counters, as plain Python data for the reports.
 
 Kept by the strategy rather than read from the cache, because long backtests purge closed positions and orders
-from the cache (see NAUTILUS_NOTES, speed), and because the exit reason is a strategy notion.
+from the cache (nodes/backtest/speed.py), and because the exit reason is a strategy notion.
 """
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
+
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.position import Position
 
 from strategies.trade import Trade
 
@@ -22,9 +27,7 @@ class TradeRecord:
     entry_price: float
     exit_price: float
     quantity: float  # peak quantity of the position
-    realized_pnl: (
-        float  # settlement currency, after fees and funding (unrealised at the last price for END_OF_DATA)
-    )
+    realized_pnl: float  # settlement currency, after fees and funding (unrealised at the last price for END_OF_DATA)
     commissions: float
     funding: float  # paid (negative) or received (positive) while open
     exit_reason: str
@@ -71,6 +74,37 @@ class TradeRecord:
         d = asdict(self)
         d["duration_s"] = self.duration_s
         return d
+
+
+def commissions(position: Position | None) -> float:
+    return sum(m.as_double() for m in position.commissions()) if position is not None else 0.0
+
+
+def open_record(trade: Trade, position: Position, instrument: Instrument, price: float, now: int) -> TradeRecord:
+    """An open trade as if it ended now at ``price`` (END_OF_DATA): realised + unrealised + funding."""
+    realized = position.realized_pnl.as_double() if position.realized_pnl is not None else 0.0
+    pnl = realized + position.unrealized_pnl(instrument.make_price(price)).as_double() + trade.funding
+    quantity = position.peak_qty.as_double()
+    return TradeRecord.of_trade(trade, now, price, quantity, pnl, commissions(position), "END_OF_DATA")
+
+
+def ledger_rows(
+    records: Iterable[TradeRecord],
+    open_trades: Iterable[Trade],
+    open_position: Callable[[Trade], Position | None],
+    instruments: Mapping[InstrumentId, Instrument],
+    last_close: Mapping[InstrumentId, float],
+    now: int,
+) -> list[dict[str, object]]:
+    """The closed trades' records, then ``open_trades`` marked at the last close (those with a price)."""
+    rows = [r.to_dict() for r in records]
+    for trade in open_trades:
+        position = open_position(trade)
+        price = last_close.get(trade.instrument_id)
+        if position is not None and price is not None:
+            instrument = instruments[trade.instrument_id]
+            rows.append(open_record(trade, position, instrument, price, now).to_dict())
+    return rows
 
 
 class Counters:

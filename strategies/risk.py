@@ -3,16 +3,21 @@
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from nautilus_trader.common.config import NautilusConfig, NonNegativeFloat, PositiveInt
+
 NANOS_PER_DAY = 86_400 * 1_000_000_000
 
 
-@dataclass(frozen=True)
-class RiskLimits:
-    max_positions: int = 5
-    max_position_notional: float = 10_000.0
-    max_leverage: int = 10
-    daily_loss_limit: float = 2_000.0
-    correlation_bound: float = 0.8
+class RiskConfig(NautilusConfig, frozen=True):
+    """Limits across trades: how many at once, the daily loss, how alike two same-direction trades may be."""
+
+    max_positions: PositiveInt = 5  # entries sent and not filled yet count too
+    daily_loss_limit_usdt: NonNegativeFloat = 2_000.0  # 0 switches the daily limit off
+    correlation_bound: float = 0.8  # above 1 switches the correlation check off
+
+    def __post_init__(self) -> None:
+        if self.correlation_bound <= -1:
+            raise ValueError(f"correlation_bound: {self.correlation_bound} would refuse every entry (> -1)")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ def check_entry(
     direction: str,
     open_exposures: Iterable[OpenExposure],
     pending: int,
-    limits: RiskLimits,
+    limits: RiskConfig,
     paused: bool,
     daily_limit_hit: bool,
     correlation: Callable[[str, str], float | None],
@@ -61,7 +66,8 @@ def check_entry(
 
 @dataclass
 class DailyLossGuard:
-    """Daily PnL = equity now - equity at the first observation of the UTC day (realised + unrealised).
+    """The UTC day's account: daily PnL = equity now - equity at the first observation of the day (realised +
+    unrealised), and the trades opened that day. The one place where the day rolls over.
 
     ``observe`` returns what changed so the caller can publish it: "RESET" on a new day that lifts a hit
     limit, "HIT" the first time the loss reaches the limit that day, else "".
@@ -72,6 +78,7 @@ class DailyLossGuard:
     start_equity: float = 0.0
     last_pnl: float = 0.0
     hit: bool = False
+    trades: int = 0
 
     def observe(self, ts_ns: int, equity: float) -> str:
         event = ""
@@ -81,6 +88,7 @@ class DailyLossGuard:
             self.day = day
             self.start_equity = equity
             self.hit = False
+            self.trades = 0
         self.last_pnl = equity - self.start_equity
         if not self.hit and self.limit > 0 and self.last_pnl <= -self.limit:
             self.hit = True
@@ -89,3 +97,10 @@ class DailyLossGuard:
 
     def new_day(self, ts_ns: int) -> bool:
         return utc_day(ts_ns) != self.day
+
+    def hit_message(self) -> str:
+        return f"daily loss {self.last_pnl:.2f} USDT reached the limit {self.limit:.0f}: no new entries until 00:00 UTC"
+
+    def pnl(self, equity: float) -> float:
+        """The day's PnL at ``equity``; 0 before the first observation."""
+        return equity - self.start_equity if self.day >= 0 else 0.0

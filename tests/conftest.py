@@ -1,7 +1,9 @@
-"""Shared fixtures: where the real Binance data lives, and a catalog built from it once per test session."""
+"""Shared fixtures: where the real Binance data lives, and a signed client of a simulator test's ``sim``."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ def require_shared_data() -> Path:
     """The real-data folder; in CI its absence is a failure, elsewhere a skip with the reason."""
     if SHARED_DATA.is_dir():
         return SHARED_DATA
-    message = f"real Binance data not found at {SHARED_DATA} (see DEVELOPERS.md: ../shared/data)"
+    message = f"real Binance data not found at {SHARED_DATA} (the README says where the data lives: ../shared/data)"
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
@@ -21,3 +23,13 @@ def require_shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()
+
+
+@pytest.fixture()
+def client(sim: Any) -> Iterator[Any]:
+    """A signed REST client of the module's ``sim`` fixture (a started ``BinanceSimulator``)."""
+    from tests.simulator_support import SignedClient
+
+    c = SignedClient(sim.http_url)
+    yield c
+    c.close()

@@ -1,8 +1,8 @@
 """The fast backtest path (nodes/backtest/speed.py) gives exactly the plain Nautilus run's results.
 
 Real data: the EMA(10/20) cross on 1m bars, funding rates and mark prices of ohlcv_2025-03_2025-06, a two-day
-window so the plain (quadratic) run stays quick; 1, 2 and 4 symbols, as issue #8 asks. The full-month runs
-are in benchmarks/bench_backtest.py.
+window so the plain (quadratic) run stays quick; 1, 2 and 4 symbols. The full-month runs are in
+benchmarks/bench_backtest.py.
 """
 
 import dataclasses

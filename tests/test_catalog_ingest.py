@@ -14,7 +14,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from catalog.errors import CatalogInputError
 from catalog.ingest import ingest
-from catalog.types import OpenInterest
+from factors.inputs import OpenInterest
 from nodes.cli import main
 
 MS = 1_000_000

@@ -3,10 +3,10 @@
 import pytest
 
 from strategies.exits import (
+    DynamicConfig,
     DynamicKind,
-    DynamicParams,
+    ExitConfig,
     ExitMode,
-    ExitParams,
     FactorInputs,
     dynamic_adjustment,
     exit_levels,
@@ -48,7 +48,7 @@ def test_all_rules_combined() -> None:
 
 
 def test_atr_mode_within_bounds() -> None:
-    params = ExitParams(mode=ExitMode.ATR)
+    params = ExitConfig(mode=ExitMode.ATR)
     lv = exit_levels(100.0, "LONG", FactorInputs(strength=50), params, atr=1.0)
     assert lv.stop == pytest.approx(98.2)
     assert lv.tp1 == pytest.approx(102.5)
@@ -62,14 +62,14 @@ def test_atr_mode_within_bounds() -> None:
         100.0,
         "LONG",
         FactorInputs(strength=90, liquidity=90),
-        ExitParams(mode=ExitMode.ATR, atr_stop_mult=1.0),
+        ExitConfig(mode=ExitMode.ATR, atr_stop_mult=1.0),
         atr=1.0,
     )
     assert narrow.stop == pytest.approx(100 - 1.2)
 
 
 def test_atr_mode_without_atr_falls_back_to_percent() -> None:
-    lv = exit_levels(100.0, "LONG", FactorInputs(strength=50), ExitParams(mode=ExitMode.ATR), atr=None)
+    lv = exit_levels(100.0, "LONG", FactorInputs(strength=50), ExitConfig(mode=ExitMode.ATR), atr=None)
     assert lv.stop == pytest.approx(98.0)
 
 
@@ -106,5 +106,5 @@ def test_dynamic_exit_and_trail() -> None:
     assert dynamic_adjustment("LONG", 100, 98, 108, 99, score=90, trails_done=0).kind == DynamicKind.NONE
     # neutral score: nothing
     assert dynamic_adjustment("LONG", 100, 98, 108, 99, score=10, trails_done=0).kind == DynamicKind.NONE
-    custom = DynamicParams(tighten_below=5.0)
+    custom = DynamicConfig(tighten_below=5.0)
     assert dynamic_adjustment("LONG", 100, 98, 108, 99, 0.0, 0, custom).kind == DynamicKind.TIGHTEN

@@ -8,8 +8,8 @@ from nautilus_trader.trading.strategy import Strategy
 
 from factors.book import make_factors
 from factors.config import FactorConfig
-from strategies.testkit import make_engine, perp
 from tests.factors_data import load_bars
+from tests.strategy_support import make_engine, perp
 
 KEYS = ("T", "M", "C", "S", "V", "F")
 

@@ -11,10 +11,10 @@ from catalog.convert import convert_file
 from catalog.files import identify
 from catalog.instruments import binance_perpetual
 from catalog.store import write_series
-from catalog.types import OpenInterest
 from factors import reference
 from factors.book import FactorBook
 from factors.config import FactorConfig
+from factors.inputs import OpenInterest
 from nodes.research.scan import format_scan_table, run_scan
 from tests.factors_data import load_bars
 

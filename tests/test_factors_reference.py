@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from factors import reference
 from factors.book import FactorBook, make_factors
 from factors.config import FactorConfig
+from factors.inputs import bar_type_for
 from tests.factors_data import bars_frame, load_bars
 
 TOL = 1e-9
@@ -117,7 +117,7 @@ def test_book_feeds_the_same_values_as_standalone_indicators(shared_data: Path) 
     for key in ("T", "M", "C", "S", "V", "F"):
         assert book.factor_value(iid, key) == standalone[key].value
     assert book.is_warm(iid)
-    other = BarType.from_str(f"{iid}-5-MINUTE-LAST-EXTERNAL")
+    other = bar_type_for(iid, "5-MINUTE")
     assert other != bars[0].bar_type
     with pytest.raises(ValueError, match="one bar type per instrument"):
         book._register(other)

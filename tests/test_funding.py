@@ -8,9 +8,17 @@ from nautilus_trader.model.data import FundingRateUpdate
 
 from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
 from strategies.funding import funding_payment
-from strategies.testkit import MINUTE_NS, VENUE, Commander, CommanderConfig, make_engine, path_bars, perp
+from tests.strategy_support import (
+    MINUTE_NS,
+    VENUE,
+    Commander,
+    CommanderConfig,
+    ats_config,
+    make_engine,
+    path_bars,
+    perp,
+)
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 BTC = perp("BTCUSDT")
@@ -33,7 +41,7 @@ def run(direction: str, rates: list[float], with_module: bool = True):
             for i, rate in enumerate(rates)
         ]
     )
-    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0))
+    strategy = AtsStrategy(ats_config([BTC], {"scan.entries": "NONE"}))
     engine.add_actor(Commander(CommanderConfig(schedule=((T0 + 2 * MINUTE_NS + 10**9, "signal", ("BTC", direction)),))))
     engine.add_strategy(strategy)
     engine.run()

@@ -21,13 +21,12 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from factors.book import FactorBook
 from factors.config import FactorConfig
+from factors.inputs import LiquidationFeedStatus, LiquidationUpdate
 from nodes.live.config import build_node_config, load_live_settings
 from nodes.live.liquidations import LiquidationStream, parse_force_order, stream_url, ws_base_url
 from simulator import BinanceSimulator
-from strategies.events import LiquidationFeedStatus, LiquidationUpdate
-from tests.live_support import SIM_ENV, LiveNode, live_node, wait_for, write_configs
+from tests.live_support import RALLY_START_MS, SIM_ENV, LiveNode, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 BTC_ID = "BTCUSDT-PERP.BINANCE"
 
@@ -67,7 +66,7 @@ def _actor(node: LiveNode, kind: type) -> Any:
 
 
 def _q(node: LiveNode) -> Any:
-    return node.strategy.book._symbol(node.strategy.instrument_ids[0]).q
+    return node.strategy.book._symbol(node.strategy.config.instrument_ids[0]).q
 
 
 def _wait_subscribed(node: LiveNode, sim: BinanceSimulator) -> None:
@@ -98,7 +97,7 @@ def test_injected_liquidations_reach_a_subscriber_and_the_q_factor(shared_data: 
             wait_for(lambda: node.call(lambda: len(recorder.updates)) == 2, 10, "the second liquidation")
             q_after_short = node.call(lambda: _q(node).value)
             assert node.node.trader.is_running and node.strategy.errors == 0
-    assert (first.instrument, first.side) == (BTC_ID, "SELL")
+    assert (str(first.instrument_id), first.side) == (BTC_ID, "SELL")
     assert first.quantity == float(sent["o"]["q"]) == 0.014 and first.price == float(sent["o"]["ap"]) > 0
     assert first.ts_event == sent["o"]["T"] * 1_000_000
     assert q_after_long == 100.0  # only longs liquidated in the window

@@ -8,6 +8,7 @@ from nautilus_trader.model.data import BarType
 
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
+    RALLY_START_MS,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
     exchange_orders,
@@ -19,7 +20,6 @@ from tests.live_support import (
     write_configs,
 )
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 BAR_TYPE = BarType.from_str("BTCUSDT-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
 
@@ -30,7 +30,7 @@ def test_dropped_streams_and_expired_listen_key_miss_no_exit(shared_data: Path, 
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's exits on the exchange")
             sim.pause()  # nothing fills while the streams are down: the test is about what follows
@@ -70,7 +70,7 @@ def test_rejections_429_and_418_are_reported_backed_off_and_survived(
         config = write_configs(tmp_path, sim, ["BTCUSDT"], live={"rate_limit_pause_s": 2.0}, telegram_url=tg.base_url)
         with live_node(config) as node:
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
 
             def refused() -> int:
                 return node.strategy.counters()["total"]["refused"]

@@ -17,6 +17,7 @@ from nodes.live.preflight import PreflightError
 from nodes.live.runner import checked_node_config
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
+    RALLY_START_MS,
     SIM_ENV,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
@@ -29,9 +30,6 @@ from tests.live_support import (
     write_configs,
 )
 from tests.simulator_support import SignedClient, btc_data, running_simulator
-
-# Real BTCUSDT bars (2025-05-18 13:34 UTC on) that rise 0.3 % then 0.6 % within 25 minutes without a 0.5 % dip.
-RALLY_START_MS = 1_747_575_240_000
 
 
 def test_missing_key_is_a_clear_error_before_anything_connects(
@@ -96,7 +94,7 @@ def test_full_lifecycle_from_a_telegram_signal(
         with live_node(config) as node:
             assert sim.status()["positions"]["BTCUSDT"]["leverage"] == 5  # set per symbol at connect
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             tg.push_message(TRADER_CHAT, "/signal BTC long")
 
             # Entry filled: the stop (whole position) and TP1 / TP2 (a half each) rest on the exchange.
@@ -186,9 +184,9 @@ def test_live_config_scan_modes_and_account_settings() -> None:
     once = build_node_config(load_live_settings(DEFAULT_LIVE_CONFIG, scan_once=True), SIM_ENV)
     strategy = periodic.strategies[0].config
     assert {k: strategy[k] for k in backtest.strategy_config} == backtest.strategy_config
-    assert strategy["scan_interval_minutes"] == 60 and "scan_once" not in strategy
+    assert strategy["scan"] == {"interval_minutes": 60}  # every scan may enter
     assert strategy["warmup_bars"] == 120  # live only: warm from past klines at start
-    assert once.strategies[0].config["scan_once"] is True
+    assert once.strategies[0].config["scan"] == {"interval_minutes": 60, "entries": "FIRST_SCAN"}
     assert strategy["oms_type"] == "NETTING" and strategy["external_order_claims"] == strategy["instrument_ids"]
     exec_client = periodic.exec_clients["BINANCE"]
     assert exec_client.use_position_ids is False
@@ -206,7 +204,7 @@ def test_open_interest_is_polled_at_the_configured_pace_and_reaches_the_factor(
         with live_node(config) as node:
             sim.play()
             started = time.monotonic()
-            oi = node.strategy.book._symbol(node.strategy.instrument_ids[0]).o
+            oi = node.strategy.book._symbol(node.strategy.config.instrument_ids[0]).o
             wait_for(lambda: node.call(lambda: oi.has_inputs), 20, "open interest in the factor")
             time.sleep(3.0)
             polls = sim.request_log.count("/fapi/v1/openInterest", "GET")

@@ -4,9 +4,8 @@ request ever reaches the exchange's order or account endpoints."""
 
 from pathlib import Path
 
-from tests.live_support import exchange_position, live_node, wait_for, write_configs
+from tests.live_support import RALLY_START_MS, exchange_position, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 # What a paper node may ask the exchange: public market data only (instruments, past klines, depth snapshots,
 # open interest).
@@ -28,7 +27,7 @@ def test_paper_mode_trades_on_sandbox_fills_and_sends_nothing_to_the_exchange(
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config, mode="paper", environ={}) as node:  # no key anywhere
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar from the simulator's streams")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar from the simulator's streams")
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: node.call(lambda: node.strategy.ledger(include_open=False)), 60, "the paper trade")
             ledger = node.call(lambda: node.strategy.ledger(include_open=False))

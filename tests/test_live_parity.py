@@ -30,14 +30,15 @@ START, END = "2023-02-10T00:00:00Z", "2023-02-10T10:00:00Z"
 BARS = 600
 TICK = 0.001  # LINKUSDT price increment
 STRATEGY = {
-    "scan_interval_minutes": 15,
+    "scan.interval_minutes": 15,
+    "scan.entries": "EVERY_SCAN",
     "min_score": 40.0,
-    "stop_pct": 0.006,
-    "tp1_pct": 0.004,
-    "tp2_pct": 0.008,
-    "dynamic_enabled": True,
+    "exits.stop_pct": 0.006,
+    "exits.tp1_pct": 0.004,
+    "exits.tp2_pct": 0.008,
+    "dynamic.enabled": True,
     "live_market_streams": False,
-    "factors": {"weights": {"B": 0.0}},
+    "factors.weights": {"B": 0.0},
 }
 
 

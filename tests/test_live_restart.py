@@ -19,6 +19,7 @@ import pytest
 
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
+    RALLY_START_MS,
     SIM_ENV,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
@@ -31,7 +32,6 @@ from tests.live_support import (
     write_configs,
 )
 from tests.simulator_support import SignedClient, btc_data, running_simulator
-from tests.test_live_node import RALLY_START_MS
 
 STARTED = "🚀 Node started (live)"
 

@@ -31,6 +31,9 @@ config_path = "strategies.config:AtsStrategyConfig"
 
 [strategy.config]
 min_score = 50.0
+
+[strategy.config.scan]
+interval_minutes = 60
 """
 
 OPTIMIZE = """
@@ -48,8 +51,8 @@ trials = 6
 """
 
 SPACE = """min_score = { low = 30, high = 70 }
-scan_interval_minutes = [60, 120]
-max_positions = { low = 2, high = 6 }
+scan.interval_minutes = [60, 120]
+risk.max_positions = { low = 2, high = 6 }
 factors.trend_w_dist = { low = 0.2, high = 0.6, step = 0.1 }
 factors.weights.T = { low = 10, high = 40 }
 backtest.bar = ["1-HOUR", "15-MINUTE"]"""
@@ -98,8 +101,8 @@ def test_space_keys_resolve_through_the_strategy_config_class(tmp_path: Path) ->
     settings = load_optimize_settings(_config(tmp_path))
     kinds = {p.key: p.distribution for p in settings.space}
     assert kinds["min_score"] == FloatDistribution(30.0, 70.0)
-    assert kinds["scan_interval_minutes"] == CategoricalDistribution([60, 120])
-    assert kinds["max_positions"] == IntDistribution(2, 6)
+    assert kinds["scan.interval_minutes"] == CategoricalDistribution([60, 120])
+    assert kinds["risk.max_positions"] == IntDistribution(2, 6)  # PositiveInt: an annotated int
     assert kinds["factors.trend_w_dist"] == FloatDistribution(0.2, 0.6, step=0.1)
     assert kinds["factors.weights.T"] == FloatDistribution(10.0, 40.0)  # weights: dict[str, float]
     assert len(settings.folds) == 3 and settings.trials == 6
@@ -111,7 +114,7 @@ def test_space_keys_resolve_through_the_strategy_config_class(tmp_path: Path) ->
     table = with_values(settings.raw, values)
     assert table["strategy"]["config"]["factors"] == {"trend_w_dist": 0.3, "weights": {"T": 12.5}}
     assert table["backtest"]["bar"] == "15-MINUTE" and table["strategy"]["config"]["min_score"] == 41.0
-    assert settings.raw["strategy"]["config"] == {"min_score": 50.0}  # the file's table is not touched
+    assert settings.raw["strategy"]["config"] == {"min_score": 50.0, "scan": {"interval_minutes": 60}}  # untouched
     trial = trial_settings(settings.config_path, settings.raw, values, settings.folds[0].in_sample)
     assert trial.bar_spec == "15-MINUTE" and trial.strategy_config["factors"]["weights"] == {"T": 12.5}
     assert trial.start == settings.folds[0].in_sample.start
@@ -129,13 +132,16 @@ def test_space_keys_resolve_through_the_strategy_config_class(tmp_path: Path) ->
         ("min_score.x = [1, 2]", "min_score is a single value (float), it has no 'x'"),
         ("min_score = { low = 70, high = 30 }", "empty range: low 70 is above high 30"),
         ("min_score = { low = 50, high = 50 }", "holds one value"),
-        ("scan_interval_minutes = []", "empty list of choices"),
-        ("max_positions = { low = 1.5, high = 4 }", "whole number"),
+        ("scan.interval_minutes = []", "empty list of choices"),
+        ("risk.max_positions = { low = 1.5, high = 4 }", "whole number"),
         ("min_score = { low = 30, hgh = 70 }", "unknown key(s) ['hgh']"),
         ("backtest.start = ['2024-01-01', '2024-01-05']", "only backtest.bar can be searched"),
         ("instrument_ids = [['BTCUSDT-PERP.BINANCE'], ['ETHUSDT-PERP.BINANCE']]", "set from [backtest]"),
         ("backtest.bar = ['1-HOUR', '7-MINUTE']", "unsupported bar spec '7-MINUTE'"),
-        ("exit_mode = ['PERCENT', 3]", "exit_mode = 3: [strategy.config] Expected `str`, got `int`"),
+        ("exits.mode = ['PERCENT', 'SOMETIMES']", "exits.mode = 'SOMETIMES': [strategy.config] exits.mode"),
+        # each end of a range is checked by the strategy's own rules: a stop beyond TP2 at the high end
+        ("exits.stop_pct = { low = 0.01, high = 0.09 }", "exits.stop_pct = 0.09: [strategy.config] exits.stop_pct"),
+        ("scan.interval_minutes = [60, 90]", "scan.interval_minutes = 90: [strategy.config]"),
     ],
 )
 def test_bad_space_is_refused_with_the_key_named(tmp_path: Path, space: str, message: str) -> None:
@@ -176,7 +182,7 @@ def test_a_typo_in_strategy_config_fails_ats_backtest_too(tmp_path: Path, capsys
     path = _config(tmp_path)
     path.write_text(path.read_text().replace("min_score = 50.0", "min_scor = 50.0"))
     assert main(["backtest", str(path)]) == 2
-    assert "unknown field `min_scor`" in capsys.readouterr().err
+    assert "min_scor: unknown key; did you mean min_score?" in capsys.readouterr().err
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -58,7 +58,6 @@ path = "strategies.ats:AtsStrategy"
 config_path = "strategies.config:AtsStrategyConfig"
 
 [strategy.config]
-scan_interval_minutes = 60
 min_score = 45.0
 
 [optimize]

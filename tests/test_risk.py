@@ -1,6 +1,6 @@
 """Risk limits and the daily loss guard, without an engine."""
 
-from strategies.risk import NANOS_PER_DAY, DailyLossGuard, OpenExposure, RiskLimits, check_entry
+from strategies.risk import NANOS_PER_DAY, DailyLossGuard, OpenExposure, RiskConfig, check_entry
 
 
 def no_corr(a: str, b: str) -> float | None:
@@ -8,22 +8,22 @@ def no_corr(a: str, b: str) -> float | None:
 
 
 def test_entry_allowed_when_nothing_blocks() -> None:
-    assert check_entry("A", "LONG", [], 0, RiskLimits(), False, False, no_corr) == ""
+    assert check_entry("A", "LONG", [], 0, RiskConfig(), False, False, no_corr) == ""
 
 
 def test_paused_and_daily_limit_block() -> None:
-    assert "paused" in check_entry("A", "LONG", [], 0, RiskLimits(), True, False, no_corr)
-    assert "daily loss" in check_entry("A", "LONG", [], 0, RiskLimits(), False, True, no_corr)
+    assert "paused" in check_entry("A", "LONG", [], 0, RiskConfig(), True, False, no_corr)
+    assert "daily loss" in check_entry("A", "LONG", [], 0, RiskConfig(), False, True, no_corr)
 
 
 def test_one_position_per_symbol_and_max_positions() -> None:
     open_ = [OpenExposure(f"S{i}", "LONG") for i in range(4)]
-    assert "already open" in check_entry("S1", "SHORT", open_, 0, RiskLimits(), False, False, no_corr)
-    assert check_entry("X", "SHORT", open_, 0, RiskLimits(), False, False, no_corr) == ""
+    assert "already open" in check_entry("S1", "SHORT", open_, 0, RiskConfig(), False, False, no_corr)
+    assert check_entry("X", "SHORT", open_, 0, RiskConfig(), False, False, no_corr) == ""
     # pending entries count toward the limit
-    assert "max concurrent" in check_entry("X", "SHORT", open_, 1, RiskLimits(), False, False, no_corr)
+    assert "max concurrent" in check_entry("X", "SHORT", open_, 1, RiskConfig(), False, False, no_corr)
     assert "max concurrent" in check_entry(
-        "X", "SHORT", open_, 0, RiskLimits(max_positions=4), False, False, no_corr
+        "X", "SHORT", open_, 0, RiskConfig(max_positions=4), False, False, no_corr
     )
 
 
@@ -32,10 +32,10 @@ def test_correlation_only_against_same_direction() -> None:
         return 0.9 if {a, b} == {"A", "B"} else 0.1
 
     longs = [OpenExposure("B", "LONG")]
-    assert "correlate" in check_entry("A", "LONG", longs, 0, RiskLimits(), False, False, corr)
-    assert check_entry("A", "SHORT", longs, 0, RiskLimits(), False, False, corr) == ""
-    assert check_entry("A", "LONG", longs, 0, RiskLimits(correlation_bound=0.95), False, False, corr) == ""
-    assert check_entry("C", "LONG", longs, 0, RiskLimits(), False, False, corr) == ""
+    assert "correlate" in check_entry("A", "LONG", longs, 0, RiskConfig(), False, False, corr)
+    assert check_entry("A", "SHORT", longs, 0, RiskConfig(), False, False, corr) == ""
+    assert check_entry("A", "LONG", longs, 0, RiskConfig(correlation_bound=0.95), False, False, corr) == ""
+    assert check_entry("C", "LONG", longs, 0, RiskConfig(), False, False, corr) == ""
 
 
 def test_daily_guard_hits_once_and_resets_next_day() -> None:

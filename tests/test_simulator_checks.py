@@ -20,13 +20,6 @@ def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
         yield sim
 
 
-@pytest.fixture()
-def client(sim: BinanceSimulator) -> Iterator[SignedClient]:
-    c = SignedClient(sim.http_url)
-    yield c
-    c.close()
-
-
 def test_api_key_and_signature(sim: BinanceSimulator, client: SignedClient) -> None:
     assert client.signed("GET", "/fapi/v2/account").status_code == 200
     no_key = client.http.get("/fapi/v2/account", params={"timestamp": int(time.time() * 1000)})

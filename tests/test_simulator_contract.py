@@ -117,13 +117,6 @@ def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
         yield sim
 
 
-@pytest.fixture()
-def client(sim: BinanceSimulator) -> Iterator[SignedClient]:
-    c = SignedClient(sim.http_url)
-    yield c
-    c.close()
-
-
 def _ok(response: Any) -> bytes:
     assert response.status_code == 200, response.text
     assert response.headers["X-MBX-USED-WEIGHT-1M"].isdigit()

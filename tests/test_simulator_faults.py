@@ -21,13 +21,6 @@ def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
         yield sim
 
 
-@pytest.fixture()
-def client(sim: BinanceSimulator) -> Iterator[SignedClient]:
-    c = SignedClient(sim.http_url)
-    yield c
-    c.close()
-
-
 def _market_order(client: SignedClient) -> httpx.Response:
     return client.signed(
         "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002"

@@ -37,11 +37,12 @@ from nautilus_trader.model.events import OrderFilled
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 from nautilus_trader.trading.strategy import Strategy
 
+from factors.inputs import bar_type_for
 from simulator import BinanceSimulator
 from tests.simulator_support import API_KEY, API_SECRET, btc_data, running_simulator
 
 INSTRUMENT = "BTCUSDT-PERP.BINANCE"
-BAR_TYPE = f"{INSTRUMENT}-1-MINUTE-LAST-EXTERNAL"
+BAR_TYPE = str(bar_type_for(InstrumentId.from_str(INSTRUMENT)))
 WINDOW_START_MS = 1_746_374_280_000  # the 2025-05-04 15:58 UTC bar
 
 

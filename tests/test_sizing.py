@@ -6,6 +6,7 @@ import pytest
 
 from strategies.sizing import (
     InstrumentFilters,
+    SizingConfig,
     leverage_for_strength,
     position_size,
     round_to_step,
@@ -47,7 +48,7 @@ def test_notional_cap_and_leverage_cap() -> None:
     # the cap leaves room for the fill to slip 0.5 % above the reference price
     assert d.quantity * D("50000") * D("1.005") <= D("10000")
     assert position_size(
-        D("1000000"), D("1000000"), D("50000"), D("49000"), 5, BTC, slippage=D(0)
+        D("1000000"), D("1000000"), D("50000"), D("49000"), 5, BTC, SizingConfig(slippage=0.0)
     ).quantity == D("0.200")
     # tight stop on a small account: equity x leverage caps the notional
     small = position_size(
@@ -56,7 +57,7 @@ def test_notional_cap_and_leverage_cap() -> None:
     assert small.notional <= D("2000")
     assert small.leverage == 2
     # the trade leverage is never above max_leverage
-    assert position_size(D("1000"), D("1000"), D("100"), D("99"), 20, BTC, max_leverage=10).leverage == 10
+    assert position_size(D("1000"), D("1000"), D("100"), D("99"), 20, BTC, SizingConfig(max_leverage=10)).leverage == 10
 
 
 def test_refused_below_min_notional_with_reason() -> None:

@@ -14,15 +14,16 @@ from nautilus_trader.model.enums import OmsType
 
 from catalog.convert import convert_file
 from catalog.files import identify
+from factors.inputs import bar_type_for
 from nodes.backtest.funding import FundingSettlementModule
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
 from strategies.events import RiskEvent, SignalEvent
 from strategies.risk import utc_day
-from strategies.testkit import (
+from tests.strategy_support import (
     EventRecorder,
     InvariantChecker,
     InvariantCheckerConfig,
+    ats_config,
     make_engine,
     perp,
 )
@@ -57,19 +58,19 @@ def load(folder: Path, symbols: list[str], interval: str, days: float | None) ->
     return instruments, bars, funding
 
 
-def run_real(data: tuple[list, list, list], bar_spec: str, **cfg: Any) -> RealRun:
+def run_real(data: tuple[list, list, list], bar_spec: str, settings: dict[str, Any]) -> RealRun:
     instruments, bars, funding = data
     module = FundingSettlementModule()
-    engine = make_engine(instruments, modules=[module], oms=OmsType[cfg.get("oms_type", "NETTING")])
+    engine = make_engine(instruments, modules=[module], oms=OmsType[settings.get("oms_type", "NETTING")])
     engine.add_data(bars)
     engine.add_data(funding)
-    config = AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), bar_spec=bar_spec, **cfg)
+    config = ats_config(instruments, {"bar_spec": bar_spec, **settings})
     strategy = AtsStrategy(config)
     checker = InvariantChecker(
         InvariantCheckerConfig(
-            bar_types=tuple(f"{i.id}-{bar_spec}-LAST-EXTERNAL" for i in instruments),
-            max_notional=config.max_position_size_usdt,
-            max_leverage=config.max_leverage,
+            bar_types=tuple(str(bar_type_for(i.id, bar_spec)) for i in instruments),
+            max_notional=config.sizing.max_position_size_usdt,
+            max_leverage=config.sizing.max_leverage,
         )
     )
     events = EventRecorder()
@@ -80,14 +81,14 @@ def run_real(data: tuple[list, list, list], bar_spec: str, **cfg: Any) -> RealRu
     return RealRun(strategy, checker, events, module, len(bars))
 
 
-CFG_1M: dict[str, Any] = {"min_score": 40.0, "scan_interval_minutes": 15, "daily_loss_limit_usdt": 300.0}
+CFG_1M: dict[str, Any] = {"min_score": 40.0, "scan.interval_minutes": 15, "risk.daily_loss_limit_usdt": 300.0}
 # The 1h run also covers what the 1m run does not: HEDGING (the backtest runner's speed setting) and ATR exits.
 CFG_1H: dict[str, Any] = {
     "min_score": 40.0,
-    "scan_interval_minutes": 60,
-    "daily_loss_limit_usdt": 300.0,
+    "scan.interval_minutes": 60,
+    "risk.daily_loss_limit_usdt": 300.0,
     "oms_type": "HEDGING",
-    "exit_mode": "ATR",
+    "exits.mode": "ATR",
 }
 
 
@@ -104,12 +105,12 @@ def data_1h(shared_data: Path) -> tuple[list, list, list]:
 
 @pytest.fixture(scope="module")
 def run_1m(data_1m: tuple[list, list, list]) -> RealRun:
-    return run_real(data_1m, "1-MINUTE", **CFG_1M)
+    return run_real(data_1m, "1-MINUTE", CFG_1M)
 
 
 @pytest.fixture(scope="module")
 def run_1h(data_1h: tuple[list, list, list]) -> RealRun:
-    return run_real(data_1h, "1-HOUR", **CFG_1H)
+    return run_real(data_1h, "1-HOUR", CFG_1H)
 
 
 def check_invariants(r: RealRun, min_trades: int) -> None:
@@ -119,10 +120,11 @@ def check_invariants(r: RealRun, min_trades: int) -> None:
     assert r.checker.bars_checked == r.bars
     assert r.checker.position_bars > 0
     assert r.checker.violations == [], r.checker.violations[:10]
-    assert r.checker.max_open <= r.strategy.limits.max_positions
+    config = r.strategy.config
+    assert r.checker.max_open <= config.risk.max_positions
     for rec in ledger:
-        assert rec["leverage"] <= r.strategy.limits.max_leverage
-        assert rec["quantity"] * rec["entry_price"] <= r.strategy.limits.max_position_notional + 1e-6
+        assert rec["leverage"] <= config.sizing.max_leverage
+        assert rec["quantity"] * rec["entry_price"] <= config.sizing.max_position_size_usdt + 1e-6
 
 
 def check_no_entry_after_daily_limit(r: RealRun) -> int:
@@ -148,7 +150,7 @@ def test_1h_2023_2024_invariants(run_1h: RealRun) -> None:
 
 
 def test_second_run_identical(data_1m: tuple[list, list, list], run_1m: RealRun) -> None:
-    again = run_real(data_1m, "1-MINUTE", **CFG_1M)
+    again = run_real(data_1m, "1-MINUTE", CFG_1M)
     assert again.strategy.ledger() == run_1m.strategy.ledger()
     assert again.strategy.counters() == run_1m.strategy.counters()
     assert again.module.totals == run_1m.module.totals

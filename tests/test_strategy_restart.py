@@ -12,14 +12,22 @@ from nautilus_trader.model.enums import OrderStatus, OrderType
 from nautilus_trader.trading.controller import Controller
 
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
 from strategies.events import ExitEvent
-from strategies.testkit import MINUTE_NS, Commander, CommanderConfig, EventRecorder, make_engine, path_bars, perp
 from strategies.trade import TAG_SL
+from tests.strategy_support import (
+    MINUTE_NS,
+    Commander,
+    CommanderConfig,
+    EventRecorder,
+    ats_config,
+    make_engine,
+    path_bars,
+    perp,
+)
 
 T0 = 1_700_006_400_000_000_000
 BTC = perp("BTCUSDT")
-CONFIG = AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0, scan_interval_minutes=1440)
+CONFIG = ats_config([BTC], {"scan.entries": "NONE", "scan.interval_minutes": 1440})
 
 
 class Restarter(Controller):

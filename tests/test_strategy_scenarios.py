@@ -12,7 +12,6 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
 
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
 from strategies.events import (
     EntryFilledEvent,
     ExitEvent,
@@ -20,22 +19,24 @@ from strategies.events import (
     RiskEvent,
     SignalEvent,
 )
-from strategies.testkit import (
+from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
+from tests.strategy_support import (
     MINUTE_NS,
     Commander,
     CommanderConfig,
     EventRecorder,
+    ats_config,
     make_engine,
     path_bars,
     perp,
 )
-from strategies.trade import TAG_EXIT, TAG_SL, TAG_TP2
 
 T0 = 1_700_006_400_000_000_000  # 2023-11-15 00:00 UTC
 SEC = 1_000_000_000
 BTC = perp("BTCUSDT")
 ETH = perp("ETHUSDT")
 SOL = perp("SOLUSDT")
+WIDE_EXITS = {"exits.stop_pct": 0.05, "exits.tp1_pct": 0.2, "exits.tp2_pct": 0.4}
 
 
 @dataclass
@@ -55,15 +56,16 @@ def run(
     balance: float = 100_000.0,
     oms: OmsType = OmsType.NETTING,
     start: int = T0,
-    **cfg: Any,
+    settings: dict[str, Any] | None = None,
 ) -> Run:
+    """Run the strategy on ``paths`` with dotted ``settings`` (e.g. ``{"exits.stop_pct": 0.05}``); no scan
+    entries unless the settings ask for them."""
     instruments = list(paths)
     engine = make_engine(instruments, balance=balance, oms=oms)
     for instrument, closes in paths.items():
         engine.add_data(path_bars(instrument, closes, start))
-    settings: dict[str, Any] = {"min_score": 101.0, "scan_interval_minutes": 1440, "oms_type": oms.name}
-    settings.update(cfg)
-    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=tuple(str(i.id) for i in instruments), **settings))
+    defaults = {"scan.entries": "NONE", "scan.interval_minutes": 1440, "oms_type": oms.name}
+    strategy = AtsStrategy(ats_config(instruments, {**defaults, **(settings or {})}))
     recorder = EventRecorder()
     commander = Commander(CommanderConfig(schedule=tuple(schedule)))
     engine.add_actor(recorder)
@@ -167,7 +169,7 @@ def test_max_positions() -> None:
         (at(2) + 1, "signal", ("ETHUSDT", "short")),
         (at(2) + 2, "signal", ("SOLUSDT", "long")),
     ]
-    r = run(paths, schedule, max_positions=2)
+    r = run(paths, schedule, settings={"risk.max_positions": 2})
     answers = r.replies()
     assert [a["accepted"] for a in answers] == [True, True, False]
     assert "max concurrent positions (2)" in answers[2]["reason"]
@@ -183,13 +185,13 @@ def test_correlation_block_same_direction_only() -> None:
         (at(10) + 1, "signal", ("ETHUSDT", "long")),
         (at(10) + 2, "signal", ("ETHUSDT", "short")),
     ]
-    r = run(paths, schedule, stop_pct=0.05, tp1_pct=0.2, tp2_pct=0.4)
+    r = run(paths, schedule, settings=WIDE_EXITS)
     answers = r.replies()
     assert answers[0]["accepted"]
     assert not answers[1]["accepted"] and "correlate 1.00 > 0.8" in answers[1]["reason"]
     assert answers[2]["accepted"], answers[2]
     # a looser bound lets it through
-    r2 = run(paths, schedule[:2], correlation_bound=1.01, stop_pct=0.05, tp1_pct=0.2, tp2_pct=0.4)
+    r2 = run(paths, schedule[:2], settings={**WIDE_EXITS, "risk.correlation_bound": 1.01})
     assert [a["accepted"] for a in r2.replies()] == [True, True]
 
 
@@ -201,7 +203,7 @@ def test_daily_limit_stops_entries_and_resumes_next_day() -> None:
         (at(15, start), "signal", ("BTCUSDT", "long")),  # same day: refused
         (at(40, start), "signal", ("BTCUSDT", "short")),  # 00:10 the next day: allowed again
     ]
-    r = run({BTC: closes}, schedule, start=start, daily_loss_limit_usdt=150.0)
+    r = run({BTC: closes}, schedule, start=start, settings={"risk.daily_loss_limit_usdt": 150.0})
     answers = r.replies()
     assert answers[0]["accepted"]
     assert not answers[1]["accepted"] and "daily loss limit" in answers[1]["reason"]
@@ -221,10 +223,12 @@ def test_dynamic_tighten_then_stopped_on_the_tightened_stop() -> None:
     r = run(
         {SOL: closes},
         [(at(119), "signal", ("SOLUSDT", "long"))],
-        scan_interval_minutes=5,
-        dynamic_tighten_below=-15.0,
-        dynamic_exit_below=-101.0,
-        stop_pct=0.03,
+        settings={
+            "scan.interval_minutes": 5,
+            "dynamic.tighten_below": -15.0,
+            "dynamic.exit_below": -101.0,
+            "exits.stop_pct": 0.03,
+        },
     )
     assert r.replies()[0]["accepted"]
     tighten = r.events.of(ExitEvent, kind="DYNAMIC_TIGHTEN")
@@ -280,9 +284,7 @@ def test_scan_once_per_scan_time_also_with_live_kline_stamps(offset_ns: int) -> 
     btc = path_bars(BTC, [50_000.0] * 60, T0 + offset_ns)
     eth = [b for i, b in enumerate(path_bars(ETH, [2_000.0] * 60, T0 + offset_ns)) if i % 10 != 5]
     engine.add_data(btc + eth)
-    strategy = AtsStrategy(
-        AtsStrategyConfig(instrument_ids=(str(BTC.id), str(ETH.id)), scan_interval_minutes=5, min_score=101.0)
-    )
+    strategy = AtsStrategy(ats_config([BTC, ETH], {"scan.interval_minutes": 5, "scan.entries": "NONE"}))
     engine.add_strategy(strategy)
     engine.run()
     assert strategy.errors == 0
@@ -291,10 +293,10 @@ def test_scan_once_per_scan_time_also_with_live_kline_stamps(offset_ns: int) -> 
 
 def test_scan_once_enters_only_at_the_first_scan() -> None:
     rise = [100.0 * (1 + 0.001 * i + 0.002 * ((i * 7) % 5 - 2) / 2) for i in range(150)]
-    common = {"min_score": 10.0, "scan_interval_minutes": 5, "start": T0 + 2 * MINUTE_NS}
-    every = run({SOL: rise}, [], **common)
+    common = {"min_score": 10.0, "scan.interval_minutes": 5, "scan.entries": "EVERY_SCAN"}
+    every = run({SOL: rise}, [], start=T0 + 2 * MINUTE_NS, settings=common)
     assert every.strategy.scans == 30 and every.events.of(SignalEvent)  # the data does produce signals
-    once = run({SOL: rise}, [], scan_once=True, **common)
+    once = run({SOL: rise}, [], start=T0 + 2 * MINUTE_NS, settings={**common, "scan.entries": "FIRST_SCAN"})
     # a first scan on the very first bar (factors still cold: nothing to enter), then management-only scans
     assert once.strategy.scans == 31
     assert once.events.of(SignalEvent) == []
@@ -305,14 +307,14 @@ def test_breakeven_stop_refused_by_the_venue_closes_the_position() -> None:
     # venue rejects it; the strategy must not leave the rest unprotected, it closes it at market
     from nautilus_trader.model.enums import OrderStatus as S
 
-    from strategies.testkit import make_bars
+    from tests.strategy_support import make_bars
 
     flat = [(50_000.0, 50_010.0, 49_990.0, 50_000.0)] * 5
     spike = [(50_000.0, 52_100.0, 49_700.0, 49_800.0)]
     after = [(49_800.0, 49_850.0, 49_750.0, 49_800.0)] * 5
     engine = make_engine([BTC])
     engine.add_data(make_bars(BTC, flat + spike + after, T0))
-    strategy = AtsStrategy(AtsStrategyConfig(instrument_ids=(str(BTC.id),), min_score=101.0))
+    strategy = AtsStrategy(ats_config([BTC], {"scan.entries": "NONE"}))
     recorder = EventRecorder()
     engine.add_actor(recorder)
     engine.add_actor(Commander(CommanderConfig(schedule=((at(2), "signal", ("BTC", "long")),))))
@@ -334,10 +336,12 @@ def test_dynamic_trail_moves_tp2_out_at_most_max_trails_times() -> None:
     r = run(
         {SOL: rise},
         [(at(119), "signal", ("SOLUSDT", "long"))],
-        scan_interval_minutes=5,
-        dynamic_trail_above=20.0,
-        tp1_pct=0.2,
-        tp2_pct=0.3,
+        settings={
+            "scan.interval_minutes": 5,
+            "dynamic.trail_above": 20.0,
+            "exits.tp1_pct": 0.2,
+            "exits.tp2_pct": 0.3,
+        },
     )
     trails = r.events.of(ExitEvent, kind="DYNAMIC_TRAIL")
     assert len(trails) == 2  # dynamic_max_trails
@@ -358,9 +362,7 @@ def test_dynamic_exit_at_market_when_the_score_turns_hard() -> None:
     r = run(
         {SOL: rise + slide},
         [(at(119), "signal", ("SOLUSDT", "long"))],
-        scan_interval_minutes=5,
-        dynamic_exit_below=-15.0,
-        stop_pct=0.03,
+        settings={"scan.interval_minutes": 5, "dynamic.exit_below": -15.0, "exits.stop_pct": 0.03},
     )
     assert [e.kind for e in r.events.of(ExitEvent)] == ["DYNAMIC_EXIT"]
     (rec,) = r.strategy.ledger()

@@ -14,11 +14,10 @@ from nautilus_trader.trading.strategy import Strategy
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig
 from strategies.ats import AtsStrategy
-from strategies.config import AtsStrategyConfig
-from strategies.testkit import make_engine as make_strategy_engine
-from strategies.testkit import path_bars, perp
 from tests.fake_telegram import FakeTelegram
-from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
+from tests.strategy_support import ats_config, path_bars, perp
+from tests.strategy_support import make_engine as make_strategy_engine
+from tests.telegram_support import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 TOKEN = "777001:AAH-commands-test-secret"
 TRADER = 1001
@@ -182,8 +181,8 @@ def test_the_real_strategy_through_telegram(monkeypatch: pytest.MonkeyPatch) -> 
         path_bars(btc, [50_000.0] * 30, T0) + path_bars(eth, [2_000.0] * 30, T0) + path_bars(sol, [150.0] * 30, T0),
         key=lambda bar: bar.ts_init,
     )
-    strategy = AtsStrategy(AtsStrategyConfig(
-        instrument_ids=(str(btc.id), str(eth.id), str(sol.id)), min_score=101.0, scan_interval_minutes=1440,
+    strategy = AtsStrategy(ats_config(
+        [btc, eth, sol], {"scan.entries": "NONE", "scan.interval_minutes": 1440},
     ))
     with FakeTelegram(TOKEN) as tg:
         session = Session(tg, engine, bars, strategy, bars_per_minute=3)

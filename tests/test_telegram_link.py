@@ -16,7 +16,7 @@ from nodes.telegram.credentials import TelegramConfigError
 from nodes.telegram.link import TelegramLink
 from nodes.telegram.settings import DEFAULT_EVENT_SETTINGS
 from tests.fake_telegram import FakeTelegram, Fault
-from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
+from tests.telegram_support import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 TOKEN = "424242:AAF-very-secret-token_value"
 CHAT = 1001

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nodes.telegram import TelegramNotifier, TelegramNotifierConfig, read_messages
-from tests.test_telegram_harness import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
+from tests.telegram_support import ScriptedConfig, ScriptedStrategy, add, load_bars, make_engine
 
 # The first message of each kind in the run, exactly as the trader reads it.
 GOLDEN_ZH = {

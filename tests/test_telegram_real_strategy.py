@@ -108,8 +108,8 @@ config_path = "strategies.config:AtsStrategyConfig"
 min_score = 60.0
 
 [[actors]]
-actor_path = "strategies.testkit:EventRecorder"
-config_path = "strategies.testkit:RecorderConfig"
+actor_path = "tests.strategy_support:EventRecorder"
+config_path = "tests.strategy_support:RecorderConfig"
 config = {{}}
 {actors}""")
     return run_backtest(load_backtest_settings(config)), tmp

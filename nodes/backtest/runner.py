@@ -30,9 +30,10 @@ from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate
 from nautilus_trader.model.identifiers import Venue
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from catalog.convert import bar_type_for, interval_of_spec
+from catalog.convert import interval_of_spec
 from catalog.ingest import ingest
 from catalog.instruments import VENUE, instrument_id_for
+from factors.inputs import bar_type_for
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
@@ -69,10 +70,9 @@ def _missing_symbols(settings: BacktestSettings) -> list[str]:
     if (catalog_dir / "data").is_dir():
         known = {i.id.value for i in ParquetDataCatalog(str(catalog_dir)).instruments()}
     missing = []
-    interval = interval_of_spec(settings.bar_spec)
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
-        bar_type = str(bar_type_for(instrument_id, interval))
+        bar_type = str(bar_type_for(instrument_id, settings.bar_spec))
         if instrument_id.value not in known or _bar_class_in(catalog_dir, bar_type) is None:
             missing.append(symbol)
     return missing
@@ -115,20 +115,19 @@ def _strategy_configs(settings: BacktestSettings) -> list[ImportableStrategyConf
 
 def build_run_config(settings: BacktestSettings) -> BacktestRunConfig:
     catalog_dir = settings.catalog
-    interval = interval_of_spec(settings.bar_spec)
     start = settings.start.isoformat() if settings.start is not None else None
     end = settings.end.isoformat() if settings.end is not None else None
     data: list[BacktestDataConfig] = []
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
-        bar_type = str(bar_type_for(instrument_id, interval))
-        bar_class = _bar_class_in(catalog_dir, bar_type)
+        bar_type = bar_type_for(instrument_id, settings.bar_spec)
+        bar_class = _bar_class_in(catalog_dir, str(bar_type))
         data.append(
             BacktestDataConfig(
                 catalog_path=str(catalog_dir),
                 data_cls=bar_class,
                 instrument_id=instrument_id,
-                bar_spec=f"{settings.bar_spec}-LAST" if bar_class is Bar else None,
+                bar_spec=str(bar_type.spec) if bar_class is Bar else None,
                 start_time=start,
                 end_time=end,
             ),

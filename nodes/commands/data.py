@@ -149,6 +149,6 @@ def _data_classes() -> dict[str, type]:
     from nautilus_trader.adapters.binance.common.types import BinanceBar
     from nautilus_trader.model.data import Bar, FundingRateUpdate, MarkPriceUpdate
 
-    from catalog.types import OpenInterest
+    from factors.inputs import OpenInterest
 
     return {cls.__name__: cls for cls in (BinanceBar, Bar, FundingRateUpdate, MarkPriceUpdate, OpenInterest)}

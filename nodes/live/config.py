@@ -41,6 +41,8 @@ from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.live.liquidations import ws_base_url
 from nodes.live.preflight import http_base_url
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
+from strategies.config import AtsStrategyConfig, parse_strategy_config
+from strategies.scan import ScanEntries
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
 MODES = ("live", "testnet", "paper")
@@ -101,7 +103,11 @@ def load_live_settings(
     if margin_type not in ("ISOLATED", "CROSSED"):
         raise ConfigError(path, f"[live] margin_type = {margin_type!r}: ISOLATED (recommended) or CROSSED")
     leverage = live.get("leverage", 5)
-    max_leverage = int(backtest.strategy_config.get("max_leverage", 10))
+    max_leverage = (
+        parse_strategy_config(backtest.strategy_config).sizing.max_leverage
+        if backtest.strategy_config_path == AtsStrategyConfig.fully_qualified_name()
+        else 125
+    )
     if not isinstance(leverage, int) or not 1 <= leverage <= max_leverage:
         raise ConfigError(path, f"[live] leverage = {leverage!r}: a whole number from 1 to max_leverage {max_leverage}")
     log_directory = live.get("log_directory")
@@ -224,7 +230,7 @@ def build_node_config(
     # in the strategy config itself wins.
     strategy_config.setdefault("warmup_bars", settings.warmup_bars)
     if settings.scan_once:
-        strategy_config["scan_once"] = True
+        strategy_config["scan"] = {**strategy_config.get("scan", {}), "entries": ScanEntries.FIRST_SCAN.value}
     return TradingNodeConfig(
         trader_id=settings.trader_id,
         logging=LoggingConfig(

@@ -19,10 +19,11 @@ from nautilus_trader.adapters.binance.common.enums import BinanceAccountType, Bi
 from nautilus_trader.adapters.binance.common.urls import get_ws_base_url
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import InstrumentId
 
+from factors.inputs import LiquidationFeedStatus, LiquidationUpdate
 from nodes.live.open_interest import raw_symbol
 from nodes.live.task import LiveTaskActor
-from strategies.events import LiquidationFeedStatus, LiquidationUpdate
 
 SIDES = ("BUY", "SELL")
 
@@ -141,7 +142,7 @@ class LiquidationStream(LiveTaskActor):
             return  # not one of ours (Binance would not send it, but the symbol list is the contract)
         self.received += 1
         update = LiquidationUpdate(
-            instrument=instrument_id,
+            instrument_id=InstrumentId.from_str(instrument_id),
             side=order.side,
             quantity=order.quantity,
             price=order.price,

@@ -2,7 +2,7 @@
 
 ``OpenInterestPoller`` asks ``GET /fapi/v1/openInterest`` (weight 1) for one symbol at a time, spreading the
 symbols evenly over ``interval_s`` (300 s by default: each symbol at most once per 5 minutes, so 50 symbols
-cost 10 weight per minute, 0.4 % of Binance's limit), and publishes each answer as an ``OpenInterestUpdate``
+cost 10 weight per minute, 0.4 % of Binance's limit), and publishes each answer as an ``OpenInterest``
 the strategy feeds to its open-interest factor. A failed request is logged and skipped; a 429 / 418 pauses
 the polling for the ``Retry-After`` Binance sends. It only runs where the node has a running event loop
 (live), never in a backtest.
@@ -13,9 +13,10 @@ import asyncio
 import aiohttp
 from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.model.data import DataType
+from nautilus_trader.model.identifiers import InstrumentId
 
+from factors.inputs import OpenInterest
 from nodes.live.task import LiveTaskActor
-from strategies.events import OpenInterestUpdate
 
 
 class OpenInterestPollerConfig(ActorConfig, frozen=True):
@@ -69,6 +70,8 @@ class OpenInterestPoller(LiveTaskActor):
         self.polled += 1
         if value > 0:
             now = self.clock.timestamp_ns()
-            update = OpenInterestUpdate(instrument=instrument_id, value=value, ts_event=now, ts_init=now)
-            self.publish_data(DataType(OpenInterestUpdate), update)
+            update = OpenInterest(
+                instrument_id=InstrumentId.from_str(instrument_id), open_interest=value, ts_event=now, ts_init=now
+            )
+            self.publish_data(DataType(OpenInterest), update)
         return 0.0

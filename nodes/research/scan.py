@@ -15,10 +15,13 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
 from factors.book import FactorBook
 from factors.config import ALL_FACTORS, FACTOR_NAMES, FactorConfig
+from factors.inputs import OpenInterest, bar_type_for
 from factors.scoring import ScoreResult, rank, score
+from strategies.config import AtsStrategyConfig
 
-BTC_ID = "BTCUSDT-PERP.BINANCE"
-ETH_ID = "ETHUSDT-PERP.BINANCE"
+# The market of factor I, as the strategy has it.
+BTC_ID = AtsStrategyConfig().btc_id.value
+ETH_ID = AtsStrategyConfig().eth_id.value
 DEFAULT_LOOKBACK_BARS = 300  # comfortably past every bar factor's warm-up with the default windows
 
 # Replay order of events that share a timestamp: an OI poll or a bar first, then the mark and funding that are
@@ -28,14 +31,6 @@ _OI, _BAR, _MARK, _FUNDING = 0, 1, 2, 3
 
 def _series_exists(catalog: ParquetDataCatalog, cls: type, identifier: str) -> bool:
     return Path(catalog._make_path(data_cls=cls, identifier=identifier)).exists()
-
-
-def _open_interest_cls() -> type | None:
-    try:
-        from catalog.types import OpenInterest
-    except ImportError:  # the catalog package may not define it
-        return None
-    return OpenInterest
 
 
 def load_events(
@@ -51,7 +46,7 @@ def load_events(
 
     Bars start ``lookback_ns`` before that time, or at ``start_ns`` when it is earlier.
     """
-    bar_type = f"{instrument_id}-{bar_spec}-LAST-EXTERNAL"
+    bar_type = str(bar_type_for(InstrumentId.from_str(instrument_id), bar_spec))
     bar_cls = next((c for c in (BinanceBar, Bar) if _series_exists(catalog, c, bar_type)), None)
     if bar_cls is None:
         return [], None
@@ -72,9 +67,8 @@ def load_events(
                 cls, identifiers=[instrument_id], start=first - 86_400_000_000_000, end=end_ns
             )
             events += [(r.ts_event, kind, r) for r in rows]
-    oi_cls = _open_interest_cls()
-    if oi_cls is not None and _series_exists(catalog, oi_cls, instrument_id):
-        rows = catalog.query(oi_cls, identifiers=[instrument_id], start=end_ns - oi_lookback_ns, end=end_ns)
+    if _series_exists(catalog, OpenInterest, instrument_id):
+        rows = catalog.query(OpenInterest, identifiers=[instrument_id], start=end_ns - oi_lookback_ns, end=end_ns)
         events += [(r.ts_event, _OI, getattr(r, "data", r) if isinstance(r, CustomData) else r) for r in rows]
     return events, end
 

@@ -2,8 +2,8 @@
 
 Both run on a dedicated asyncio loop in a daemon thread, so the trading loop only ever appends to the outbox
 (a lock, a deque append, one ``call_soon_threadsafe``): a slow, failing or absent Telegram cannot block or
-slow it, and nothing here can raise into the node. NAUTILUS_NOTES: this pattern behaved the same in a backtest
-and live, where ``run_in_executor`` would run inline in a backtest.
+slow it, and nothing here can raise into the node. The pattern behaves the same in a backtest and live, where
+``run_in_executor`` would run inline in a backtest.
 """
 
 import asyncio

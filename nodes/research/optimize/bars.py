@@ -6,8 +6,9 @@ import pandas as pd
 from nautilus_trader.model.data import Bar
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 
-from catalog.convert import bar_type_for, interval_of_spec
+from catalog.convert import interval_of_spec
 from catalog.instruments import instrument_id_for
+from factors.inputs import bar_type_for
 from nodes.backtest.runner import CatalogMissingDataError, build_run_config, ensure_catalog
 from nodes.research.optimize.config import OptimizeSettings
 from nodes.research.optimize.folds import Window
@@ -45,7 +46,7 @@ def check_coverage(
     start, end = windows[0].start, max(w.end for w in windows)
     for symbol in settings.symbols:
         instrument_id = instrument_id_for(symbol)
-        bar_type = str(bar_type_for(instrument_id, interval))
+        bar_type = str(bar_type_for(instrument_id, settings.bar_spec))
         intervals = catalog.get_intervals(bar_classes.get(str(instrument_id), Bar), bar_type)
         if not intervals:
             continue  # ensure_catalog has already said what is missing

@@ -13,7 +13,7 @@ import difflib
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import msgspec
 import pandas as pd
@@ -58,11 +58,14 @@ class Param:
         return f"{d.low} .. {d.high}{step}{' (log)' if d.log else ''}"
 
 
-def _unwrap_optional(kind: Any) -> Any:
+def _unwrap(kind: Any) -> Any:
+    """The type under ``Optional[...]`` and ``Annotated[...]`` (``PositiveInt`` is an annotated ``int``)."""
+    if get_origin(kind) is Annotated:
+        return _unwrap(get_args(kind)[0])
     if get_origin(kind) in (Union, types.UnionType):
         rest = [a for a in get_args(kind) if a is not type(None)]
         if len(rest) == 1:
-            return rest[0]
+            return _unwrap(rest[0])
     return kind
 
 
@@ -75,7 +78,7 @@ def setting_type(config_class: type, key: str) -> Any:
     parts = key.split(".")
     current: Any = config_class
     for depth, part in enumerate(parts):
-        kind = _unwrap_optional(current)
+        kind = _unwrap(current)
         where = ".".join(parts[:depth])
         if _is_struct(kind):
             fields = {f.name: f.type for f in msgspec.structs.fields(kind)}
@@ -89,7 +92,7 @@ def setting_type(config_class: type, key: str) -> Any:
             current = get_args(kind)[1] if get_args(kind) else Any
         else:
             raise ValueError(f"{where} is a single value ({getattr(kind, '__name__', kind)}), it has no {part!r}")
-    return _unwrap_optional(current)
+    return _unwrap(current)
 
 
 def _number(value: Any) -> bool:
@@ -220,7 +223,7 @@ def warmup(settings: BacktestSettings) -> pd.Timedelta:
     """How long the strategy watches before it can trade: the factors' warm-up plus one scan interval.
 
     Read from the decoded strategy config: a ``factors`` sub-config (``FactorConfig``) has a warm-up in bars,
-    a ``scan_interval_minutes`` adds the wait for the first scan. A strategy with neither has none.
+    a ``scan.interval_minutes`` adds the wait for the first scan. A strategy with neither has none.
     """
     config_class = resolve_config_path(settings.strategy_config_path)
     config = config_class.parse(msgspec.json.encode(settings.strategy_instance_configs()[0]))
@@ -228,7 +231,7 @@ def warmup(settings: BacktestSettings) -> pd.Timedelta:
     factors = getattr(config, "factors", None)
     if isinstance(factors, FactorConfig):
         total += warmup_bars(factors) * bar_duration(settings.bar_spec)
-    scan = getattr(config, "scan_interval_minutes", None)
+    scan = getattr(getattr(config, "scan", None), "interval_minutes", None)  # scans every so many minutes
     if isinstance(scan, int | float):
         total += pd.Timedelta(minutes=scan)
     return total

@@ -1,8 +1,6 @@
 """Shared parts of the Telegram tests: real Binance bars from the shared data, a real BacktestEngine, and a
 small scripted strategy that trades those bars and publishes the real event objects of strategies/events.py
 and answers ControlRequests on CONTROL_ENDPOINT (the contract the real strategy implements).
-
-No tests live here; pytest collects the module and finds none.
 """
 
 import gzip
@@ -20,7 +18,7 @@ from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import LoggingConfig, StrategyConfig
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.currencies import USDT
-from nautilus_trader.model.data import Bar, BarType, DataType
+from nautilus_trader.model.data import Bar, DataType
 from nautilus_trader.model.enums import AccountType, OmsType, OrderSide, PositionSide
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId, Venue
@@ -29,6 +27,7 @@ from nautilus_trader.model.objects import Money
 from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import binance_perpetual
+from factors.inputs import bar_type_for
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import (
     EntryFilledEvent,
@@ -50,7 +49,7 @@ def load_bars(shared_data: Path, rows: int) -> tuple[CryptoPerpetual, list[Bar]]
     instrument = binance_perpetual(SYMBOL)
     with gzip.open(shared_data / KLINES, "rt") as handle:
         frame = pd.read_csv(handle, nrows=rows)
-    bar_type = BarType.from_str(f"{instrument.id}-1-MINUTE-LAST-EXTERNAL")
+    bar_type = bar_type_for(instrument.id)
     arrays = [np.array(frame[k], dtype=np.float64) for k in ("open", "high", "low", "close", "volume")]
     ts = (np.array(frame["open_time"], dtype=np.uint64) + 60_000) * 1_000_000
     bars = Bar.from_raw_arrays_to_list(
@@ -128,7 +127,7 @@ class ScriptedStrategy(Strategy):
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.instrument_id)
-        self.subscribe_bars(BarType.from_str(f"{self.instrument_id}-1-MINUTE-LAST-EXTERNAL"))
+        self.subscribe_bars(bar_type_for(self.instrument_id))
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         self._publish(NodeEvent(kind="STARTED", mode="backtest", message="1 symbol"))
 
@@ -309,7 +308,7 @@ class ScriptedStrategy(Strategy):
             symbol, direction = request.args
             if f"{symbol}-PERP.BINANCE" != str(self.instrument_id):
                 return {"accepted": False, "reason": f"{symbol} is not traded", "instrument": ""}
-            bar = self.cache.bar(BarType.from_str(f"{self.instrument_id}-1-MINUTE-LAST-EXTERNAL"))
+            bar = self.cache.bar(bar_type_for(self.instrument_id))
             return self.enter(direction.upper(), float(bar.close), manual=True)
         if command in ("status", "positions"):
             positions = []

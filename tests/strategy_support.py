@@ -4,7 +4,7 @@ Hand-made bars, an engine with a Binance-like venue, an actor that records the s
 that sends control commands at given times: the same entry points the Telegram actor uses.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,8 @@ from nautilus_trader.model.instruments import Instrument
 from nautilus_trader.model.objects import Money, Price, Quantity
 
 from catalog.instruments import VENUE, binance_perpetual
+from factors.inputs import bar_type_for
+from strategies.config import AtsStrategyConfig, parse_strategy_config, with_overrides
 from strategies.control import CONTROL_ENDPOINT, ControlRequest
 from strategies.events import ALL_EVENT_TYPES
 
@@ -30,6 +32,12 @@ MINUTE_NS = 60_000_000_000
 
 def perp(symbol: str) -> Instrument:
     return binance_perpetual(symbol)
+
+
+def ats_config(instruments: Sequence[Instrument], settings: Mapping[str, Any] | None = None) -> AtsStrategyConfig:
+    """The strategy config for ``instruments`` with dotted settings, e.g. ``{"exits.stop_pct": 0.05}``."""
+    table = with_overrides({"instrument_ids": [i.id.value for i in instruments]}, settings or {})
+    return parse_strategy_config(table)
 
 
 def make_engine(
@@ -60,7 +68,7 @@ def make_engine(
 
 
 def bar_type(instrument: Instrument, spec: str = "1-MINUTE") -> BarType:
-    return BarType.from_str(f"{instrument.id}-{spec}-LAST-EXTERNAL")
+    return bar_type_for(instrument.id, spec)
 
 
 def make_bars(
@@ -123,9 +131,7 @@ class EventRecorder(Actor):
             self.msgbus.subscribe(topic=f"data.{DataType(t).topic}", handler=self.events.append)
 
     def of(self, cls: type, **match: Any) -> list[Any]:
-        return [
-            e for e in self.events if isinstance(e, cls) and all(getattr(e, k) == v for k, v in match.items())
-        ]
+        return [e for e in self.events if isinstance(e, cls) and all(getattr(e, k) == v for k, v in match.items())]
 
 
 class CommanderConfig(ActorConfig, frozen=True):
@@ -201,9 +207,7 @@ class InvariantChecker(Actor):
         stops = [
             o
             for o in sent
-            if o.order_type.name == "STOP_MARKET"
-            and o.is_reduce_only
-            and o.quantity.as_double() >= qty - 1e-12
+            if o.order_type.name == "STOP_MARKET" and o.is_reduce_only and o.quantity.as_double() >= qty - 1e-12
         ]
         if not stops:
             self.violations.append(f"{bar.ts_event} {instrument_id}: position {qty} without a working stop")
@@ -212,9 +216,7 @@ class InvariantChecker(Actor):
         for p in positions:
             notional = p.quantity.as_double() * p.avg_px_open
             if notional > self.cfg.max_notional * (1 + 1e-9):
-                self.violations.append(
-                    f"{bar.ts_event} {instrument_id}: notional {notional:.2f} over the cap"
-                )
+                self.violations.append(f"{bar.ts_event} {instrument_id}: notional {notional:.2f} over the cap")
             if equity > 0 and notional / equity > self.cfg.max_leverage:
                 self.violations.append(f"{bar.ts_event} {instrument_id}: leverage {notional / equity:.2f}")
             lev = account.leverage(instrument_id) if hasattr(account, "leverage") else None

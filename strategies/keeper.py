@@ -1,0 +1,217 @@
+"""``ExitKeeper`` keeps every open trade's exits on the exchange, from the entry fill to the position's end.
+
+Entry filled -> the stop for the whole position, TP1 and TP2 for a half each, re-based on the fill price. TP1
+filled -> a new stop at break-even for the rest. A new score -> the dynamic adjustment (tighten the stop, trail
+TP2, or exit at market). A stop found missing at start -> re-armed. A stop lost (rejected, or cancelled by
+someone else) -> the position closed at market. The prices come from ``exits.py``; each step is counted and
+published as an ``ExitEvent``.
+"""
+
+from typing import Any
+
+from nautilus_trader.model.events import OrderFilled, PositionClosed
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.instruments import Instrument
+from nautilus_trader.model.orders import Order
+from nautilus_trader.model.position import Position
+
+from strategies.adoption import adopt_trade
+from strategies.exits import (
+    DynamicConfig,
+    DynamicKind,
+    ExitConfig,
+    breakeven_stop,
+    dynamic_adjustment,
+    exit_levels,
+    rearm_stop,
+)
+from strategies.ledger import Counters, TradeRecord, commissions
+from strategies.market import Market
+from strategies.notices import Notices
+from strategies.orders import TradeOrders
+from strategies.sizing import InstrumentFilters, split_quantity
+from strategies.trade import (
+    INTENT_DYNAMIC,
+    INTENT_FLATTEN,
+    INTENT_STOP,
+    STOP_BREAKEVEN,
+    STOP_DYNAMIC,
+    STOP_INITIAL,
+    TAG_EXIT,
+    TAG_FLATTEN,
+    TAG_TP1,
+    TAG_TP2,
+    Trade,
+    Trades,
+    ending,
+    order_role,
+)
+
+
+class ExitKeeper:
+    def __init__(
+        self,
+        orders: TradeOrders,
+        market: Market,
+        notices: Notices,
+        counters: Counters,
+        exits: ExitConfig,
+        dynamic: DynamicConfig,
+    ) -> None:
+        self.orders = orders
+        self.market = market
+        self.notices = notices
+        self.counters = counters
+        self.exits = exits
+        self.dynamic = dynamic
+
+    def notice(self, trade: Trade, kind: str, price: float, quantity: float, new_stop: float) -> None:
+        """Publish an exit step with the trade's result so far."""
+        instrument = self.market.instruments[trade.instrument_id]
+        pnl_pct = self.market.trade_pnl_pct(trade, self.orders.position(trade), instrument, price)
+        self.notices.exit(trade, instrument, kind, price, quantity, new_stop, pnl_pct)
+
+    def arm(self, trade: Trade, entry: Order, position_id: Any) -> None:
+        """The entry filled: re-base the exit levels on the fill price and place the three exit orders."""
+        instrument = self.market.instruments[trade.instrument_id]
+        trade.entry = instrument.make_price(entry.avg_px).as_double()
+        trade.quantity = entry.filled_qty.as_decimal()
+        trade.opened_ns = entry.ts_last
+        trade.position_id = position_id
+        trade.levels = exit_levels(trade.entry, trade.direction, trade.factors, self.exits, trade.atr)
+        self.counters.add(str(trade.instrument_id), "entries")
+        self.orders.replace_stop(trade, trade.levels.stop, trade.quantity, STOP_INITIAL)
+        filters = InstrumentFilters.of(instrument)
+        tp1_qty, tp2_qty = split_quantity(trade.quantity, filters.step, filters.min_qty)
+        trade.tp1_price = instrument.make_price(trade.levels.tp1).as_double()
+        trade.tp2_price = instrument.make_price(trade.levels.tp2).as_double()
+        trade.tp1_id = self.orders.target(trade, trade.tp1_price, tp1_qty, TAG_TP1)
+        if tp2_qty > 0:
+            trade.tp2_id = self.orders.target(trade, trade.tp2_price, tp2_qty, TAG_TP2)
+        self.notices.entry_filled(trade, instrument)
+
+    def tp1_filled(self, trade: Trade, fill: OrderFilled) -> None:
+        """TP1 closed half: the stop follows to break-even for the rest."""
+        position = self.orders.open_position(trade)
+        if trade.tp1_done or position is None:
+            return  # TP1 took the whole position: the close handler accounts for it
+        trade.tp1_done = True
+        symbol, price, rest = str(trade.instrument_id), fill.last_px.as_double(), position.quantity
+        self.counters.add(symbol, "tp1")
+        self.notice(trade, "TP1", price, fill.last_qty.as_double(), 0.0)
+        self.orders.replace_stop(trade, breakeven_stop(trade.levels), rest.as_decimal(), STOP_BREAKEVEN)
+        self.counters.add(symbol, "breakeven")
+        self.notice(trade, "BREAKEVEN", price, rest.as_double(), trade.stop_price)
+
+    def adjust(self, trade: Trade, score: float) -> None:
+        """Dynamic adjustment: tighten the stop or exit when the score turns; trail TP2 when it firms."""
+        position = self.orders.open_position(trade)
+        price = self.market.last_close.get(trade.instrument_id)
+        if position is None or price is None or trade.exit_intent:
+            return
+        tp2_order = self.orders.working(trade.tp2_id)
+        tp2 = trade.tp2_price if tp2_order is not None else None
+        action = dynamic_adjustment(
+            trade.direction, trade.entry, trade.stop_price, tp2, price, score, trade.trails, self.dynamic
+        )
+        if action.kind == DynamicKind.NONE:
+            return
+        instrument = self.market.instruments[trade.instrument_id]
+        if action.kind == DynamicKind.TIGHTEN:
+            new_stop = instrument.make_price(action.new_stop).as_double()
+            if (new_stop - trade.stop_price) * trade.sign <= 0:
+                return  # on the tick grid it would not move
+        trade.dynamic_adjustments += 1
+        self.counters.add(str(trade.instrument_id), "dynamic")
+        quantity = position.quantity
+        if action.kind == DynamicKind.EXIT:
+            trade.exit_intent = INTENT_DYNAMIC
+            self.notice(trade, "DYNAMIC_EXIT", price, quantity.as_double(), 0.0)
+            self.orders.close_at_market(trade, TAG_EXIT)
+        elif action.kind == DynamicKind.TIGHTEN:
+            self.orders.replace_stop(trade, new_stop, quantity.as_decimal(), STOP_DYNAMIC)
+            self.notice(trade, "DYNAMIC_TIGHTEN", price, quantity.as_double(), trade.stop_price)
+        elif action.kind == DynamicKind.TRAIL:
+            trade.trails += 1
+            trade.tp2_price = instrument.make_price(action.new_tp2).as_double()
+            moved = self.orders.move_tp2(trade, tp2_order, trade.tp2_price)
+            self.notice(trade, "DYNAMIC_TRAIL", price, float(moved), trade.stop_price)
+
+    def adopt(self, instrument: Instrument, position: Position, strength: float, log: Any) -> Trade:
+        """A position found open at start becomes a trade again; without a working stop it gets one."""
+        orders = self.orders.strategy.cache.orders(instrument_id=instrument.id)
+        trade = adopt_trade(instrument, position, orders, self.exits, strength)
+        if trade.stop_id is None:
+            self._rearm(trade, position)
+        log.info(
+            f"adopted {trade.direction} {instrument.id} {position.quantity} @ {trade.entry}, "
+            f"tp1_done={trade.tp1_done}, stop={trade.stop_price}"
+        )
+        return trade
+
+    def _rearm(self, trade: Trade, position: Position) -> None:
+        """At break-even once TP1 is done, else the entry's base stop."""
+        kind = STOP_BREAKEVEN if trade.tp1_done else STOP_INITIAL
+        stop = rearm_stop(trade.levels, trade.tp1_done)
+        self.orders.replace_stop(trade, stop, position.quantity.as_decimal(), kind)
+        self.notice(trade, "STOP_REARMED", trade.entry, position.quantity.as_double(), trade.stop_price)
+
+    def ended(self, trade: Trade, closed: PositionClosed) -> TradeRecord:
+        """The trade's position closed: count and publish how it ended, and return its ledger record."""
+        cache = self.orders.strategy.cache
+        closing = cache.order(closed.closing_order_id) if closed.closing_order_id is not None else None
+        end = ending(order_role(closing, trade) if closing is not None else "", trade)
+        exit_price = float(closed.avg_px_close)
+        if end.counter:
+            self.counters.add(str(trade.instrument_id), end.counter)
+        trade.tp1_done = end.tp1_done
+        if end.notice:
+            # The last fill's own price and size for the exit message; the position's average for the record.
+            last_px = closing.avg_px if closing is not None and closing.avg_px else exit_price
+            last_qty = closing.filled_qty.as_double() if closing is not None else float(closed.peak_qty)
+            self.notice(trade, end.notice, last_px, last_qty, 0.0)
+        realized = closed.realized_pnl.as_double() if closed.realized_pnl is not None else 0.0
+        ts, quantity, pnl = closed.ts_closed or closed.ts_event, float(closed.peak_qty), realized + trade.funding
+        fees = commissions(cache.position(closed.position_id))
+        instrument = self.market.instruments[trade.instrument_id]
+        self.notices.closed(trade, instrument, ts, exit_price, quantity, pnl, end.reason)
+        return TradeRecord.of_trade(trade, ts, exit_price, quantity, pnl, fees, end.reason)
+
+    def stop_lost(self, trade: Trade, why: str, log: Any) -> None:
+        """The working stop is gone (rejected, e.g. already through the price, or cancelled by someone): never
+        leave the position unprotected, close it."""
+        if why == "canceled" and trade.exit_intent:
+            return  # our own flatten / dynamic exit is closing the position
+        log.warning(f"{trade.instrument_id}: stop {why}; closing the position at market")
+        trade.exit_intent = trade.exit_intent or INTENT_STOP
+        self.orders.close_at_market(trade, TAG_EXIT)
+
+    def flatten(self, trades: Trades) -> dict[str, Any]:
+        """Every open position of the universe at market (adopted ones of another strategy id included), then
+        every open order cancelled; pending entries are forgotten."""
+        closed = []
+        cache = self.orders.strategy.cache
+        positions = [p for i in self.market.instruments for p in cache.positions_open(instrument_id=i)]
+        for position in positions:
+            trade = trades.open.get(position.instrument_id)
+            if trade is not None:
+                trade.exit_intent = INTENT_FLATTEN
+                price = self.market.last_close.get(position.instrument_id, 0.0)
+                self.notice(trade, "FLATTEN", price, position.quantity.as_double(), 0.0)
+            self.orders.strategy.close_position(position, tags=[TAG_FLATTEN])
+            closed.append(str(position.instrument_id))
+        cancelled = sum(self.orders.cancel_exits(instrument_id) for instrument_id in self.market.instruments)
+        trades.pending.clear()
+        return {"closed": closed, "cancelled_orders": cancelled}
+
+    def protect(self, instrument_id: InstrumentId, trade: Trade | None, log: Any) -> None:
+        """After an error in a fill handler: every open position on the instrument must have a working stop,
+        read from the cache (the error may have struck before the trade was recorded); if not, close it."""
+        try:
+            for position in self.orders.unprotected(instrument_id):
+                log.error(f"{instrument_id}: no working stop after an error; closing the position")
+                if trade is not None:
+                    trade.exit_intent = trade.exit_intent or INTENT_STOP
+                self.orders.strategy.close_position(position, tags=[TAG_EXIT])
+        except Exception as e:
+            log.exception("protect failed", e)
