@@ -287,12 +287,17 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
     folder = new_run_folder(settings)
     killed: list[int] = []
 
+    raylet = next(int(line.split()[0]) for line in _ray_processes(local_ray.get_runtime_context().gcs_address)
+                  if "/raylet " in line)  # fmt: skip
+
     def kill_first_busy_worker() -> None:
+        # only a worker of this test's own Ray (a child of its raylet): never another run's on the machine
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            for line in subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines():
-                pid, _, args = line.strip().partition(" ")
-                if args.strip() == "ray::TrialRunner.run":
+            listing = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+            for line in listing.splitlines():
+                pid, ppid, args = (line.split(None, 2) + ["", "", ""])[:3]
+                if ppid == str(raylet) and args.strip() == "ray::TrialRunner.run":
                     os.kill(int(pid), signal.SIGKILL)
                     killed.append(int(pid))
                     return
