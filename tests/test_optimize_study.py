@@ -93,20 +93,30 @@ def local_ray() -> object:
     import ray
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    session = ray.get_runtime_context().gcs_address
+    assert any("raylet" in args for _, _, args in _ray_processes())
     yield ray
     ray.shutdown()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _ray_processes(session):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _ray_processes():
         time.sleep(0.5)
-    assert not _ray_processes(session), "Ray processes survived the test module"
+    assert not _ray_processes(), "Ray processes survived the test module"
 
 
-def _ray_processes(gcs_address: str) -> list[str]:
-    # Every process of a Ray session names its GCS address on its command line (raylet, gcs, agents, workers).
-    port = gcs_address.rsplit(":", 1)[-1]
-    lines = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    return [line for line in lines if f":{port}" in line and "ps -eo" not in line]
+def _ray_processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of the live Ray processes this test process started: a local Ray's
+    GCS server and raylet are its children, the workers and agents the raylet's."""
+    rows = []
+    for line in subprocess.run(
+        ["ps", "-ww", "-eo", "pid,ppid,stat,args"], capture_output=True, text=True
+    ).stdout.splitlines()[1:]:
+        pid, ppid, stat, args = (line.split(None, 3) + [""])[:4]
+        if not stat.startswith("Z"):
+            rows.append((int(pid), int(ppid), args))
+    family, frontier = set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid, _ in rows if ppid in frontier} - family
+        family |= frontier
+    return [row for row in rows if row[0] in family and "ray" in row[2]]
 
 
 def _study(tmp_path: Path, catalog: Path, trials: int = 4, bars: bool = False) -> Path:
@@ -250,8 +260,13 @@ def test_an_interrupted_study_resumes(tmp_path: Path, catalog: Path, local_ray: 
         if state.done >= 3:
             os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
 
-    with pytest.raises(StudyInterrupted) as info:
-        run_study(settings, folder, workers=2, progress=interrupt_after_three)
+    # Python's own Ctrl-C handler, whatever this process inherited (a background job ignores SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(StudyInterrupted) as info:
+            run_study(settings, folder, workers=2, progress=interrupt_after_three)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert f"--resume {folder}" in str(info.value)
     study = optuna.load_study(study_name="fold-1", storage=storage_of(folder))
     before = {t.number: (t.state, t.params) for t in study.get_trials() if t.state != TrialState.WAITING}
@@ -287,14 +302,13 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
     folder = new_run_folder(settings)
     killed: list[int] = []
 
-    raylet = next(int(line.split()[0]) for line in _ray_processes(local_ray.get_runtime_context().gcs_address)
-                  if "/raylet " in line)  # fmt: skip
+    raylet = next(pid for pid, _, args in _ray_processes() if args.split()[0].endswith("/raylet"))
 
     def kill_first_busy_worker() -> None:
         # only a worker of this test's own Ray (a child of its raylet): never another run's on the machine
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            listing = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
+            listing = subprocess.run(["ps", "-ww", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout
             for line in listing.splitlines():
                 pid, ppid, args = (line.split(None, 2) + ["", "", ""])[:3]
                 if ppid == str(raylet) and args.strip() == "ray::TrialRunner.run":
