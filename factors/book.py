@@ -29,6 +29,7 @@ from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
 
 _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
+WARM_FACTORS = ("T", "M", "S", "V", "F")  # the bar factors every symbol has: a symbol is scored once they are warm
 
 
 def make_factors(config: FactorConfig, share_atr: bool = False) -> dict[str, FactorIndicator]:
@@ -128,6 +129,12 @@ class _Symbol:
         self.f: FundLeadingFactor = f["F"]  # type: ignore[assignment]
         self.l: LiquidityFactor = f["L"]  # type: ignore[assignment]
         self.returns: deque[tuple[int, float]] = deque(maxlen=config.correlation_window)
+
+
+def warmup_bars(config: FactorConfig) -> int:
+    """Bars a symbol needs before it is warm (``FactorBook.is_warm``) under this config."""
+    factors = make_factors(config)
+    return max(getattr(factors[k], "warmup", 0) for k in WARM_FACTORS)
 
 
 class FactorBook:
@@ -288,7 +295,7 @@ class FactorBook:
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
         f = self._symbol(instrument_id).factors
-        return all(f[k].value is not None for k in ("T", "M", "S", "V", "F"))
+        return all(f[k].value is not None for k in WARM_FACTORS)
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:
@@ -300,9 +307,7 @@ class FactorBook:
 
     def reasons(self, instrument_id: InstrumentId) -> dict[str, str]:
         """Why each missing factor is missing."""
-        return {
-            k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None
-        }
+        return {k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None}
 
     def score(self, instrument_id: InstrumentId) -> ScoreResult:
         sym = self._symbol(instrument_id)

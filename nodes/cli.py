@@ -9,6 +9,7 @@ from collections.abc import Callable
 # that sets `handler` on its parser; the table keeps `ats --help` in one readable order.
 SUBCOMMAND_MODULES: list[str] = [
     "nodes.commands.backtest",
+    "nodes.commands.optimize",
     "nodes.commands.data",
     "nodes.commands.scan",
     "nodes.commands.study",

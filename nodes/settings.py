@@ -14,10 +14,12 @@ from typing import Any
 
 import msgspec
 import pandas as pd
+from nautilus_trader.common.config import resolve_config_path
 
 from catalog.convert import spec_of_bar
 from catalog.instruments import instrument_id_for, offline_symbols
 from catalog.inventory import catalog_symbols
+from factors.inputs import bar_type_for
 from strategies.config import AtsStrategyConfig, StrategyConfigError, parse_strategy_config
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -80,6 +82,20 @@ class BacktestSettings:
     log_level: str
     per_instrument_strategy: bool  # one strategy instance per symbol (e.g. Nautilus's EMACross)
     actors: tuple[dict[str, Any], ...] = field(default=())
+
+    def strategy_instance_configs(self) -> list[dict[str, Any]]:
+        """The complete config of each strategy instance the backtest runs: the universe and bars filled in."""
+        if self.per_instrument_strategy:
+            return [
+                {
+                    "instrument_id": instrument_id_for(symbol).value,
+                    "bar_type": str(bar_type_for(instrument_id_for(symbol), self.bar_spec)),
+                    **self.strategy_config,
+                }
+                for symbol in self.symbols
+            ]
+        instrument_ids = [instrument_id_for(s).value for s in self.symbols]
+        return [{"instrument_ids": instrument_ids, "bar_spec": self.bar_spec, **self.strategy_config}]
 
 
 def _require(table: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, section: str) -> Any:
@@ -182,6 +198,10 @@ def read_config_file(path: Path | None, default: Path) -> tuple[Path, dict[str, 
         raise ConfigError(path, f"not valid TOML: {exc}") from exc
 
 
+# [optimize] holds the search space and walk-forward scheme of ``ats optimize``; a backtest ignores it.
+SECTIONS = ("backtest", "venue", "strategy", "actors", "optimize")
+
+
 def load_backtest_settings(
     path: Path | None = None, overrides: Mapping[str, Any] | None = None, check_catalog: bool = True
 ) -> BacktestSettings:
@@ -192,13 +212,43 @@ def load_backtest_settings(
     instrument table defines (a live node takes its instruments from Binance and skips this).
     """
     path, raw = read_config_file(path, DEFAULT_BACKTEST_CONFIG)
-    unknown = set(raw) - {"backtest", "venue", "strategy", "actors"}
+    return backtest_settings_from(path, raw, overrides, check_catalog)
+
+
+def check_strategy_config(settings: BacktestSettings) -> None:
+    """Every strategy instance's config as the node will pass it (universe and bars included), checked now:
+    a misspelt key or a wrong value is a ConfigError before any data loads, not a traceback when the engine is
+    built. The strategy's own parser where it has one (``parse_strategy_config``, dotted keys in the message),
+    else its config class decodes it as Nautilus will."""
+    path = settings.config_path
+    if settings.strategy_config_path == AtsStrategyConfig.fully_qualified_name():
+        try:
+            parse_strategy_config(settings.strategy_instance_configs()[0])
+        except StrategyConfigError as exc:
+            raise ConfigError(path, f"[strategy.config] {exc}") from None
+        return
+    try:
+        config_class = resolve_config_path(settings.strategy_config_path)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(
+            path, f"[strategy] config_path = {settings.strategy_config_path!r} cannot be imported: {exc}"
+        ) from exc
+    for config in settings.strategy_instance_configs():
+        try:
+            config_class.parse(msgspec.json.encode(config))
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise ConfigError(path, f"[strategy.config] {exc} (settings of {config_class.__name__})") from exc
+
+
+def backtest_settings_from(
+    path: Path, raw: dict[str, Any], overrides: Mapping[str, Any] | None = None, check_catalog: bool = True
+) -> BacktestSettings:
+    """Checked settings from the parsed TOML of the config file at ``path`` (relative paths resolve from it)."""
+    unknown = set(raw) - set(SECTIONS)
     if unknown:
         first = sorted(unknown)[0]
         raise ConfigError(
-            path,
-            f"unknown section(s) {sorted(unknown)}{did_you_mean(first, ('backtest', 'venue', 'strategy', 'actors'))};"
-            " known: backtest, venue, strategy, actors",
+            path, f"unknown section(s) {sorted(unknown)}{did_you_mean(first, SECTIONS)}; known: {', '.join(SECTIONS)}"
         )
     for section in ("backtest", "venue", "strategy"):
         if not isinstance(raw.get(section), dict):
@@ -266,18 +316,11 @@ def load_backtest_settings(
     strategy_config = strategy.get("config", {})
     if not isinstance(strategy_config, dict):
         raise ConfigError(path, "[strategy.config] must be a table")
-    if config_path == AtsStrategyConfig.fully_qualified_name():
-        # The table as the node will pass it, universe and bars included: refused here, before any data loads.
-        universe = {"instrument_ids": [instrument_id_for(s).value for s in symbols], "bar_spec": bar_spec}
-        try:
-            parse_strategy_config({**universe, **strategy_config})
-        except StrategyConfigError as exc:
-            raise ConfigError(path, f"[strategy.config] {exc}") from None
     actors = raw.get("actors", [])
     if not isinstance(actors, list):
         raise ConfigError(path, "[[actors]] must be an array of tables")
 
-    return BacktestSettings(
+    settings = BacktestSettings(
         config_path=path,
         catalog=catalog,
         symbols=tuple(symbols),
@@ -296,3 +339,5 @@ def load_backtest_settings(
         per_instrument_strategy=per_instrument,
         actors=check_actors(path, actors),
     )
+    check_strategy_config(settings)
+    return settings

@@ -8,6 +8,7 @@ def clear_errors() -> tuple[type[BaseException], ...]:
     from nodes.backtest.runner import CatalogMissingDataError
     from nodes.live.config import MissingCredentialsError
     from nodes.live.preflight import PreflightError
+    from nodes.research.optimize.driver import OptimizeError
     from nodes.settings import ConfigError
 
     return (
@@ -17,4 +18,5 @@ def clear_errors() -> tuple[type[BaseException], ...]:
         CatalogMissingDataError,
         MissingCredentialsError,
         PreflightError,
+        OptimizeError,
     )
