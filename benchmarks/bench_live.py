@@ -31,8 +31,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.model.data import Bar, BarType
-
 from benchmarks.table import Row
 from catalog.instruments import known_filters, make_perpetual
 from nodes.live.config import LiveSettings
@@ -51,29 +49,22 @@ BINANCE_WEIGHT_LIMIT = 2400
 WARMUP = 180
 
 
-def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
-    bar_type = BarType.from_str(f"{symbol}-PERP.BINANCE-1-MINUTE-LAST-EXTERNAL")
-    return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
-
-
-def replay_data(symbols: int, bars: int, history: int) -> tuple[ReplayData, list[str]]:
-    """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT."""
+def replay_data(
+    symbols: int, bars: int | None, history: int, start_ms: int | None = START_MS
+) -> tuple[ReplayData, list[str]]:
+    """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT (the
+    renamed series share the real one's arrays)."""
     real = REAL[: min(symbols, len(REAL))]
-    data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(START_MS, limit=bars, history=history)
-    by_symbol: dict[str, tuple[list[Bar], list[Bar]]] = {s: ([], []) for s in real}
-    for kept, source in ((0, data.bars), (1, data.history)):
-        for bar in source:
-            by_symbol[bar.bar_type.instrument_id.symbol.value.removesuffix("-PERP")][kept].append(bar)
-    out = ReplayData(instruments=list(data.instruments), bars=list(data.bars), history=list(data.history))
+    data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(start_ms, limit=bars, history=history)
+    by_symbol = {s.symbol: s for s in data.series}
+    out = ReplayData(instruments=list(data.instruments), series=list(data.series))
     names = list(real)
     for i in range(len(real), symbols):
         source = real[i % len(real)]
         name = f"{source.removesuffix('USDT')}{i // len(real) + 1}USDT"
         out.instruments.append(make_perpetual(name, known_filters(source)))
-        out.bars.extend(_renamed(by_symbol[source][0], name))
-        out.history.extend(_renamed(by_symbol[source][1], name))
+        out.series.append(by_symbol[source].renamed(name))
         names.append(name)
-    out.bars.sort(key=lambda b: b.ts_event)
     return out, names
 
 
@@ -177,12 +168,11 @@ def weight_and_memory(quick: bool) -> list[Row]:
     data, symbols = replay_data(symbols_n, bars, history=WARMUP)
     config = SimulatorConfig(
         data.instruments,
-        data.bars,
+        data.series,
         KEY,
         SECRET,
         bar_seconds=bar_s,
         autostart=False,
-        history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
     strategy = {"scan_interval_minutes": 60, "min_score": 10.0, "warmup_bars": WARMUP, "scan_grace_ms": 1_000}
@@ -227,9 +217,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
 def latency(quick: bool) -> list[Row]:
     bars = 120 if quick else 400
     data, symbols = replay_data(1, bars, history=WARMUP)
-    config = SimulatorConfig(
-        data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
-    )
+    config = SimulatorConfig(data.instruments, data.series, KEY, SECRET, bar_seconds=0.4, autostart=False)
     strategy = {
         "scan_interval_minutes": 1, "min_score": 1.0, "warmup_bars": WARMUP, "stop_pct": 0.001, "tp1_pct": 0.001,
         "tp2_pct": 0.002, "dynamic_enabled": False,

@@ -217,15 +217,8 @@ class RestApi:
         limit = min(params.integer(p, "limit", 500) or 500, 1500)
         start = params.integer(p, "startTime")
         end = params.integer(p, "endTime")
+        rows = market.closed_klines(interval, start, end, limit)
         shift = market.shift_ms
-        rows = [
-            k
-            for k in market.history
-            if k.interval == interval
-            and (start is None or k.open_time + shift >= start)
-            and (end is None or k.open_time + shift <= end)
-        ]
-        rows = rows[:limit] if start is not None else rows[-limit:]
         return [k.to_rest(shift) for k in rows]
 
     def _premium_index(self, p: dict[str, str]) -> Any:

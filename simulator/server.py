@@ -25,9 +25,10 @@ from simulator.exchange import Exchange
 from simulator.faults import Faults
 from simulator.instruments import DEFAULT_WEIGHT_LIMIT, SymbolSpec, spec_from_instrument
 from simulator.limits import RequestLog, WeightCounter
-from simulator.market import Step, klines_by_symbol, replay_steps
+from simulator.market import Step
 from simulator.marketstate import FundingSchedule, SymbolMarket
 from simulator.rest import ListenKeys, RestApi
+from simulator.series import KlineSeries, ReplaySchedule, series_from_bars
 from simulator.streams import StreamHub, serve_connection
 
 T = TypeVar("T")
@@ -37,13 +38,16 @@ T = TypeVar("T")
 class SimulatorConfig:
     """What to replay and how.
 
-    ``bar_seconds`` is the wall time one bar takes: the bar's length for real time (60 for 1m bars), less to
-    accelerate, 0 for as fast as the clients take it. ``rebase_time`` shifts the data's timestamps so the
-    replay starts now (a live node sees current times); without it the data's own times are sent.
+    ``bars``: what to replay, as ``KlineSeries`` (columnar, what ``simulator.sources`` reads; each carries its
+    own history rows) or Nautilus ``Bar`` / ``BinanceBar`` objects (``history`` then holds their past bars),
+    or both for different symbols. ``bar_seconds`` is the wall time one bar takes: the bar's length for real
+    time (60 for 1m bars), less to accelerate, 0 for as fast as the clients take it. ``rebase_time`` shifts
+    the data's timestamps so the replay starts now (a live node sees current times); without it the data's own
+    times are sent.
     """
 
     instruments: Sequence[CryptoPerpetual]
-    bars: Sequence[Bar]
+    bars: Sequence[KlineSeries | Bar]
     api_key: str
     api_secret: str
     bar_seconds: float = 60.0
@@ -55,7 +59,7 @@ class SimulatorConfig:
     autostart: bool = True
     rebase_time: bool = True
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
-    history: Sequence[Bar] = ()  # bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
+    history: Sequence[Bar] = ()  # Bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
     captures: Sequence[Capture] = ()  # symbols replayed from a raw WebSocket capture instead of bars
     capture_speed: float = 1.0  # 1 = the capture's own pace
 
@@ -73,6 +77,19 @@ class SimulatorConfig:
 MINUTE_MS = 60_000
 
 
+def replay_series(bars: Sequence[KlineSeries | Bar], history: Sequence[Bar] = ()) -> dict[str, KlineSeries]:
+    """One series per symbol from what ``SimulatorConfig.bars`` holds (series as they are, Bars converted)."""
+    given = [b for b in bars if isinstance(b, KlineSeries)]
+    out = series_from_bars([b for b in bars if not isinstance(b, KlineSeries)], history)
+    for series in given:
+        if series.symbol in out:
+            raise ValueError(f"{series.symbol}: given twice (two series, or a series and bars)")
+        if series.replayed == 0:
+            raise ValueError(f"{series.symbol}: no klines to replay (only history)")
+        out[series.symbol] = series
+    return out
+
+
 def replay_shift_ms(now_ms: int, first_open_ms: int, grid_ms: int) -> int:
     """How far to move the data's times so the replay starts now, in whole ``grid_ms`` (the longest bar interval).
 
@@ -87,7 +104,7 @@ class BinanceSimulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         specs = {s.symbol: s for s in (spec_from_instrument(i) for i in config.instruments)}
-        klines = klines_by_symbol(config.bars)
+        klines = replay_series(config.bars, config.history)
         captured = {c.symbol: c for c in config.captures}
         both = sorted(set(klines) & set(captured))
         if both:
@@ -99,23 +116,18 @@ class BinanceSimulator:
         if unpriced:
             raise ValueError(f"instruments without bars or capture to replay: {unpriced}")
         self.specs: dict[str, SymbolSpec] = specs
-        self._ticks: list[list[Step]] = replay_steps(klines)
-        starts = [series[0].open_time for series in klines.values()] + [c.events[0].ts_ms for c in captured.values()]
+        self.schedule = ReplaySchedule(klines)
+        starts = [int(self.schedule.open_times[0])] if len(self.schedule.open_times) else []
+        starts += [c.events[0].ts_ms for c in captured.values()]
         first_open = min(starts)
-        grid = max([MINUTE_MS] + [k[0].close_time - k[0].open_time + 1 for k in klines.values()])
+        grid = max([MINUTE_MS] + [s.interval_ms for s in klines.values()])
         shift = replay_shift_ms(int(time.time() * 1000), first_open, grid) if config.rebase_time else 0
         self.markets: dict[str, SymbolMarket] = {
-            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift)
-            for s, spec in specs.items()
-            if s in klines
+            s: SymbolMarket(specs[s], FundingSchedule(config.funding.get(s, ())), shift, series)
+            for s, series in klines.items()
         }
         self._captured = {s: CapturedMarket(specs[s], c, shift) for s, c in captured.items()}
         self.markets.update(self._captured)
-        for symbol, series in klines.items():
-            self.markets[symbol].prime(series[0])
-        for symbol, series in klines_by_symbol(config.history).items():
-            if symbol in self.markets:
-                self.markets[symbol].history.extend(k for k in series if k.open_time < first_open)
         self.faults = Faults()
         self.hub = StreamHub(lambda: self.faults.silenced)
         self.request_log = RequestLog()
@@ -266,7 +278,7 @@ class BinanceSimulator:
 
     @property
     def total_ticks(self) -> int:
-        return len(self._ticks)
+        return self.schedule.total_ticks
 
     async def _replay(self) -> None:
         assert self.finished is not None
@@ -315,7 +327,7 @@ class BinanceSimulator:
         assert self._play is not None
         tick_s = self.config.bar_seconds / 4
         next_at = time.monotonic()
-        for tick in self._ticks:
+        for tick in self.schedule.ticks():
             if not self._play.is_set():
                 await self._play.wait()
                 next_at = time.monotonic()
@@ -446,7 +458,7 @@ class BinanceSimulator:
         def build() -> dict[str, Any]:
             return {
                 "tick": self.position,
-                "ticks": len(self._ticks),
+                "ticks": self.total_ticks,
                 "playing": bool(self._play and self._play.is_set()),
                 "wallet_balance": str(self.exchange.wallet),
                 "funding_paid": str(self.exchange.funding_total),
