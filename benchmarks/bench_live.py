@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
@@ -52,12 +53,22 @@ WARMUP = 180
 def replay_data(
     symbols: int, bars: int | None, history: int, start_ms: int | None = START_MS
 ) -> tuple[ReplayData, list[str]]:
-    """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT (the
-    renamed series share the real one's arrays)."""
+    """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT."""
     real = REAL[: min(symbols, len(REAL))]
     data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(start_ms, limit=bars, history=history)
+    return renamed_universe(data, symbols)
+
+
+def renamed_universe(data: ReplayData, symbols: int) -> tuple[ReplayData, list[str]]:
+    """``data``'s real series, then the same series again under names like BTC2USDT until there are ``symbols``
+    (a renamed series shares the real one's arrays)."""
+    real = [s.symbol for s in data.series][:symbols]
     by_symbol = {s.symbol: s for s in data.series}
-    out = ReplayData(instruments=list(data.instruments), series=list(data.series))
+    out = ReplayData(
+        instruments=[i for i in data.instruments if i.raw_symbol.value in real],
+        series=[by_symbol[s] for s in real],
+        funding=data.funding,
+    )
     names = list(real)
     for i in range(len(real), symbols):
         source = real[i % len(real)]
@@ -69,16 +80,17 @@ def replay_data(
 
 
 class Probe:
-    """Timestamps, on the simulator's clock, of the closed klines it sends and the new orders it receives."""
+    """Timestamps, on the simulator's clock, of the closed klines it writes to its sockets and the new orders it
+    receives. A kline is stamped once on the wire (not when queued), so the simulator's own sending of a
+    burst (a 200-symbol tick is 600 messages) is not counted as the node's time."""
 
     def __init__(self, sim: BinanceSimulator) -> None:
         self.klines: list[float] = []
         self.entries: list[float] = []
-        publish, handle = sim.hub.publish, sim.rest.handle
+        handle = sim.rest.handle
 
-        async def timed_publish(symbol: str, stream: str, event: dict[str, Any], *args: Any, **kw: Any) -> None:
-            await publish(symbol, stream, event, *args, **kw)
-            if stream == "kline" and event["k"]["x"]:
+        def on_sent(text: str) -> None:
+            if '"x":true' in text and '"kline"' in text:
                 self.klines.append(time.perf_counter())
 
         async def timed_handle(request: Any) -> Any:
@@ -88,19 +100,29 @@ class Probe:
                     self.entries.append(time.perf_counter())
             return await handle(request)
 
-        sim.hub.publish = timed_publish  # type: ignore[method-assign]
+        sim.hub.on_sent = on_sent  # before the node connects: each connection takes it when opened
         sim.rest.handle = timed_handle  # type: ignore[method-assign]  # before start: the router takes it then
 
-    def latencies_ms(self) -> list[float]:
+    def pairs(self) -> list[tuple[float, float]]:
+        """(entry received, the last closed kline sent before it) for every entry."""
         out = []
         for arrival in self.entries:
-            sent = [k for k in self.klines if k <= arrival]
+            sent = bisect_right(self.klines, arrival)  # both lists are in time order
             if sent:
-                out.append((arrival - sent[-1]) * 1000)
-        return sorted(out)
+                out.append((arrival, self.klines[sent - 1]))
+        return out
+
+    def latencies_ms(self) -> list[float]:
+        return sorted((arrival - sent) * 1000 for arrival, sent in self.pairs())
 
 
-def _settings(sim: BinanceSimulator, symbols: list[str], strategy: dict[str, Any], folder: Path) -> LiveSettings:
+def _settings(
+    sim: BinanceSimulator,
+    symbols: list[str],
+    strategy: dict[str, Any],
+    folder: Path,
+    actors: tuple[dict[str, Any], ...] = (),
+) -> LiveSettings:
     return LiveSettings(
         config_path=folder / "bench.toml",
         mode="live",
@@ -120,6 +142,7 @@ def _settings(sim: BinanceSimulator, symbols: list[str], strategy: dict[str, Any
         log_level="ERROR",
         log_level_file="WARNING",
         log_directory=folder / "logs",
+        actors=actors,
     )
 
 

@@ -359,8 +359,9 @@ class BinanceSimulator:
         if hub.wants(symbol, "depth"):
             await hub.publish(symbol, "depth", market.depth_update())
         if hub.wants(symbol, "markPrice"):
-            await hub.publish(symbol, "markPrice", market.mark_price_event())
-            await hub.publish_all_mark([market.mark_price_event()])
+            mark_event = market.mark_price_event()
+            await hub.publish(symbol, "markPrice", mark_event)
+            await hub.publish_all_mark([mark_event])
         if hub.wants(symbol, "kline"):
             event = market.kline_event()
             if event is not None:
