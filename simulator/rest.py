@@ -139,8 +139,9 @@ class RestApi:
     # --- the handler
 
     async def handle(self, request: web.Request) -> web.Response:
-        if self.faults.latency_s:
-            await asyncio.sleep(self.faults.latency_s)
+        latency = self.faults.current_latency()
+        if latency:
+            await asyncio.sleep(latency)
         method, path = request.method, request.path
         body = await request.text() if request.can_read_body else ""
         query: dict[str, str] = dict(parse_qsl(request.query_string, keep_blank_values=True))
@@ -167,7 +168,7 @@ class RestApi:
                 auth.check_timestamp(query)
             if (method, path) in NEW_ORDER_ROUTES:
                 self._count_order(headers)
-            self.faults.check_order(method, path)
+            self.faults.check_order(method, path, query)
             payload = fn(query)
             response = web.Response(
                 text=json.dumps(payload, separators=(",", ":")),

@@ -129,7 +129,7 @@ class BinanceSimulator:
         self._captured = {s: CapturedMarket(specs[s], c, shift) for s, c in captured.items()}
         self.markets.update(self._captured)
         self.faults = Faults()
-        self.hub = StreamHub(lambda: self.faults.silenced)
+        self.hub = StreamHub(self.faults.silenced)
         self.request_log = RequestLog()
         self.weights = WeightCounter(config.weight_limit)
         self.listen_keys = ListenKeys()
@@ -372,43 +372,72 @@ class BinanceSimulator:
 
     def drop_connections(self, market: bool = True, user: bool = True) -> int:
         """Close WebSocket connections abruptly (code 1006-like: no close reason); returns how many."""
+        return self._call_async(lambda: self.drop_connections_async(market, user))
 
-        async def run() -> int:
-            conns = (self.hub.market_conns if market else set()) | (self.hub.user_conns if user else set())
-            return await self.hub.close(conns, code=1011, message=b"simulated drop")
+    async def drop_connections_async(self, market: bool = True, user: bool = True) -> int:
+        conns = (self.hub.market_conns if market else set()) | (self.hub.user_conns if user else set())
+        return await self.hub.close(conns, code=1011, message=b"simulated drop")
 
-        return self._call_async(run)
-
-    def silence(self, seconds: float) -> None:
-        """Send no WebSocket message (market or user) for ``seconds``; what would have been sent is lost."""
-        self.call(lambda: self.faults.silence(seconds))
+    def silence(self, seconds: float, market: bool = True, user: bool = True) -> None:
+        """Send no WebSocket message for ``seconds`` on the market streams, the user stream, or both; what would
+        have been sent is lost (the connections stay open)."""
+        self.call(lambda: self.faults.silence(seconds, market, user))
 
     def expire_listen_key(self) -> str | None:
         """Send ``listenKeyExpired`` on the user stream, invalidate the key and close its connections."""
+        return self._call_async(self.expire_listen_key_async)
 
-        async def run() -> str | None:
-            key = self.listen_keys.key
-            if key is None:
-                return None
-            self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
-            self.listen_keys.close()
-            await asyncio.sleep(0.05)  # let the writer flush the event before the close
-            await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
-            return key
+    async def expire_listen_key_async(self) -> str | None:
+        key = self.listen_keys.key
+        if key is None:
+            return None
+        self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
+        self.listen_keys.close()
+        await asyncio.sleep(0.05)  # let the writer flush the event before the close
+        await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
+        return key
 
-        return self._call_async(run)
+    async def inject(self, fault: str, params: dict[str, Any]) -> Any:
+        """Apply one fault by name, on the simulator's loop: what ``POST /_sim/fault`` and chaos runs do (the
+        names and parameters of the control endpoint; see docs/simulator.md)."""
+        f = self.faults
+        if fault == "drop_connections":
+            return await self.drop_connections_async(bool(params.get("market", True)), bool(params.get("user", True)))
+        if fault == "silence":
+            return f.silence(float(params["seconds"]), bool(params.get("market", True)), bool(params.get("user", True)))
+        if fault == "expire_listen_key":
+            return await self.expire_listen_key_async()
+        if fault == "throttle":
+            status, retry_after = int(params.get("status", 429)), int(params.get("retry_after", 5))
+            return f.throttle(status, retry_after, int(params.get("count", 1)))
+        if fault == "reject_next_order":
+            return f.reject_next(int(params["code"]), str(params.get("target", "any")), int(params.get("count", 1)))
+        if fault == "latency":
+            duration = params.get("duration")
+            return f.set_latency(float(params["seconds"]), None if duration is None else float(duration))
+        if fault == "ban":
+            return f.ban(float(params["seconds"]))
+        if fault == "clear":
+            return f.clear()
+        raise ValueError(f"unknown fault {fault!r}")
 
     def throttle(self, status: int = 429, retry_after_s: int = 5, count: int = 1) -> None:
         """Answer the next ``count`` REST requests with 429 (rate limit) or 418 (IP ban) and Retry-After."""
         self.call(lambda: self.faults.throttle(status, retry_after_s, count))
 
-    def reject_next_order(self, code: int) -> None:
-        """Reject the next order (regular or algo) with -2019 (margin) or -1111 (precision)."""
-        self.call(lambda: self.faults.reject_next(code))
+    def reject_next_order(self, code: int, target: str = "any", count: int = 1) -> None:
+        """Reject the next ``count`` order requests of ``target`` ("any", "entry", "exit", "stop",
+        "stop_cancel"; see ``simulator.faults``) with -2019 (margin), -1111 (precision), -2021 (would trigger
+        at once) or -1008 (server busy)."""
+        self.call(lambda: self.faults.reject_next(code, target, count))
 
-    def set_latency(self, seconds: float) -> None:
-        """Delay every REST answer by ``seconds``."""
-        self.call(lambda: self.faults.set_latency(seconds))
+    def set_latency(self, seconds: float, duration_s: float | None = None) -> None:
+        """Delay every REST answer by ``seconds``, for ``duration_s`` (a spike) or until cleared."""
+        self.call(lambda: self.faults.set_latency(seconds, duration_s))
+
+    def ban(self, seconds: float) -> None:
+        """An IP ban window: every REST request for ``seconds`` gets 418 with Retry-After and the ban's end."""
+        self.call(lambda: self.faults.ban(seconds))
 
     def force_order(self, symbol: str, side: str, quantity: str) -> dict[str, Any]:
         """Publish a liquidation on ``<symbol>@forceOrder`` at the current price (the data has none of its own)."""
@@ -505,34 +534,7 @@ class BinanceSimulator:
     async def _control_fault(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            name = body["fault"]
-            if name == "drop_connections":
-                conns = (self.hub.market_conns if body.get("market", True) else set()) | (
-                    self.hub.user_conns if body.get("user", True) else set()
-                )
-                result: Any = await self.hub.close(conns, code=1011, message=b"simulated drop")
-            elif name == "silence":
-                result = self.faults.silence(float(body["seconds"]))
-            elif name == "expire_listen_key":
-                key = self.listen_keys.key
-                if key is not None:
-                    self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
-                    self.listen_keys.close()
-                    await asyncio.sleep(0.05)
-                    await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
-                result = key
-            elif name == "throttle":
-                result = self.faults.throttle(
-                    int(body.get("status", 429)), int(body.get("retry_after", 5)), int(body.get("count", 1))
-                )
-            elif name == "reject_next_order":
-                result = self.faults.reject_next(int(body["code"]))
-            elif name == "latency":
-                result = self.faults.set_latency(float(body["seconds"]))
-            elif name == "clear":
-                result = self.faults.clear()
-            else:
-                raise ValueError(f"unknown fault {name!r}")
+            result = await self.inject(body["fault"], {k: v for k, v in body.items() if k != "fault"})
         except (KeyError, ValueError, TypeError) as e:
             return web.json_response({"error": str(e)}, status=400)
         return web.json_response({"ok": True, "result": result})

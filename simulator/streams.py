@@ -79,11 +79,11 @@ class Connection:
 class StreamHub:
     """Who is subscribed to what, and the fan-out of market and user events to them."""
 
-    def __init__(self, is_silenced: Callable[[], bool]) -> None:
+    def __init__(self, is_silenced: Callable[[bool], bool]) -> None:
         self.market_conns: set[Connection] = set()
         self.user_conns: set[Connection] = set()
         self._index: dict[tuple[str, str], dict[Connection, list[str]]] = {}
-        self._is_silenced = is_silenced
+        self._is_silenced = is_silenced  # is_silenced(user): True while that stream sends nothing
         self.messages_out = 0
         # User-stream events a client was too far behind to take (its connection is closed, as Binance would);
         # market streams never drop: a slow reader slows the replay instead.
@@ -135,7 +135,7 @@ class StreamHub:
         self, symbol: str, kind: str, payload: dict[str, Any], arg_filter: Callable[[str], bool] | None = None
     ) -> None:
         """Send one market event to every connection subscribed to it (combined or raw framing)."""
-        if self._is_silenced():
+        if self._is_silenced(False):
             return
         subs = self._index.get((symbol, kind))
         if not subs:
@@ -154,7 +154,7 @@ class StreamHub:
                 self.messages_out += 1
 
     async def publish_all_mark(self, payloads: list[dict[str, Any]]) -> None:
-        if self._is_silenced() or not payloads:
+        if self._is_silenced(False) or not payloads:
             return
         for conn, names in list(self._index.get(("*", "markPrice"), {}).items()):
             for name in names:
@@ -163,7 +163,7 @@ class StreamHub:
                 self.messages_out += 1
 
     def send_user(self, event: dict[str, Any], listen_key: str | None = None) -> None:
-        if self._is_silenced():
+        if self._is_silenced(True):
             return
         text = dumps(event)
         for conn in list(self.user_conns):
