@@ -15,7 +15,8 @@
 - Latency: closed kline written to the node's socket by the simulator -> the entry ``POST /fapi/v1/order``
   received (both on the simulator's clock; the kline is the last one written before the order, i.e. the kline
   that completed the scan's minute), split into parts with stamps taken inside the node (wall time, and the
-  node's CPU time, which the machine's other load does not stretch). Also at 1x, on a shorter window (``--minutes-1x``, 10 by default, 4 with ``--quick``).
+  node's CPU time, which the machine's other load does not stretch). Also at 1x, on a shorter window
+  (``--minutes-1x``, 10 by default, 4 with ``--quick``).
 - Event-loop lag, garbage collections, bars received: measured inside the node by
   ``benchmarks.node_probe.NodeProbe``, during the replay only (the node's start-up is left out).
 - Memory: the node's resident set after start-up (connected, subscribed, warmed up), half-way, at the end.

@@ -158,7 +158,7 @@ class ChaosRunner:
     def start(self) -> "ChaosRunner":
         def begin() -> None:
             self.started = time.monotonic()
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = self.sim.spawn(self._run())
 
         self.sim.call(begin)
         return self
@@ -198,3 +198,49 @@ class ChaosRunner:
         for record in self.injected:
             out[record.fault.kind] = out.get(record.fault.kind, 0) + 1
         return out
+
+
+@dataclass
+class ChaosSummary:
+    """What a chaos run did and what the invariant monitor saw, in numbers."""
+
+    injected: dict[str, int]  # fault kind -> times injected
+    hits: dict[str, int]  # what the faults did to requests: "418", "429", "reject stop -1008", ...
+    violations: dict[str, int]  # invariant kind -> episodes that outlasted their allowance
+    divergences: dict[str, int]  # invariant kind -> episodes that ended within it
+    longest_s: dict[str, float]  # invariant kind -> the longest episode
+    orders_sent: int  # new-order requests (regular and conditional) the exchange received
+    trades: int  # fills on the exchange
+    checks: int  # invariant checks run
+    episodes: list[Any]  # the monitor's episodes (simulator.invariants.Episode)
+    report: Any  # the monitor's InvariantReport
+
+    @property
+    def violation_count(self) -> int:
+        return sum(self.violations.values())
+
+    @property
+    def longest_divergence_s(self) -> float:
+        return max(self.longest_s.values(), default=0.0)
+
+
+def summarize(sim: "BinanceSimulator", runner: ChaosRunner, monitor: "InvariantMonitor") -> ChaosSummary:
+    report = monitor.report()
+    hits: dict[str, int] = {}
+    for at, what in sim.call(lambda: list(sim.faults.hits)):
+        if at >= runner.started:
+            hits[what] = hits.get(what, 0) + 1
+    by_kind = report.by_kind()
+    log = sim.request_log
+    return ChaosSummary(
+        injected=runner.counts(),
+        hits=hits,
+        violations={k: v for k, (v, _, _) in by_kind.items()},
+        divergences={k: d for k, (_, d, _) in by_kind.items()},
+        longest_s={k: longest for k, (_, _, longest) in by_kind.items()},
+        orders_sent=log.count("/fapi/v1/order", "POST") + log.count("/fapi/v1/algoOrder", "POST"),
+        trades=sim.call(lambda: len(sim.exchange.trades)),
+        checks=report.checks,
+        episodes=report.episodes,
+        report=report,
+    )

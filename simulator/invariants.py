@@ -246,7 +246,7 @@ class InvariantMonitor:
                 self._soon()
 
             exchange.emit = emit  # every state change of the exchange emits an event
-            self._task = asyncio.get_running_loop().create_task(self._every_interval())
+            self._task = self.sim.spawn(self._every_interval())
 
         self._on_loop(begin)
         return self

@@ -160,6 +160,7 @@ class BinanceSimulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._replay_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._play: asyncio.Event | None = None
         self.finished: asyncio.Event | None = None
         self.port = 0
@@ -199,7 +200,19 @@ class BinanceSimulator:
         self.port = sockets[0].getsockname()[1]
         self._replay_task = asyncio.create_task(self._replay())
 
+    def spawn(self, coro: Any) -> "asyncio.Task[Any]":
+        """Run a coroutine on the simulator's loop as a task the simulator cancels when it stops (monitors, chaos
+        runs); call on the loop."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def stop_async(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._replay_task is not None:
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
