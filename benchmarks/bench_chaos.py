@@ -146,7 +146,8 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     out += [
         Row(name, "invariant violations (all)", s.violation_count, "0", "",
             f"{s.checks:,} checks; allowance {grace:g} s (+ fault effect windows); details on stderr"),
-        Row(name, "longest divergence s", s.longest_divergence_s, "", "", "any invariant, violation or not"),
+        Row(name, "longest divergence s", s.longest_divergence_s, "", "", "any invariant, within its allowance"),
+        Row(name, "longest violation s", s.longest_violation_s, "", "", "to the end of the run if still open"),
         Row(name, "orders sent", s.orders_sent, "", "", "new orders, regular and conditional"),
         Row(name, "trades", s.trades, "", "", "fills on the exchange"),
     ]  # fmt: skip

@@ -22,6 +22,8 @@
 - Memory: the node's resident set after start-up (connected, subscribed, warmed up), half-way, at the end.
 - Messages dropped: closed klines the simulator sent minus bars the node received, plus user-stream events the
   simulator had to drop and messages left unsent on a closed connection.
+- Start-up: the highest ``X-MBX-USED-WEIGHT-1M`` while the node connects and warms up, and how many of its
+  requests were refused (429 / 418).
 - REST weight per minute: everything the node asked from the end of the start-up to the end of the replay,
   per wall minute (at 10x a wall minute holds ten market minutes of bar-driven requests; time-driven ones,
   open interest every 5 min per symbol and the listen-key keep-alive, run at their wall-clock pace).
@@ -126,6 +128,8 @@ class Run:
     wall_minutes: float
     market_minutes: float
     startup_weight: int
+    startup_peak_weight: int  # the highest X-MBX-USED-WEIGHT-1M of the start-up
+    startup_refused: int  # start-up requests answered 429 / 418
     orders: int
     entries: int
     max_positions: int
@@ -161,6 +165,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
         try:
             _started(sim, node, symbols, folder, probe_path)
             startup = sim.request_log.total_weight()
+            startup_log = sim.request_log.as_dicts()
             rss_start = _memory_kb(node.pid)[0] / 1024
             cpu_start = _cpu_s(node.pid)
             begin_w, begin_t = sim.request_log.total_weight(), time.monotonic()
@@ -208,6 +213,8 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
         wall_minutes=wall_minutes,
         market_minutes=sim.total_ticks / 4,
         startup_weight=startup,
+        startup_peak_weight=max((r["used_weight_1m"] for r in startup_log), default=0),
+        startup_refused=sum(1 for r in startup_log if r["status"] in (418, 429)),
         orders=orders,
         entries=len(probe.entries),
         max_positions=max_positions,
@@ -296,8 +303,9 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
         Row(name, "node memory MB start / middle / end", end, "growth <= 10 %", "",
             f"{start:.0f} / {middle:.0f} / {end:.0f} MB: {growth:+.1f} %"),
         Row(name, "REST weight / wall min", run.weight / run.wall_minutes, "", "",
-            f"{run.weight / run.wall_minutes / BINANCE_WEIGHT_LIMIT * 100:.1f} % of 2,400; start-up "
-            f"{run.startup_weight}; {run.orders} orders"),
+            f"{run.weight / run.wall_minutes / BINANCE_WEIGHT_LIMIT * 100:.1f} % of 2,400; {run.orders} orders"),
+        Row(name, "start-up: peak weight in a minute", run.startup_peak_weight, "< 2,400", "",
+            f"{run.startup_weight} weight in all; {run.startup_refused} requests refused with 429/418"),
         Row(name, "messages dropped", lost, "0", "",
             f"{run.klines_sent:,} closed klines sent, {run.bars_received:,} bars received; "
             f"{run.dropped_sim} dropped/unsent by the simulator"),

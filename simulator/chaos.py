@@ -221,7 +221,13 @@ class ChaosSummary:
 
     @property
     def longest_divergence_s(self) -> float:
-        return max(self.longest_s.values(), default=0.0)
+        """The longest episode that ended within its allowance."""
+        return max((e.duration(self.report.now) for e in self.report.divergences), default=0.0)
+
+    @property
+    def longest_violation_s(self) -> float:
+        """The longest episode that outlasted its allowance (measured to the end of the run if still open)."""
+        return max((e.duration(self.report.now) for e in self.report.violations), default=0.0)
 
 
 def summarize(sim: "BinanceSimulator", runner: ChaosRunner, monitor: "InvariantMonitor") -> ChaosSummary:
