@@ -1,7 +1,8 @@
 """Soak run under chaos: the live node trades a replay while seeded random faults hit it and the exchange-side
 invariant checker watches every state change.
 
-``uv run python -m benchmarks chaos [--seed N] [--minutes M] [--speed X] [--mean-interval S] [--grace S]``
+``uv run python -m benchmarks chaos [--seed N] [--minutes M] [--speed X] [--mean-interval S] [--grace S]
+[--report PATH]``
 
 - Market: the 16 real 1m series of ``ohlcv_2025-03_2025-06`` from the start of their most volatile day
   (2025-05-23, see ``bench_live_load``), ``M`` wall minutes replayed at ``X`` (default 60 minutes at 10x:
@@ -19,15 +20,20 @@ invariant checker watches every state change.
 
 The table: faults injected by kind, what they hit, violations and divergences by invariant, the longest
 divergence, orders sent, trades. Each violation is listed (time into the run, invariant, symbol, details,
-duration, the faults just before it) on stderr, for whoever fixes it.
+duration, the faults just before it, and the symbol's order requests around it) on stderr, for whoever fixes
+it; ``--report PATH`` writes all of it (faults, episodes, every request, stream connections, ERROR log lines)
+as JSON.
 """
 
 import argparse
+import json
+import re
 import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from benchmarks.bench_live import KEY, REAL, SECRET, SHARED, WARMUP, _settings, _start_node, _stop, _wait
 from benchmarks.bench_live_load import STRATEGY, day_ranges
@@ -47,9 +53,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--speed", type=float, default=10.0, help="replay speed (default 10x)")
     group.add_argument("--mean-interval", type=float, default=30.0, help="mean seconds between faults (30)")
     group.add_argument("--grace", type=float, default=DEFAULT_GRACE_S, help="allowance of a divergence, s (5)")
+    group.add_argument("--report", help="also write a JSON post-mortem (faults, episodes, requests) to this file")
 
 
-def soak(seed: int, minutes: float, speed: float, mean_interval_s: float, grace_s: float) -> ChaosSummary:
+def soak(
+    seed: int, minutes: float, speed: float, mean_interval_s: float, grace_s: float, report_path: Path | None = None
+) -> tuple[ChaosSummary, "StreamWatch"]:
     everything = from_files([SHARED / f"{s}-1m.csv.gz" for s in REAL])
     day_ms, _ = day_ranges(everything.series)[0]
     bars = int(minutes * speed) + 2
@@ -86,17 +95,52 @@ def soak(seed: int, minutes: float, speed: float, mean_interval_s: float, grace_
             sim.play()
             runner.start()
             assert sim.finished is not None
-            _wait(lambda: runner.done or sim.finished.is_set() or node.poll() is not None, minutes * 60 + 600, "chaos")
+            streams = StreamWatch()
+            limit = time.monotonic() + minutes * 60 + 600
+            while not (runner.done or sim.finished.is_set() or node.poll() is not None or time.monotonic() > limit):
+                streams.sample(sim)
+                time.sleep(0.5)
             runner.stop()
-            time.sleep(SETTLE_S)
+            settle = time.monotonic() + SETTLE_S
+            while time.monotonic() < settle:
+                streams.sample(sim)
+                time.sleep(0.5)
             monitor.stop()
             summary = summarize(sim, runner, monitor)
             alive = node.poll() is None
             errors = _error_lines(folder)
+            requests = sim.request_log.as_dicts()
         finally:
             _stop(node)
-    _print_details(summary, runner, alive, errors)
-    return summary
+    _print_details(summary, runner, alive, errors, requests, streams)
+    if report_path is not None:
+        _write_report(report_path, seed, summary, runner, requests, streams, errors)
+    return summary, streams
+
+
+class StreamWatch:
+    """How long the node had no user stream, or no market stream, sampled every half second."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.user_down_s = 0.0
+        self.market_down_s = 0.0
+        self.samples: list[tuple[float, int, int]] = []  # (monotonic, user connections, market connections)
+
+    def sample(self, sim: BinanceSimulator) -> None:
+        now = time.monotonic()
+        status = sim.status()
+        user, market = status["user_connections"], status["market_connections"]
+        if not user:
+            self.user_down_s += now - self.last
+        if not market:
+            self.market_down_s += now - self.last
+        self.samples.append((now, user, market))
+        self.last = now
+
+    @property
+    def user_at_end(self) -> bool:
+        return bool(self.samples and self.samples[-1][1])
 
 
 def _error_lines(folder: Path) -> list[str]:
@@ -106,11 +150,34 @@ def _error_lines(folder: Path) -> list[str]:
     return out
 
 
-def _print_details(summary: ChaosSummary, runner: ChaosRunner, alive: bool, errors: list[str]) -> None:
+def _error_kinds(errors: list[str]) -> list[tuple[str, int]]:
+    """ERROR lines grouped by what they say, ids and numbers left out."""
+    kinds: dict[str, int] = {}
+    for line in errors:
+        text = line.split("[ERROR]", 1)[-1]
+        text = re.sub(r"\(.*", "(...)", text) if "Error on applying" in text else text
+        text = re.sub(r"'[^']*'|\d+(\.\d+)?", "_", text)[:160]
+        kinds[text] = kinds.get(text, 0) + 1
+    return sorted(kinds.items(), key=lambda kv: -kv[1])
+
+
+def _print_details(
+    summary: ChaosSummary,
+    runner: ChaosRunner,
+    alive: bool,
+    errors: list[str],
+    requests: list[dict[str, Any]],
+    streams: StreamWatch,
+) -> None:
     report = summary.report
-    print(f"chaos: node {'still running' if alive else 'EXITED'}; {len(errors)} ERROR log lines", file=sys.stderr)
-    for line in errors[:10]:
-        print(f"  {line[:300]}", file=sys.stderr)
+    out = sys.stderr
+    print(f"chaos: node {'still running' if alive else 'EXITED'}; user stream down {streams.user_down_s:.0f} s "
+          f"(connected at the end: {streams.user_at_end}), market streams down {streams.market_down_s:.0f} s",
+          file=out)  # fmt: skip
+    print(f"{len(errors)} ERROR log lines:", file=out)
+    for text, count in _error_kinds(errors)[:12]:
+        print(f"  {count:4d} x {text}", file=out)
+    wall0 = time.time() - time.monotonic()  # request-log times are wall ms; the run's are monotonic
     for episode in report.violations:
         start = episode.started - runner.started
         before = [i for i in runner.injected if i.at <= episode.started][-3:]
@@ -120,8 +187,44 @@ def _print_details(summary: ChaosSummary, runner: ChaosRunner, alive: bool, erro
         print(
             f"violation at {start:.1f} s: {episode.first.kind} {episode.first.symbol}: {episode.first.detail}; "
             f"last: {episode.last.detail}; lasted {duration:.1f} s{still}; faults before: {faults}",
-            file=sys.stderr,
+            file=out,
         )
+        begin_ms = (episode.started + wall0 - 30) * 1000
+        end_ms = (episode.started + wall0 + 5) * 1000
+        for r in requests:
+            if r["symbol"] == episode.first.symbol and begin_ms <= r["time_ms"] <= end_ms and r["method"] != "GET":
+                at = r["time_ms"] / 1000 - wall0 - runner.started
+                code = f" {r['code']}" if r["code"] else ""
+                print(f"    {at:8.1f} s {r['method']} {r['path']} {r['order']} -> {r['status']}{code}", file=out)
+
+
+def _write_report(
+    path: Path,
+    seed: int,
+    summary: ChaosSummary,
+    runner: ChaosRunner,
+    requests: list[dict[str, Any]],
+    streams: StreamWatch,
+    errors: list[str],
+) -> None:
+    """Everything a post-mortem needs, times in seconds from the start of the faults."""
+    report = summary.report
+    wall0 = time.time() - time.monotonic()
+    t0 = runner.started
+    content = {
+        "seed": seed,
+        "faults": [{"at": i.at - t0, "kind": i.fault.kind, "params": i.fault.params, "error": i.error}
+                   for i in runner.injected],
+        "episodes": [{"start": e.started - t0, "duration": e.duration(report.now), "open": e.ended is None,
+                      "violation": report.breached(e), "kind": e.first.kind, "symbol": e.first.symbol,
+                      "first": e.first.detail, "last": e.last.detail} for e in report.episodes],
+        "requests": [{**r, "at": r["time_ms"] / 1000 - wall0 - t0} for r in requests],
+        "streams": [{"at": at - t0, "user": u, "market": m} for at, u, m in streams.samples],
+        "errors": errors,
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=1, default=str))
+    print(f"chaos: report written to {path}", file=sys.stderr)
 
 
 def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
@@ -130,7 +233,8 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     speed = getattr(options, "speed", None) or 10.0
     mean = getattr(options, "mean_interval", None) or 30.0
     grace = getattr(options, "grace", None) or DEFAULT_GRACE_S
-    s = soak(seed, minutes, speed, mean, grace)
+    report = getattr(options, "report", None)
+    s, streams = soak(seed, minutes, speed, mean, grace, Path(report) if report else None)
     name = f"chaos soak, seed {seed}, {minutes:g} min at {speed:g}x, 16 symbols"
     out = [
         Row(name, f"faults injected: {kind}", s.injected.get(kind, 0), "", "", FAULT_KINDS[kind].what)
@@ -148,6 +252,8 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
             f"{s.checks:,} checks; allowance {grace:g} s (+ fault effect windows); details on stderr"),
         Row(name, "longest divergence s", s.longest_divergence_s, "", "", "any invariant, within its allowance"),
         Row(name, "longest violation s", s.longest_violation_s, "", "", "to the end of the run if still open"),
+        Row(name, "user stream down s", streams.user_down_s, "", "",
+            f"connected at the end: {streams.user_at_end}; market streams down {streams.market_down_s:.0f} s"),
         Row(name, "orders sent", s.orders_sent, "", "", "new orders, regular and conditional"),
         Row(name, "trades", s.trades, "", "", "fills on the exchange"),
     ]  # fmt: skip

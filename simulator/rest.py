@@ -181,8 +181,22 @@ class RestApi:
             response = web.Response(
                 status=e.status, text=json.dumps(e.body()), content_type="application/json", headers=headers
             )
-        self.log.add(LoggedRequest(_now_ms(), method, path, weight, status, used, code))
+        order = ""
+        if (method, path) in NEW_ORDER_ROUTES:
+            reduce = " reduce-only" if query.get("reduceOnly") == "true" or query.get("closePosition") == "true" else ""
+            order = f"{query.get('side', '')} {query.get('type', '')} {query.get('quantity', '')}{reduce}"
+        self.log.add(LoggedRequest(_now_ms(), method, path, weight, status, used, code, query.get("symbol", ""), order))
         return response
+
+    def _symbol_of(self, query: dict[str, str]) -> str:
+        """The request's symbol, also for a conditional order named only by its id (a cancel)."""
+        if query.get("symbol"):
+            return query["symbol"].upper()
+        algo_id, client_id = query.get("algoId"), query.get("clientAlgoId")
+        for algo in self.exchange.algos.values() if algo_id or client_id else ():
+            if str(algo.algo_id) == algo_id or algo.client_algo_id == client_id:
+                return algo.symbol
+        return ""
 
     def _count_order(self, headers: dict[str, str]) -> None:
         per_10s, per_minute = self.orders.add()
@@ -264,6 +278,15 @@ class RestApi:
         if key is not None:
             self._on_listen_key_closed(key)
         return {}
+
+
+def _order_of(method: str, path: str, query: dict[str, str]) -> str:
+    """A new order's side, type, quantity and reduce-only flag, for the request log."""
+    if (method, path) not in NEW_ORDER_ROUTES:
+        return ""
+    reduces = "true" in (query.get("reduceOnly", "").lower(), query.get("closePosition", "").lower())
+    flag = " reduce-only" if reduces else ""
+    return f"{query.get('side', '')} {query.get('type', '')} {query.get('quantity', '')}{flag}"
 
 
 def _now_ms() -> int:
