@@ -123,6 +123,8 @@ class LoggedRequest:
     status: int
     used_weight_1m: int
     code: int | None = None  # Binance error code for error answers
+    symbol: str = ""  # the request's symbol parameter, if any
+    order: str = ""  # for new orders: side, type, quantity, "reduce-only" (what a post-mortem needs)
 
 
 class RequestLog:
