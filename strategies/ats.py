@@ -11,6 +11,7 @@ fill handler an unprotected position is closed.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from nautilus_trader.core.data import Data
 from nautilus_trader.model.data import Bar, DataType, FundingRateUpdate, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.events import (
     OrderCanceled,
+    OrderCancelRejected,
     OrderDenied,
     OrderExpired,
     OrderFilled,
@@ -45,7 +47,10 @@ from strategies.orders import TradeOrders
 from strategies.risk import DailyLossGuard, check_entry
 from strategies.scan import ScanClock, scan_time
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, to_decimal
+from strategies.sync import ExchangeSync
 from strategies.trade import TAG_ENTRY, TAG_SL, TAG_TP1, Trade, Trades, order_role, parse_direction
+
+_SYNC_TIMER = "ats-sync"
 
 
 class AtsStrategy(Strategy):
@@ -65,6 +70,13 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(config.scan, symbols=0)
         self.orders = TradeOrders(self, self.market.instruments, config.exits.tp_order)
         self.keeper = ExitKeeper(self.orders, self.market, self.notices, self.counters_, config.exits, config.dynamic)
+        self.sync = ExchangeSync(
+            self.keeper,
+            self.trades,
+            config.manual_strength,
+            self.records.append,
+            lambda message: self.notices.node("RECONCILED", self.mode, message),
+        )
         self._funding_clock = FundingClock()
 
     # --- life cycle -----------------------------------------------------------------------------------------
@@ -82,6 +94,15 @@ class AtsStrategy(Strategy):
             with self._guarded("adopt"):
                 self._adopt_open_positions()
         self.notices.node("STARTED", self.mode, f"{len(self.market.instruments)} symbols")
+        if self.is_live:  # the trades against the cache, which Nautilus keeps in step with the exchange
+            self._on_sync_timer(None)
+            self.clock.set_timer(
+                _SYNC_TIMER, timedelta(seconds=self.config.sync.interval_s), callback=self._on_sync_timer
+            )
+
+    def _on_sync_timer(self, _event: TimeEvent | None) -> None:
+        with self._guarded("sync"):
+            self.sync.run(self.log)
 
     def _subscribe(self) -> None:
         live_streams = self.is_live and self.config.live_market_streams
@@ -90,7 +111,8 @@ class AtsStrategy(Strategy):
             self.subscribe_bars(bar_type)
             if not self.is_live:  # Binance live has no funding-rate subscription: the mark stream carries it
                 self.subscribe_funding_rates(instrument_id)
-            self.subscribe_mark_prices(instrument_id)
+            if not live_streams:  # live, the mark comes with the mark-price stream below (one subscription)
+                self.subscribe_mark_prices(instrument_id)
             if live_streams:  # Binance live: funding rates come with the mark-price stream; quotes feed L
                 mark_stream = DataType(BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id})
                 self.subscribe_data(mark_stream, client_id=ClientId(instrument_id.venue.value))
@@ -99,13 +121,20 @@ class AtsStrategy(Strategy):
                 self.request_bars(
                     bar_type, start=self.clock.utc_now() - bar_type.spec.timedelta * self.config.warmup_bars
                 )
+        # Published by the live node's own actors: listened to on the bus, there is no data client to ask.
         if self.is_live:
-            self.subscribe_data(DataType(OpenInterest))  # polled by the live node
+            self._listen(DataType(OpenInterest))  # polled by the live node
         if live_streams:  # streamed by the live node; a connected feed makes Q available (0 when quiet)
-            self.subscribe_data(DataType(LiquidationUpdate))
-            self.subscribe_data(DataType(LiquidationFeedStatus))
+            self._listen(DataType(LiquidationUpdate))
+            self._listen(DataType(LiquidationFeedStatus))
+
+    def _listen(self, data_type: DataType) -> None:
+        self.msgbus.subscribe(topic=f"data.{data_type.topic}", handler=self.handle_data)
 
     def on_stop(self) -> None:
+        if _SYNC_TIMER in self.clock.timer_names:
+            self.clock.cancel_timer(_SYNC_TIMER)
+        self.notices.node("STOPPED", self.mode, f"{self.trades.count()} trades open, exits left on the exchange")
         try:
             self.msgbus.deregister(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         except Exception as e:  # a second strategy instance may have replaced the endpoint
@@ -287,6 +316,8 @@ class AtsStrategy(Strategy):
     def on_order_filled(self, event: OrderFilled) -> None:
         with self._guarded("on_order_filled", protect=event.instrument_id):
             order = self.cache.order(event.client_order_id)
+            if event.reconciliation:
+                self.sync.note_fill(event, order)
             role = order_role(order, self.trades.open.get(order.instrument_id)) if order is not None else ""
             if role == TAG_ENTRY and order.is_closed and order.instrument_id in self.trades.pending:
                 self._arm(self.trades.pending.pop(order.instrument_id), order, event.position_id)
@@ -314,6 +345,14 @@ class AtsStrategy(Strategy):
 
     def on_order_expired(self, event: OrderExpired) -> None:
         self._on_order_failed(event, "expired")
+
+    def on_order_cancel_rejected(self, event: OrderCancelRejected) -> None:
+        with self._guarded("on_order_cancel_rejected"):
+            order = self.cache.order(event.client_order_id)
+            if order is not None and order.is_open:
+                # Usually gone already (filled or expired while a stream was silent): ask the venue for its
+                # state, so the cache stops listing it as working.
+                self.query_order(order)
 
     def _on_order_failed(self, event: Any, why: str) -> None:
         with self._guarded(f"on_order_{why.split(':')[0]}"):

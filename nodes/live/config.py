@@ -79,6 +79,7 @@ class LiveSettings:
     rate_limit_pause_s: float = 60.0
     warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
+    check_weight_per_min: float = 30.0  # REST weight per minute the continuous checks against the exchange may use
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -133,6 +134,7 @@ def load_live_settings(
         rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
         open_interest_interval_s=float(live.get("open_interest_interval_s", 300.0)),
+        check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 30.0)),
         actors=tuple(raw.get("actors", [])),
     )
 
@@ -142,6 +144,36 @@ def _warmup_bars(path: Path, value: Any) -> int:
     if not isinstance(value, int) or not 0 <= value <= 1500:
         raise ConfigError(path, f"[live] warmup_bars = {value!r}: a whole number of past bars from 0 to 1500")
     return value
+
+
+def _check_weight(path: Path, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 6 <= value <= 600:
+        raise ConfigError(
+            path, f"[live] check_weight_per_min = {value!r}: REST weight per minute for the checks, from 6 to 600"
+        )
+    return float(value)
+
+
+# Weights of the continuous checks on Binance: positionRisk (all symbols) 5; openOrders and openAlgoOrders
+# without a symbol 40 each, plus the positionRisk the client adds to find the active symbols.
+POSITION_CHECK_WEIGHT = 5
+OPEN_ORDER_CHECK_WEIGHT = 85
+
+
+@dataclass(frozen=True)
+class CheckIntervals:
+    positions_s: float  # positions compared with the exchange (missing fills fetched on a difference)
+    open_orders_s: float  # open orders, regular and algo, compared with the exchange
+
+
+def check_intervals(weight_per_min: float) -> CheckIntervals:
+    """Intervals of Nautilus's continuous checks that spend ``weight_per_min`` of Binance's request weight,
+    half on positions (cheap: a lost fill shows there first) and half on open orders."""
+    half = weight_per_min / 2
+    return CheckIntervals(
+        positions_s=round(60 * POSITION_CHECK_WEIGHT / half, 1),
+        open_orders_s=round(60 * OPEN_ORDER_CHECK_WEIGHT / half, 1),
+    )
 
 
 def credentials(mode: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -217,6 +249,7 @@ def build_node_config(
                 instrument_provider=provider,
             ),
         }
+    intervals = check_intervals(settings.check_weight_per_min)
     strategy_config = {
         "instrument_ids": [i.value for i in instrument_ids],
         **settings.strategy_config,
@@ -242,6 +275,17 @@ def build_node_config(
         exec_engine=LiveExecEngineConfig(
             reconciliation=True,
             reconciliation_lookback_mins=settings.reconciliation_lookback_mins,
+            # Lost stream messages (a silence, a gap before a reconnect) leave the cache behind the exchange:
+            # Nautilus compares positions and open orders (regular and algo) with the exchange at these
+            # intervals, fetches the missing fills and applies them. Within 2 s of an order's or position's last
+            # event it waits: the stream may still bring it.
+            # Paper: the sandbox reports nothing, so every position would look lost: no checks.
+            position_check_interval_secs=intervals.positions_s if keys is not None else None,
+            position_check_threshold_ms=2_000,
+            open_check_interval_secs=intervals.open_orders_s if keys is not None else None,
+            open_check_open_only=True,
+            open_check_threshold_ms=2_000,
+            reconciliation_startup_delay_secs=1.0,
         ),
         cache=CacheConfig(),
         data_clients={BINANCE: data_client},
@@ -289,9 +333,7 @@ def build_node_config(
     )
 
 
-def build_node(
-    config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEventLoop | None = None
-) -> TradingNode:
+def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEventLoop | None = None) -> TradingNode:
     """A built node; pass a fresh ``loop`` when several nodes live one after another in one process (a
     disposed node closes its loop)."""
     node = TradingNode(config=config, loop=loop)

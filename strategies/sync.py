@@ -1,0 +1,160 @@
+"""``ExchangeSync`` keeps the strategy's trades in step with the positions and orders of the node's cache.
+
+Nautilus keeps the cache in step with the exchange (reconciliation after a reconnect, periodic position and
+open-order checks: ``nodes/live/config.py``). This collaborator, run live on a timer and once at start, reads
+each symbol of the universe from the cache, asks ``audit.plan_repairs`` what is out of step, applies the
+repairs through the ``ExitKeeper`` (book a ghost, adopt, re-arm, break-even after a missed TP1, cancel a
+second stop or orphan reduce-only orders), and publishes one ``NodeEvent("RECONCILED")`` naming what was
+repaired, with the fills that reconciliation applied (fills the streams lost).
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from nautilus_trader.common.config import NautilusConfig, PositiveFloat
+from nautilus_trader.model.enums import OrderType
+from nautilus_trader.model.events import OrderFilled
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
+from nautilus_trader.model.orders import Order
+
+from strategies.audit import OrderView, Repair, RepairKind, SymbolView, TradeView, plan_repairs
+from strategies.keeper import ExitKeeper
+from strategies.ledger import TradeRecord
+from strategies.trade import Trades, order_role
+
+
+class SyncConfig(NautilusConfig, frozen=True):
+    """Live only: how often the trades are compared with the cache (no request to the exchange)."""
+
+    interval_s: PositiveFloat = 5.0
+
+
+def describe_fill(order: Order, role: str, fill: OrderFilled) -> str:
+    what = role.removeprefix("ATS:") or order.order_type.name
+    return f"{fill.order_side.name} {fill.last_qty} @ {fill.last_px} ({what})"
+
+
+class ExchangeSync:
+    def __init__(
+        self,
+        keeper: ExitKeeper,
+        trades: Trades,
+        strength: float,
+        book: Callable[[TradeRecord], None],
+        publish: Callable[[str], None],
+    ) -> None:
+        self.keeper = keeper
+        self.trades = trades
+        self.strength = strength  # of an adopted position: its entry's strength is gone
+        self.book = book  # the ledger of closed trades
+        self.publish = publish  # one message naming the repairs
+        self.notes: list[str] = []
+        self.repairs = 0
+
+    def symbol(self, instrument_id: InstrumentId) -> str:
+        instrument = self.keeper.market.instruments.get(instrument_id)
+        return instrument.raw_symbol.value if instrument is not None else instrument_id.symbol.value
+
+    @property
+    def cache(self) -> Any:
+        return self.keeper.orders.strategy.cache
+
+    def note_fill(self, event: OrderFilled, order: Order | None) -> None:
+        """A fill applied by reconciliation: the streams lost it."""
+        if order is not None:
+            role = order_role(order, self.trades.open.get(order.instrument_id))
+            self.notes.append(
+                f"{self.symbol(order.instrument_id)}: missed fill applied, {describe_fill(order, role, event)}"
+            )
+
+    def view(self, instrument_id: InstrumentId) -> SymbolView:
+        cache = self.cache
+        positions = cache.positions_open(instrument_id=instrument_id)
+        working = tuple(
+            OrderView(
+                order_id=o.client_order_id.value,
+                reduce_only=o.is_reduce_only,
+                is_stop=o.order_type == OrderType.STOP_MARKET,
+                quantity=o.leaves_qty.as_double(),
+                trigger=o.trigger_price.as_double() if o.has_trigger_price else 0.0,
+            )
+            for o in cache.orders_open(instrument_id=instrument_id)
+            if not o.is_pending_cancel and o.venue_order_id is not None
+        )
+        trade = self.trades.open.get(instrument_id)
+        trade_view = (
+            TradeView(
+                trade.direction, float(trade.quantity), trade.tp1_done, trade.stop_id.value if trade.stop_id else None
+            )
+            if trade is not None
+            else None
+        )
+        busy = (
+            bool(cache.orders_inflight(instrument_id=instrument_id))
+            or instrument_id in self.trades.pending
+            or (trade is not None and bool(trade.exit_intent))
+        )
+        return SymbolView(str(instrument_id), sum(p.signed_qty for p in positions), trade_view, working, busy=busy)
+
+    def run(self, log: Any) -> int:
+        """Compare every symbol of the universe and repair; publish what was done. Returns the repairs."""
+        done = 0
+        for instrument_id in self.keeper.market.instruments:
+            for repair in plan_repairs(self.view(instrument_id)):
+                try:
+                    self._apply(instrument_id, repair, log)
+                    done += 1
+                except Exception as e:  # one symbol's failure must not stop the others' repairs
+                    log.exception(f"{instrument_id}: {repair.kind} failed", e)
+                    self.notes.append(f"{instrument_id.symbol}: {repair.kind.lower()} failed: {e!r}")
+        self.repairs += done
+        self.flush()
+        return done
+
+    def flush(self) -> None:
+        if self.notes:
+            message, self.notes = "\n".join(self.notes), []
+            self.publish(message)
+
+    def _apply(self, instrument_id: InstrumentId, repair: Repair, log: Any) -> None:
+        keeper, symbol = self.keeper, self.symbol(instrument_id)
+        for order_id in repair.cancel:
+            order = self.cache.order(ClientOrderId(order_id))
+            if order is not None and order.is_open:
+                keeper.orders.strategy.cancel_order(order)
+        if repair.kind == RepairKind.GHOST:
+            trade = self.trades.open.pop(instrument_id)
+            position = keeper.orders.position(trade)
+            if position is not None and position.is_closed:
+                self.book(keeper.ended(trade, position))
+                self.notes.append(f"{symbol}: the position closed on the exchange; trade booked")
+            else:
+                self.notes.append(f"{symbol}: no position on the exchange; the trade was dropped")
+        elif repair.kind == RepairKind.ADOPT:
+            position = self.cache.positions_open(instrument_id=instrument_id)[0]
+            instrument = keeper.market.instruments[instrument_id]
+            self.trades.open[instrument_id] = keeper.adopt(instrument, position, self.strength, log)
+            self.notes.append(f"{symbol}: open {position.side.name} {position.quantity} taken over")
+        elif repair.kind == RepairKind.REARM:
+            trade = self.trades.open[instrument_id]
+            keeper.rearm(trade, keeper.orders.open_position(trade))
+            self.notes.append(f"{symbol}: no stop on the exchange; stop re-armed at {trade.stop_price}")
+        elif repair.kind == RepairKind.TP1_MISSED:
+            trade = self.trades.open[instrument_id]
+            trade.stop_id = None  # cancelled above: the break-even stop replaces them all
+            keeper.tp1_seen_late(trade)
+            self.notes.append(f"{symbol}: TP1 had filled; stop moved to break-even {trade.stop_price}")
+        elif repair.kind == RepairKind.EXTRA_STOPS:
+            trade = self.trades.open[instrument_id]
+            trade.stop_id = ClientOrderId(repair.keep_stop)
+            self.notes.append(f"{symbol}: {len(repair.cancel)} extra stop(s) cancelled, one stop kept")
+        elif repair.kind == RepairKind.RESIZE_STOP:
+            trade = self.trades.open[instrument_id]
+            trade.stop_id = ClientOrderId(repair.keep_stop)
+            stop = self.cache.order(trade.stop_id)
+            trade.stop_price = stop.trigger_price.as_double()
+            position = keeper.orders.open_position(trade)
+            keeper.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
+            self.notes.append(f"{symbol}: stop resized to the position, {position.quantity}")
+        elif repair.kind == RepairKind.ORPHANS:
+            self.notes.append(f"{symbol}: no position; {len(repair.cancel)} reduce-only order(s) cancelled")
