@@ -90,9 +90,12 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(self.config.scan, symbols=len(self.market.instruments))
         self._subscribe()
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
+        restart = self.config.sync.restart
+        if restart is not None and restart.utc_day is not None and restart.day_start_equity is not None:
+            self.daily.restore(restart.utc_day, restart.day_start_equity)  # the day's loss survives a restart
         if self.config.adopt_positions:
             with self._guarded("adopt"):
-                self._adopt_open_positions()
+                self.sync.recover(self.config.sync, self.log)
         self.notices.node("STARTED", self.mode, f"{len(self.market.instruments)} symbols")
         if self.is_live:  # the trades against the cache, which Nautilus keeps in step with the exchange
             self._on_sync_timer(None)
@@ -103,6 +106,7 @@ class AtsStrategy(Strategy):
     def _on_sync_timer(self, _event: TimeEvent | None) -> None:
         with self._guarded("sync"):
             self.sync.run(self.log)
+            self.sync.remember(self.clock.timestamp_ns())
 
     def _subscribe(self) -> None:
         live_streams = self.is_live and self.config.live_market_streams
@@ -134,6 +138,7 @@ class AtsStrategy(Strategy):
     def on_stop(self) -> None:
         if _SYNC_TIMER in self.clock.timer_names:
             self.clock.cancel_timer(_SYNC_TIMER)
+        self.sync.remember(self.clock.timestamp_ns())
         self.notices.node("STOPPED", self.mode, f"{self.trades.count()} trades open, exits left on the exchange")
         try:
             self.msgbus.deregister(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
@@ -331,6 +336,7 @@ class AtsStrategy(Strategy):
             position = self.cache.position_for_order(entry.client_order_id)
             position_id = position.id if position is not None else None
         self.keeper.arm(trade, entry, position_id)
+        self.sync.remember(self.clock.timestamp_ns())
 
     # --- orders that failed, positions that closed ----------------------------------------------------------
 
@@ -381,18 +387,10 @@ class AtsStrategy(Strategy):
             if trade.position_id is not None and trade.position_id != event.position_id:
                 return  # another position (HEDGING) closed: the open trade keeps its exits
             del self.trades.open[instrument_id]
+            self.sync.remember(self.clock.timestamp_ns())
             self.orders.cancel_exits(instrument_id)
             self.records.append(self.keeper.ended(trade, event))
             self.observe_daily(event.ts_event)
-
-    # --- restart adoption -----------------------------------------------------------------------------------
-
-    def _adopt_open_positions(self) -> None:
-        """Take over the positions found open at start; a position without a working stop gets one."""
-        for instrument_id, instrument in self.market.instruments.items():
-            for position in self.cache.positions_open(instrument_id=instrument_id):
-                strength = self.config.manual_strength
-                self.trades.open[instrument_id] = self.keeper.adopt(instrument, position, strength, self.log)
 
     # --- the desk: control commands and what the reports read -----------------------------------------------
 

@@ -27,6 +27,7 @@ from strategies.exits import (
 )
 from strategies.ledger import Counters, TradeRecord, commissions
 from strategies.market import Market
+from strategies.memory import TradeMemo
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
 from strategies.sizing import InstrumentFilters, split_quantity
@@ -148,10 +149,12 @@ class ExitKeeper:
             moved = self.orders.move_tp2(trade, tp2_order, trade.tp2_price)
             self.notice(trade, "DYNAMIC_TRAIL", price, float(moved), trade.stop_price)
 
-    def adopt(self, instrument: Instrument, position: Position, strength: float, log: Any) -> Trade:
+    def adopt(
+        self, instrument: Instrument, position: Position, strength: float, log: Any, memo: TradeMemo | None = None
+    ) -> Trade:
         """A position found open at start becomes a trade again; without a working stop it gets one."""
         orders = self.orders.strategy.cache.orders(instrument_id=instrument.id)
-        trade = adopt_trade(instrument, position, orders, self.exits, strength)
+        trade = adopt_trade(instrument, position, orders, self.exits, strength, memo)
         if trade.stop_id is None:
             self.rearm(trade, position)
         log.info(

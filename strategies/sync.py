@@ -18,15 +18,21 @@ from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId
 from nautilus_trader.model.orders import Order
 
 from strategies.audit import OrderView, Repair, RepairKind, SymbolView, TradeView, plan_repairs
+from strategies.downtime import RestartFacts, downtime_outcome
 from strategies.keeper import ExitKeeper
 from strategies.ledger import TradeRecord
-from strategies.trade import Trades, order_role
+from strategies.memory import TradeMemo, TradeMemory, load
+from strategies.trade import Trade, Trades, order_role
 
 
 class SyncConfig(NautilusConfig, frozen=True):
-    """Live only: how often the trades are compared with the cache (no request to the exchange)."""
+    """Live only. interval_s: how often the trades are compared with the cache (no request to the exchange);
+    memory_path: the file the open trades are remembered in across restarts (the live node sets it);
+    restart: what the live node found on the exchange before it started (never set by hand)."""
 
     interval_s: PositiveFloat = 5.0
+    memory_path: str | None = None
+    restart: RestartFacts | None = None
 
 
 def describe_fill(order: Order, role: str, fill: OrderFilled) -> str:
@@ -50,6 +56,7 @@ class ExchangeSync:
         self.publish = publish  # one message naming the repairs
         self.notes: list[str] = []
         self.repairs = 0
+        self.memory: TradeMemory | None = None
 
     def symbol(self, instrument_id: InstrumentId) -> str:
         instrument = self.keeper.market.instruments.get(instrument_id)
@@ -66,6 +73,73 @@ class ExchangeSync:
             self.notes.append(
                 f"{self.symbol(order.instrument_id)}: missed fill applied, {describe_fill(order, role, event)}"
             )
+
+    # --- restart ---------------------------------------------------------------------------------------------
+
+    def recover(self, config: SyncConfig, log: Any) -> None:
+        """At start: every open position of the universe becomes a trade again (as remembered, when it was);
+        every remembered trade whose position is gone is booked from the exchange's fills. The sync that follows
+        puts the exits right (break-even after a TP1 nobody saw, one stop, no orphan)."""
+        memos: dict[InstrumentId, TradeMemo] = {}
+        if config.memory_path is not None:
+            saved_ns, remembered = load(config.memory_path)
+            memos = {m.instrument_id: m for m in remembered}
+            self.memory = TradeMemory(config.memory_path)
+        fills = config.restart.fills if config.restart is not None else ()
+        for instrument_id, instrument in self.keeper.market.instruments.items():
+            positions = self.cache.positions_open(instrument_id=instrument_id)
+            memo = memos.get(instrument_id)
+            if positions:
+                trade = self.keeper.adopt(instrument, positions[0], self.strength, log, memo)
+                self.trades.open[instrument_id] = trade
+            elif memo is not None:
+                self._closed_while_down(memo, [f for f in fills if f.instrument == memo.instrument])
+
+    def _closed_while_down(self, memo: TradeMemo, fills: list[Any]) -> None:
+        symbol = self.symbol(memo.instrument_id)
+        outcome = downtime_outcome(memo.direction, memo.quantity, memo.opened_ns // 1_000_000 - 1_000, fills)
+        if not outcome.closed:
+            self.notes.append(f"{symbol}: the {memo.direction} trade is gone and no closing fill was found; not booked")
+            return
+        instrument = self.keeper.market.instruments[memo.instrument_id]
+        levels = memo.exit_levels()
+        trade = Trade(
+            instrument_id=memo.instrument_id,
+            direction=memo.direction,
+            strength=memo.strength,
+            score=0.0,
+            leverage=memo.leverage,
+            factors=memo.factors(),
+            atr=None,
+            planned=levels,
+            levels=levels,
+            entry=memo.entry,
+            opened_ns=memo.opened_ns,
+            tp1_done=outcome.tp1_filled,
+            funding=memo.funding,
+        )
+        pnl = outcome.realized_pnl + memo.funding
+        self.keeper.notices.closed(
+            trade, instrument, outcome.exit_time_ns, outcome.exit_price, memo.quantity, pnl, outcome.reason
+        )
+        self.book(
+            TradeRecord.of_trade(
+                trade, outcome.exit_time_ns, outcome.exit_price, memo.quantity, pnl, outcome.commissions, outcome.reason
+            )
+        )
+        self.keeper.counters.add(str(memo.instrument_id), "stops" if outcome.reason != "TP1+TP2" else "tp2")
+        price = instrument.make_price(outcome.exit_price)
+        self.notes.append(
+            f"{symbol}: the {memo.direction} trade closed while the node was down ({outcome.reason} at {price}, "
+            f"PnL {pnl:+.2f}); booked"
+        )
+
+    def remember(self, now_ns: int) -> None:
+        """Write the open trades to the memory file (when there is one and they changed)."""
+        if self.memory is not None:
+            self.memory.save(list(self.trades.open.values()), now_ns)
+
+    # --- the sync ----------------------------------------------------------------------------------------------
 
     def view(self, instrument_id: InstrumentId) -> SymbolView:
         cache = self.cache
@@ -89,8 +163,9 @@ class ExchangeSync:
             if trade is not None
             else None
         )
+        # An order not yet accepted (just submitted, even not sent yet) or being cancelled or modified.
         busy = (
-            bool(cache.orders_inflight(instrument_id=instrument_id))
+            any(not o.is_closed and (not o.is_open or o.is_inflight) for o in cache.orders(instrument_id=instrument_id))
             or instrument_id in self.trades.pending
             or (trade is not None and bool(trade.exit_intent))
         )

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from nautilus_trader.adapters.binance import (
     BINANCE,
     BinanceAccountType,
@@ -42,6 +43,7 @@ from nodes.live.liquidations import ws_base_url
 from nodes.live.preflight import http_base_url
 from nodes.settings import PACKAGE_DIR, ConfigError, load_backtest_settings, read_config_file
 from strategies.config import AtsStrategyConfig, parse_strategy_config
+from strategies.downtime import RestartFacts
 from strategies.scan import ScanEntries
 
 DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
@@ -80,6 +82,7 @@ class LiveSettings:
     warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
     check_weight_per_min: float = 30.0  # REST weight per minute the continuous checks against the exchange may use
+    state_file: Path | None = None  # the strategy's open trades, remembered across restarts (not in paper mode)
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -112,6 +115,9 @@ def load_live_settings(
     if not isinstance(leverage, int) or not 1 <= leverage <= max_leverage:
         raise ConfigError(path, f"[live] leverage = {leverage!r}: a whole number from 1 to max_leverage {max_leverage}")
     log_directory = live.get("log_directory")
+    state_file = live.get("state_file", "state/trades.json")
+    if not isinstance(state_file, str) or not state_file:
+        raise ConfigError(path, f"[live] state_file = {state_file!r}: the file the open trades are remembered in")
     return LiveSettings(
         config_path=path,
         mode=mode,
@@ -135,6 +141,7 @@ def load_live_settings(
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
         open_interest_interval_s=float(live.get("open_interest_interval_s", 300.0)),
         check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 30.0)),
+        state_file=None if mode == "paper" else base / state_file,
         actors=tuple(raw.get("actors", [])),
     )
 
@@ -196,6 +203,7 @@ def build_node_config(
     environ: dict[str, str] | None = None,
     keep_margin_type: tuple[str, ...] = (),
     account_settings: bool = True,
+    restart: RestartFacts | None = None,
 ) -> TradingNodeConfig:
     """The node's config. ``keep_margin_type``: symbols whose margin type must not be touched (a position is
     open: Binance refuses the change and the client's connect would fail). ``account_settings=False`` leaves
@@ -262,6 +270,14 @@ def build_node_config(
     # Live only: warm the factors from past klines at start (the backtest warms on its own data). A value
     # in the strategy config itself wins.
     strategy_config.setdefault("warmup_bars", settings.warmup_bars)
+    # Live only: the trades remembered across restarts, and what happened on the exchange while the node was down.
+    sync = dict(strategy_config.get("sync", {}))
+    if settings.state_file is not None:
+        sync["memory_path"] = str(settings.state_file)
+    if restart is not None:
+        sync["restart"] = msgspec.to_builtins(restart)
+    if sync:
+        strategy_config["sync"] = sync
     if settings.scan_once:
         strategy_config["scan"] = {**strategy_config.get("scan", {}), "entries": ScanEntries.FIRST_SCAN.value}
     return TradingNodeConfig(

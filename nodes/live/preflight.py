@@ -36,16 +36,23 @@ def http_base_url(mode: str, override: str | None) -> str:
     return get_http_base_url(BinanceAccountType.USDT_FUTURES, environment, is_us=False)
 
 
-async def preflight(
-    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
-) -> PreflightResult:
-    clock = LiveClock()
-    client = BinanceHttpClient(
+def rest_client(
+    clock: LiveClock, mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> BinanceHttpClient:
+    """Nautilus's Binance HTTP client for the mode (signed when given keys)."""
+    return BinanceHttpClient(
         clock=clock,
         api_key=keys[0] if keys else None,
         api_secret=keys[1] if keys else None,
         base_url=http_base_url(mode, base_url_http),
     )
+
+
+async def preflight(
+    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> PreflightResult:
+    clock = LiveClock()
+    client = rest_client(clock, mode, keys, base_url_http)
     market = BinanceFuturesMarketHttpAPI(client, BinanceAccountType.USDT_FUTURES)
     info = await market.query_futures_exchange_info()
     trading = {

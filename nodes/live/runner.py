@@ -4,11 +4,14 @@ import asyncio
 import time
 
 import msgspec
+from nautilus_trader.common.component import LiveClock
 from nautilus_trader.config import ImportableStrategyConfig, TradingNodeConfig
 from nautilus_trader.live.node import TradingNode
 
 from nodes.live.config import LiveSettings, build_node, build_node_config, credentials
-from nodes.live.preflight import preflight
+from nodes.live.preflight import PreflightResult, preflight, rest_client
+from nodes.live.recovery import recover
+from strategies.downtime import RestartFacts
 
 
 def checked_node_config(
@@ -16,11 +19,21 @@ def checked_node_config(
 ) -> TradingNodeConfig:
     """The node config, after every check that can fail before an order: keys, symbols, position mode.
 
-    A missing key fails first, before anything connects; then the preflight asks the exchange.
+    A missing key fails first, before anything connects; then the preflight asks the exchange. A trading node
+    (``account_settings``) also gets what happened while it was down (``nodes/live/recovery.py``).
     """
     keys = credentials(settings.mode, environ)
-    result = asyncio.run(preflight(settings.symbols, settings.mode, keys, settings.base_url_http))
-    return build_node_config(settings, environ, result.open_positions, account_settings)
+
+    async def ask() -> tuple[PreflightResult, RestartFacts | None]:
+        result = await preflight(settings.symbols, settings.mode, keys, settings.base_url_http)
+        if keys is None or not account_settings:
+            return result, None
+        clock = LiveClock()
+        client = rest_client(clock, settings.mode, keys, settings.base_url_http)
+        return result, await recover(client, clock, settings.state_file)
+
+    result, restart = asyncio.run(ask())
+    return build_node_config(settings, environ, result.open_positions, account_settings, restart)
 
 
 def run_live_node(settings: LiveSettings) -> int:
@@ -54,9 +67,7 @@ async def _run_until_flat(node: TradingNode, timeout_s: float) -> bool:
         runner.cancel()
 
 
-def flatten_account(
-    settings: LiveSettings, timeout_s: float = 60.0, environ: dict[str, str] | None = None
-) -> bool:
+def flatten_account(settings: LiveSettings, timeout_s: float = 60.0, environ: dict[str, str] | None = None) -> bool:
     """Close every position and cancel every order; True once the account is flat within the timeout."""
     config = checked_node_config(settings, environ, account_settings=False)
     flattener = ImportableStrategyConfig(
