@@ -167,6 +167,7 @@ class InvariantChecker:
                 return
 
     def start(self) -> "InvariantChecker":
+        self._step()  # at least one sample, however short the run
         self._thread = threading.Thread(target=self._run, name="invariants", daemon=True)
         self._thread.start()
         return self
@@ -175,6 +176,7 @@ class InvariantChecker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._step()
         now = time.monotonic()
         self.seen += [Violation(p, now - t) for p, t in self._open.items()]
         self._open.clear()
