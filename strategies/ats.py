@@ -282,6 +282,7 @@ class AtsStrategy(Strategy):
         account = self.portfolio.account(instrument_id.venue)
         free = account.balance_free(instrument.quote_currency)
         equity, free = to_decimal(self.equity()), free.as_decimal() if free is not None else Decimal(0)
+        free -= self.trades.reserved()  # entries sent and not filled yet hold their margin already
         leverage = leverage_for_strength(strength, self.config.sizing.max_leverage)
         filters, entry, stop = InstrumentFilters.of(instrument), to_decimal(price), to_decimal(levels.stop)
         decision = position_size(equity, free, entry, stop, leverage, filters, self.config.sizing)
@@ -293,14 +294,15 @@ class AtsStrategy(Strategy):
         score = float(result.score) if result is not None else 0.0
         trade = Trade(instrument_id, direction, strength, score, decision.leverage, factors, atr, levels, manual=manual)
         trade.entry_order_id = order.client_order_id
+        trade.reserved = decision.margin * (1 + to_decimal(self.config.sizing.fee_rate))
         self.trades.pending[instrument_id] = trade
         self.notices.signal(trade, instrument, price, levels, result)
         self.submit_order(order)
         return ""
 
-    def _refuse(self, instrument_id: InstrumentId, reason: str, manual: bool) -> str:
+    def _refuse(self, instrument_id: InstrumentId, reason: str, announce: bool) -> str:
         self.counters_.add(str(instrument_id), "refused")
-        if manual:
+        if announce:
             self.notices.risk("SIGNAL_REFUSED", reason, instrument=str(instrument_id))
         return reason
 
@@ -373,7 +375,8 @@ class AtsStrategy(Strategy):
                 if pending is not None and order.filled_qty.as_double() > 0:
                     self._arm(pending, order, None)  # a partially filled entry still gets its exits
                 elif pending is not None:
-                    self._refuse(instrument_id, f"entry {why}", pending.manual)
+                    # The signal was announced: say why the entry did not happen, whoever asked for it.
+                    self._refuse(instrument_id, f"the exchange did not take the entry: {why}", announce=True)
             elif trade is not None and role == TAG_SL and order.client_order_id == trade.stop_id:
                 self.keeper.stop_lost(trade, why, self.log)
 
