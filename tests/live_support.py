@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.live.node import TradingNode
 
 from nodes.live.config import build_node, load_live_settings
@@ -287,3 +289,14 @@ def node_positions(node: LiveNode) -> Callable[[], dict[str, Decimal]]:
         return {s: q for s, q in out.items() if q}
 
     return lambda: node.call(rows)
+
+
+class FailingActorConfig(ActorConfig, frozen=True):
+    pass
+
+
+class FailingActor(Actor):
+    """An actor whose start fails, as a broken plug-in's would: the node must not run on without it."""
+
+    def on_start(self) -> None:
+        raise RuntimeError("this actor cannot start")

@@ -9,6 +9,7 @@ def clear_errors() -> tuple[type[BaseException], ...]:
     from nodes.live.config import MissingCredentialsError
     from nodes.live.preflight import PreflightError
     from nodes.settings import ConfigError
+    from nodes.telegram.credentials import TelegramConfigError
 
     return (
         ConfigError,
@@ -17,4 +18,5 @@ def clear_errors() -> tuple[type[BaseException], ...]:
         CatalogMissingDataError,
         MissingCredentialsError,
         PreflightError,
+        TelegramConfigError,
     )

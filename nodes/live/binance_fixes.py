@@ -26,10 +26,13 @@ from typing import Any
 
 from nautilus_trader.adapters.binance import BinanceLiveExecClientFactory
 from nautilus_trader.adapters.binance.common.constants import BINANCE_FUTURES_ALGO_ORDER_TYPES
+from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.binance.futures.execution import BinanceFuturesExecutionClient
 from nautilus_trader.execution.reports import FillReport, OrderStatusReport
 from nautilus_trader.model.identifiers import ClientOrderId
 from nautilus_trader.model.orders import Order
+
+from nodes.live.stream_watch import watch_user_stream
 
 
 def _raw_symbol(client: BinanceFuturesExecutionClient, instrument_id: Any) -> str:
@@ -119,7 +122,8 @@ def _resolve_algo_ids(client: BinanceFuturesExecutionClient) -> None:
 
 
 class FixedBinanceLiveExecClientFactory(BinanceLiveExecClientFactory):
-    """Nautilus's factory; the futures client it makes gets the two fixes above."""
+    """Nautilus's factory; the futures client it makes gets the two fixes above, and its user stream is watched
+    (``nodes/live/stream_watch.py``)."""
 
     @staticmethod
     def create(  # type: ignore[override]
@@ -129,4 +133,5 @@ class FixedBinanceLiveExecClientFactory(BinanceLiveExecClientFactory):
         if isinstance(client, BinanceFuturesExecutionClient):
             client._get_cache_active_symbols = types.MethodType(_cache_active_raw_symbols, client)
             _resolve_algo_ids(client)
+            watch_user_stream(client, "testnet" if config.environment == BinanceEnvironment.TESTNET else "live")
         return client

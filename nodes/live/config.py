@@ -339,6 +339,12 @@ def build_node_config(
                     "base_url_ws": ws_base_url(settings.mode, settings.base_url_ws),
                 },
             ),
+            # A pause in market data is a stream gap: reported, and the account checked against the exchange.
+            ImportableActorConfig(
+                actor_path="nodes.live.stream_watch:StreamGapWatch",
+                config_path="nodes.live.stream_watch:StreamGapWatchConfig",
+                config={"mode": settings.mode},
+            ),
             *(ImportableActorConfig(**actor) for actor in settings.actors),
         ],
         timeout_connection=30.0,

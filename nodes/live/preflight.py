@@ -13,7 +13,9 @@ from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesContrac
 from nautilus_trader.adapters.binance.futures.http.account import BinanceFuturesAccountHttpAPI
 from nautilus_trader.adapters.binance.futures.http.market import BinanceFuturesMarketHttpAPI
 from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
+from nautilus_trader.adapters.binance.http.error import BinanceError
 from nautilus_trader.common.component import LiveClock
+from nautilus_trader.core.nautilus_pyo3 import HttpError, HttpTimeoutError
 
 
 class PreflightError(RuntimeError):
@@ -49,6 +51,20 @@ def rest_client(
 
 
 async def preflight(
+    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> PreflightResult:
+    try:
+        return await _preflight(symbols, mode, keys, base_url_http)
+    except (HttpError, HttpTimeoutError, OSError) as e:
+        url = http_base_url(mode, base_url_http)
+        raise PreflightError(
+            f"cannot reach the exchange at {url} ({e}); check the network and the config's URLs"
+        ) from None
+    except BinanceError as e:
+        raise PreflightError(f"the exchange refused a check: {e.message}") from None
+
+
+async def _preflight(
     symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
 ) -> PreflightResult:
     clock = LiveClock()
