@@ -133,7 +133,7 @@ def test_the_day_starts_from_the_wallet_minus_the_days_trading_income() -> None:
 
 def test_check_intervals_spend_the_weight_budget() -> None:
     pace = check_intervals(30)
-    assert pace.positions_s == 20.0 and pace.open_orders_s == 340.0
+    assert pace.positions_s == 20.0 and pace.open_orders_s == 340.0  # 30 a minute; the default is 12
     assert 60 / pace.positions_s * 5 + 60 / pace.open_orders_s * 85 == pytest.approx(30)
 
 

@@ -81,7 +81,7 @@ class LiveSettings:
     rate_limit_pause_s: float = 60.0
     warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
-    check_weight_per_min: float = 30.0  # REST weight per minute the continuous checks against the exchange may use
+    check_weight_per_min: float = 12.0  # REST weight per minute the continuous checks against the exchange may use
     state_file: Path | None = None  # the strategy's open trades, remembered across restarts (not in paper mode)
     actors: tuple[dict[str, Any], ...] = field(default=())
 
@@ -140,7 +140,7 @@ def load_live_settings(
         rate_limit_pause_s=float(live.get("rate_limit_pause_s", 60.0)),
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
         open_interest_interval_s=float(live.get("open_interest_interval_s", 300.0)),
-        check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 30.0)),
+        check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 12.0)),
         state_file=None if mode == "paper" else base / state_file,
         actors=tuple(raw.get("actors", [])),
     )
