@@ -90,7 +90,9 @@ def load_backtest_settings(path: Path | None = None) -> BacktestSettings:
             raise ConfigError(path, f"missing section [{section}]")
     unknown = set(raw) - {"backtest", "venue", "strategy", "actors"}
     if unknown:
-        raise ConfigError(path, f"unknown section(s) {sorted(unknown)}; known: backtest, venue, strategy, actors")
+        raise ConfigError(
+            path, f"unknown section(s) {sorted(unknown)}; known: backtest, venue, strategy, actors"
+        )
     bt, venue, strategy = raw["backtest"], raw["venue"], raw["strategy"]
     # Relative paths in the file are relative to the project folder when the file lives in the package,
     # else to the file's own folder: a trader's copy of the config can sit anywhere.

@@ -39,7 +39,9 @@ def strategy_ledger(outcome: BacktestOutcome) -> tuple[list[dict[str, Any]], dic
     strategies = outcome.engine.trader.strategies()
     if strategies and all(hasattr(s, "ledger") for s in strategies):
         trades = [t for s in strategies for t in s.ledger()]
-        counters = strategies[0].counters() if len(strategies) == 1 and hasattr(strategies[0], "counters") else None
+        counters = (
+            strategies[0].counters() if len(strategies) == 1 and hasattr(strategies[0], "counters") else None
+        )
         return trades, counters
     return ledger_from_positions(outcome.positions), None
 

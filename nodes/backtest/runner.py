@@ -84,7 +84,9 @@ def ensure_catalog(settings: BacktestSettings, progress: Callable[[str], None] |
         files = [p for s in sources for p in s.rglob("*") if p.is_file() and p.name.split("-")[0] in missing]
         if files:
             if progress:
-                progress(f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files")
+                progress(
+                    f"catalog {settings.catalog} lacks {', '.join(missing)}: ingesting {len(files)} files"
+                )
             ingest(files, settings.catalog, progress)
             missing = _missing_symbols(settings)
     if missing:

@@ -82,7 +82,9 @@ def summarise(
     gross_loss = -sum(losses)
     total = sum(pnls)
     total_return = total / starting_balance
-    per_day = ((1 + total_return) ** (1 / period_days) - 1) * 100 if period_days > 0 and total_return > -1 else 0.0
+    per_day = (
+        ((1 + total_return) ** (1 / period_days) - 1) * 100 if period_days > 0 and total_return > -1 else 0.0
+    )
     sharpe, sortino = sharpe_sortino(equity)
     return Summary(
         trades=len(pnls),
@@ -95,7 +97,9 @@ def summarise(
         max_drawdown_pct=max_drawdown_pct(equity),
         sharpe=sharpe,
         sortino=sortino,
-        average_duration_s=(sum(float(t["duration_s"]) for t in trades) / len(trades) if trades else float("nan")),
+        average_duration_s=(
+            sum(float(t["duration_s"]) for t in trades) / len(trades) if trades else float("nan")
+        ),
     )
 
 

@@ -43,15 +43,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     download.add_argument("symbols", nargs="+", metavar="SYMBOL", help="e.g. BTCUSDT ETHUSDT")
     download.add_argument("--start", type=_day, required=True, help="first UTC day, YYYY-MM-DD")
     download.add_argument(
-        "--end",
-        type=_day,
-        default=None,
+        "--end", type=_day, default=None,
         help="last UTC day, YYYY-MM-DD (default: yesterday, the latest published)",
     )
     download.add_argument("--interval", default="1m", help="kline interval (default: 1m)")
     download.add_argument(
-        "--datasets",
-        default="klines,funding,metrics",
+        "--datasets", default="klines,funding,metrics",
         help="comma-separated subset of klines,funding,metrics (default: all three)",
     )
     add = download.add_argument

@@ -63,7 +63,9 @@ def load_events(
     for cls, kind in ((MarkPriceUpdate, _MARK), (FundingRateUpdate, _FUNDING)):
         if _series_exists(catalog, cls, instrument_id):
             # funding is paid every 1-8 h: look back a day so the latest rate is known at the first bar
-            rows = catalog.query(cls, identifiers=[instrument_id], start=first - 86_400_000_000_000, end=end_ns)
+            rows = catalog.query(
+                cls, identifiers=[instrument_id], start=first - 86_400_000_000_000, end=end_ns
+            )
             events += [(r.ts_event, kind, r) for r in rows]
     if _series_exists(catalog, OpenInterest, instrument_id):
         rows = catalog.query(OpenInterest, identifiers=[instrument_id], start=end_ns - oi_lookback_ns, end=end_ns)
@@ -85,7 +87,9 @@ def run_scan(
     bars in the catalog is listed FLAT with a note instead of being dropped.
     """
     if not Path(catalog_path).is_dir():
-        raise FileNotFoundError(f"catalog folder {catalog_path} not found; fill it first with `ats data ingest`")
+        raise FileNotFoundError(
+            f"catalog folder {catalog_path} not found; fill it first with `ats data ingest`"
+        )
     if not instrument_ids:
         raise ValueError("run_scan: no instrument ids to scan")
     if at is not None:
@@ -165,7 +169,9 @@ def format_scan_table(results: list[ScoreResult]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
-        "  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     lines.insert(1, "-" * len(lines[0]))

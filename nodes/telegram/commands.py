@@ -16,7 +16,7 @@ Log = Callable[[str, str], None]
 
 
 def parse(text: str) -> tuple[str, tuple[str, ...]] | None:
-    """ "/signal@MyBot BTCUSDT long" -> ("signal", ("BTCUSDT", "long")); None for text that is no command."""
+    """"/signal@MyBot BTCUSDT long" -> ("signal", ("BTCUSDT", "long")); None for text that is no command."""
     parts = text.strip().split()
     if not parts or not parts[0].startswith("/"):
         return None

@@ -5,36 +5,18 @@ import json
 # Factor codes of the scoring model (the original design's ten factors plus one); unknown codes print as-is.
 FACTOR_NAMES: dict[str, dict[str, str]] = {
     "zh": {
-        "T": "趋势",
-        "M": "动量",
-        "C": "资金流",
-        "V": "量能",
-        "O": "持仓量",
-        "B": "基差",
-        "L": "流动性",
-        "S": "结构",
-        "F": "资金领先",
-        "Q": "清算",
-        "I": "独立性",
+        "T": "趋势", "M": "动量", "C": "资金流", "V": "量能", "O": "持仓量", "B": "基差",
+        "L": "流动性", "S": "结构", "F": "资金领先", "Q": "清算", "I": "独立性",
     },
     "en": {
-        "T": "Trend",
-        "M": "Momentum",
-        "C": "CVD",
-        "V": "Volume",
-        "O": "Open interest",
-        "B": "Basis",
-        "L": "Liquidity",
-        "S": "Structure",
-        "F": "Fund flow",
-        "Q": "Liquidations",
-        "I": "Independence",
+        "T": "Trend", "M": "Momentum", "C": "CVD", "V": "Volume", "O": "Open interest", "B": "Basis",
+        "L": "Liquidity", "S": "Structure", "F": "Fund flow", "Q": "Liquidations", "I": "Independence",
     },
 }
 
 
 def symbol(instrument: str) -> str:
-    """ "BTCUSDT-PERP.BINANCE" -> "BTCUSDT": traders know the raw symbol, not Nautilus's id."""
+    """"BTCUSDT-PERP.BINANCE" -> "BTCUSDT": traders know the raw symbol, not Nautilus's id."""
     return instrument.split(".", 1)[0].split("-", 1)[0]
 
 

@@ -170,7 +170,9 @@ class TelegramLink:
             read_timeout=self._poll_timeout + self._timeout,
         )
         # No bot.initialize(): it calls getMe, and the link must start even while Telegram is unreachable.
-        bot = Bot(self._token, base_url=self._base_url, request=send_request, get_updates_request=poll_request)
+        bot = Bot(
+            self._token, base_url=self._base_url, request=send_request, get_updates_request=poll_request
+        )
         tasks = [asyncio.create_task(self._drain(bot))]
         if self._on_command is not None:
             tasks.append(asyncio.create_task(self._poll(bot)))
@@ -237,7 +239,9 @@ class TelegramLink:
         backoff = self._backoff_initial
         while True:
             try:
-                updates = await bot.get_updates(offset=offset, timeout=self._poll_timeout, allowed_updates=["message"])
+                updates = await bot.get_updates(
+                    offset=offset, timeout=self._poll_timeout, allowed_updates=["message"]
+                )
                 backoff = self._backoff_initial
             except RetryAfter as exc:
                 await asyncio.sleep(_retry_after_s(exc))

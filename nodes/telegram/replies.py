@@ -35,7 +35,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "/resume 恢复开新仓\n/flatten 全部平仓 (需确认)\n/signal SYMBOL long|short 手动信号",
     },
     "en": {
-        "status": "📋 Status ({mode})\nNew entries: {entries}\nEquity: {equity} USDT\nToday's PnL: {daily} USDT",
+        "status": "📋 Status ({mode})\nNew entries: {entries}\n"
+        "Equity: {equity} USDT\nToday's PnL: {daily} USDT",
         "entries_on": "active",
         "entries_paused": "paused",
         "positions_head": "📂 Positions ({count})",
@@ -43,7 +44,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "position": "• {symbol} {direction} {quantity} @ {entry}\n"
         "  Stop {stop} · TP1 {tp1}{tp1_done} · TP2 {tp2} · Unrealized {upnl} USDT",
         "tp1_done": " ✔",
-        "balance": "💰 Balance\nTotal: {total} {currency}\nFree: {free} {currency}\nLocked: {locked} {currency}",
+        "balance": "💰 Balance\nTotal: {total} {currency}\n"
+        "Free: {free} {currency}\nLocked: {locked} {currency}",
         "daily": "📅 Today {date}\nRealized: {realized} USDT\n"
         "Unrealized: {unrealized} USDT\nTotal: {total} USDT\n"
         "Loss limit: {limit} USDT{hit}\nTrades: {trades}",

@@ -99,20 +99,12 @@ PHRASES: dict[str, dict[str, str]] = {
 
 EXIT_REASONS: dict[str, dict[str, str]] = {
     "zh": {
-        "TP1+TP2": "止盈1+止盈2",
-        "TP1+BREAKEVEN": "止盈1+保本止损",
-        "STOP": "止损",
-        "DYNAMIC": "动态退出",
-        "FLATTEN": "一键平仓",
-        "END_OF_DATA": "数据结束",
+        "TP1+TP2": "止盈1+止盈2", "TP1+BREAKEVEN": "止盈1+保本止损", "STOP": "止损", "DYNAMIC": "动态退出",
+        "FLATTEN": "一键平仓", "END_OF_DATA": "数据结束",
     },
     "en": {
-        "TP1+TP2": "TP1 + TP2",
-        "TP1+BREAKEVEN": "TP1 + break-even stop",
-        "STOP": "stop",
-        "DYNAMIC": "dynamic exit",
-        "FLATTEN": "flatten",
-        "END_OF_DATA": "end of data",
+        "TP1+TP2": "TP1 + TP2", "TP1+BREAKEVEN": "TP1 + break-even stop", "STOP": "stop",
+        "DYNAMIC": "dynamic exit", "FLATTEN": "flatten", "END_OF_DATA": "end of data",
     },
 }
 
@@ -159,7 +151,9 @@ class Renderer:
         head = f"{color} {fmt.symbol(e.instrument)} {e.direction.upper()}" + (p["manual"] if e.manual else "")
         blocks = [
             head,
-            p["strength"].format(strength=f"{e.strength:.0f}") + "\n" + p["leverage"].format(leverage=e.leverage),
+            p["strength"].format(strength=f"{e.strength:.0f}")
+            + "\n"
+            + p["leverage"].format(leverage=e.leverage),
             p["entry"].format(entry=fmt.price(e.entry, prec))
             + "\n"
             + p["stop"].format(stop=fmt.price(e.stop, prec), stop_pct=fmt.distance_pct(e.stop, e.entry)),
