@@ -95,4 +95,6 @@ def _reason(kind: str, tp1: bool) -> str:
         return "TP1+TP2"
     if kind == FILL_STOP and tp1:
         return "TP1+BREAKEVEN"
-    return "STOP"  # a stop, a liquidation, or a close at market by someone else
+    if kind == FILL_MARKET:
+        return "FLATTEN"  # closed at market: ``ats flatten`` or the trader by hand
+    return "STOP"  # a stop, or a liquidation

@@ -10,7 +10,7 @@ from nodes.live.config import check_intervals
 from nodes.live.recovery import day_start_equity, fill_kind
 from simulator.invariants import WorkingOrder, divergence, exchange_problems
 from strategies.audit import OrderView, RepairKind, SymbolView, TradeView, plan_repairs
-from strategies.downtime import FILL_ENTRY, FILL_STOP, FILL_TARGET, ExchangeFill, downtime_outcome
+from strategies.downtime import FILL_ENTRY, FILL_MARKET, FILL_STOP, FILL_TARGET, ExchangeFill, downtime_outcome
 from strategies.memory import TradeMemo, decode, encode, load
 
 STOP = OrderView("sl", reduce_only=True, is_stop=True, quantity=1.0, trigger=95.0)
@@ -105,6 +105,11 @@ def test_a_short_stopped_after_tp1_is_a_breakeven_exit_and_earlier_fills_do_not_
     assert out.closed and out.reason == "TP1+BREAKEVEN" and out.last_kind == FILL_STOP
     stopped = downtime_outcome("SHORT", 1.0, 10, [fills[1], fill("BUY", 1.0, 101.0, FILL_STOP, 30, pnl=-1.0)])
     assert stopped.reason == "STOP" and not stopped.tp1_filled and stopped.realized_pnl == pytest.approx(-1.2)
+
+
+def test_a_close_at_market_while_down_is_a_flatten() -> None:
+    fills = [fill("BUY", 1.0, 100.0, FILL_ENTRY, 10), fill("SELL", 1.0, 99.0, FILL_MARKET, 20, pnl=-1.0)]
+    assert downtime_outcome("LONG", 1.0, 10, fills).reason == "FLATTEN"
 
 
 def test_an_open_trade_with_tp1_filled_is_not_closed() -> None:
