@@ -59,7 +59,7 @@ class GapDetector:
 
 
 class StreamGapWatchConfig(ActorConfig, frozen=True):
-    gap_s: PositiveFloat = 5.0  # marks come every second: five quiet seconds are a gap
+    gap_s: PositiveFloat = 10.0  # marks come every second: ten quiet seconds are a gap (a busy start is not)
     mode: str = "live"
 
 
