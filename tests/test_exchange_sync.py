@@ -8,6 +8,7 @@ import pytest
 
 from nodes.live.config import check_intervals
 from nodes.live.recovery import day_start_equity, fill_kind
+from nodes.live.stream_watch import GapDetector
 from simulator.invariants import WorkingOrder, divergence, exchange_problems
 from strategies.audit import OrderView, RepairKind, SymbolView, TradeView, plan_repairs
 from strategies.downtime import FILL_ENTRY, FILL_MARKET, FILL_STOP, FILL_TARGET, ExchangeFill, downtime_outcome
@@ -172,3 +173,12 @@ def test_exchange_invariants() -> None:
     assert problems == {("STOP_QTY", "BTC"), ("STOPS", "ETH"), ("ORPHAN", "SOL"), ("DUPLICATE", "SOL")}
     assert {(p.kind, p.symbol) for p in exchange_problems({"BNB": Decimal(1)}, [])} == {("UNPROTECTED", "BNB")}
     assert [p.symbol for p in divergence({"BTC": Decimal(1)}, {"BTC": Decimal(1), "SUI": Decimal(3)})] == ["SUI"]
+
+
+def test_a_pause_in_market_data_is_a_gap_once_the_data_is_back() -> None:
+    gaps = GapDetector(gap_s=10)
+    assert gaps.seen(0.0) is None and gaps.seen(1.0) is None  # data every second
+    assert not gaps.tick(5.0) and gaps.tick(11.5) and not gaps.tick(12.5)  # noticed once
+    assert gaps.seen(14.0) == pytest.approx(13.0)  # back: the gap it ends
+    assert gaps.seen(15.0) is None
+    assert gaps.seen(40.0) == pytest.approx(25.0)  # a gap no tick saw is still one

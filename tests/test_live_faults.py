@@ -128,7 +128,7 @@ def test_lifecycle_messages_and_clean_logs_of_ats_live(shared_data: Path, tmp_pa
             wait_for(lambda: sim.status()["tick"] >= 8, 30, "market data")
             sim.drop_connections()
             wait_for(lambda: any(t.startswith("🔌") for t in tg.texts(TRADER_CHAT)), 30, "the reconnect message")
-            sim.silence(7)  # no message at all: the node sees the gap when data comes back
+            sim.silence(12)  # no message at all: the node sees the gap when data comes back
             wait_for(lambda: sum(t.startswith("🔌") for t in tg.texts(TRADER_CHAT)) >= 2, 30, "the gap message")
             assert node.interrupt() == 0
             wait_for(lambda: "⏹ Node stopped (live)" in tg.texts(TRADER_CHAT), 10, "the stop message")
