@@ -9,7 +9,8 @@ The decisions are plain functions in those modules; this class is the Nautilus g
 fill handler an unprotected position is closed.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -78,6 +79,7 @@ class AtsStrategy(Strategy):
             lambda message: self.notices.node("RECONCILED", self.mode, message),
         )
         self._funding_clock = FundingClock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # live: the node's event loop
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -98,12 +100,24 @@ class AtsStrategy(Strategy):
                 self.sync.recover(self.config.sync, self.log)
         self.notices.node("STARTED", self.mode, f"{len(self.market.instruments)} symbols")
         if self.is_live:  # the trades against the cache, which Nautilus keeps in step with the exchange
-            self._on_sync_timer(None)
+            self._loop = asyncio.get_running_loop()
+            self._sync()
             self.clock.set_timer(
                 _SYNC_TIMER, timedelta(seconds=self.config.sync.interval_s), callback=self._on_sync_timer
             )
 
-    def _on_sync_timer(self, _event: TimeEvent | None) -> None:
+    def _on_timer_thread(self, work: Callable[[], None]) -> None:
+        """Live timers fire on Nautilus's timer thread: the work runs on the event loop, between the handlers,
+        never beside them. In a backtest timers fire in the engine's own loop: at once."""
+        if self._loop is None:
+            work()
+        else:
+            self._loop.call_soon_threadsafe(lambda: work() if self.is_running else None)
+
+    def _on_sync_timer(self, _event: TimeEvent) -> None:
+        self._on_timer_thread(self._sync)
+
+    def _sync(self) -> None:
         with self._guarded("sync"):
             self.sync.run(self.log)
             self.sync.remember(self.clock.timestamp_ns())
@@ -178,6 +192,9 @@ class AtsStrategy(Strategy):
                 self._scan(step.ts)
 
     def _on_scan_alert(self, event: TimeEvent) -> None:
+        self._on_timer_thread(self._scan_overdue)
+
+    def _scan_overdue(self) -> None:
         ts = self.scan_clock.overdue()
         if ts is not None:
             with self._guarded("scan"):

@@ -24,6 +24,8 @@ from strategies.ledger import TradeRecord
 from strategies.memory import TradeMemo, TradeMemory, load
 from strategies.trade import Trade, Trades, order_role
 
+SETTLE_NS = 2_000_000_000  # what the cache learnt this recently may not have reached the strategy yet
+
 
 class SyncConfig(NautilusConfig, frozen=True):
     """Live only. interval_s: how often the trades are compared with the cache (no request to the exchange);
@@ -163,9 +165,14 @@ class ExchangeSync:
             if trade is not None
             else None
         )
-        # An order not yet accepted (just submitted, even not sent yet) or being cancelled or modified.
+        # An order not yet accepted (just submitted, even not sent yet) or being cancelled or modified; or an
+        # order or position event younger than SETTLE_NS: its events may still be on their way to the strategy.
+        orders = cache.orders(instrument_id=instrument_id)
+        settled = self.keeper.orders.strategy.clock.timestamp_ns() - SETTLE_NS
         busy = (
-            any(not o.is_closed and (not o.is_open or o.is_inflight) for o in cache.orders(instrument_id=instrument_id))
+            any(not o.is_closed and (not o.is_open or o.is_inflight) for o in orders)
+            or any(o.last_event.ts_init > settled for o in orders)
+            or any(p.last_event.ts_init > settled for p in cache.positions(instrument_id=instrument_id))
             or instrument_id in self.trades.pending
             or (trade is not None and bool(trade.exit_intent))
         )
@@ -198,7 +205,9 @@ class ExchangeSync:
             if order is not None and order.is_open:
                 keeper.orders.strategy.cancel_order(order)
         if repair.kind == RepairKind.GHOST:
-            trade = self.trades.open.pop(instrument_id)
+            trade = self.trades.open.pop(instrument_id, None)
+            if trade is None:
+                return
             position = keeper.orders.position(trade)
             if position is not None and position.is_closed:
                 self.book(keeper.ended(trade, position))
