@@ -125,7 +125,7 @@ def test_kill_9_with_fills_and_tp1_while_down_then_restart_reports_and_repairs(
     closed = {t.split()[1]: t for t in texts if t.startswith("🏁")}
     assert "Reason: TP1 + TP2" in closed["BTCUSDT"] and "BTCUSDT LONG" in closed["BTCUSDT"], closed
     assert "Reason: stop" in closed["ETHUSDT"] and "ETHUSDT SHORT" in closed["ETHUSDT"], closed
-    [repaired] = [t for t in texts if t.startswith("🔄")][:1]
+    repaired = "\n".join(t for t in texts if t.startswith("🔄"))  # what closed while down, then the repairs
     assert "BTCUSDT: the LONG trade closed while the node was down (TP1+TP2" in repaired, repaired
     assert "ETHUSDT: the SHORT trade closed while the node was down (STOP" in repaired, repaired
     assert "BNBUSDT: TP1 had filled; stop moved to break-even" in repaired, repaired
