@@ -34,6 +34,7 @@ _FIXED: dict[tuple[str, str], int] = {
     ("DELETE", "/fapi/v1/batchOrders"): 1,
     ("GET", "/fapi/v1/allOrders"): 5,
     ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/income"): 30,
     ("POST", "/fapi/v1/algoOrder"): 0,
     ("GET", "/fapi/v1/algoOrder"): 1,
     ("DELETE", "/fapi/v1/algoOrder"): 1,

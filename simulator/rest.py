@@ -125,6 +125,7 @@ class RestApi:
             ("GET", "/fapi/v1/openOrders"): (Security.SIGNED, ex.open_orders),
             ("GET", "/fapi/v1/allOrders"): (Security.SIGNED, ex.all_orders),
             ("GET", "/fapi/v1/userTrades"): (Security.SIGNED, ex.user_trades),
+            ("GET", "/fapi/v1/income"): (Security.SIGNED, ex.income_history),
             ("DELETE", "/fapi/v1/allOpenOrders"): (Security.SIGNED, ex.cancel_all_orders),
             ("DELETE", "/fapi/v1/batchOrders"): (Security.SIGNED, ex.cancel_batch),
             ("POST", "/fapi/v1/algoOrder"): (Security.SIGNED, ex.new_algo_order),
