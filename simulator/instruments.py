@@ -142,18 +142,14 @@ def symbol_info(spec: SymbolSpec) -> dict[str, Any]:
     }
 
 
-def exchange_info(specs: list[SymbolSpec], server_time_ms: int, weight_limit: int) -> dict[str, Any]:
+def exchange_info(specs: list[SymbolSpec], server_time_ms: int, weight_limit: dict[str, Any]) -> dict[str, Any]:
+    """``weight_limit``: the REQUEST_WEIGHT row of rateLimits (``WeightCounter.rate_limit``)."""
     return {
         "timezone": "UTC",
         "serverTime": server_time_ms,
         "futuresType": "U_MARGINED",
         "rateLimits": [
-            {
-                "rateLimitType": "REQUEST_WEIGHT",
-                "interval": "MINUTE",
-                "intervalNum": 1,
-                "limit": weight_limit,
-            },
+            weight_limit,
             {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
         ],

@@ -4,6 +4,7 @@ Weights follow Binance's USDT-M futures documentation; endpoints whose weight de
 (``limit`` of depth and klines, with or without ``symbol``) are computed from it.
 """
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,21 +61,48 @@ def request_weight(method: str, path: str, params: Mapping[str, str]) -> int:
         limit = limit or 500
         return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
     if path == "/fapi/v1/klines":
-        limit = limit or 500
-        return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+        return klines_weight(limit or 500)
     return 1
 
 
-class WeightCounter:
-    """Weight used in the current wall-clock minute, reset at each minute boundary like Binance's."""
+def klines_weight(limit: int) -> int:
+    """A klines request's weight by its ``limit`` (500 when not given)."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
-    def __init__(self, limit: int) -> None:
+
+class WeightCounter:
+    """Weight used in the current wall-clock window (a minute on Binance), reset at each window's start like
+    Binance's. Tests may shorten the window (``window_s``): exchangeInfo and the used-weight header say so."""
+
+    def __init__(self, limit: int, window_s: int = 60) -> None:
+        if window_s <= 0 or (window_s >= 60 and window_s % 60):
+            raise ValueError(f"window_s must be a whole number of seconds below 60 or of minutes, was {window_s}")
         self.limit = limit
+        self.window_s = window_s
         self._minute = -1
         self.used = 0
 
+    @property
+    def header(self) -> str:
+        """Binance's name of the used-weight header for the window: X-MBX-USED-WEIGHT-1M for a minute."""
+        return (
+            f"X-MBX-USED-WEIGHT-{self.window_s // 60}M"
+            if self.window_s >= 60
+            else f"X-MBX-USED-WEIGHT-{self.window_s}S"
+        )
+
+    def rate_limit(self) -> dict[str, object]:
+        """The REQUEST_WEIGHT row of exchangeInfo's rateLimits."""
+        minutes = self.window_s >= 60
+        return {
+            "rateLimitType": "REQUEST_WEIGHT",
+            "interval": "MINUTE" if minutes else "SECOND",
+            "intervalNum": self.window_s // 60 if minutes else self.window_s,
+            "limit": self.limit,
+        }
+
     def _roll(self, now: float) -> None:
-        minute = int(now // 60)
+        minute = int(now // self.window_s)
         if minute != self._minute:
             self._minute = minute
             self.used = 0
@@ -91,7 +119,7 @@ class WeightCounter:
 
     def seconds_to_reset(self, now: float | None = None) -> int:
         now = time.time() if now is None else now
-        return max(1, int(60 - now % 60))
+        return max(1, math.ceil(self.window_s - now % self.window_s))
 
 
 class OrderCounter:

@@ -153,7 +153,7 @@ class RestApi:
         weight = request_weight(method, path, query)
         used = self.weights.add(weight)
         status, code = 200, None
-        headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
+        headers = {self.weights.header: str(used)}
         try:
             self.faults.check_request(self.weights.limit)
             if used > self.weights.limit:
@@ -218,7 +218,7 @@ class RestApi:
         return market
 
     def _exchange_info(self, p: dict[str, str]) -> dict[str, Any]:
-        return exchange_info(list(self.specs.values()), _now_ms(), self.weights.limit)
+        return exchange_info(list(self.specs.values()), _now_ms(), self.weights.rate_limit())
 
     def _depth(self, p: dict[str, str]) -> dict[str, Any]:
         limit = params.integer(p, "limit", 500) or 500

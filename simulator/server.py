@@ -59,6 +59,7 @@ class SimulatorConfig:
     autostart: bool = True
     rebase_time: bool = True
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
+    weight_window_s: int = 60  # Binance's is a minute; a test may shorten it (exchangeInfo then says so)
     history: Sequence[Bar] = ()  # Bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
     captures: Sequence[Capture] = ()  # symbols replayed from a raw WebSocket capture instead of bars
     capture_speed: float = 1.0  # 1 = the capture's own pace
@@ -131,7 +132,7 @@ class BinanceSimulator:
         self.faults = Faults()
         self.hub = StreamHub(self.faults.silenced)
         self.request_log = RequestLog()
-        self.weights = WeightCounter(config.weight_limit)
+        self.weights = WeightCounter(config.weight_limit, config.weight_window_s)
         self.listen_keys = ListenKeys()
         self.exchange = Exchange(
             specs,

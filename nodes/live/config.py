@@ -19,7 +19,6 @@ from nautilus_trader.adapters.binance import (
     BinanceAccountType,
     BinanceDataClientConfig,
     BinanceExecClientConfig,
-    BinanceLiveDataClientFactory,
 )
 from nautilus_trader.adapters.binance.common.enums import BinanceEnvironment
 from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
@@ -39,8 +38,8 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
-from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.live.liquidations import ws_base_url
+from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
 from nodes.settings import (
     PACKAGE_DIR,
@@ -289,10 +288,12 @@ def build_node_config(
     keep_margin_type: tuple[str, ...] = (),
     account_settings: bool = True,
     restart: RestartFacts | None = None,
+    symbol_settings: dict[str, tuple[int, str]] | None = None,
 ) -> TradingNodeConfig:
     """The node's config. ``keep_margin_type``: symbols whose margin type must not be touched (a position is
     open: Binance refuses the change and the client's connect would fail). ``account_settings=False`` leaves
-    leverage and margin type alone altogether (``ats flatten`` only closes)."""
+    leverage and margin type alone altogether (``ats flatten`` only closes). ``symbol_settings``: the
+    (leverage, margin type) each symbol already has on the account; only the ones that differ are set."""
     keys = credentials(settings.mode, environ)
     environment = BinanceEnvironment.TESTNET if settings.mode == "testnet" else BinanceEnvironment.LIVE
     instrument_ids = [instrument_id_for(s) for s in settings.symbols]
@@ -321,6 +322,11 @@ def build_node_config(
         }
     else:
         symbols = [BinanceSymbol(s) for s in settings.symbols]
+        known = symbol_settings or {}
+
+        def current(symbol: str) -> tuple[int | None, str | None]:
+            return known.get(symbol, (None, None))
+
         exec_clients = {
             BINANCE: BinanceExecClientConfig(
                 api_key=keys[0],
@@ -333,9 +339,13 @@ def build_node_config(
                 # One-way mode: NETTING with venue position ids off is what ran clean on Binance.
                 use_position_ids=False,
                 use_reduce_only=True,
-                futures_leverages={s: settings.leverage for s in symbols} if account_settings else None,
+                futures_leverages={s: settings.leverage for s in symbols if current(s)[0] != settings.leverage}
+                if account_settings
+                else None,
                 futures_margin_types={
-                    s: BinanceFuturesMarginType[settings.margin_type] for s in symbols if s not in keep_margin_type
+                    s: BinanceFuturesMarginType[settings.margin_type]
+                    for s in symbols
+                    if s not in keep_margin_type and current(s)[1] != settings.margin_type
                 }
                 if account_settings
                 else None,
@@ -444,7 +454,8 @@ def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEve
     """A built node; pass a fresh ``loop`` when several nodes live one after another in one process (a
     disposed node closes its loop)."""
     node = TradingNode(config=config, loop=loop)
-    node.add_data_client_factory(BINANCE, BinanceLiveDataClientFactory)
-    node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else FixedBinanceLiveExecClientFactory)
+    # Every Binance request of the node waits for room in the process's weight budget (nodes/live/weight_budget.py).
+    node.add_data_client_factory(BINANCE, PacedBinanceLiveDataClientFactory)
+    node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else PacedBinanceLiveExecClientFactory)
     node.build()
     return node

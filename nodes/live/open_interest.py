@@ -4,11 +4,14 @@
 symbols evenly over ``interval_s`` (300 s by default: each symbol at most once per 5 minutes, so 50 symbols
 cost 10 weight per minute, 0.4 % of Binance's limit), and publishes each answer as an ``OpenInterest``
 the strategy feeds to its open-interest factor. A failed request is logged and skipped; a 429 / 418 pauses
-the polling for the ``Retry-After`` Binance sends. It only runs where the node has a running event loop
-(live), never in a backtest.
+the polling for the ``Retry-After`` Binance sends. Each request waits for room in the process's weight budget
+(``nodes/live/weight_budget.py``), so the first round, at the node's start, queues behind the warm-up rather
+than adding to its burst. It only runs where the node has a running event loop (live), never in a backtest.
 """
 
 import asyncio
+import json
+import time
 
 import aiohttp
 from nautilus_trader.common.config import ActorConfig
@@ -17,6 +20,9 @@ from nautilus_trader.model.identifiers import InstrumentId
 
 from factors.inputs import OpenInterest
 from nodes.live.task import LiveTaskActor
+from nodes.live.weight_budget import IpBanned, budget_for
+
+OPEN_INTEREST_WEIGHT = 1
 
 
 class OpenInterestPollerConfig(ActorConfig, frozen=True):
@@ -53,16 +59,25 @@ class OpenInterestPoller(LiveTaskActor):
 
     async def _poll_one(self, session: aiohttp.ClientSession, instrument_id: str) -> float:
         """Poll one symbol; returns how long to wait before the next request (Retry-After on 429 / 418)."""
+        budget = budget_for(self._cfg.base_url_http)
         try:
+            await budget.acquire(OPEN_INTEREST_WEIGHT)
             async with session.get("/fapi/v1/openInterest", params={"symbol": raw_symbol(instrument_id)}) as answer:
+                text = await answer.text()
+                budget.observe(answer.status, dict(answer.headers), text)
                 if answer.status in (418, 429):
                     wait = float(answer.headers.get("Retry-After", "60"))
                     self.failed += 1
                     self.log.warning(f"open interest: HTTP {answer.status}, polling paused for {wait:.0f} s")
                     return wait
                 answer.raise_for_status()
-                body = await answer.json()
+                body = json.loads(text)
             value = float(body["openInterest"])
+        except IpBanned as e:
+            self.failed += 1
+            wait = max(1.0, e.until_ms / 1000 - time.time())
+            self.log.warning(f"open interest: {e}; polling paused for {wait:.0f} s")
+            return wait
         except Exception as e:  # noqa: BLE001 - one bad answer must not end the polling
             self.failed += 1
             self.log.warning(f"open interest for {instrument_id}: {e!r}")

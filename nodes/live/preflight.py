@@ -4,10 +4,15 @@ They run with Nautilus's own Binance HTTP client and schemas, so what they accep
 and they fail with a message that says what to change before any order can be sent.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
-from nautilus_trader.adapters.binance.common.enums import BinanceAccountType, BinanceEnvironment
+from nautilus_trader.adapters.binance.common.enums import (
+    BinanceAccountType,
+    BinanceEnvironment,
+    BinanceRateLimitInterval,
+    BinanceRateLimitType,
+)
 from nautilus_trader.adapters.binance.common.urls import get_http_base_url
 from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesContractStatus
 from nautilus_trader.adapters.binance.futures.http.account import BinanceFuturesAccountHttpAPI
@@ -16,6 +21,8 @@ from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
 from nautilus_trader.adapters.binance.http.error import BinanceError
 from nautilus_trader.common.component import LiveClock
 from nautilus_trader.core.nautilus_pyo3 import HttpError, HttpTimeoutError
+
+from nodes.live.weight_budget import IpBanned, meter
 
 
 class PreflightError(RuntimeError):
@@ -29,6 +36,9 @@ class PreflightResult:
     # Symbols of the config with a position or open orders on the account. Binance refuses to change their
     # margin type (-4048 / -4047), which would abort the execution client's connect: the node leaves it as is.
     open_positions: tuple[str, ...] = ()
+    # (leverage, margin type) each symbol of the config has on the account now (``symbolConfig``): the node sets
+    # only those that differ, instead of two requests per symbol at every start.
+    symbol_settings: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def http_base_url(mode: str, override: str | None) -> str:
@@ -41,13 +51,15 @@ def http_base_url(mode: str, override: str | None) -> str:
 def rest_client(
     clock: LiveClock, mode: str, keys: tuple[str, str] | None, base_url_http: str | None
 ) -> BinanceHttpClient:
-    """Nautilus's Binance HTTP client for the mode (signed when given keys)."""
-    return BinanceHttpClient(
+    """Nautilus's Binance HTTP client for the mode (signed when given keys), behind the process's weight budget."""
+    client = BinanceHttpClient(
         clock=clock,
         api_key=keys[0] if keys else None,
         api_secret=keys[1] if keys else None,
         base_url=http_base_url(mode, base_url_http),
     )
+    meter(client)
+    return client
 
 
 async def preflight(
@@ -62,6 +74,8 @@ async def preflight(
         ) from None
     except BinanceError as e:
         raise PreflightError(f"the exchange refused a check: {e.message}") from None
+    except IpBanned as e:
+        raise PreflightError(str(e)) from None
 
 
 async def _preflight(
@@ -71,6 +85,11 @@ async def _preflight(
     client = rest_client(clock, mode, keys, base_url_http)
     market = BinanceFuturesMarketHttpAPI(client, BinanceAccountType.USDT_FUTURES)
     info = await market.query_futures_exchange_info()
+    budget = meter(client)
+    for rate_limit in info.rateLimits:  # the weight limit the exchange publishes: what the budget keeps under
+        seconds = {BinanceRateLimitInterval.SECOND: 1, BinanceRateLimitInterval.MINUTE: 60}.get(rate_limit.interval)
+        if rate_limit.rateLimitType == BinanceRateLimitType.REQUEST_WEIGHT and seconds:
+            budget.set_limit(rate_limit.limit, seconds * rate_limit.intervalNum)
     trading = {
         s.symbol
         for s in info.symbols
@@ -94,5 +113,13 @@ async def _preflight(
         busy |= {o.symbol for o in await account.query_open_orders()}  # weight 40, once at start
         busy |= {o.symbol for o in await account.query_open_algo_orders()}
         open_positions = tuple(sorted(busy & set(symbols)))
-        return PreflightResult(symbols=symbols, hedge_mode_checked=True, open_positions=open_positions)
+        wanted = set(symbols)
+        settings = {
+            c.symbol: (int(c.leverage), c.marginType)
+            for c in await account.query_futures_symbol_config()  # weight 5, all symbols
+            if c.symbol in wanted
+        }
+        return PreflightResult(
+            symbols=symbols, hedge_mode_checked=True, open_positions=open_positions, symbol_settings=settings
+        )
     return PreflightResult(symbols=symbols, hedge_mode_checked=False)

@@ -4,6 +4,7 @@ import asyncio
 import gc
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -14,8 +15,9 @@ from nautilus_trader.core.nautilus_pyo3 import HttpError, HttpTimeoutError
 from nautilus_trader.live.node import TradingNode
 
 from nodes.live.config import LiveSettings, build_node, build_node_config, credentials
-from nodes.live.preflight import PreflightError, PreflightResult, preflight, rest_client
+from nodes.live.preflight import PreflightError, PreflightResult, http_base_url, preflight, rest_client
 from nodes.live.recovery import recover
+from nodes.live.weight_budget import IpBanned, budget_for
 from nodes.telegram.config import TelegramNotifierConfig
 from nodes.telegram.credentials import read_chat_ids, read_token
 from strategies.downtime import RestartFacts
@@ -42,12 +44,16 @@ def checked_node_config(
         client = rest_client(clock, settings.mode, keys, settings.base_url_http)
         try:
             return result, await recover(client, clock, settings.state_file)
+        except IpBanned as e:
+            raise PreflightError(str(e)) from None
         except (BinanceError, HttpError, HttpTimeoutError, OSError, ValueError) as e:
             why = e.message if isinstance(e, BinanceError) else e
             raise PreflightError(f"reading what happened while the node was down failed: {why}") from None
 
     result, restart = asyncio.run(ask())
-    return build_node_config(settings, environ, result.open_positions, account_settings, restart)
+    return build_node_config(
+        settings, environ, result.open_positions, account_settings, restart, result.symbol_settings
+    )
 
 
 # How long after the trader starts the start-up's objects are frozen: connect, reconciliation and the warm-up
@@ -100,9 +106,10 @@ def run_live_node(settings: LiveSettings, start_timeout_s: float = 180.0) -> int
     node = build_node(checked_node_config(settings), paper=settings.mode == "paper")
     freeze_startup_objects(node)
     loop = node.get_event_loop()
+    budget = budget_for(http_base_url(settings.mode, settings.base_url_http))
     started = False
     try:
-        started = loop.run_until_complete(_run_once_started(node, start_timeout_s))
+        started = loop.run_until_complete(_run_once_started(node, start_timeout_s, budget.banned))
     except KeyboardInterrupt:
         started = True
     finally:
@@ -112,18 +119,25 @@ def run_live_node(settings: LiveSettings, start_timeout_s: float = 180.0) -> int
         finally:
             node.dispose()
     if not started:
-        print("ats live: error: the node did not start; the log above says why", file=sys.stderr)
+        banned = budget.banned()
+        why = str(banned) if banned else "the log above says why"
+        print(f"ats live: error: the node did not start; {why}", file=sys.stderr)
     return 0 if started else 1
 
 
-async def _run_once_started(node: TradingNode, start_timeout_s: float) -> bool:
-    """Run the node; True when it started (and then ran until stopped), False when it did not start in time or
-    its start failed."""
+async def _run_once_started(
+    node: TradingNode, start_timeout_s: float, banned: Callable[[], IpBanned | None] = lambda: None
+) -> bool:
+    """Run the node; True when it started (and then ran until stopped), False when it did not start in time,
+    its start failed, or Binance banned the IP meanwhile (waiting would only reach the exchange again after the
+    ban: the node stops at once)."""
     runner = asyncio.ensure_future(node.run_async())
     deadline = time.monotonic() + start_timeout_s
     while not runner.done() and not node.trader.is_running and time.monotonic() < deadline:
+        if banned() is not None:
+            break
         await asyncio.sleep(0.1)
-    if not node.trader.is_running:
+    if not node.trader.is_running or banned() is not None:
         if not runner.done():
             runner.cancel()
         await asyncio.gather(runner, return_exceptions=True)
