@@ -72,10 +72,10 @@ async def preflight(
         raise PreflightError(
             f"cannot reach the exchange at {url} ({e}); check the network and the config's URLs"
         ) from None
-    except BinanceError as e:
-        raise PreflightError(f"the exchange refused a check: {e.message}") from None
     except IpBanned as e:
         raise PreflightError(str(e)) from None
+    except BinanceError as e:
+        raise PreflightError(f"the exchange refused a check: {e.message}") from None
 
 
 async def _preflight(

@@ -23,7 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nautilus_trader.adapters.binance.http.error import BinanceClientError
 
 from simulator.limits import klines_weight, request_weight
 
@@ -38,13 +40,24 @@ _REPEATABLE_POSTS = frozenset({"/fapi/v1/leverage", "/fapi/v1/marginType", "/fap
 MAX_429_REPEATS = 3
 
 
-class IpBanned(RuntimeError):
-    """Binance banned this IP (HTTP 418); no request is sent until ``until_ms``."""
+class IpBanned(BinanceClientError):
+    """Binance banned this IP (HTTP 418); no request is sent until ``until_ms``.
+
+    A ``BinanceClientError`` with Binance's own 418 body, so Nautilus's clients handle a request refused here as
+    the exchange's answer (an order is rejected with -1003 and the ban's end, which ``nodes/live/backoff.py``
+    reads), while ``str()`` is the one line a trader reads."""
 
     def __init__(self, until_ms: int) -> None:
         self.until_ms = until_ms
-        until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(until_ms / 1000))
-        super().__init__(
+        message = {
+            "code": -1003,
+            "msg": f"Way too many requests; IP banned until {until_ms}. Please use the websocket for live updates.",
+        }
+        super().__init__(418, message, {})
+
+    def __str__(self) -> str:
+        until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.until_ms / 1000))
+        return (
             f"Binance banned this IP until {until} (HTTP 418, too many requests); nothing more is sent to it. "
             "Start the node again after that time"
         )
@@ -250,15 +263,19 @@ class MeteredHttpClient:
     budget what Binance counted; a 429 on a repeatable request is sent again after its Retry-After; a 418
     raises ``IpBanned`` (and so does every request during the ban, without being sent)."""
 
-    def __init__(self, inner: Any, budget: WeightBudget) -> None:
+    def __init__(self, inner: Any, budget: WeightBudget, sign: Callable[[str], str] | None = None) -> None:
         self.inner = inner
         self.budget = budget
+        self._sign = sign
 
     async def request(self, method: Any, url: str, headers: Any = None, body: Any = None, keys: Any = None) -> Any:
         name = str(method).rsplit(".", 1)[-1].upper()
         path, weight = request_weight_of(name, url)
         for attempt in range(MAX_429_REPEATS + 1):
+            waited = self.budget.waited_s
             await self.budget.acquire(weight)
+            if attempt or self.budget.waited_s > waited:
+                url = self._fresh_timestamp(url)
             response = await self.inner.request(method, url, headers=headers, body=body, keys=keys)
             status = response.status
             if status not in (418, 429):
@@ -272,10 +289,21 @@ class MeteredHttpClient:
                 return response
         return response
 
+    def _fresh_timestamp(self, url: str) -> str:
+        """``url`` signed again with the time now: a signed request that waited for room (or for a 429's
+        Retry-After) would otherwise reach Binance outside its recvWindow (-1021)."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if self._sign is None or not any(k == "signature" for k, _ in query):
+            return url
+        params = [(k, str(int(time.time() * 1000)) if k == "timestamp" else v) for k, v in query if k != "signature"]
+        signed = urlencode(params)
+        return urlunsplit(parts._replace(query=f"{signed}&{urlencode({'signature': self._sign(signed)})}"))
+
 
 def meter(http_client: Any) -> WeightBudget:
     """Put Nautilus's ``BinanceHttpClient`` behind its exchange's budget (once per client); returns the budget."""
     budget = budget_for(http_client.base_url)
     if not isinstance(http_client._client, MeteredHttpClient):
-        http_client._client = MeteredHttpClient(http_client._client, budget)
+        http_client._client = MeteredHttpClient(http_client._client, budget, http_client._get_sign)
     return budget

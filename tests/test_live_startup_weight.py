@@ -1,0 +1,106 @@
+"""A live node's start-up stays under Binance's request-weight limit: no request refused, the peak under 80 %.
+
+The simulator publishes a small limit over a 10 s window (``weight_window_s``; Binance's is 2,400 a minute),
+so 40 symbols cross it the way 200 cross Binance's: before the start-up was paced, the warm-up klines alone
+(two requests of weight 5 per symbol, all at once) drew 429s.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_live import renamed_universe
+from factors.inputs import bar_type_for
+from nodes.live.preflight import PreflightError
+from nodes.live.weight_budget import DEFAULT_SHARE, budget_for
+from simulator import BinanceSimulator
+from tests.live_support import RALLY_START_MS, SIM_ENV, LiveNode, live_node, wait_for, write_configs
+from tests.simulator_support import btc_data, running_simulator
+
+SYMBOLS = 40
+WARMUP = 120
+LIMIT, WINDOW_S = 400, 10  # a start-up of 40 symbols weighs ~500 when paced, ~900 in a burst before
+
+
+def _startup(sim: BinanceSimulator) -> list[dict]:
+    return sim.request_log.as_dicts()
+
+
+def test_start_up_of_many_symbols_stays_under_the_weight_limit(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    data, symbols = renamed_universe(
+        btc_data(shared_data, bars=60, start_ms=RALLY_START_MS, history=WARMUP + 30), SYMBOLS
+    )
+    with running_simulator(data, weight_limit=LIMIT, weight_window_s=WINDOW_S) as sim:
+        config = write_configs(tmp_path, sim, symbols, strategy={"warmup_bars": WARMUP})
+        with live_node(config) as node:
+
+            def warm() -> dict[str, int] | None:
+                bars = node.call(lambda: {i: len(node.node.cache.bars(b)) for i, b in _bar_types(node).items()})
+                return bars if min(bars.values()) > 0 else None
+
+            bars = wait_for(warm, 60, "every symbol's warm-up bars")
+            log = _startup(sim)
+            budget = budget_for(sim.http_url)
+        refused = [(r["method"], r["path"], r["status"]) for r in log if r["status"] in (418, 429)]
+        assert refused == []
+        peak = max(r["used_weight_1m"] for r in log)
+        assert peak <= LIMIT * DEFAULT_SHARE, f"peak {peak} of {LIMIT} per {WINDOW_S} s"
+        assert budget.limit == LIMIT and budget.window_s == WINDOW_S  # learnt from exchangeInfo
+        assert budget.waited_s > 0  # it had to pace: the start-up weighs more than one window allows
+        # Every symbol warmed whole, one klines request of weight 2 each (121 bars: 120 closed, 1 forming).
+        klines = [r for r in log if r["path"] == "/fapi/v1/klines"]
+        assert len(klines) == SYMBOLS and {r["weight"] for r in klines} == {2}
+        assert min(bars.values()) >= WARMUP - 1, bars
+
+        # A restart finds leverage and margin type already set: no request for them.
+        before = len(sim.request_log.entries)
+        with live_node(config):
+            pass
+        again = sim.request_log.as_dicts()[before:]
+        assert not [r for r in again if r["path"] in ("/fapi/v1/leverage", "/fapi/v1/marginType")]
+        assert not [r for r in again if r["status"] in (418, 429)]
+
+
+def _bar_types(node: LiveNode) -> dict[str, object]:
+    spec = node.strategy.config.bar_spec
+    return {i.value: bar_type_for(i, spec) for i in node.strategy.market.instruments}
+
+
+def test_a_429_at_start_waits_for_retry_after_then_goes_on(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    with running_simulator(btc_data(shared_data, bars=60, history=60)) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        sim.throttle(429, retry_after_s=2, count=1)  # the preflight's first request
+        with live_node(config) as node:
+            assert node.strategy.is_running
+        log = sim.request_log.as_dicts()
+        assert [r["status"] for r in log[:2]] == [429, 200]
+        assert log[1]["path"] == log[0]["path"]  # the same request, sent again
+        assert log[1]["time_ms"] - log[0]["time_ms"] >= 1_900  # after Retry-After, not before
+
+
+def test_a_418_stops_the_start_with_the_ban_end(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SIM_ENV.items():
+        monkeypatch.setenv(name, value)
+    with running_simulator(btc_data(shared_data, bars=60, history=60)) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        sim.ban(30)
+        started = time.monotonic()
+        with pytest.raises(PreflightError) as error:
+            LiveNode(config, environ={**os.environ, **SIM_ENV})
+        assert time.monotonic() - started < 5
+        until = time.strftime("%Y-%m-%d %H:%M", time.gmtime(time.time() + 30))
+        assert f"Binance banned this IP until {until}" in str(error.value)
+        assert "\n" not in str(error.value)
+        assert len(sim.request_log.entries) == 1  # one request told of the ban; none followed
