@@ -170,3 +170,21 @@ def test_listen_key_lifecycle_and_algo_mass_cancel(client: SignedClient) -> None
     assert len(client.signed("GET", "/fapi/v1/openAlgoOrders", symbol="BTCUSDT").json()) == 2
     assert client.signed("DELETE", "/fapi/v1/algoOpenOrders", symbol="BTCUSDT").json()["code"] == 200
     assert client.signed("GET", "/fapi/v1/openAlgoOrders", symbol="BTCUSDT").json() == []
+
+
+def test_a_shorter_weight_window_is_published_and_counted(shared_data: Path) -> None:
+    with running_simulator(btc_data(shared_data, bars=10), weight_limit=50, weight_window_s=2) as short:
+        client = SignedClient(short.http_url)
+        try:
+            info = client.public("GET", "/fapi/v1/exchangeInfo")
+            weight = info.json()["rateLimits"][0]
+            assert weight == {"rateLimitType": "REQUEST_WEIGHT", "interval": "SECOND", "intervalNum": 2, "limit": 50}
+            assert "X-MBX-USED-WEIGHT-2S" in info.headers
+            refused = [client.signed("GET", "/fapi/v1/positionSide/dual") for _ in range(3)][-1]  # 30 each
+            if refused.status_code == 200:  # the window rolled over between requests: spend again
+                refused = client.signed("GET", "/fapi/v1/positionSide/dual")
+            assert refused.status_code == 429 and int(refused.headers["Retry-After"]) <= 2
+            time.sleep(2.1)
+            assert client.signed("GET", "/fapi/v2/account").headers["X-MBX-USED-WEIGHT-2S"] == "5"
+        finally:
+            client.close()
