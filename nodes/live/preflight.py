@@ -33,8 +33,9 @@ class PreflightError(RuntimeError):
 class PreflightResult:
     symbols: tuple[str, ...]
     hedge_mode_checked: bool
-    # Symbols of the config with a position or open orders on the account. Binance refuses to change their
-    # margin type (-4048 / -4047), which would abort the execution client's connect: the node leaves it as is.
+    # Symbols of the config whose margin type would change but that hold a position or open orders on the
+    # account. Binance refuses to change their margin type (-4048 / -4047), which would abort the execution
+    # client's connect: the node leaves it as is.
     open_positions: tuple[str, ...] = ()
     # (leverage, margin type) each symbol of the config has on the account now (``symbolConfig``): the node sets
     # only those that differ, instead of two requests per symbol at every start.
@@ -63,10 +64,16 @@ def rest_client(
 
 
 async def preflight(
-    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+    symbols: tuple[str, ...],
+    mode: str,
+    keys: tuple[str, str] | None,
+    base_url_http: str | None,
+    margin_type: str | None = None,
 ) -> PreflightResult:
+    """``margin_type``: the one the node will set; only symbols that have another are checked for positions
+    and open orders (a restart, with every symbol already set, spends nothing on that)."""
     try:
-        return await _preflight(symbols, mode, keys, base_url_http)
+        return await _preflight(symbols, mode, keys, base_url_http, margin_type)
     except (HttpError, HttpTimeoutError, OSError) as e:
         url = http_base_url(mode, base_url_http)
         raise PreflightError(
@@ -79,7 +86,11 @@ async def preflight(
 
 
 async def _preflight(
-    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+    symbols: tuple[str, ...],
+    mode: str,
+    keys: tuple[str, str] | None,
+    base_url_http: str | None,
+    margin_type: str | None,
 ) -> PreflightResult:
     clock = LiveClock()
     client = rest_client(clock, mode, keys, base_url_http)
@@ -109,16 +120,19 @@ async def _preflight(
                 "the account is in hedge mode (dual side position); ats trades in one-way mode. Switch it in "
                 "Binance Futures > Preferences > Position Mode > One-way, with no open positions, then start again",
             )
-        busy = {r.symbol for r in await account.query_futures_position_risk() if Decimal(r.positionAmt)}
-        busy |= {o.symbol for o in await account.query_open_orders()}  # weight 40, once at start
-        busy |= {o.symbol for o in await account.query_open_algo_orders()}
-        open_positions = tuple(sorted(busy & set(symbols)))
         wanted = set(symbols)
         settings = {
             c.symbol: (int(c.leverage), c.marginType)
             for c in await account.query_futures_symbol_config()  # weight 5, all symbols
             if c.symbol in wanted
         }
+        to_change = {s for s in symbols if margin_type is None or settings.get(s, (0, ""))[1] != margin_type}
+        open_positions: tuple[str, ...] = ()
+        if to_change:  # weight 85: positions, then open orders and open algo orders of every symbol
+            busy = {r.symbol for r in await account.query_futures_position_risk() if Decimal(r.positionAmt)}
+            busy |= {o.symbol for o in await account.query_open_orders()}
+            busy |= {o.symbol for o in await account.query_open_algo_orders()}
+            open_positions = tuple(sorted(busy & to_change))
         return PreflightResult(
             symbols=symbols, hedge_mode_checked=True, open_positions=open_positions, symbol_settings=settings
         )

@@ -37,7 +37,8 @@ def checked_node_config(
     check_actor_secrets(settings.actors, environ)
 
     async def ask() -> tuple[PreflightResult, RestartFacts | None]:
-        result = await preflight(settings.symbols, settings.mode, keys, settings.base_url_http)
+        margin_type = settings.margin_type if account_settings else None
+        result = await preflight(settings.symbols, settings.mode, keys, settings.base_url_http, margin_type)
         if keys is None or not account_settings:
             return result, None
         clock = LiveClock()
