@@ -95,6 +95,9 @@ def test_budget_believes_binance_when_it_counted_more() -> None:
     budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "798"})  # another process on the same IP spent the rest
     assert budget.try_take(5) == pytest.approx(60.0)  # until the wall minute resets
     assert budget.peak_reported == 798
+    clock[0] = 180.2  # an answer in the next minute to a request sent in this one counts the minute before
+    budget.observe(200, {"X-MBX-USED-WEIGHT-1M": "790"}, sent_at=179.9)
+    assert budget.try_take(5) == 0.0
 
 
 def test_a_429_waits_for_retry_after_and_a_418_stops_every_request() -> None:

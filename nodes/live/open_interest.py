@@ -62,9 +62,10 @@ class OpenInterestPoller(LiveTaskActor):
         budget = budget_for(self._cfg.base_url_http)
         try:
             await budget.acquire(OPEN_INTEREST_WEIGHT)
+            sent_at = time.time()
             async with session.get("/fapi/v1/openInterest", params={"symbol": raw_symbol(instrument_id)}) as answer:
                 text = await answer.text()
-                budget.observe(answer.status, dict(answer.headers), text)
+                budget.observe(answer.status, dict(answer.headers), text, sent_at)
                 if answer.status in (418, 429):
                     wait = float(answer.headers.get("Retry-After", "60"))
                     self.failed += 1

@@ -217,12 +217,14 @@ class WeightBudget:
             self.waited_s += wait
             await asyncio.sleep(wait)
 
-    def observe(self, status: int, headers: Mapping[str, str], message: str = "") -> None:
-        """What an answer says about the limit: the weight Binance counted this minute, a 429's Retry-After,
-        a 418's ban."""
+    def observe(self, status: int, headers: Mapping[str, str], message: str = "", sent_at: float | None = None) -> None:
+        """What an answer says about the limit: the weight Binance counted this minute (unless the request was
+        sent in the minute before, which the count is of), a 429's Retry-After, a 418's ban."""
         with self._lock:
             now = self._now()
             reported = used_weight(headers, self._header)
+            if sent_at is not None and int(sent_at // self.window_s) != int(now // self.window_s):
+                reported = None
             if reported is not None:
                 self.peak_reported = max(self.peak_reported, reported)
                 minute = int(now // self.window_s)
@@ -276,13 +278,14 @@ class MeteredHttpClient:
             await self.budget.acquire(weight)
             if attempt or self.budget.waited_s > waited:
                 url = self._fresh_timestamp(url)
+            sent_at = time.time()
             response = await self.inner.request(method, url, headers=headers, body=body, keys=keys)
             status = response.status
             if status not in (418, 429):
-                self.budget.observe(status, dict(response.headers))
+                self.budget.observe(status, dict(response.headers), sent_at=sent_at)
                 return response
             message = bytes(response.body).decode(errors="replace")
-            self.budget.observe(status, dict(response.headers), message)
+            self.budget.observe(status, dict(response.headers), message, sent_at)
             if status == 418:
                 raise IpBanned(self.budget.banned_until_ms)
             if not (name == "GET" or path in _REPEATABLE_POSTS) or attempt == MAX_429_REPEATS:
