@@ -77,7 +77,7 @@ class OpenInterestPoller(LiveTaskActor):
         except IpBanned as e:
             self.failed += 1
             wait = max(1.0, e.until_ms / 1000 - time.time())
-            self.log.warning(f"open interest: {e}; polling paused for {wait:.0f} s")
+            self.log.warning(f"open interest: {e.line}; polling paused for {wait:.0f} s")
             return wait
         except Exception as e:  # noqa: BLE001 - one bad answer must not end the polling
             self.failed += 1

@@ -80,7 +80,7 @@ async def preflight(
             f"cannot reach the exchange at {url} ({e}); check the network and the config's URLs"
         ) from None
     except IpBanned as e:
-        raise PreflightError(str(e)) from None
+        raise PreflightError(e.line) from None
     except BinanceError as e:
         raise PreflightError(f"the exchange refused a check: {e.message}") from None
 

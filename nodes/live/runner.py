@@ -46,7 +46,7 @@ def checked_node_config(
         try:
             return result, await recover(client, clock, settings.state_file)
         except IpBanned as e:
-            raise PreflightError(str(e)) from None
+            raise PreflightError(e.line) from None
         except (BinanceError, HttpError, HttpTimeoutError, OSError, ValueError) as e:
             why = e.message if isinstance(e, BinanceError) else e
             raise PreflightError(f"reading what happened while the node was down failed: {why}") from None
@@ -121,7 +121,7 @@ def run_live_node(settings: LiveSettings, start_timeout_s: float = 180.0) -> int
             node.dispose()
     if not started:
         banned = budget.banned()
-        why = str(banned) if banned else "the log above says why"
+        why = banned.line if banned else "the log above says why"
         print(f"ats live: error: the node did not start; {why}", file=sys.stderr)
     return 0 if started else 1
 

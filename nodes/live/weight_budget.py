@@ -7,8 +7,9 @@ sending gets its IP banned (HTTP 418) for minutes to days. A node's start-up is 
 of every symbol. ``WeightBudget`` spends at most ``share`` (80 %) of the limit in any rolling minute, counting
 what each request weighs (``simulator.limits.request_weight``, Binance's published table) and what Binance
 says was used (the ``X-MBX-USED-WEIGHT-1M`` header of each answer, which also counts other processes on the
-IP). A 429 makes every request wait for its ``Retry-After``; a 418 stops every request until the ban's end
-(``IpBanned``, raised instead of sending).
+IP). A 429 makes every weighted request wait for its ``Retry-After`` (or the end of the minute when the answer
+does not say: Nautilus 1.231's HTTP client hands no response headers up, so for its requests the budget counts
+on its own); a 418 stops every request until the ban's end (``IpBanned``, raised instead of sending).
 
 The budget is one per exchange address per process (``budget_for``): Binance counts per IP, and the
 preflight, the recovery, the data and execution clients and the open-interest poller share it. Nautilus's
@@ -43,9 +44,9 @@ MAX_429_REPEATS = 3
 class IpBanned(BinanceClientError):
     """Binance banned this IP (HTTP 418); no request is sent until ``until_ms``.
 
-    A ``BinanceClientError`` with Binance's own 418 body, so Nautilus's clients handle a request refused here as
-    the exchange's answer (an order is rejected with -1003 and the ban's end, which ``nodes/live/backoff.py``
-    reads), while ``str()`` is the one line a trader reads."""
+    A ``BinanceClientError`` with Binance's own 418 body (and its ``str()``), so Nautilus's clients handle a
+    request refused here as the exchange's answer (an order is rejected with -1003 and the ban's end, which
+    ``nodes/live/backoff.py`` reads); ``line`` is what a trader reads."""
 
     def __init__(self, until_ms: int) -> None:
         self.until_ms = until_ms
@@ -55,7 +56,8 @@ class IpBanned(BinanceClientError):
         }
         super().__init__(418, message, {})
 
-    def __str__(self) -> str:
+    @property
+    def line(self) -> str:
         until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.until_ms / 1000))
         return (
             f"Binance banned this IP until {until} (HTTP 418, too many requests); nothing more is sent to it. "
@@ -191,7 +193,9 @@ class WeightBudget:
         this_window = self._window_used if self._window == int(now // window) else 0
         budget = self.budget
         return max(
-            self._paused_until - now,
+            # A 429 holds back what weighs: an order (weight 0 on the IP limit) is not held back by a guess, only
+            # by a ban. Binance counts orders on their own limits, and a refused one is the strategy's to handle.
+            self._paused_until - now if weight > 0 else 0.0,
             rolling_wait_s(self._sent, now, weight, budget, window),
             window_wait_s(this_window, now, weight, budget, window),
         )
