@@ -85,6 +85,7 @@ def test_budget_paces_to_80_percent_of_the_published_limit() -> None:
     clock[0] = 1_060.5
     assert budget.try_take(10) == 0.0
     assert budget.peak_rolling == 800
+    assert budget.try_take(1, urgent=True) == 0.0  # a cancel goes at once, out of the 20 % kept free
 
 
 def test_budget_believes_binance_when_it_counted_more() -> None:
@@ -105,7 +106,7 @@ def test_a_429_waits_for_retry_after_and_a_418_stops_every_request() -> None:
     budget = WeightBudget(now=lambda: clock[0])
     budget.observe(429, {"Retry-After": "7"})
     assert budget.try_take(1) == pytest.approx(7.0)
-    assert budget.try_take(0) == 0.0  # an order weighs nothing on the IP limit: not held back by a 429
+    assert budget.try_take(1, urgent=True) == 0.0  # an order or a cancel: not held back by a 429
     budget.observe(429, {})  # no Retry-After (Nautilus's client shows no headers): until the minute's end
     assert budget.try_take(1) == pytest.approx(20.0)
     clock[0] = 120.5
@@ -113,7 +114,7 @@ def test_a_429_waits_for_retry_after_and_a_418_stops_every_request() -> None:
     message = '{"code":-1003,"msg":"Way too many requests; IP banned until 1700000000000. Please use..."}'
     budget.observe(418, {"Retry-After": "30"}, message)
     with pytest.raises(IpBanned) as banned:
-        budget.try_take(0)  # during a ban nothing is sent, orders included
+        budget.try_take(1, urgent=True)  # during a ban nothing is sent, orders included
     assert banned.value.line.startswith("Binance banned this IP until 2023-11-14 22:13:20 UTC (HTTP 418")
     # Nautilus's clients see Binance's own answer: an order rejected with it carries -1003 and the ban's end.
     assert "-1003" in str(banned.value) and "banned until 1700000000000" in str(banned.value)

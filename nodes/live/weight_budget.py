@@ -7,9 +7,10 @@ sending gets its IP banned (HTTP 418) for minutes to days. A node's start-up is 
 of every symbol. ``WeightBudget`` spends at most ``share`` (80 %) of the limit in any rolling minute, counting
 what each request weighs (``simulator.limits.request_weight``, Binance's published table) and what Binance
 says was used (the ``X-MBX-USED-WEIGHT-1M`` header of each answer, which also counts other processes on the
-IP). A 429 makes every weighted request wait for its ``Retry-After`` (or the end of the minute when the answer
-does not say: Nautilus 1.231's HTTP client hands no response headers up, so for its requests the budget counts
-on its own); a 418 stops every request until the ban's end (``IpBanned``, raised instead of sending).
+IP). A 429 makes every request wait for its ``Retry-After`` (or the end of the minute when the answer does not
+say: Nautilus 1.231's HTTP client hands no response headers up, so for its requests the budget counts on its
+own); a 418 stops every request until the ban's end (``IpBanned``, raised instead of sending). Orders and their
+cancels are the exception: they go at once, out of the 20 % the budget keeps free, and only a ban stops them.
 
 The budget is one per exchange address per process (``budget_for``): Binance counts per IP, and the
 preflight, the recovery, the data and execution clients and the open-interest poller share it. Nautilus's
@@ -39,6 +40,17 @@ _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
 # A refused new order is not repeated here: the strategy decides what to send again.
 _REPEATABLE_POSTS = frozenset({"/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/listenKey"})
 MAX_429_REPEATS = 3
+# Placing, changing and cancelling orders: never paced, only stopped by a ban (see ``WeightBudget.try_take``).
+ORDER_PATHS = frozenset(
+    {
+        "/fapi/v1/order",
+        "/fapi/v1/batchOrders",
+        "/fapi/v1/allOpenOrders",
+        "/fapi/v1/algoOrder",
+        "/fapi/v1/algoOpenOrders",
+        "/fapi/v1/countdownCancelAll",
+    }
+)
 
 
 class IpBanned(BinanceClientError):
@@ -193,20 +205,24 @@ class WeightBudget:
         this_window = self._window_used if self._window == int(now // window) else 0
         budget = self.budget
         return max(
-            # A 429 holds back what weighs: an order (weight 0 on the IP limit) is not held back by a guess, only
-            # by a ban. Binance counts orders on their own limits, and a refused one is the strategy's to handle.
-            self._paused_until - now if weight > 0 else 0.0,
+            self._paused_until - now,
             rolling_wait_s(self._sent, now, weight, budget, window),
             window_wait_s(this_window, now, weight, budget, window),
         )
 
-    def try_take(self, weight: int) -> float:
-        """Take ``weight`` now if it fits (returns 0), else how long to wait before trying again."""
+    def try_take(self, weight: int, urgent: bool = False) -> float:
+        """Take ``weight`` now if it fits (returns 0), else how long to wait before trying again. ``urgent``
+        (orders and their cancels): taken at once, out of the margin the budget keeps below the limit; only a
+        ban holds it back (protecting a position does not wait for the warm-up or a guessed Retry-After)."""
         with self._lock:
             now = self._now()
-            wait = self.wait_s(weight, now)
-            if wait > 0:
-                return wait
+            if urgent:
+                if self.banned_until_ms > now * 1000:
+                    raise IpBanned(self.banned_until_ms)
+            else:
+                wait = self.wait_s(weight, now)
+                if wait > 0:
+                    return wait
             self._sent.append((now, weight))
             minute = int(now // self.window_s)
             if minute != self._window:
@@ -215,9 +231,9 @@ class WeightBudget:
             self.peak_rolling = max(self.peak_rolling, sum(w for _, w in self._sent))
             return 0.0
 
-    async def acquire(self, weight: int) -> None:
+    async def acquire(self, weight: int, urgent: bool = False) -> None:
         """Wait until ``weight`` fits; raises ``IpBanned`` during a ban (nothing may be sent then)."""
-        while (wait := self.try_take(weight)) > 0:
+        while (wait := self.try_take(weight, urgent)) > 0:
             self.waited_s += wait
             await asyncio.sleep(wait)
 
@@ -277,9 +293,10 @@ class MeteredHttpClient:
     async def request(self, method: Any, url: str, headers: Any = None, body: Any = None, keys: Any = None) -> Any:
         name = str(method).rsplit(".", 1)[-1].upper()
         path, weight = request_weight_of(name, url)
+        urgent = name != "GET" and path in ORDER_PATHS
         for attempt in range(MAX_429_REPEATS + 1):
             waited = self.budget.waited_s
-            await self.budget.acquire(weight)
+            await self.budget.acquire(weight, urgent)
             if attempt or self.budget.waited_s > waited:
                 url = self._fresh_timestamp(url)
             sent_at = time.time()
