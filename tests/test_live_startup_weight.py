@@ -6,6 +6,7 @@ so 40 symbols cross it the way 200 cross Binance's: before the start-up was pace
 """
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from nodes.live.config import load_live_settings
 from nodes.live.preflight import PreflightError
 from nodes.live.runner import checked_node_config
 from nodes.live.weight_budget import DEFAULT_SHARE, budget_for
-from tests.live_support import RALLY_START_MS, SIM_ENV, LiveNode, live_node, wait_for, write_configs
+from tests.live_support import RALLY_START_MS, SIM_ENV, LiveNode, NodeProcess, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 
 SYMBOLS = 40
@@ -110,3 +111,34 @@ def test_a_418_stops_the_start_with_the_ban_end(
         assert f"Binance banned this IP until {until}" in str(error.value)
         assert "\n" not in str(error.value)
         assert len(sim.request_log.entries) == 1  # one request told of the ban; none followed
+
+
+def test_a_ban_during_the_connect_ends_ats_live_at_once_with_the_ban_end(shared_data: Path, tmp_path: Path) -> None:
+    """The preflight passed; Binance bans the IP while Nautilus's client sets leverage: ``ats live`` sends
+    nothing more, stops and says until when, instead of waiting out its start-up timeout."""
+    data, symbols = renamed_universe(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS, history=60), 20)
+    with running_simulator(data) as sim:
+        config = write_configs(tmp_path, sim, symbols)
+
+        def ban_at_the_first_leverage() -> None:
+            wait_for(lambda: sim.request_log.count("/fapi/v1/leverage") > 0, 60, "the connect", interval=0.005)
+            sim.ban(120)
+
+        banning = threading.Thread(target=ban_at_the_first_leverage, daemon=True)
+        banning.start()
+        node = NodeProcess(config, SIM_ENV)
+        try:
+            code = node.proc.wait(timeout=60)
+            output = node.output()
+        finally:
+            node.close()
+        banning.join(timeout=5)
+        refused = [r for r in sim.request_log.entries if r.status == 418]
+        ended_s = time.time() - refused[0].time_ms / 1000
+    assert code == 1, output[-3000:]
+    assert ended_s < 40  # not the 180 s start-up timeout
+    error = next(line for line in output.splitlines() if line.startswith("ats live: error:"))
+    until = time.strftime("%Y-%m-%d %H:%M", time.gmtime(refused[0].time_ms / 1000 + 120))
+    assert f"Binance banned this IP until {until}" in error, error
+    # Only requests already on their way when the first 418 came back were refused: none was sent after it.
+    assert all(r.time_ms - refused[0].time_ms < 1_000 for r in refused), [r.time_ms for r in refused]
