@@ -27,6 +27,16 @@ QUALITY_FACTORS: tuple[str, ...] = ("L", "I")
 MODULATOR: str = "F"
 ALL_FACTORS: tuple[str, ...] = (*SIGNED_FACTORS, *QUALITY_FACTORS, MODULATOR)
 
+# How the score reads the trend-type factors (``FactorConfig.direction``). "follow" (the original design): as
+# measured, a rise is bullish. "fade": contrarian, a rise is bearish; the factor study found T, M, V and C
+# negatively correlated with the returns that follow, at every bar size from 1m to 1h and every horizon from
+# 15 minutes to a day (docs/factors.md, "What the data says").
+DIRECTIONS: tuple[str, ...] = ("follow", "fade")
+# The factors "fade" reads contrarian: those that measure the move so far (trend, momentum, taker flow, signed
+# volume) and the F modulator (flow against price). S is not among them: it is already a reversion measure
+# (high right above support after a fall), nor are O, B, Q (their own reasons in the docs) or L, I (unsigned).
+FADED_FACTORS: tuple[str, ...] = ("T", "M", "C", "V", "F")
+
 FACTOR_NAMES: dict[str, str] = {
     "T": "trend",
     "M": "momentum",
@@ -82,9 +92,14 @@ class FactorConfig(NautilusConfig, frozen=True):
 
     ``weights`` may name only some factors: the others keep their default (``weight(key)``). A weight of 0
     takes a factor out of the score.
+
+    ``direction``: "follow" reads every factor as measured (the original design); "fade" reads the trend-type
+    factors and the F modulator (``FADED_FACTORS``) with their sign flipped, so a strong rise scores bearish.
+    The factors themselves, their values and the study's ICs do not change; only how the score reads them.
     """
 
     weights: dict[str, float] = msgspec.field(default_factory=_default_weights)
+    direction: str = "follow"  # "follow" or "fade": how the score reads T, M, C, V and F (DIRECTIONS)
     window_unit: str = "bars"  # "bars", "minutes" or "hours": what the window lengths below count
     long_threshold: float = 10.0  # score above it -> LONG
     short_threshold: float = -10.0  # score below it -> SHORT
@@ -176,6 +191,11 @@ class FactorConfig(NautilusConfig, frozen=True):
         for key, w in self.weights.items():
             if not w >= 0:
                 raise ValueError(f"FactorConfig.weights[{key!r}] = {w}: weights must be >= 0 (0 disables)")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(
+                f"direction: {self.direction!r} is not one of {list(DIRECTIONS)} (follow = the trend-type factors "
+                f"read as measured, the original design; fade = read contrarian)"
+            )
         if self.window_unit not in WINDOW_UNITS:
             raise ValueError(
                 f"FactorConfig.window_unit = {self.window_unit!r}: use one of {list(WINDOW_UNITS)} (bars = windows "
