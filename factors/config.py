@@ -1,8 +1,9 @@
 """Weights, windows and thresholds of the factor model, as one Nautilus config.
 
 ``FactorConfig`` nests inside the strategy's ``StrategyConfig`` (``[strategy.config.factors]``) and loads
-from a TOML/YAML dict, so every number the model uses is configuration. The defaults are the model of the
-original design (docs/factors.md).
+from a TOML/YAML dict, so every number the model uses is configuration. The defaults are those chosen by the
+pre-registered walk-forward (docs/factors.md, "How the defaults were chosen"); the original design's numbers
+are the profile nodes/configs/original.toml.
 """
 
 from typing import Any
@@ -10,16 +11,20 @@ from typing import Any
 import msgspec
 from nautilus_trader.common.config import NautilusConfig
 
-# The signed factors that are summed into the score, and their default weights (original design).
+# The signed factors that are summed into the score, and their default weights. T, M, C, S, V keep the original
+# design's weights. O, B and Q count 0 (the original design: 20, 15, 10; nodes/configs/original.toml): O (open
+# interest) and Q (liquidations) have no data in any backtest, so a weight would make the live score one that no
+# backtest ever produced; B (funding and basis) carried no information on any data set in the factor study
+# (docs/factors.md, "How the defaults were chosen").
 DEFAULT_WEIGHTS: dict[str, float] = {
     "T": 25.0,
     "M": 15.0,
     "C": 20.0,
     "S": 10.0,
     "V": 15.0,
-    "O": 20.0,
-    "B": 15.0,
-    "Q": 10.0,
+    "O": 0.0,
+    "B": 0.0,
+    "Q": 0.0,
 }
 SIGNED_FACTORS: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
 # L (liquidity) and I (independence) are 0..100 quality measures; F modulates strength. None is summed.

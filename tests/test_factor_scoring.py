@@ -12,13 +12,16 @@ from strategies.config import StrategyConfigError, parse_strategy_config
 from strategies.market import Market
 from tests.factors_data import load_bars
 
-C = FactorConfig()
+# The hand-computed cases below use the original design's weights (nodes/configs/original.toml), given here
+# explicitly: the package's default weights count O, B and Q 0 (test_default_weights_count_only_tested_factors).
+ORIGINAL_WEIGHTS = {"T": 25.0, "M": 15.0, "C": 20.0, "S": 10.0, "V": 15.0, "O": 20.0, "B": 15.0, "Q": 10.0}
+C = FactorConfig(weights=ORIGINAL_WEIGHTS, direction="follow")
 
 
 def test_all_signed_factors_live_is_the_weighted_mean() -> None:
     values = {"T": 80.0, "M": 40.0, "C": -20.0, "S": 10.0, "V": 50.0, "O": 30.0, "B": 0.0, "Q": -100.0}
     r = score(values, C)
-    expected = sum(DEFAULT_WEIGHTS[k] * v for k, v in values.items()) / sum(DEFAULT_WEIGHTS.values())
+    expected = sum(ORIGINAL_WEIGHTS[k] * v for k, v in values.items()) / sum(ORIGINAL_WEIGHTS.values())
     assert r.score == pytest.approx(expected)
     assert sum(r.contributions.values()) == pytest.approx(r.score)
     assert r.contributions["T"] == pytest.approx(25 * 80 / 130)
@@ -64,7 +67,7 @@ def test_fund_leading_boosts_agreement_and_cuts_contradiction() -> None:
 
 
 def test_quality_gates_flatten_but_keep_the_breakdown() -> None:
-    gated = FactorConfig(liquidity_gate=40.0, independence_gate=20.0)
+    gated = FactorConfig(direction="follow", liquidity_gate=40.0, independence_gate=20.0)
     r = score({"T": 60.0, "L": 30.0, "I": 80.0}, gated)
     assert r.direction == FLAT and r.gated == ("L",) and "below gate" in r.notes["L"]
     assert r.score == pytest.approx(60.0)
@@ -75,10 +78,21 @@ def test_quality_gates_flatten_but_keep_the_breakdown() -> None:
 
 
 def test_weights_from_config_and_zero_weight_removes_a_factor() -> None:
-    c = FactorConfig(weights={"T": 0.0})
+    c = FactorConfig(weights={"T": 0.0}, direction="follow")
     r = score({"T": 90.0, "M": -30.0}, c)
     assert r.score == pytest.approx(-30.0)
     assert c.weight("M") == DEFAULT_WEIGHTS["M"]
+
+
+def test_default_weights_count_only_tested_factors() -> None:
+    """O and Q (no data in any backtest) and B (no information in the study) count 0 by default: a live O or Q
+    value does not move the default score, which stays the one the backtests measured."""
+    assert DEFAULT_WEIGHTS == {"T": 25.0, "M": 15.0, "C": 20.0, "S": 10.0, "V": 15.0, "O": 0.0, "B": 0.0, "Q": 0.0}
+    follow = FactorConfig(direction="follow")
+    backtest = score({"T": 40.0, "S": 20.0}, follow)  # (25*40 + 10*20) / 35
+    live = score({"T": 40.0, "S": 20.0, "O": 90.0, "B": -50.0, "Q": 100.0}, follow)
+    assert backtest.score == pytest.approx(1200 / 35) and live.score == pytest.approx(backtest.score)
+    assert live.contributions["O"] == live.contributions["Q"] == 0.0
 
 
 def test_bad_input_is_rejected_with_a_clear_message() -> None:
@@ -113,7 +127,7 @@ def test_config_round_trips_through_json_like_a_strategy_config() -> None:
 # -- direction: "follow" (the original design) or "fade" (T, M, C, V and F read contrarian) ------------------
 
 
-FADE = FactorConfig(direction="fade")
+FADE = FactorConfig(weights=ORIGINAL_WEIGHTS, direction="fade")
 
 
 def test_fade_flips_the_trend_type_factors_and_keeps_the_others() -> None:
