@@ -88,7 +88,8 @@ class LiveSettings:
     log_level_file: str
     log_directory: Path | None
     rate_limit_pause_s: float = 60.0
-    warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
+    # past bars per symbol requested at start: the factors settle after ~400 bars (docs/factors.md); one request
+    warmup_bars: int = 500
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
     check_weight_per_min: float = 12.0  # REST weight per minute the continuous checks against the exchange may use
     state_file: Path | None = None  # the strategy's open trades, remembered across restarts (not in paper mode)
@@ -223,7 +224,7 @@ def load_live_settings(
         log_level_file=log_level_file,
         log_directory=(base / log_directory) if log_directory else None,
         rate_limit_pause_s=float(pause),
-        warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
+        warmup_bars=_warmup_bars(path, live.get("warmup_bars", 500)),
         open_interest_interval_s=float(oi_interval),
         actors=actors,
         check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 12.0)),
