@@ -453,15 +453,16 @@ class AtsStrategy(Strategy):
             trade = self.trades.open.get(instrument_id)
             if trade is None:
                 return  # closed
-            action = self.keeper.guard(trade, self.log)
-            if action != GuardAction.DONE:
-                # an order went out or one is on its way: look again once it must have been answered
-                self._look_again(instrument_id, self.retry.delay_s(max(trade.guard_failures, 1)))
+            if self.keeper.guard(trade, self.log) == GuardAction.DONE:
+                if self.retry.exhausted(trade.guard_failures):
+                    message = f"{instrument_id.symbol}: protected again, one stop at {trade.stop_price}"
+                    self.notices.node("RECONCILED", self.mode, message)
+                trade.guard_failures = 0
                 return
-            if self.retry.exhausted(trade.guard_failures):
-                message = f"{instrument_id.symbol}: protected again, one stop at {trade.stop_price}"
-                self.notices.node("RECONCILED", self.mode, message)
-            trade.guard_failures = 0
+        # An order went out or one is on its way (or the look failed): look again once it must have been answered.
+        trade = self.trades.open.get(instrument_id)
+        if trade is not None:
+            self._look_again(instrument_id, self.retry.delay_s(max(trade.guard_failures, 1)))
 
     def on_position_closed(self, event: PositionClosed) -> None:
         with self._guarded("on_position_closed"):
