@@ -2,6 +2,7 @@
 change: a rejected stop ends with the position protected; a short seeded soak runs every kind of fault against
 a trading node (the long soak is ``uv run python -m benchmarks chaos``)."""
 
+import time
 from pathlib import Path
 
 from simulator.chaos import FAULT_KINDS, ChaosRunner, chaos_schedule, summarize
@@ -106,6 +107,37 @@ def test_refused_stop_move_is_retried(shared_data: Path, tmp_path: Path) -> None
             wait_for(lambda: not sim.call(lambda: check_exchange(sim.exchange)), 5, "one stop for what is left")
             (stop,) = [o for o in exchange_orders(sim) if o["type"] == "STOP_MARKET"]
             assert stop["qty"] == exchange_position(sim)[0]
+
+
+def test_a_refused_position_check_is_no_closed_position(shared_data: Path, tmp_path: Path) -> None:
+    """Catches: a position check that Binance refuses (429) read as "no position on the venue". Nautilus 1.231's
+    Binance client answers the failed ``positionRisk`` with an empty list; the execution engine then books the
+    open position as closed and the strategy cancels its stop and targets while the position is still open (the
+    chaos soak, seed 169: no stop for 43 s, then a second entry doubled the position). The position, its trade
+    and its three exit orders must all stay."""
+    with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])  # a position check every 2 s at this weight budget
+        with live_node(config) as node:
+            sim.play()
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            sim.pause()  # the price holds: nothing fills, nothing is sent but the periodic checks
+            assert node.control("signal", "BTC", "long")["accepted"]
+            wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
+            time.sleep(2.5)  # the entry's own activity is past the engine's threshold for a position check
+            sent = len(sim.request_log.entries)
+            sim.throttle(429, retry_after_s=1, count=2)
+
+            def refused_position_checks() -> int:
+                later = sim.request_log.entries[sent:]
+                return sum(1 for e in later if e.path.endswith("/positionRisk") and e.status == 429)
+
+            wait_for(refused_position_checks, 15, "a position check refused with 429")
+            time.sleep(3.0)
+            later = sim.request_log.entries[sent:]
+            assert [e.path for e in later if e.method == "DELETE"] == []
+            assert len(exchange_orders(sim)) == 3 and exchange_position(sim)[0] > 0
+            assert node.strategy.trades.open
+            assert node.call(lambda: len(node.node.cache.positions_open())) == 1
 
 
 def test_short_seeded_chaos_soak(shared_data: Path, tmp_path: Path) -> None:
