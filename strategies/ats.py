@@ -434,7 +434,7 @@ class AtsStrategy(Strategy):
         failures = trade.guard_failures
         self.log.warning(f"{trade.instrument_id}: {why}; trying again ({failures} refused in a row)")
         if self.retry.alert_due(failures):
-            self.keeper.alert(trade, why, self.mode, self.log)
+            self.keeper.alert(trade, why, self.mode, self.retry.slow_s, self.log)
         self._look_again(trade.instrument_id, self.retry.delay_s(failures))
 
     def _look_again(self, instrument_id: InstrumentId, delay_s: float) -> None:

@@ -266,8 +266,9 @@ class ExitKeeper:
             self.orders.cancel_replaced(trade)
         return action
 
-    def alert(self, trade: Trade, why: str, mode: str, log: Any) -> None:
-        """The quick tries are spent: tell the trader what is wrong and what to do by hand."""
+    def alert(self, trade: Trade, why: str, mode: str, pace_s: float, log: Any) -> None:
+        """The quick tries are spent (from now on one every ``pace_s``): tell the trader what is wrong and what
+        to do by hand."""
         view = self.guard_view(trade)
         symbol = self.market.instruments[trade.instrument_id].raw_symbol.value
         position = self.orders.open_position(trade)
@@ -278,13 +279,13 @@ class ExitKeeper:
             message = (
                 f"{symbol} {size}: "
                 + ("the close at market" if view.closing else "the cancel of the replaced stop")
-                + f" failed ({tries}). The position keeps its stop; still trying every few seconds. "
+                + f" failed ({tries}). The position keeps its stop; still trying every {pace_s:.0f} s. "
                 "Check the orders on Binance, or run `ats flatten` to close everything."
             )
         else:
             kind = "UNPROTECTED"
             message = (
-                f"{symbol} {size} has NO STOP on the exchange ({tries}). Still trying every few seconds. "
+                f"{symbol} {size} has NO STOP on the exchange ({tries}). Still trying every {pace_s:.0f} s. "
                 "Close it on Binance now, or run `ats flatten`."
             )
         log.error(message)
