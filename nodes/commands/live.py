@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nodes.live.config import DEFAULT_LIVE_CONFIG
+from nodes.paths import DEFAULT_LIVE_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
