@@ -25,17 +25,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from nautilus_trader.model.data import Bar
-
 from benchmarks.table import Row
-from catalog.instruments import instrument_id_for, known_filters, make_perpetual
-from factors.inputs import bar_type_for
+from catalog.instruments import known_filters, make_perpetual
 from nodes.live.config import LiveSettings
 from simulator import BinanceSimulator, SimulatorConfig
 from simulator.sources import ReplayData, from_files
@@ -52,43 +50,47 @@ BINANCE_WEIGHT_LIMIT = 2400
 WARMUP = 180
 
 
-def _renamed(bars: list[Bar], symbol: str) -> list[Bar]:
-    bar_type = bar_type_for(instrument_id_for(symbol))
-    return [Bar(bar_type, b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in bars]
-
-
-def replay_data(symbols: int, bars: int, history: int) -> tuple[ReplayData, list[str]]:
+def replay_data(
+    symbols: int, bars: int | None, history: int, start_ms: int | None = START_MS
+) -> tuple[ReplayData, list[str]]:
     """``symbols`` markets: the 16 real series, then the same series again under names like BTC2USDT."""
     real = REAL[: min(symbols, len(REAL))]
-    data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(START_MS, limit=bars, history=history)
-    by_symbol: dict[str, tuple[list[Bar], list[Bar]]] = {s: ([], []) for s in real}
-    for kept, source in ((0, data.bars), (1, data.history)):
-        for bar in source:
-            by_symbol[bar.bar_type.instrument_id.symbol.value.removesuffix("-PERP")][kept].append(bar)
-    out = ReplayData(instruments=list(data.instruments), bars=list(data.bars), history=list(data.history))
+    data = from_files([SHARED / f"{s}-1m.csv.gz" for s in real]).window(start_ms, limit=bars, history=history)
+    return renamed_universe(data, symbols)
+
+
+def renamed_universe(data: ReplayData, symbols: int) -> tuple[ReplayData, list[str]]:
+    """``data``'s real series, then the same series again under names like BTC2USDT until there are ``symbols``
+    (a renamed series shares the real one's arrays)."""
+    real = [s.symbol for s in data.series][:symbols]
+    by_symbol = {s.symbol: s for s in data.series}
+    out = ReplayData(
+        instruments=[i for i in data.instruments if i.raw_symbol.value in real],
+        series=[by_symbol[s] for s in real],
+        funding=data.funding,
+    )
     names = list(real)
     for i in range(len(real), symbols):
         source = real[i % len(real)]
         name = f"{source.removesuffix('USDT')}{i // len(real) + 1}USDT"
         out.instruments.append(make_perpetual(name, known_filters(source)))
-        out.bars.extend(_renamed(by_symbol[source][0], name))
-        out.history.extend(_renamed(by_symbol[source][1], name))
+        out.series.append(by_symbol[source].renamed(name))
         names.append(name)
-    out.bars.sort(key=lambda b: b.ts_event)
     return out, names
 
 
 class Probe:
-    """Timestamps, on the simulator's clock, of the closed klines it sends and the new orders it receives."""
+    """Timestamps, on the simulator's clock, of the closed klines it writes to its sockets and the new orders it
+    receives. A kline is stamped once on the wire (not when queued), so the simulator's own sending of a
+    burst (a 200-symbol tick is 600 messages) is not counted as the node's time."""
 
     def __init__(self, sim: BinanceSimulator) -> None:
         self.klines: list[float] = []
         self.entries: list[float] = []
-        publish, handle = sim.hub.publish, sim.rest.handle
+        handle = sim.rest.handle
 
-        async def timed_publish(symbol: str, stream: str, event: dict[str, Any], *args: Any, **kw: Any) -> None:
-            await publish(symbol, stream, event, *args, **kw)
-            if stream == "kline" and event["k"]["x"]:
+        def on_sent(text: str) -> None:
+            if '"x":true' in text and '"kline"' in text:
                 self.klines.append(time.perf_counter())
 
         async def timed_handle(request: Any) -> Any:
@@ -98,19 +100,29 @@ class Probe:
                     self.entries.append(time.perf_counter())
             return await handle(request)
 
-        sim.hub.publish = timed_publish  # type: ignore[method-assign]
+        sim.hub.on_sent = on_sent  # before the node connects: each connection takes it when opened
         sim.rest.handle = timed_handle  # type: ignore[method-assign]  # before start: the router takes it then
 
-    def latencies_ms(self) -> list[float]:
+    def pairs(self) -> list[tuple[float, float]]:
+        """(entry received, the last closed kline sent before it) for every entry."""
         out = []
         for arrival in self.entries:
-            sent = [k for k in self.klines if k <= arrival]
+            sent = bisect_right(self.klines, arrival)  # both lists are in time order
             if sent:
-                out.append((arrival - sent[-1]) * 1000)
-        return sorted(out)
+                out.append((arrival, self.klines[sent - 1]))
+        return out
+
+    def latencies_ms(self) -> list[float]:
+        return sorted((arrival - sent) * 1000 for arrival, sent in self.pairs())
 
 
-def _settings(sim: BinanceSimulator, symbols: list[str], strategy: dict[str, Any], folder: Path) -> LiveSettings:
+def _settings(
+    sim: BinanceSimulator,
+    symbols: list[str],
+    strategy: dict[str, Any],
+    folder: Path,
+    actors: tuple[dict[str, Any], ...] = (),
+) -> LiveSettings:
     return LiveSettings(
         config_path=folder / "bench.toml",
         mode="live",
@@ -130,6 +142,7 @@ def _settings(sim: BinanceSimulator, symbols: list[str], strategy: dict[str, Any
         log_level="ERROR",
         log_level_file="WARNING",
         log_directory=folder / "logs",
+        actors=actors,
     )
 
 
@@ -178,12 +191,11 @@ def weight_and_memory(quick: bool) -> list[Row]:
     data, symbols = replay_data(symbols_n, bars, history=WARMUP)
     config = SimulatorConfig(
         data.instruments,
-        data.bars,
+        data.series,
         KEY,
         SECRET,
         bar_seconds=bar_s,
         autostart=False,
-        history=data.history,
         balance=Decimal(100_000),  # room for five positions at the strategy's sizes
     )
     strategy = {"scan": {"interval_minutes": 60, "grace_ms": 1_000}, "min_score": 10.0, "warmup_bars": WARMUP}
@@ -228,9 +240,7 @@ def weight_and_memory(quick: bool) -> list[Row]:
 def latency(quick: bool) -> list[Row]:
     bars = 120 if quick else 400
     data, symbols = replay_data(1, bars, history=WARMUP)
-    config = SimulatorConfig(
-        data.instruments, data.bars, KEY, SECRET, bar_seconds=0.4, autostart=False, history=data.history
-    )
+    config = SimulatorConfig(data.instruments, data.series, KEY, SECRET, bar_seconds=0.4, autostart=False)
     strategy = {
         "scan": {"interval_minutes": 1}, "min_score": 1.0, "warmup_bars": WARMUP,
         "exits": {"stop_pct": 0.001, "tp1_pct": 0.001, "tp2_pct": 0.002}, "dynamic": {"enabled": False},

@@ -38,6 +38,7 @@ class Account:
         self.dual_side = False
         self.positions = {s: Position(spec, leverage=default_leverage) for s, spec in specs.items()}
         self.funding_total = ZERO
+        self.income: list[dict[str, Any]] = []  # GET /fapi/v1/income: realized PnL, commissions, funding
 
     # --- what the order book side tells the account (overridden by Exchange)
 
@@ -294,7 +295,44 @@ class Account:
         pos.fees_paid += fee
         pos.update_time = ts
         self.wallet += realized - fee
+        if realized:
+            self._record_income(symbol, "REALIZED_PNL", realized, ts)
+        if fee:
+            self._record_income(symbol, "COMMISSION", -fee, ts)
         return realized
+
+    def _record_income(self, symbol: str, kind: str, amount: Decimal, ts: int) -> None:
+        tran_id = 9_000_000_000 + len(self.income)
+        self.income.append(
+            {
+                "symbol": symbol,
+                "incomeType": kind,
+                "income": f"{amount:.8f}",
+                "asset": "USDT",
+                "info": kind,
+                "time": ts,
+                "tranId": tran_id,
+                "tradeId": "",
+            }
+        )
+
+    def income_history(self, p: Params) -> list[dict[str, Any]]:
+        """``GET /fapi/v1/income``: oldest first within ``startTime``..``endTime``, at most ``limit`` (100, max
+        1000) rows; without a window, the last seven days."""
+        end = params.integer(p, "endTime", 2**62) or 2**62
+        start = params.integer(p, "startTime", 0) or 0
+        if not params.integer(p, "startTime") and not params.integer(p, "endTime"):
+            start = self.clock_ms() - 7 * 86_400_000
+        limit = min(params.integer(p, "limit", 100) or 100, 1000)
+        kind, symbol = p.get("incomeType"), p.get("symbol")
+        rows = [
+            r
+            for r in self.income
+            if start <= r["time"] <= end
+            and (not kind or r["incomeType"] == kind)
+            and (not symbol or r["symbol"] == symbol)
+        ]
+        return rows[:limit]
 
     def _account_update(self, reason: str, symbols: list[str], ts: int, balance_change: Decimal = ZERO) -> None:
         self.emit(
@@ -325,5 +363,6 @@ class Account:
         payment = -pos.amount * self.mark(symbol) * rate
         self.wallet += payment
         self.funding_total += payment
+        self._record_income(symbol, "FUNDING_FEE", payment, ts)
         self._account_update("FUNDING_FEE", [symbol], ts, balance_change=payment)
         return payment

@@ -84,6 +84,7 @@ class CapturedMarket(SymbolMarket):
         self._open = self._high = self._low = Decimal(0)
         self._minute = -1
         self.just_closed: Kline | None = None  # the kline a trade of the next minute has just closed
+        self.history: list[Kline] = []  # klines closed so far
         for price, qty in capture.snapshot["bids"]:
             self._set_level(self._bids, self._bid_prices, price, qty)
         for price, qty in capture.snapshot["asks"]:
@@ -173,6 +174,17 @@ class CapturedMarket(SymbolMarket):
         self.agg_id = int(data["t"])
         self._last_trade = data
         return Step(self.spec.symbol, self.kline, 1, start, price, ts)
+
+    def closed_klines(self, interval: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[Kline]:
+        shift = self.shift_ms
+        rows = [
+            k
+            for k in self.history
+            if k.interval == interval
+            and (start_ms is None or k.open_time + shift >= start_ms)
+            and (end_ms is None or k.open_time + shift <= end_ms)
+        ]
+        return rows[:limit] if start_ms is not None else rows[-limit:]
 
     def closed_kline_event(self, k: Kline) -> dict[str, Any]:
         fp, fq = self.spec.fmt_price, self.spec.fmt_qty

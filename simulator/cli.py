@@ -115,7 +115,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     if args.history < 0:
         raise SimulatorUsageError("--history must be >= 0")
     data = data.window(start_ms=_start_ms(args.start), limit=args.bars, history=args.history)
-    if not data.bars and not captures:
+    if not data.replayed and not captures:
         raise SimulatorUsageError("no bars left to replay after --start / --bars")
     if args.speed <= 0:
         raise SimulatorUsageError("--speed must be > 0 (use --as-fast-as-possible for no pacing)")
@@ -123,13 +123,13 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         balance = Decimal(args.balance)
     except InvalidOperation:
         raise SimulatorUsageError(f"--balance {args.balance!r} is not a number") from None
-    interval_s = (data.bars[1].ts_event - data.bars[0].ts_event) / 1e9 if len(data.bars) > 1 else 60.0
+    interval_s = max((s.interval_ms for s in data.series), default=60_000) / 1000
     instruments = list(data.instruments)
     known = {i.raw_symbol.value for i in instruments}
     instruments += [binance_perpetual(c.symbol) for c in captures if c.symbol not in known]
     return SimulatorConfig(
         instruments=instruments,
-        bars=data.bars,
+        bars=data.series,
         api_key=key,
         api_secret=secret,
         bar_seconds=0.0 if args.as_fast_as_possible else max(interval_s, 1.0) / args.speed,
@@ -140,7 +140,6 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         port=args.port,
         autostart=not args.paused,
         rebase_time=not args.keep_data_times,
-        history=data.history,
         captures=captures,
         capture_speed=args.capture_speed,
     )

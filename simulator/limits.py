@@ -34,6 +34,7 @@ _FIXED: dict[tuple[str, str], int] = {
     ("DELETE", "/fapi/v1/batchOrders"): 1,
     ("GET", "/fapi/v1/allOrders"): 5,
     ("GET", "/fapi/v1/userTrades"): 5,
+    ("GET", "/fapi/v1/income"): 30,
     ("POST", "/fapi/v1/algoOrder"): 0,
     ("GET", "/fapi/v1/algoOrder"): 1,
     ("DELETE", "/fapi/v1/algoOrder"): 1,
@@ -123,6 +124,8 @@ class LoggedRequest:
     status: int
     used_weight_1m: int
     code: int | None = None  # Binance error code for error answers
+    symbol: str = ""  # the request's symbol parameter, if any
+    order: str = ""  # for new orders: side, type, quantity, "reduce-only" (what a post-mortem needs)
 
 
 class RequestLog:

@@ -6,7 +6,6 @@ treats the moves between them as straight lines: a stop or limit whose price lie
 that price, and one that the segment opened beyond (a gap) at the segment's first price.
 """
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -80,46 +79,6 @@ def raw_symbol(bar: Bar) -> str:
     return bar.bar_type.instrument_id.symbol.value.removesuffix("-PERP")
 
 
-def kline_from_bar(bar: Bar) -> Kline:
-    """Bar timestamps are the bar close; BinanceBar carries the extra kline columns, a Bar gets zeros."""
-    interval, interval_ms = interval_of(bar)
-    close_ms = bar.ts_event // 1_000_000
-    # Works whether ts_event is open + interval (Nautilus) or open + interval - 1 ms (Binance close_time).
-    open_ms = ((close_ms - 1) // interval_ms) * interval_ms
-    volume = Decimal(str(bar.volume))
-    close = Decimal(str(bar.close))
-    quote_volume = Decimal(str(getattr(bar, "quote_volume", volume * close)))
-    return Kline(
-        symbol=raw_symbol(bar),
-        interval=interval,
-        open_time=open_ms,
-        close_time=open_ms + interval_ms - 1,
-        open=Decimal(str(bar.open)),
-        high=Decimal(str(bar.high)),
-        low=Decimal(str(bar.low)),
-        close=close,
-        volume=volume,
-        quote_volume=quote_volume,
-        count=int(getattr(bar, "count", 0)),
-        taker_buy_base=Decimal(str(getattr(bar, "taker_buy_base_volume", 0))),
-        taker_buy_quote=Decimal(str(getattr(bar, "taker_buy_quote_volume", 0))),
-    )
-
-
-def klines_by_symbol(bars: Iterable[Bar]) -> dict[str, list[Kline]]:
-    """Group bars per raw symbol, ordered by time; one interval per symbol (the finest drives the replay)."""
-    out: dict[str, list[Kline]] = {}
-    for bar in bars:
-        k = kline_from_bar(bar)
-        out.setdefault(k.symbol, []).append(k)
-    for symbol, klines in out.items():
-        klines.sort(key=lambda k: k.open_time)
-        intervals = {k.interval for k in klines}
-        if len(intervals) != 1:
-            raise ValueError(f"{symbol}: bars of several intervals {sorted(intervals)}; give one bar type per symbol")
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Step:
     """One replay step: a symbol's price moves from ``start`` to ``end`` during ``kline``."""
@@ -134,26 +93,6 @@ class Step:
     @property
     def closes_bar(self) -> bool:
         return self.index == 3
-
-
-def replay_steps(klines: dict[str, Sequence[Kline]]) -> list[list[Step]]:
-    """All symbols in lock step by open time: a list of ticks, each the segments that happen at one moment."""
-    by_time: dict[int, list[Kline]] = {}
-    for series in klines.values():
-        for k in series:
-            by_time.setdefault(k.open_time, []).append(k)
-    ticks: list[list[Step]] = []
-    for open_time in sorted(by_time):
-        group = sorted(by_time[open_time], key=lambda k: k.symbol)
-        paths = [(k, k.path()) for k in group]
-        for i in range(4):
-            tick = []
-            for k, path in paths:
-                start = path[i - 1] if i > 0 else path[0]
-                ts = k.close_time if i == 3 else k.open_time + (k.interval_ms * i) // 3
-                tick.append(Step(k.symbol, k, i, start, path[i], ts))
-            ticks.append(tick)
-    return ticks
 
 
 def touch_price(start: Decimal, end: Decimal, level: Decimal, up: bool) -> Decimal | None:

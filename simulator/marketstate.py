@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.instruments import SymbolSpec
 from simulator.market import Kline, Step
+from simulator.series import KlineSeries
 
 BOOK_LEVELS = 10
 MARK_SMOOTHING = Decimal("0.5")
@@ -47,7 +48,9 @@ class FundingSchedule:
 class SymbolMarket:
     """Last and mark price, the current kline, the synthetic book and the ids Binance streams carry."""
 
-    def __init__(self, spec: SymbolSpec, funding: FundingSchedule, shift_ms: int = 0) -> None:
+    def __init__(
+        self, spec: SymbolSpec, funding: FundingSchedule, shift_ms: int = 0, series: KlineSeries | None = None
+    ) -> None:
         self.spec = spec
         self.funding = funding
         self.shift_ms = shift_ms  # added to data timestamps on the way out (replay rebased to "now")
@@ -72,7 +75,12 @@ class SymbolMarket:
         self._book_prices: tuple[list[Decimal], list[Decimal]] = ([], [])
         self._sizes: list[Decimal] = []
         self._sizes_for: Kline | None = None
-        self.history: list[Kline] = []
+        # The replayed klines and their history; rows before ``closed`` are closed (served by GET klines).
+        self.series = series
+        self.closed = 0
+        if series is not None:
+            self.closed = series.replay_from
+            self.prime(series.kline(series.replay_from))
 
     # --- state
 
@@ -102,7 +110,7 @@ class SymbolMarket:
             self._k_taker, self._k_taker_quote = k.taker_buy_base, k.taker_buy_quote
             self._k_high, self._k_low = k.high, k.low
             self.kline_closed = True
-            self.history.append(k)
+            self.closed += 1
         else:
             self._k_volume += k.volume * share
             self._k_quote += k.quote_volume * share
@@ -152,6 +160,21 @@ class SymbolMarket:
 
     def now_ms(self) -> int:
         return self.data_ts + self.shift_ms
+
+    def closed_klines(self, interval: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[Kline]:
+        """Closed klines whose open time (as sent: shifted) lies in [start_ms, end_ms], as ``GET klines``
+        windows them: the first ``limit`` after a start, else the last ``limit``."""
+        series = self.series
+        if series is None or interval != series.interval:
+            return []
+        shift = self.shift_ms
+        rows = series.closed_rows(
+            self.closed,
+            None if start_ms is None else start_ms - shift,
+            None if end_ms is None else end_ms - shift,
+            limit,
+        )
+        return [series.kline(i) for i in rows]
 
     # --- payloads
 

@@ -125,6 +125,7 @@ class RestApi:
             ("GET", "/fapi/v1/openOrders"): (Security.SIGNED, ex.open_orders),
             ("GET", "/fapi/v1/allOrders"): (Security.SIGNED, ex.all_orders),
             ("GET", "/fapi/v1/userTrades"): (Security.SIGNED, ex.user_trades),
+            ("GET", "/fapi/v1/income"): (Security.SIGNED, ex.income_history),
             ("DELETE", "/fapi/v1/allOpenOrders"): (Security.SIGNED, ex.cancel_all_orders),
             ("DELETE", "/fapi/v1/batchOrders"): (Security.SIGNED, ex.cancel_batch),
             ("POST", "/fapi/v1/algoOrder"): (Security.SIGNED, ex.new_algo_order),
@@ -139,8 +140,9 @@ class RestApi:
     # --- the handler
 
     async def handle(self, request: web.Request) -> web.Response:
-        if self.faults.latency_s:
-            await asyncio.sleep(self.faults.latency_s)
+        latency = self.faults.current_latency()
+        if latency:
+            await asyncio.sleep(latency)
         method, path = request.method, request.path
         body = await request.text() if request.can_read_body else ""
         query: dict[str, str] = dict(parse_qsl(request.query_string, keep_blank_values=True))
@@ -167,7 +169,7 @@ class RestApi:
                 auth.check_timestamp(query)
             if (method, path) in NEW_ORDER_ROUTES:
                 self._count_order(headers)
-            self.faults.check_order(method, path)
+            self.faults.check_order(method, path, query)
             payload = fn(query)
             response = web.Response(
                 text=json.dumps(payload, separators=(",", ":")),
@@ -180,8 +182,22 @@ class RestApi:
             response = web.Response(
                 status=e.status, text=json.dumps(e.body()), content_type="application/json", headers=headers
             )
-        self.log.add(LoggedRequest(_now_ms(), method, path, weight, status, used, code))
+        order = ""
+        if (method, path) in NEW_ORDER_ROUTES:
+            reduce = " reduce-only" if query.get("reduceOnly") == "true" or query.get("closePosition") == "true" else ""
+            order = f"{query.get('side', '')} {query.get('type', '')} {query.get('quantity', '')}{reduce}"
+        self.log.add(LoggedRequest(_now_ms(), method, path, weight, status, used, code, query.get("symbol", ""), order))
         return response
+
+    def _symbol_of(self, query: dict[str, str]) -> str:
+        """The request's symbol, also for a conditional order named only by its id (a cancel)."""
+        if query.get("symbol"):
+            return query["symbol"].upper()
+        algo_id, client_id = query.get("algoId"), query.get("clientAlgoId")
+        for algo in self.exchange.algos.values() if algo_id or client_id else ():
+            if str(algo.algo_id) == algo_id or algo.client_algo_id == client_id:
+                return algo.symbol
+        return ""
 
     def _count_order(self, headers: dict[str, str]) -> None:
         per_10s, per_minute = self.orders.add()
@@ -217,15 +233,8 @@ class RestApi:
         limit = min(params.integer(p, "limit", 500) or 500, 1500)
         start = params.integer(p, "startTime")
         end = params.integer(p, "endTime")
+        rows = market.closed_klines(interval, start, end, limit)
         shift = market.shift_ms
-        rows = [
-            k
-            for k in market.history
-            if k.interval == interval
-            and (start is None or k.open_time + shift >= start)
-            and (end is None or k.open_time + shift <= end)
-        ]
-        rows = rows[:limit] if start is not None else rows[-limit:]
         return [k.to_rest(shift) for k in rows]
 
     def _premium_index(self, p: dict[str, str]) -> Any:
@@ -270,6 +279,15 @@ class RestApi:
         if key is not None:
             self._on_listen_key_closed(key)
         return {}
+
+
+def _order_of(method: str, path: str, query: dict[str, str]) -> str:
+    """A new order's side, type, quantity and reduce-only flag, for the request log."""
+    if (method, path) not in NEW_ORDER_ROUTES:
+        return ""
+    reduces = "true" in (query.get("reduceOnly", "").lower(), query.get("closePosition", "").lower())
+    flag = " reduce-only" if reduces else ""
+    return f"{query.get('side', '')} {query.get('type', '')} {query.get('quantity', '')}{flag}"
 
 
 def _now_ms() -> int:

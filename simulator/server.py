@@ -25,9 +25,10 @@ from simulator.exchange import Exchange
 from simulator.faults import Faults
 from simulator.instruments import DEFAULT_WEIGHT_LIMIT, SymbolSpec, spec_from_instrument
 from simulator.limits import RequestLog, WeightCounter
-from simulator.market import Step, klines_by_symbol, replay_steps
+from simulator.market import Step
 from simulator.marketstate import FundingSchedule, SymbolMarket
 from simulator.rest import ListenKeys, RestApi
+from simulator.series import KlineSeries, ReplaySchedule, series_from_bars
 from simulator.streams import StreamHub, serve_connection
 
 T = TypeVar("T")
@@ -37,13 +38,16 @@ T = TypeVar("T")
 class SimulatorConfig:
     """What to replay and how.
 
-    ``bar_seconds`` is the wall time one bar takes: the bar's length for real time (60 for 1m bars), less to
-    accelerate, 0 for as fast as the clients take it. ``rebase_time`` shifts the data's timestamps so the
-    replay starts now (a live node sees current times); without it the data's own times are sent.
+    ``bars``: what to replay, as ``KlineSeries`` (columnar, what ``simulator.sources`` reads; each carries its
+    own history rows) or Nautilus ``Bar`` / ``BinanceBar`` objects (``history`` then holds their past bars),
+    or both for different symbols. ``bar_seconds`` is the wall time one bar takes: the bar's length for real
+    time (60 for 1m bars), less to accelerate, 0 for as fast as the clients take it. ``rebase_time`` shifts
+    the data's timestamps so the replay starts now (a live node sees current times); without it the data's own
+    times are sent.
     """
 
     instruments: Sequence[CryptoPerpetual]
-    bars: Sequence[Bar]
+    bars: Sequence[KlineSeries | Bar]
     api_key: str
     api_secret: str
     bar_seconds: float = 60.0
@@ -55,7 +59,7 @@ class SimulatorConfig:
     autostart: bool = True
     rebase_time: bool = True
     weight_limit: int = DEFAULT_WEIGHT_LIMIT
-    history: Sequence[Bar] = ()  # bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
+    history: Sequence[Bar] = ()  # Bars before the replay, served by GET /fapi/v1/klines (strategy warm-up)
     captures: Sequence[Capture] = ()  # symbols replayed from a raw WebSocket capture instead of bars
     capture_speed: float = 1.0  # 1 = the capture's own pace
 
@@ -73,6 +77,19 @@ class SimulatorConfig:
 MINUTE_MS = 60_000
 
 
+def replay_series(bars: Sequence[KlineSeries | Bar], history: Sequence[Bar] = ()) -> dict[str, KlineSeries]:
+    """One series per symbol from what ``SimulatorConfig.bars`` holds (series as they are, Bars converted)."""
+    given = [b for b in bars if isinstance(b, KlineSeries)]
+    out = series_from_bars([b for b in bars if not isinstance(b, KlineSeries)], history)
+    for series in given:
+        if series.symbol in out:
+            raise ValueError(f"{series.symbol}: given twice (two series, or a series and bars)")
+        if series.replayed == 0:
+            raise ValueError(f"{series.symbol}: no klines to replay (only history)")
+        out[series.symbol] = series
+    return out
+
+
 def replay_shift_ms(now_ms: int, first_open_ms: int, grid_ms: int) -> int:
     """How far to move the data's times so the replay starts now, in whole ``grid_ms`` (the longest bar interval).
 
@@ -87,7 +104,7 @@ class BinanceSimulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
         specs = {s.symbol: s for s in (spec_from_instrument(i) for i in config.instruments)}
-        klines = klines_by_symbol(config.bars)
+        klines = replay_series(config.bars, config.history)
         captured = {c.symbol: c for c in config.captures}
         both = sorted(set(klines) & set(captured))
         if both:
@@ -99,25 +116,20 @@ class BinanceSimulator:
         if unpriced:
             raise ValueError(f"instruments without bars or capture to replay: {unpriced}")
         self.specs: dict[str, SymbolSpec] = specs
-        self._ticks: list[list[Step]] = replay_steps(klines)
-        starts = [series[0].open_time for series in klines.values()] + [c.events[0].ts_ms for c in captured.values()]
+        self.schedule = ReplaySchedule(klines)
+        starts = [int(self.schedule.open_times[0])] if len(self.schedule.open_times) else []
+        starts += [c.events[0].ts_ms for c in captured.values()]
         first_open = min(starts)
-        grid = max([MINUTE_MS] + [k[0].close_time - k[0].open_time + 1 for k in klines.values()])
+        grid = max([MINUTE_MS] + [s.interval_ms for s in klines.values()])
         shift = replay_shift_ms(int(time.time() * 1000), first_open, grid) if config.rebase_time else 0
         self.markets: dict[str, SymbolMarket] = {
-            s: SymbolMarket(spec, FundingSchedule(config.funding.get(s, ())), shift)
-            for s, spec in specs.items()
-            if s in klines
+            s: SymbolMarket(specs[s], FundingSchedule(config.funding.get(s, ())), shift, series)
+            for s, series in klines.items()
         }
         self._captured = {s: CapturedMarket(specs[s], c, shift) for s, c in captured.items()}
         self.markets.update(self._captured)
-        for symbol, series in klines.items():
-            self.markets[symbol].prime(series[0])
-        for symbol, series in klines_by_symbol(config.history).items():
-            if symbol in self.markets:
-                self.markets[symbol].history.extend(k for k in series if k.open_time < first_open)
         self.faults = Faults()
-        self.hub = StreamHub(lambda: self.faults.silenced)
+        self.hub = StreamHub(self.faults.silenced)
         self.request_log = RequestLog()
         self.weights = WeightCounter(config.weight_limit)
         self.listen_keys = ListenKeys()
@@ -148,6 +160,7 @@ class BinanceSimulator:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._replay_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._play: asyncio.Event | None = None
         self.finished: asyncio.Event | None = None
         self.port = 0
@@ -187,7 +200,19 @@ class BinanceSimulator:
         self.port = sockets[0].getsockname()[1]
         self._replay_task = asyncio.create_task(self._replay())
 
+    def spawn(self, coro: Any) -> "asyncio.Task[Any]":
+        """Run a coroutine on the simulator's loop as a task the simulator cancels when it stops (monitors, chaos
+        runs); call on the loop."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def stop_async(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._replay_task is not None:
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -266,7 +291,7 @@ class BinanceSimulator:
 
     @property
     def total_ticks(self) -> int:
-        return len(self._ticks)
+        return self.schedule.total_ticks
 
     async def _replay(self) -> None:
         assert self.finished is not None
@@ -315,7 +340,7 @@ class BinanceSimulator:
         assert self._play is not None
         tick_s = self.config.bar_seconds / 4
         next_at = time.monotonic()
-        for tick in self._ticks:
+        for tick in self.schedule.ticks():
             if not self._play.is_set():
                 await self._play.wait()
                 next_at = time.monotonic()
@@ -347,8 +372,9 @@ class BinanceSimulator:
         if hub.wants(symbol, "depth"):
             await hub.publish(symbol, "depth", market.depth_update())
         if hub.wants(symbol, "markPrice"):
-            await hub.publish(symbol, "markPrice", market.mark_price_event())
-            await hub.publish_all_mark([market.mark_price_event()])
+            mark_event = market.mark_price_event()
+            await hub.publish(symbol, "markPrice", mark_event)
+            await hub.publish_all_mark([mark_event])
         if hub.wants(symbol, "kline"):
             event = market.kline_event()
             if event is not None:
@@ -359,43 +385,72 @@ class BinanceSimulator:
 
     def drop_connections(self, market: bool = True, user: bool = True) -> int:
         """Close WebSocket connections abruptly (code 1006-like: no close reason); returns how many."""
+        return self._call_async(lambda: self.drop_connections_async(market, user))
 
-        async def run() -> int:
-            conns = (self.hub.market_conns if market else set()) | (self.hub.user_conns if user else set())
-            return await self.hub.close(conns, code=1011, message=b"simulated drop")
+    async def drop_connections_async(self, market: bool = True, user: bool = True) -> int:
+        conns = (self.hub.market_conns if market else set()) | (self.hub.user_conns if user else set())
+        return await self.hub.close(conns, code=1011, message=b"simulated drop")
 
-        return self._call_async(run)
-
-    def silence(self, seconds: float) -> None:
-        """Send no WebSocket message (market or user) for ``seconds``; what would have been sent is lost."""
-        self.call(lambda: self.faults.silence(seconds))
+    def silence(self, seconds: float, market: bool = True, user: bool = True) -> None:
+        """Send no WebSocket message for ``seconds`` on the market streams, the user stream, or both; what would
+        have been sent is lost (the connections stay open)."""
+        self.call(lambda: self.faults.silence(seconds, market, user))
 
     def expire_listen_key(self) -> str | None:
         """Send ``listenKeyExpired`` on the user stream, invalidate the key and close its connections."""
+        return self._call_async(self.expire_listen_key_async)
 
-        async def run() -> str | None:
-            key = self.listen_keys.key
-            if key is None:
-                return None
-            self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
-            self.listen_keys.close()
-            await asyncio.sleep(0.05)  # let the writer flush the event before the close
-            await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
-            return key
+    async def expire_listen_key_async(self) -> str | None:
+        key = self.listen_keys.key
+        if key is None:
+            return None
+        self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
+        self.listen_keys.close()
+        await asyncio.sleep(0.05)  # let the writer flush the event before the close
+        await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
+        return key
 
-        return self._call_async(run)
+    async def inject(self, fault: str, params: dict[str, Any]) -> Any:
+        """Apply one fault by name, on the simulator's loop: what ``POST /_sim/fault`` and chaos runs do (the
+        names and parameters of the control endpoint; see docs/simulator.md)."""
+        f = self.faults
+        if fault == "drop_connections":
+            return await self.drop_connections_async(bool(params.get("market", True)), bool(params.get("user", True)))
+        if fault == "silence":
+            return f.silence(float(params["seconds"]), bool(params.get("market", True)), bool(params.get("user", True)))
+        if fault == "expire_listen_key":
+            return await self.expire_listen_key_async()
+        if fault == "throttle":
+            status, retry_after = int(params.get("status", 429)), int(params.get("retry_after", 5))
+            return f.throttle(status, retry_after, int(params.get("count", 1)))
+        if fault == "reject_next_order":
+            return f.reject_next(int(params["code"]), str(params.get("target", "any")), int(params.get("count", 1)))
+        if fault == "latency":
+            duration = params.get("duration")
+            return f.set_latency(float(params["seconds"]), None if duration is None else float(duration))
+        if fault == "ban":
+            return f.ban(float(params["seconds"]))
+        if fault == "clear":
+            return f.clear()
+        raise ValueError(f"unknown fault {fault!r}")
 
     def throttle(self, status: int = 429, retry_after_s: int = 5, count: int = 1) -> None:
         """Answer the next ``count`` REST requests with 429 (rate limit) or 418 (IP ban) and Retry-After."""
         self.call(lambda: self.faults.throttle(status, retry_after_s, count))
 
-    def reject_next_order(self, code: int) -> None:
-        """Reject the next order (regular or algo) with -2019 (margin) or -1111 (precision)."""
-        self.call(lambda: self.faults.reject_next(code))
+    def reject_next_order(self, code: int, target: str = "any", count: int = 1) -> None:
+        """Reject the next ``count`` order requests of ``target`` ("any", "entry", "exit", "stop",
+        "stop_cancel"; see ``simulator.faults``) with -2019 (margin), -1111 (precision), -2021 (would trigger
+        at once) or -1008 (server busy)."""
+        self.call(lambda: self.faults.reject_next(code, target, count))
 
-    def set_latency(self, seconds: float) -> None:
-        """Delay every REST answer by ``seconds``."""
-        self.call(lambda: self.faults.set_latency(seconds))
+    def set_latency(self, seconds: float, duration_s: float | None = None) -> None:
+        """Delay every REST answer by ``seconds``, for ``duration_s`` (a spike) or until cleared."""
+        self.call(lambda: self.faults.set_latency(seconds, duration_s))
+
+    def ban(self, seconds: float) -> None:
+        """An IP ban window: every REST request for ``seconds`` gets 418 with Retry-After and the ban's end."""
+        self.call(lambda: self.faults.ban(seconds))
 
     def force_order(self, symbol: str, side: str, quantity: str) -> dict[str, Any]:
         """Publish a liquidation on ``<symbol>@forceOrder`` at the current price (the data has none of its own)."""
@@ -446,7 +501,7 @@ class BinanceSimulator:
         def build() -> dict[str, Any]:
             return {
                 "tick": self.position,
-                "ticks": len(self._ticks),
+                "ticks": self.total_ticks,
                 "playing": bool(self._play and self._play.is_set()),
                 "wallet_balance": str(self.exchange.wallet),
                 "funding_paid": str(self.exchange.funding_total),
@@ -492,34 +547,7 @@ class BinanceSimulator:
     async def _control_fault(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
-            name = body["fault"]
-            if name == "drop_connections":
-                conns = (self.hub.market_conns if body.get("market", True) else set()) | (
-                    self.hub.user_conns if body.get("user", True) else set()
-                )
-                result: Any = await self.hub.close(conns, code=1011, message=b"simulated drop")
-            elif name == "silence":
-                result = self.faults.silence(float(body["seconds"]))
-            elif name == "expire_listen_key":
-                key = self.listen_keys.key
-                if key is not None:
-                    self.hub.send_user({"e": "listenKeyExpired", "E": int(time.time() * 1000), "listenKey": key}, key)
-                    self.listen_keys.close()
-                    await asyncio.sleep(0.05)
-                    await self.hub.close({c for c in self.hub.user_conns if c.listen_key == key})
-                result = key
-            elif name == "throttle":
-                result = self.faults.throttle(
-                    int(body.get("status", 429)), int(body.get("retry_after", 5)), int(body.get("count", 1))
-                )
-            elif name == "reject_next_order":
-                result = self.faults.reject_next(int(body["code"]))
-            elif name == "latency":
-                result = self.faults.set_latency(float(body["seconds"]))
-            elif name == "clear":
-                result = self.faults.clear()
-            else:
-                raise ValueError(f"unknown fault {name!r}")
+            result = await self.inject(body["fault"], {k: v for k, v in body.items() if k != "fault"})
         except (KeyError, ValueError, TypeError) as e:
             return web.json_response({"error": str(e)}, status=400)
         return web.json_response({"ok": True, "result": result})

@@ -60,6 +60,7 @@ class Connection:
     streams: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     sent: int = 0
+    on_sent: Callable[[str], None] | None = None  # called with each message once it is on the wire
 
     async def writer(self) -> None:
         while True:
@@ -71,17 +72,25 @@ class Connection:
             except (ConnectionResetError, RuntimeError):
                 return
             self.sent += 1
+            if self.on_sent is not None:
+                self.on_sent(text)
 
 
 class StreamHub:
     """Who is subscribed to what, and the fan-out of market and user events to them."""
 
-    def __init__(self, is_silenced: Callable[[], bool]) -> None:
+    def __init__(self, is_silenced: Callable[[bool], bool]) -> None:
         self.market_conns: set[Connection] = set()
         self.user_conns: set[Connection] = set()
         self._index: dict[tuple[str, str], dict[Connection, list[str]]] = {}
-        self._is_silenced = is_silenced
+        self._is_silenced = is_silenced  # is_silenced(user): True while that stream sends nothing
         self.messages_out = 0
+        # User-stream events a client was too far behind to take (its connection is closed, as Binance would);
+        # market streams never drop: a slow reader slows the replay instead.
+        self.dropped = 0
+        self.unsent = 0  # messages still queued to a connection when it closed (lost with it)
+        # Called with every message a connection has written (benchmarks time what leaves the exchange).
+        self.on_sent: Callable[[str], None] | None = None
 
     # --- subscriptions
 
@@ -111,6 +120,8 @@ class StreamHub:
                     del subs[conn]
 
     def remove(self, conn: Connection) -> None:
+        if conn in self.market_conns or conn in self.user_conns:
+            self.unsent += conn.queue.qsize()
         self.unsubscribe(conn, list(conn.streams))
         self.market_conns.discard(conn)
         self.user_conns.discard(conn)
@@ -124,7 +135,7 @@ class StreamHub:
         self, symbol: str, kind: str, payload: dict[str, Any], arg_filter: Callable[[str], bool] | None = None
     ) -> None:
         """Send one market event to every connection subscribed to it (combined or raw framing)."""
-        if self._is_silenced():
+        if self._is_silenced(False):
             return
         subs = self._index.get((symbol, kind))
         if not subs:
@@ -143,7 +154,7 @@ class StreamHub:
                 self.messages_out += 1
 
     async def publish_all_mark(self, payloads: list[dict[str, Any]]) -> None:
-        if self._is_silenced() or not payloads:
+        if self._is_silenced(False) or not payloads:
             return
         for conn, names in list(self._index.get(("*", "markPrice"), {}).items()):
             for name in names:
@@ -152,7 +163,7 @@ class StreamHub:
                 self.messages_out += 1
 
     def send_user(self, event: dict[str, Any], listen_key: str | None = None) -> None:
-        if self._is_silenced():
+        if self._is_silenced(True):
             return
         text = dumps(event)
         for conn in list(self.user_conns):
@@ -162,7 +173,9 @@ class StreamHub:
                 conn.queue.put_nowait(text)
             except asyncio.QueueFull:
                 # A user stream this far behind is dead: Binance would drop it too.
+                self.dropped += 1
                 asyncio.ensure_future(conn.ws.close())
+                continue
             self.messages_out += 1
 
     async def close(self, conns: set[Connection], code: int = 1001, message: bytes = b"") -> int:
@@ -187,7 +200,7 @@ async def serve_connection(
     """Run one WebSocket connection until it closes; answers subscription requests on market connections."""
     ws = web.WebSocketResponse(heartbeat=None, autoping=True)
     await ws.prepare(request)
-    conn = Connection(ws=ws, combined=combined, listen_key=listen_key)
+    conn = Connection(ws=ws, combined=combined, listen_key=listen_key, on_sent=hub.on_sent)
     (hub.user_conns if listen_key else hub.market_conns).add(conn)
     if initial:
         hub.subscribe(conn, initial)

@@ -9,8 +9,10 @@ The decisions are plain functions in those modules; this class is the Nautilus g
 fill handler an unprotected position is closed.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +23,7 @@ from nautilus_trader.model.data import Bar, DataType, FundingRateUpdate, MarkPri
 from nautilus_trader.model.events import (
     OrderAccepted,
     OrderCanceled,
+    OrderCancelRejected,
     OrderDenied,
     OrderExpired,
     OrderFilled,
@@ -46,7 +49,10 @@ from strategies.orders import TradeOrders
 from strategies.risk import DailyLossGuard, check_entry
 from strategies.scan import ScanClock, scan_time
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, to_decimal
+from strategies.sync import ExchangeSync
 from strategies.trade import TAG_ENTRY, TAG_SL, TAG_TP1, Trade, Trades, order_role, parse_direction
+
+_SYNC_TIMER = "ats-sync"
 
 
 class AtsStrategy(Strategy):
@@ -66,7 +72,15 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(config.scan, symbols=0)
         self.orders = TradeOrders(self, self.market.instruments, config.exits.tp_order)
         self.keeper = ExitKeeper(self.orders, self.market, self.notices, self.counters_, config.exits, config.dynamic)
+        self.sync = ExchangeSync(
+            self.keeper,
+            self.trades,
+            config.manual_strength,
+            self.records.append,
+            lambda message: self.notices.node("RECONCILED", self.mode, message),
+        )
         self._funding_clock = FundingClock()
+        self._loop: asyncio.AbstractEventLoop | None = None  # live: the node's event loop
 
     # --- life cycle -----------------------------------------------------------------------------------------
 
@@ -79,10 +93,35 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(self.config.scan, symbols=len(self.market.instruments))
         self._subscribe()
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
+        restart = self.config.sync.restart
+        if restart is not None and restart.utc_day is not None and restart.day_start_equity is not None:
+            self.daily.restore(restart.utc_day, restart.day_start_equity)  # the day's loss survives a restart
         if self.config.adopt_positions:
             with self._guarded("adopt"):
-                self._adopt_open_positions()
+                self.sync.recover(self.config.sync, self.log)
         self.notices.node("STARTED", self.mode, f"{len(self.market.instruments)} symbols")
+        if self.is_live:  # the trades against the cache, which Nautilus keeps in step with the exchange
+            self._loop = asyncio.get_running_loop()
+            self._sync()
+            self.clock.set_timer(
+                _SYNC_TIMER, timedelta(seconds=self.config.sync.interval_s), callback=self._on_sync_timer
+            )
+
+    def _on_timer_thread(self, work: Callable[[], None]) -> None:
+        """Live timers fire on Nautilus's timer thread: the work runs on the event loop, between the handlers,
+        never beside them. In a backtest timers fire in the engine's own loop: at once."""
+        if self._loop is None:
+            work()
+        else:
+            self._loop.call_soon_threadsafe(lambda: work() if self.is_running else None)
+
+    def _on_sync_timer(self, _event: TimeEvent) -> None:
+        self._on_timer_thread(self._sync)
+
+    def _sync(self) -> None:
+        with self._guarded("sync"):
+            self.sync.run(self.log)
+            self.sync.remember(self.clock.timestamp_ns())
 
     def _subscribe(self) -> None:
         live_streams = self.is_live and self.config.live_market_streams
@@ -91,7 +130,8 @@ class AtsStrategy(Strategy):
             self.subscribe_bars(bar_type)
             if not self.is_live:  # Binance live has no funding-rate subscription: the mark stream carries it
                 self.subscribe_funding_rates(instrument_id)
-            self.subscribe_mark_prices(instrument_id)
+            if not live_streams:  # live, the mark comes with the mark-price stream below (one subscription)
+                self.subscribe_mark_prices(instrument_id)
             if live_streams:  # Binance live: funding rates come with the mark-price stream; quotes feed L
                 mark_stream = DataType(BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id})
                 self.subscribe_data(mark_stream, client_id=ClientId(instrument_id.venue.value))
@@ -100,13 +140,21 @@ class AtsStrategy(Strategy):
                 self.request_bars(
                     bar_type, start=self.clock.utc_now() - bar_type.spec.timedelta * self.config.warmup_bars
                 )
+        # Published by the live node's own actors: listened to on the bus, there is no data client to ask.
         if self.is_live:
-            self.subscribe_data(DataType(OpenInterest))  # polled by the live node
+            self._listen(DataType(OpenInterest))  # polled by the live node
         if live_streams:  # streamed by the live node; a connected feed makes Q available (0 when quiet)
-            self.subscribe_data(DataType(LiquidationUpdate))
-            self.subscribe_data(DataType(LiquidationFeedStatus))
+            self._listen(DataType(LiquidationUpdate))
+            self._listen(DataType(LiquidationFeedStatus))
+
+    def _listen(self, data_type: DataType) -> None:
+        self.msgbus.subscribe(topic=f"data.{data_type.topic}", handler=self.handle_data)
 
     def on_stop(self) -> None:
+        if _SYNC_TIMER in self.clock.timer_names:
+            self.clock.cancel_timer(_SYNC_TIMER)
+        self.sync.remember(self.clock.timestamp_ns())
+        self.notices.node("STOPPED", self.mode, f"{self.trades.count()} trades open, exits left on the exchange")
         try:
             self.msgbus.deregister(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
         except Exception as e:  # a second strategy instance may have replaced the endpoint
@@ -145,6 +193,9 @@ class AtsStrategy(Strategy):
                 self._scan(step.ts)
 
     def _on_scan_alert(self, event: TimeEvent) -> None:
+        self._on_timer_thread(self._scan_overdue)
+
+    def _scan_overdue(self) -> None:
         ts = self.scan_clock.overdue()
         if ts is not None:
             with self._guarded("scan"):
@@ -249,6 +300,7 @@ class AtsStrategy(Strategy):
         account = self.portfolio.account(instrument_id.venue)
         free = account.balance_free(instrument.quote_currency)
         equity, free = to_decimal(self.equity()), free.as_decimal() if free is not None else Decimal(0)
+        free -= self.trades.reserved()  # entries sent and not filled yet hold their margin already
         leverage = leverage_for_strength(strength, self.config.sizing.max_leverage)
         filters, entry, stop = InstrumentFilters.of(instrument), to_decimal(price), to_decimal(levels.stop)
         decision = position_size(equity, free, entry, stop, leverage, filters, self.config.sizing)
@@ -260,14 +312,15 @@ class AtsStrategy(Strategy):
         score = float(result.score) if result is not None else 0.0
         trade = Trade(instrument_id, direction, strength, score, decision.leverage, factors, atr, levels, manual=manual)
         trade.entry_order_id = order.client_order_id
+        trade.reserved = decision.margin * (1 + to_decimal(self.config.sizing.fee_rate))
         self.trades.pending[instrument_id] = trade
         self.notices.signal(trade, instrument, price, levels, result)
         self.submit_order(order)
         return ""
 
-    def _refuse(self, instrument_id: InstrumentId, reason: str, manual: bool) -> str:
+    def _refuse(self, instrument_id: InstrumentId, reason: str, announce: bool) -> str:
         self.counters_.add(str(instrument_id), "refused")
-        if manual:
+        if announce:
             self.notices.risk("SIGNAL_REFUSED", reason, instrument=str(instrument_id))
         return reason
 
@@ -288,6 +341,8 @@ class AtsStrategy(Strategy):
     def on_order_filled(self, event: OrderFilled) -> None:
         with self._guarded("on_order_filled", protect=event.instrument_id):
             order = self.cache.order(event.client_order_id)
+            if event.reconciliation:
+                self.sync.note_fill(event, order)
             role = order_role(order, self.trades.open.get(order.instrument_id)) if order is not None else ""
             if role == TAG_ENTRY and order.is_closed and order.instrument_id in self.trades.pending:
                 self._arm(self.trades.pending.pop(order.instrument_id), order, event.position_id)
@@ -301,6 +356,7 @@ class AtsStrategy(Strategy):
             position = self.cache.position_for_order(entry.client_order_id)
             position_id = position.id if position is not None else None
         self.keeper.arm(trade, entry, position_id)
+        self.sync.remember(self.clock.timestamp_ns())
 
     # --- orders accepted, orders that failed, positions that closed -----------------------------------------
 
@@ -322,6 +378,14 @@ class AtsStrategy(Strategy):
     def on_order_expired(self, event: OrderExpired) -> None:
         self._on_order_failed(event, "expired")
 
+    def on_order_cancel_rejected(self, event: OrderCancelRejected) -> None:
+        with self._guarded("on_order_cancel_rejected"):
+            order = self.cache.order(event.client_order_id)
+            if order is not None and order.is_open:
+                # Usually gone already (filled or expired while a stream was silent): ask the venue for its
+                # state, so the cache stops listing it as working.
+                self.query_order(order)
+
     def _on_order_failed(self, event: Any, why: str) -> None:
         with self._guarded(f"on_order_{why.split(':')[0]}"):
             order = self.cache.order(event.client_order_id)
@@ -335,7 +399,8 @@ class AtsStrategy(Strategy):
                 if pending is not None and order.filled_qty.as_double() > 0:
                     self._arm(pending, order, None)  # a partially filled entry still gets its exits
                 elif pending is not None:
-                    self._refuse(instrument_id, f"entry {why}", pending.manual)
+                    # The signal was announced: say why the entry did not happen, whoever asked for it.
+                    self._refuse(instrument_id, f"the exchange did not take the entry: {why}", announce=True)
             elif trade is not None and role == TAG_SL and order.client_order_id == trade.stop_id:
                 self.keeper.stop_lost(trade, why, self.log)
 
@@ -349,18 +414,10 @@ class AtsStrategy(Strategy):
             if trade.position_id is not None and trade.position_id != event.position_id:
                 return  # another position (HEDGING) closed: the open trade keeps its exits
             del self.trades.open[instrument_id]
+            self.sync.remember(self.clock.timestamp_ns())
             self.orders.cancel_exits(instrument_id)
             self.records.append(self.keeper.ended(trade, event))
             self.observe_daily(event.ts_event)
-
-    # --- restart adoption -----------------------------------------------------------------------------------
-
-    def _adopt_open_positions(self) -> None:
-        """Take over the positions found open at start; a position without a working stop gets one."""
-        for instrument_id, instrument in self.market.instruments.items():
-            for position in self.cache.positions_open(instrument_id=instrument_id):
-                strength = self.config.manual_strength
-                self.trades.open[instrument_id] = self.keeper.adopt(instrument, position, strength, self.log)
 
     # --- the desk: control commands and what the reports read -----------------------------------------------
 

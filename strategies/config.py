@@ -23,6 +23,7 @@ from strategies.exits import DynamicConfig, ExitConfig
 from strategies.risk import RiskConfig
 from strategies.scan import ScanConfig
 from strategies.sizing import SizingConfig
+from strategies.sync import SyncConfig
 
 # Time bars only: scans happen at bar close times. (BarSpecification.from_str aborts the process on nonsense.)
 _TIME_AGGREGATIONS = ("SECOND", "MINUTE", "HOUR", "DAY")
@@ -58,6 +59,7 @@ class AtsStrategyConfig(StrategyConfig, frozen=True):
     dynamic: DynamicConfig = msgspec.field(default_factory=DynamicConfig)
     sizing: SizingConfig = msgspec.field(default_factory=SizingConfig)
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    sync: SyncConfig = msgspec.field(default_factory=SyncConfig)  # live: trades checked against the cache
     mode: RunMode = RunMode.AUTO
     adopt_positions: bool = True  # on start, take over open positions found in the cache and re-arm stops
     warmup_bars: NonNegativeInt = 0  # live: past bars requested per symbol at start to warm the factors

@@ -88,7 +88,8 @@ class RiskEvent(Data):
 
 @customdataclass
 class NodeEvent(Data):
-    """The node's life. kind: "STARTED", "STOPPED", "RECONNECTED", "ERROR"."""
+    """The node's life. kind: "STARTED", "STOPPED", "RECONNECTED", "RECONCILED" (what was repaired to match the
+    exchange: lost fills applied, ghosts dropped, stops re-armed, orphans cancelled), "ERROR"."""
 
     kind: str = ""
     mode: str = ""  # "backtest", "live", "testnet", "paper"

@@ -28,6 +28,7 @@ from strategies.exits import (
 )
 from strategies.ledger import Counters, TradeRecord, commissions
 from strategies.market import Market
+from strategies.memory import TradeMemo
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
 from strategies.protection import STOP_RETRIES, StopAction, after_stop_lost
@@ -105,6 +106,17 @@ class ExitKeeper:
         self.counters.add(symbol, "breakeven")
         self.notice(trade, "BREAKEVEN", price, rest.as_double(), trade.stop_price)
 
+    def tp1_seen_late(self, trade: Trade) -> None:
+        """TP1 filled while nobody watched (the fill was lost, or the node was down): the stop follows to
+        break-even for what is left, as if the fill had been seen."""
+        position = self.orders.open_position(trade)
+        trade.tp1_done = True
+        symbol, rest = str(trade.instrument_id), position.quantity
+        self.counters.add(symbol, "tp1")
+        self.orders.replace_stop(trade, breakeven_stop(trade.levels), rest.as_decimal(), STOP_BREAKEVEN)
+        self.counters.add(symbol, "breakeven")
+        self.notice(trade, "BREAKEVEN", trade.entry, rest.as_double(), trade.stop_price)
+
     def adjust(self, trade: Trade, score: float) -> None:
         """Dynamic adjustment: tighten the stop or exit when the score turns; trail TP2 when it firms."""
         position = self.orders.open_position(trade)
@@ -139,28 +151,32 @@ class ExitKeeper:
             moved = self.orders.move_tp2(trade, tp2_order, trade.tp2_price)
             self.notice(trade, "DYNAMIC_TRAIL", price, float(moved), trade.stop_price)
 
-    def adopt(self, instrument: Instrument, position: Position, strength: float, log: Any) -> Trade:
+    def adopt(
+        self, instrument: Instrument, position: Position, strength: float, log: Any, memo: TradeMemo | None = None
+    ) -> Trade:
         """A position found open at start becomes a trade again; without a working stop it gets one."""
         orders = self.orders.strategy.cache.orders(instrument_id=instrument.id)
-        trade = adopt_trade(instrument, position, orders, self.exits, strength)
+        trade = adopt_trade(instrument, position, orders, self.exits, strength, memo)
         if trade.stop_id is None:
-            self._rearm(trade, position)
+            self.rearm(trade, position)
         log.info(
             f"adopted {trade.direction} {instrument.id} {position.quantity} @ {trade.entry}, "
             f"tp1_done={trade.tp1_done}, stop={trade.stop_price}"
         )
         return trade
 
-    def _rearm(self, trade: Trade, position: Position) -> None:
+    def rearm(self, trade: Trade, position: Position) -> None:
         """At break-even once TP1 is done, else the entry's base stop."""
         kind = STOP_BREAKEVEN if trade.tp1_done else STOP_INITIAL
         stop = rearm_stop(trade.levels, trade.tp1_done)
         self.orders.replace_stop(trade, stop, position.quantity.as_decimal(), kind)
         self.notice(trade, "STOP_REARMED", trade.entry, position.quantity.as_double(), trade.stop_price)
 
-    def ended(self, trade: Trade, closed: PositionClosed) -> TradeRecord:
-        """The trade's position closed: count and publish how it ended, and return its ledger record."""
+    def ended(self, trade: Trade, closed: PositionClosed | Position) -> TradeRecord:
+        """The trade's position closed (the event, or the closed position found in the cache): count and
+        publish how it ended, and return its ledger record."""
         cache = self.orders.strategy.cache
+        position_id = closed.id if isinstance(closed, Position) else closed.position_id
         closing = cache.order(closed.closing_order_id) if closed.closing_order_id is not None else None
         end = ending(order_role(closing, trade) if closing is not None else "", trade)
         exit_price = float(closed.avg_px_close)
@@ -173,8 +189,9 @@ class ExitKeeper:
             last_qty = closing.filled_qty.as_double() if closing is not None else float(closed.peak_qty)
             self.notice(trade, end.notice, last_px, last_qty, 0.0)
         realized = closed.realized_pnl.as_double() if closed.realized_pnl is not None else 0.0
-        ts, quantity, pnl = closed.ts_closed or closed.ts_event, float(closed.peak_qty), realized + trade.funding
-        fees = commissions(cache.position(closed.position_id))
+        ts = closed.ts_closed or (closed.ts_last if isinstance(closed, Position) else closed.ts_event)
+        quantity, pnl = float(closed.peak_qty), realized + trade.funding
+        fees = commissions(cache.position(position_id))
         instrument = self.market.instruments[trade.instrument_id]
         self.notices.closed(trade, instrument, ts, exit_price, quantity, pnl, end.reason)
         return TradeRecord.of_trade(trade, ts, exit_price, quantity, pnl, fees, end.reason)

@@ -95,6 +95,10 @@ class DailyLossGuard:
             event = "HIT"
         return event
 
+    def restore(self, day: int, start_equity: float) -> None:
+        """Go on counting a day that began before this process (a restart): its equity at 00:00 UTC."""
+        self.day, self.start_equity = day, start_equity
+
     def new_day(self, ts_ns: int) -> bool:
         return utc_day(ts_ns) != self.day
 

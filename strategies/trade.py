@@ -63,6 +63,7 @@ class Trade:
     funding: float = 0.0  # received (+) / paid (-) while open
     stop_retries: int = 0  # times in a row the current stop was placed again after a refusal
     replaced_stops: list[ClientOrderId] = field(default_factory=list)
+    reserved: Decimal = Decimal(0)  # margin and fee the entry holds until it fills
 
     @property
     def sign(self) -> int:
@@ -78,6 +79,10 @@ class Trades:
 
     def count(self) -> int:
         return len(self.open) + len(self.pending)
+
+    def reserved(self) -> Decimal:
+        """The margin (and entry fee) of the entries sent and not filled yet: what the free balance will lose."""
+        return sum((t.reserved for t in self.pending.values()), Decimal(0))
 
     def exposures(self) -> list[OpenExposure]:
         return [OpenExposure(str(t.instrument_id), t.direction) for t in (*self.open.values(), *self.pending.values())]

@@ -255,3 +255,43 @@ class FakeTelegram:
         self.served.append(Served(method, status, time.monotonic()))
         body = {"ok": False, "error_code": status, "description": description, **extra}
         return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``uv run python -m tests.fake_telegram [--port 8081] [--chat 1]``: a fake Bot API on loopback for a rehearsal.
+
+    Prints every message the node sends; each line typed is sent to the node as a message from the chat (e.g.
+    ``/status``). Point the notifier at it with ``config.base_url = "http://127.0.0.1:8081/bot"`` and set
+    ``TELEGRAM_BOT_TOKEN`` to the token printed (any token the server is started with) and ``TELEGRAM_CHAT_IDS``.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_telegram", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--chat", type=int, default=1, help="the chat id the typed messages come from")
+    parser.add_argument("--token", default="1:rehearsal", help="the bot token the server accepts")
+    args = parser.parse_args(argv)
+    server = FakeTelegram(args.token)
+    server.port = args.port
+    with server:
+        print(f"fake Bot API at {server.base_url} (token {args.token}, chat {args.chat}); type commands, Ctrl-D ends")
+
+        def show() -> None:
+            printed = 0
+            while True:
+                texts = server.texts()
+                for text in texts[printed:]:
+                    print(f"--- bot:\n{text}", flush=True)
+                printed = len(texts)
+                time.sleep(0.2)
+
+        threading.Thread(target=show, daemon=True).start()
+        for line in sys.stdin:
+            if line.strip():
+                server.push_message(args.chat, line.strip())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,9 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.config import ActorConfig
 from nautilus_trader.live.node import TradingNode
 
 from nodes.live.config import build_node, load_live_settings
@@ -96,6 +99,7 @@ def write_configs(
         "base_url_ws": sim.ws_url,
         "base_url_ws_stream": sim.ws_url,
         "reconciliation_lookback_mins": 60,
+        "check_weight_per_min": 300,
         "log_level": "WARNING",
         "log_level_file": "INFO",
         "log_directory": "logs",
@@ -267,3 +271,32 @@ def exchange_position(sim: BinanceSimulator, symbol: str = "BTCUSDT") -> tuple[A
 def order_posts(sim: BinanceSimulator) -> int:
     """New-order requests (regular and conditional) the simulator has received."""
     return sim.request_log.count("/fapi/v1/order", "POST") + sim.request_log.count("/fapi/v1/algoOrder", "POST")
+
+
+def node_positions(node: LiveNode) -> Callable[[], dict[str, Decimal]]:
+    """The node's positions by raw symbol, signed, for ``InvariantChecker``: the cache's open
+    positions, and the strategy's open trades (a trade whose position the cache no longer holds counts with its
+    entry quantity: a ghost)."""
+
+    def rows() -> dict[str, Decimal]:
+        strategy = node.strategy
+        out: dict[str, Decimal] = {}
+        for position in node.node.cache.positions_open():
+            symbol = position.instrument_id.symbol.value.removesuffix("-PERP")
+            out[symbol] = out.get(symbol, Decimal(0)) + position.signed_decimal_qty()
+        for instrument_id, trade in strategy.trades.open.items():
+            out.setdefault(instrument_id.symbol.value.removesuffix("-PERP"), trade.quantity * trade.sign)
+        return {s: q for s, q in out.items() if q}
+
+    return lambda: node.call(rows)
+
+
+class FailingActorConfig(ActorConfig, frozen=True):
+    pass
+
+
+class FailingActor(Actor):
+    """An actor whose start fails, as a broken plug-in's would: the node must not run on without it."""
+
+    def on_start(self) -> None:
+        raise RuntimeError("this actor cannot start")

@@ -33,9 +33,7 @@ def btc_data(shared_data: Path, bars: int = 200, start_ms: int | None = None, hi
 def running_simulator(data: ReplayData, **overrides: Any) -> Iterator[BinanceSimulator]:
     settings: dict[str, Any] = {"bar_seconds": 0.4, "autostart": False}
     settings.update(overrides)
-    config = SimulatorConfig(
-        data.instruments, data.bars, API_KEY, API_SECRET, funding=dict(data.funding), history=data.history, **settings
-    )
+    config = SimulatorConfig(data.instruments, data.series, API_KEY, API_SECRET, funding=dict(data.funding), **settings)
     with BinanceSimulator(config) as sim:
         yield sim
 

@@ -9,8 +9,10 @@ from nautilus_trader.model.data import BarType
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
     RALLY_START_MS,
+    SIM_ENV,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
+    NodeProcess,
     exchange_orders,
     exchange_position,
     live_node,
@@ -101,12 +103,38 @@ def test_rejections_429_and_418_are_reported_backed_off_and_survived(
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "a normal entry with its exits after the faults")
             assert order_posts(sim) == posts + 4
             assert node.node.trader.is_running and node.strategy.errors == 0
-            wait_for(
-                lambda: sum("rate limit" in t for t in tg.texts(TRADER_CHAT)) >= 2, 20, "two rate-limit messages"
-            )
+            wait_for(lambda: sum("rate limit" in t for t in tg.texts(TRADER_CHAT)) >= 2, 20, "two rate-limit messages")
             texts = tg.texts(TRADER_CHAT)
             node.control("flatten")
             wait_for(lambda: exchange_position(sim)[0] == 0 and not exchange_orders(sim), 20, "the flatten")
     rate_limited = [t for t in texts if "rate limit" in t]
     assert rate_limited[0].startswith("❌ Node error (live): Binance rate limit") and "-1003" in rate_limited[0]
     assert "banned until" in rate_limited[1]
+
+
+def test_lifecycle_messages_and_clean_logs_of_ats_live(shared_data: Path, tmp_path: Path) -> None:
+    """``ats live`` as a trader runs it: a clean start (no subscription error or warning), "reconnected" after
+    dropped streams and after a pause in the data, "node stopped" on Ctrl-C, exit 0, and nothing left pending.
+    Before: three ``subscribe_data`` errors and one "already subscribed" warning per symbol at start, no
+    "reconnected" or "node stopped" message ever, and "Task was destroyed but it is pending!" at Ctrl-C."""
+    data = btc_data(shared_data, bars=200, start_ms=RALLY_START_MS)
+    env = {**SIM_ENV, **telegram_env()}
+    with FakeTelegram(TELEGRAM_TOKEN) as tg, running_simulator(data, bar_seconds=0.5) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"], telegram_url=tg.base_url, live={"log_level": "INFO"})
+        node = NodeProcess(config, env)
+        try:
+            wait_for(lambda: "🚀 Node started (live)" in tg.texts(TRADER_CHAT), 90, "the start message")
+            sim.play()
+            wait_for(lambda: sim.status()["tick"] >= 8, 30, "market data")
+            sim.drop_connections()
+            wait_for(lambda: any(t.startswith("🔌") for t in tg.texts(TRADER_CHAT)), 30, "the reconnect message")
+            sim.silence(12)  # no message at all: the node sees the gap when data comes back
+            wait_for(lambda: sum(t.startswith("🔌") for t in tg.texts(TRADER_CHAT)) >= 2, 30, "the gap message")
+            assert node.interrupt() == 0
+            wait_for(lambda: "⏹ Node stopped (live)" in tg.texts(TRADER_CHAT), 10, "the stop message")
+            output = node.output()
+        finally:
+            node.close()
+    assert "subscribe_data" not in output and "already subscribed" not in output, output[-3000:]
+    assert "Task was destroyed" not in output and "Traceback" not in output, output[-3000:]
+    assert "[ERROR]" not in output, [line for line in output.splitlines() if "[ERROR]" in line]

@@ -5,6 +5,7 @@
   -> stop moved to the entry -> TP2 fill, with every message received by the fake Telegram server.
 """
 
+import gc
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -14,13 +15,14 @@ import pytest
 from nodes.cli import main as ats_main
 from nodes.live.config import MissingCredentialsError, load_live_settings
 from nodes.live.preflight import PreflightError
-from nodes.live.runner import checked_node_config
+from nodes.live.runner import checked_node_config, freeze_startup_objects
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
     RALLY_START_MS,
     SIM_ENV,
     TELEGRAM_TOKEN,
     TRADER_CHAT,
+    LiveNode,
     exchange_orders,
     exchange_position,
     live_node,
@@ -242,3 +244,20 @@ def test_node_starts_beside_open_orders_without_touching_their_margin_type(
         assert len(exchange_orders(sim)) == 1  # not the node's to cancel
         assert ats_main(["flatten", str(config)]) == 0
         assert exchange_orders(sim) == []
+
+
+def test_node_freezes_its_start_up_objects_once_running(shared_data: Path, tmp_path: Path) -> None:
+    """The start-up's long-lived objects leave the garbage collector's full sweeps (pauses of 100+ ms with 200
+    symbols, see docs/live.md), and only once the trader runs."""
+    with running_simulator(btc_data(shared_data, bars=5)) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        node = LiveNode(config)
+        gc.unfreeze()
+        freeze_startup_objects(node.node, after_s=1.0)
+        try:
+            node.start()  # returns once the trader runs
+            assert gc.get_freeze_count() == 0  # not before the node has run after_s
+            wait_for(lambda: gc.get_freeze_count() > 10_000, 10, "the start-up objects frozen")
+        finally:
+            node.stop()
+            gc.unfreeze()

@@ -26,8 +26,9 @@ def test_build_config_from_files(shared_data: Path) -> None:
         str(shared_data / BTC_1M), "--start", "2025-05-04T16:00", "--bars", "30", "--speed", "60", "--history", "20"
     )
     config = build_config(args, ENV)
-    assert len(config.history) == 20 and config.history[-1].ts_event == 1_746_374_400_000 * 1_000_000
-    assert len(config.bars) == 30 and config.bars[0].ts_event == (1_746_374_400_000 + 60_000) * 1_000_000
+    (series,) = config.bars
+    assert len(series) == 50 and series.replay_from == 20 and series.replayed == 30
+    assert series.open_time[19] == 1_746_374_400_000 - 60_000 and series.open_time[20] == 1_746_374_400_000
     assert config.bar_seconds == pytest.approx(1.0) and config.api_key == "k-123"
 
 
@@ -98,14 +99,14 @@ def test_build_config_from_a_capture(shared_data: Path) -> None:
 
 
 def test_build_config_from_a_catalog(shared_data: Path, tmp_path: Path) -> None:
-    from nautilus_trader.adapters.binance.common.types import BinanceBar
-
     from catalog.ingest import ingest
 
     ingest([shared_data / "klines_1m_vision/ALGOUSDT-1m-2023-02.csv.gz"], tmp_path)
     args = _args("--catalog", str(tmp_path), "--instrument", "ALGOUSDT-PERP.BINANCE", "--bars", "10")
     config = build_config(args, ENV)
-    assert len(config.bars) == 10 and all(isinstance(b, BinanceBar) for b in config.bars)
+    (series,) = config.bars
+    # the catalog's BinanceBars keep their trade count and taker-buy volume
+    assert series.replayed == 10 and series.count is not None and series.taker_buy_base is not None
     assert [i.id.value for i in config.instruments] == ["ALGOUSDT-PERP.BINANCE"]
     with pytest.raises(ValueError, match="none of"):
         build_config(_args("--catalog", str(tmp_path), "--instrument", "BTCUSDT-PERP.BINANCE"), ENV)

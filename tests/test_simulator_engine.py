@@ -10,8 +10,9 @@ from catalog.instruments import binance_perpetual
 from simulator.errors import BinanceApiError
 from simulator.exchange import ALGO_REPORT_DELAYS_S, Exchange
 from simulator.instruments import spec_from_instrument
-from simulator.market import Kline, Step, replay_steps
+from simulator.market import Kline, Step
 from simulator.marketstate import FundingSchedule, SymbolMarket
+from simulator.series import bar_ticks
 
 D = Decimal
 SPEC = spec_from_instrument(binance_perpetual("BTCUSDT"))  # tick 0.1, step 0.001, maker 0.02 %, taker 0.05 %
@@ -232,7 +233,7 @@ def test_funding_is_paid_by_longs_when_the_rate_is_positive() -> None:
 
 def test_replay_path_and_funding_schedule() -> None:
     up = kline("100", "110", "95", "105")
-    steps = replay_steps({"BTCUSDT": [up, kline("104", "106", "90", "91", 60_000)]})
+    steps = bar_ticks([up]) + bar_ticks([kline("104", "106", "90", "91", 60_000)])
     assert [(s.start, s.end) for s in steps[0] + steps[1] + steps[2] + steps[3]] == [
         (D(100), D(100)),
         (D(100), D(95)),

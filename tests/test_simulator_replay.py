@@ -11,6 +11,7 @@ import aiohttp
 import httpx
 
 from simulator import BinanceSimulator, SimulatorConfig
+from simulator.series import ReplaySchedule
 from simulator.server import replay_shift_ms
 from simulator.sources import from_files
 from tests.simulator_support import API_KEY, API_SECRET, BTC_1M, BTC_FUNDING, SignedClient, running_simulator
@@ -21,7 +22,7 @@ FUNDING_AT_MS = 1_746_374_400_000  # 2025-05-04 16:00 UTC, recorded rate 3.745e-
 
 def test_symbols_replay_in_lock_step(shared_data: Path) -> None:
     data = from_files([shared_data / BTC_1M, shared_data / ETH_1M]).window(limit=6)
-    config = SimulatorConfig(data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False)
+    config = SimulatorConfig(data.instruments, data.series, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False)
     with BinanceSimulator(config) as sim:
         info = httpx.get(f"{sim.http_url}/fapi/v1/exchangeInfo").json()
         assert sorted(s["symbol"] for s in info["symbols"]) == ["BTCUSDT", "ETHUSDT"]
@@ -46,9 +47,30 @@ def test_symbols_replay_in_lock_step(shared_data: Path) -> None:
     assert [b - a for a, b in zip(times, times[1:], strict=False)] == [60_000] * 3
 
 
+def test_series_keep_the_files_values_and_renamed_series_share_their_arrays(shared_data: Path) -> None:
+    data = from_files([shared_data / BTC_1M, shared_data / ETH_1M]).window(limit=2)
+    btc, eth = sorted(data.series, key=lambda s: s.symbol)
+    copy = btc.renamed("BTC2USDT")
+    assert copy.open is btc.open and copy.open_time is btc.open_time and copy.symbol == "BTC2USDT"
+    with gzip.open(shared_data / BTC_1M, "rt") as lines:
+        next(lines)
+        first = next(lines).strip().split(",")
+    k = btc.kline(0)
+    assert (k.open_time, k.open, k.high, k.low, k.close, k.volume) == (
+        int(first[0]),
+        *(Decimal(v) for v in first[1:6]),
+    )
+    # the two files start at different times: the schedule steps every symbol that opens a bar at each moment
+    ticks = list(ReplaySchedule({"BTCUSDT": btc, "BTC2USDT": copy, "ETHUSDT": eth}).ticks())
+    opened = [(step.symbol, step.kline.open_time) for tick in ticks[::4] for step in tick]
+    assert sorted(opened, key=lambda p: (p[1], p[0])) == opened
+    assert [s for s, _ in opened].count("BTC2USDT") == 2 and len(opened) == 6
+    assert all(len({step.symbol for step in tick}) == len(tick) for tick in ticks)
+
+
 def test_pacing_pause_and_play(shared_data: Path) -> None:
     data = from_files([shared_data / BTC_1M]).window(limit=40)
-    config = SimulatorConfig(data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.4)
+    config = SimulatorConfig(data.instruments, data.series, API_KEY, API_SECRET, bar_seconds=0.4)
     with BinanceSimulator(config) as sim:
         started = time.monotonic()
         while sim.status()["tick"] < 8:  # two bars, four ticks each
@@ -99,7 +121,7 @@ def test_vision_klines_keep_trade_count_and_taker_volume(shared_data: Path) -> N
     path = shared_data / "klines_1m_vision/ALGOUSDT-1m-2023-02.csv.gz"
     data = from_files([path]).window(limit=3)
     config = SimulatorConfig(
-        data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False, rebase_time=False
+        data.instruments, data.series, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False, rebase_time=False
     )
     with BinanceSimulator(config) as sim:
 
@@ -126,7 +148,7 @@ def test_vision_klines_keep_trade_count_and_taker_volume(shared_data: Path) -> N
 def test_rebased_replay_keeps_bars_on_their_interval_grid(shared_data: Path) -> None:
     """A 15-minute or hourly scan keys on bar times: the rebase must move bars by whole intervals."""
     data = from_files([shared_data / BTC_1M]).window(limit=3)
-    config = SimulatorConfig(data.instruments, data.bars, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False)
+    config = SimulatorConfig(data.instruments, data.series, API_KEY, API_SECRET, bar_seconds=0.05, autostart=False)
     before_ms = int(time.time() * 1000)
     with BinanceSimulator(config) as sim:
 

@@ -10,6 +10,7 @@ def clear_errors() -> tuple[type[BaseException], ...]:
     from nodes.live.preflight import PreflightError
     from nodes.research.optimize.driver import OptimizeError
     from nodes.settings import ConfigError
+    from nodes.telegram.credentials import TelegramConfigError
 
     return (
         ConfigError,
@@ -19,4 +20,5 @@ def clear_errors() -> tuple[type[BaseException], ...]:
         MissingCredentialsError,
         PreflightError,
         OptimizeError,
+        TelegramConfigError,
     )

@@ -1,6 +1,7 @@
 """``ats live``: trade with the backtested strategy; ``ats flatten``: close everything and cancel all orders."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,7 +45,12 @@ def run_live(args: argparse.Namespace) -> int:
     from nodes.live.runner import run_live_node
 
     settings = load_live_settings(args.config, mode=_mode(args), scan_once=args.scan_once or None)
-    return run_live_node(settings)
+    code = run_live_node(settings)
+    # The node is stopped and disposed, its log flushed: end here. Tearing down the interpreter after a node
+    # whose start failed can crash in Nautilus's native parts (SIGSEGV seen), which would hide the exit code.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_flatten(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from nautilus_trader.adapters.binance import (
     BINANCE,
     BinanceAccountType,
@@ -51,6 +52,7 @@ from nodes.settings import (
     read_config_file,
 )
 from strategies.config import AtsStrategyConfig, parse_strategy_config
+from strategies.downtime import RestartFacts
 from strategies.scan import ScanEntries
 
 MODES = ("live", "testnet", "paper")
@@ -87,6 +89,8 @@ class LiveSettings:
     rate_limit_pause_s: float = 60.0
     warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
+    check_weight_per_min: float = 12.0  # REST weight per minute the continuous checks against the exchange may use
+    state_file: Path | None = None  # the strategy's open trades, remembered across restarts (not in paper mode)
     actors: tuple[dict[str, Any], ...] = field(default=())
 
 
@@ -109,6 +113,8 @@ LIVE_KEYS = (
     "base_url_http",
     "base_url_ws",
     "base_url_ws_stream",
+    "check_weight_per_min",
+    "state_file",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -193,6 +199,9 @@ def load_live_settings(
     scan_once_value = _typed(path, live, "scan_once", bool, False, "true or false")
     log_directory = _typed(path, live, "log_directory", str, "", "a folder")
     actors = check_actors(path, raw.get("actors", []))
+    state_file = live.get("state_file", "state/trades.json")
+    if not isinstance(state_file, str) or not state_file:
+        raise ConfigError(path, f"[live] state_file = {state_file!r}: the file the open trades are remembered in")
     return LiveSettings(
         config_path=path,
         mode=mode,
@@ -216,6 +225,8 @@ def load_live_settings(
         warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
         open_interest_interval_s=float(oi_interval),
         actors=actors,
+        check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 12.0)),
+        state_file=None if mode == "paper" else base / state_file,
     )
 
 
@@ -224,6 +235,36 @@ def _warmup_bars(path: Path, value: Any) -> int:
     if not isinstance(value, int) or not 0 <= value <= 1500:
         raise ConfigError(path, f"[live] warmup_bars = {value!r}: a whole number of past bars from 0 to 1500")
     return value
+
+
+def _check_weight(path: Path, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 6 <= value <= 600:
+        raise ConfigError(
+            path, f"[live] check_weight_per_min = {value!r}: REST weight per minute for the checks, from 6 to 600"
+        )
+    return float(value)
+
+
+# Weights of the continuous checks on Binance: positionRisk (all symbols) 5; openOrders and openAlgoOrders
+# without a symbol 40 each, plus the positionRisk the client adds to find the active symbols.
+POSITION_CHECK_WEIGHT = 5
+OPEN_ORDER_CHECK_WEIGHT = 85
+
+
+@dataclass(frozen=True)
+class CheckIntervals:
+    positions_s: float  # positions compared with the exchange (missing fills fetched on a difference)
+    open_orders_s: float  # open orders, regular and algo, compared with the exchange
+
+
+def check_intervals(weight_per_min: float) -> CheckIntervals:
+    """Intervals of Nautilus's continuous checks that spend ``weight_per_min`` of Binance's request weight,
+    half on positions (cheap: a lost fill shows there first) and half on open orders."""
+    half = weight_per_min / 2
+    return CheckIntervals(
+        positions_s=round(60 * POSITION_CHECK_WEIGHT / half, 1),
+        open_orders_s=round(60 * OPEN_ORDER_CHECK_WEIGHT / half, 1),
+    )
 
 
 def credentials(mode: str, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
@@ -246,6 +287,7 @@ def build_node_config(
     environ: dict[str, str] | None = None,
     keep_margin_type: tuple[str, ...] = (),
     account_settings: bool = True,
+    restart: RestartFacts | None = None,
 ) -> TradingNodeConfig:
     """The node's config. ``keep_margin_type``: symbols whose margin type must not be touched (a position is
     open: Binance refuses the change and the client's connect would fail). ``account_settings=False`` leaves
@@ -299,6 +341,7 @@ def build_node_config(
                 instrument_provider=provider,
             ),
         }
+    intervals = check_intervals(settings.check_weight_per_min)
     strategy_config = {
         "instrument_ids": [i.value for i in instrument_ids],
         **settings.strategy_config,
@@ -311,6 +354,14 @@ def build_node_config(
     # Live only: warm the factors from past klines at start (the backtest warms on its own data). A value
     # in the strategy config itself wins.
     strategy_config.setdefault("warmup_bars", settings.warmup_bars)
+    # Live only: the trades remembered across restarts, and what happened on the exchange while the node was down.
+    sync = dict(strategy_config.get("sync", {}))
+    if settings.state_file is not None:
+        sync["memory_path"] = str(settings.state_file)
+    if restart is not None:
+        sync["restart"] = msgspec.to_builtins(restart)
+    if sync:
+        strategy_config["sync"] = sync
     if settings.scan_once:
         strategy_config["scan"] = {**strategy_config.get("scan", {}), "entries": ScanEntries.FIRST_SCAN.value}
     return TradingNodeConfig(
@@ -324,6 +375,17 @@ def build_node_config(
         exec_engine=LiveExecEngineConfig(
             reconciliation=True,
             reconciliation_lookback_mins=settings.reconciliation_lookback_mins,
+            # Lost stream messages (a silence, a gap before a reconnect) leave the cache behind the exchange:
+            # Nautilus compares positions and open orders (regular and algo) with the exchange at these
+            # intervals, fetches the missing fills and applies them. Within 2 s of an order's or position's last
+            # event it waits: the stream may still bring it.
+            # Paper: the sandbox reports nothing, so every position would look lost: no checks.
+            position_check_interval_secs=intervals.positions_s if keys is not None else None,
+            position_check_threshold_ms=2_000,
+            open_check_interval_secs=intervals.open_orders_s if keys is not None else None,
+            open_check_open_only=True,
+            open_check_threshold_ms=2_000,
+            reconciliation_startup_delay_secs=1.0,
         ),
         cache=CacheConfig(),
         data_clients={BINANCE: data_client},
@@ -360,6 +422,12 @@ def build_node_config(
                     "instrument_ids": [i.value for i in instrument_ids],
                     "base_url_ws": ws_base_url(settings.mode, settings.base_url_ws),
                 },
+            ),
+            # A pause in market data is a stream gap: reported, and the account checked against the exchange.
+            ImportableActorConfig(
+                actor_path="nodes.live.stream_watch:StreamGapWatch",
+                config_path="nodes.live.stream_watch:StreamGapWatchConfig",
+                config={"mode": settings.mode},
             ),
             *(ImportableActorConfig(**actor) for actor in settings.actors),
         ],

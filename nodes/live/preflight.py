@@ -13,7 +13,9 @@ from nautilus_trader.adapters.binance.futures.enums import BinanceFuturesContrac
 from nautilus_trader.adapters.binance.futures.http.account import BinanceFuturesAccountHttpAPI
 from nautilus_trader.adapters.binance.futures.http.market import BinanceFuturesMarketHttpAPI
 from nautilus_trader.adapters.binance.http.client import BinanceHttpClient
+from nautilus_trader.adapters.binance.http.error import BinanceError
 from nautilus_trader.common.component import LiveClock
+from nautilus_trader.core.nautilus_pyo3 import HttpError, HttpTimeoutError
 
 
 class PreflightError(RuntimeError):
@@ -36,16 +38,37 @@ def http_base_url(mode: str, override: str | None) -> str:
     return get_http_base_url(BinanceAccountType.USDT_FUTURES, environment, is_us=False)
 
 
-async def preflight(
-    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
-) -> PreflightResult:
-    clock = LiveClock()
-    client = BinanceHttpClient(
+def rest_client(
+    clock: LiveClock, mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> BinanceHttpClient:
+    """Nautilus's Binance HTTP client for the mode (signed when given keys)."""
+    return BinanceHttpClient(
         clock=clock,
         api_key=keys[0] if keys else None,
         api_secret=keys[1] if keys else None,
         base_url=http_base_url(mode, base_url_http),
     )
+
+
+async def preflight(
+    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> PreflightResult:
+    try:
+        return await _preflight(symbols, mode, keys, base_url_http)
+    except (HttpError, HttpTimeoutError, OSError) as e:
+        url = http_base_url(mode, base_url_http)
+        raise PreflightError(
+            f"cannot reach the exchange at {url} ({e}); check the network and the config's URLs"
+        ) from None
+    except BinanceError as e:
+        raise PreflightError(f"the exchange refused a check: {e.message}") from None
+
+
+async def _preflight(
+    symbols: tuple[str, ...], mode: str, keys: tuple[str, str] | None, base_url_http: str | None
+) -> PreflightResult:
+    clock = LiveClock()
+    client = rest_client(clock, mode, keys, base_url_http)
     market = BinanceFuturesMarketHttpAPI(client, BinanceAccountType.USDT_FUTURES)
     info = await market.query_futures_exchange_info()
     trading = {

@@ -2,21 +2,22 @@
 
 import logging
 import os
+from collections.abc import Mapping
 
 
 class TelegramConfigError(RuntimeError):
     """A required setting is missing or malformed; the message names the variable, never its value."""
 
 
-def read_token(env_name: str) -> str:
-    token = os.environ.get(env_name, "").strip()
+def read_token(env_name: str, environ: Mapping[str, str] | None = None) -> str:
+    token = (os.environ if environ is None else environ).get(env_name, "").strip()
     if not token:
         raise TelegramConfigError(f"Telegram bot token missing: set the environment variable {env_name}")
     return token
 
 
-def read_chat_ids(env_name: str) -> tuple[int, ...]:
-    raw = os.environ.get(env_name, "").strip()
+def read_chat_ids(env_name: str, environ: Mapping[str, str] | None = None) -> tuple[int, ...]:
+    raw = (os.environ if environ is None else environ).get(env_name, "").strip()
     if not raw:
         raise TelegramConfigError(
             f"Telegram chat ids missing: set the environment variable {env_name} (comma separated)"

@@ -37,6 +37,7 @@ DEFAULT_EVENT_SETTINGS: dict[str, str] = {
     "node_started": SILENT,
     "node_stopped": SILENT,
     "node_reconnected": SILENT,
+    "node_reconciled": ON,  # what the node repaired after lost messages or a restart
     "node_error": ON,
 }
 
@@ -62,6 +63,7 @@ _NODE_KEYS = {
     "STARTED": "node_started",
     "STOPPED": "node_stopped",
     "RECONNECTED": "node_reconnected",
+    "RECONCILED": "node_reconciled",
     "ERROR": "node_error",
 }
 

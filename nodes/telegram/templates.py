@@ -51,6 +51,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "STARTED": "🚀 节点已启动 ({mode})",
         "STOPPED": "⏹ 节点已停止 ({mode})",
         "RECONNECTED": "🔌 已重新连接 ({mode})",
+        "RECONCILED": "🔄 已与交易所核对 ({mode})\n{message}",
         "ERROR": "❌ 节点错误 ({mode}): {message}",
         "dropped": "⚠️ Telegram 中断期间有 {count} 条消息被丢弃",
     },
@@ -90,6 +91,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "STARTED": "🚀 Node started ({mode})",
         "STOPPED": "⏹ Node stopped ({mode})",
         "RECONNECTED": "🔌 Reconnected ({mode})",
+        "RECONCILED": "🔄 Checked against the exchange ({mode})\n{message}",
         "ERROR": "❌ Node error ({mode}): {message}",
         "dropped": "⚠️ {count} messages were dropped during a Telegram outage",
     },
@@ -227,4 +229,4 @@ _EXIT_KINDS = frozenset(
     | {"STOP_REARMED"}
 )
 _RISK_KINDS = frozenset({"DAILY_LOSS_LIMIT", "DAILY_LIMIT_RESET", "PAUSED", "RESUMED", "SIGNAL_REFUSED"})
-_NODE_KINDS = frozenset({"STARTED", "STOPPED", "RECONNECTED", "ERROR"})
+_NODE_KINDS = frozenset({"STARTED", "STOPPED", "RECONNECTED", "RECONCILED", "ERROR"})

@@ -1,0 +1,340 @@
+"""The live node under load: 200 symbols, the most volatile day of the shared data, replayed at 10x.
+
+``uv run python -m benchmarks live-load [--quick] [--hours H] [--speed X] [--symbols N] [--minutes-1x M]``
+
+- Universe: 200 symbols subscribed (klines, mark price, book ticker each, plus the liquidation stream and the
+  open-interest poller): the 16 real 1m series of ``ohlcv_2025-03_2025-06``, each replayed under several
+  names (BTCUSDT, BTC2USDT, ...) to reach 200.
+- The day: among the days all 16 series cover whole, the UTC day with the largest mean high-low range (as a
+  share of the day's open) across the 16 symbols (2025-05-23: 9.9 %; 2025-05-12 is second at 9.8 %). Within
+  it, the ``H`` consecutive hours (4 by default, 1 with ``--quick``, 24 for the whole day) with the largest
+  mean range are replayed at ``--speed`` (10x: one 1m bar every 6 s).
+- The strategy: the real one, scanning all 200 symbols every minute (``scan_interval_minutes`` 1, the
+  heaviest setting) with ``min_score`` 10 so the five slots fill, and exits close to the entry (0.4 % stop,
+  0.4 % / 0.8 % targets) so positions turn over and many entries are timed. Everything else is the default.
+- Latency: closed kline written to the node's socket by the simulator -> the entry ``POST /fapi/v1/order``
+  received (both on the simulator's clock; the kline is the last one written before the order, i.e. the kline
+  that completed the scan's minute), split into parts with stamps taken inside the node (wall time, and the
+  node's CPU time, which the machine's other load does not stretch). Also at 1x, on a shorter window
+  (``--minutes-1x``, 10 by default, 4 with ``--quick``).
+- Event-loop lag, garbage collections, bars received: measured inside the node by
+  ``benchmarks.node_probe.NodeProbe``, during the replay only (the node's start-up is left out).
+- Memory: the node's resident set after start-up (connected, subscribed, warmed up), half-way, at the end.
+- Messages dropped: closed klines the simulator sent minus bars the node received, plus user-stream events the
+  simulator had to drop and messages left unsent on a closed connection.
+- Start-up: the highest ``X-MBX-USED-WEIGHT-1M`` while the node connects and warms up, and how many of its
+  requests were refused (429 / 418).
+- REST weight per minute: everything the node asked from the end of the start-up to the end of the replay,
+  per wall minute (at 10x a wall minute holds ten market minutes of bar-driven requests; time-driven ones,
+  open interest every 5 min per symbol and the listen-key keep-alive, run at their wall-clock pace).
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench_live import (
+    BINANCE_WEIGHT_LIMIT,
+    KEY,
+    REAL,
+    SECRET,
+    SHARED,
+    WARMUP,
+    Probe,
+    _memory_kb,
+    _settings,
+    _start_node,
+    _stop,
+    _wait,
+    renamed_universe,
+)
+from benchmarks.table import Row
+from nodes.live.runner import FREEZE_AFTER_START_S
+from simulator import BinanceSimulator, SimulatorConfig
+from simulator.series import KlineSeries
+from simulator.sources import ReplayData, from_files
+
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+STRATEGY: dict[str, Any] = {
+    "scan_interval_minutes": 1,
+    "min_score": 10.0,
+    "warmup_bars": WARMUP,
+    "stop_pct": 0.004,
+    "tp1_pct": 0.004,
+    "tp2_pct": 0.008,
+}
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("live-load")
+    group.add_argument("--symbols", type=int, default=200, help="symbols subscribed (default 200)")
+    group.add_argument("--speed", type=float, default=10.0, help="replay speed of the main run (default 10x)")
+    group.add_argument("--hours", type=float, help="market hours at --speed (default 4, --quick 1; 24: the whole day)")
+    group.add_argument("--minutes-1x", type=float, help="market minutes replayed at 1x (default 10, --quick 4)")
+
+
+def day_ranges(series: list[KlineSeries]) -> list[tuple[int, float]]:
+    """(day start ms, mean high-low range / open across symbols), most volatile first, over the UTC days that
+    every series covers whole."""
+    ranges: dict[int, list[float]] = {}
+    for s in series:
+        days = s.open_time // DAY_MS
+        per_day = DAY_MS // s.interval_ms
+        for day in np.unique(days).tolist():
+            rows = np.flatnonzero(days == day)
+            if len(rows) != per_day:
+                continue
+            span = (s.high[rows].max() - s.low[rows].min()) / s.open[rows[0]]
+            ranges.setdefault(day * DAY_MS, []).append(float(span))
+    whole = [(day, float(np.mean(r))) for day, r in ranges.items() if len(r) == len(series)]
+    return sorted(whole, key=lambda d: -d[1])
+
+
+def volatile_window(series: list[KlineSeries], day_ms: int, hours: float) -> int:
+    """Start (ms) of the ``hours`` of the day with the largest mean high-low range / open across symbols."""
+    span_ms = int(hours * HOUR_MS)
+    best, best_start = -1.0, day_ms
+    for start in range(day_ms, day_ms + DAY_MS - span_ms + 1, HOUR_MS):
+        spans = []
+        for s in series:
+            rows = np.flatnonzero((s.open_time >= start) & (s.open_time < start + span_ms))
+            spans.append((s.high[rows].max() - s.low[rows].min()) / s.open[rows[0]])
+        if float(np.mean(spans)) > best:
+            best, best_start = float(np.mean(spans)), start
+    return best_start
+
+
+@dataclass
+class Run:
+    speed: float
+    klines_sent: int
+    bars_received: int
+    dropped_sim: int
+    latencies_ms: list[float]
+    entry_pairs: list[tuple[float, float]]  # (entry order received, last closed kline sent before it)
+    lag: dict[str, Any]  # the probe's figures: bars, bar_times
+    lags_ms: np.ndarray  # event-loop lag samples during the replay
+    collections: np.ndarray  # (generation, duration ms) of each garbage collection during the replay
+    rss_mb: tuple[float, float, float]  # start, middle, end
+    weight: int
+    wall_minutes: float
+    market_minutes: float
+    startup_weight: int
+    startup_peak_weight: int  # the highest X-MBX-USED-WEIGHT-1M of the start-up
+    startup_refused: int  # start-up requests answered 429 / 418
+    orders: int
+    entries: int
+    max_positions: int
+    node_cpu_s: float
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+
+def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
+    config = SimulatorConfig(
+        data.instruments,
+        data.series,
+        KEY,
+        SECRET,
+        bar_seconds=60.0 / speed,
+        autostart=False,
+        balance=Decimal(100_000),  # room for five positions at the strategy's sizes
+    )
+    sim = BinanceSimulator(config)
+    probe = Probe(sim)
+    with tempfile.TemporaryDirectory() as tmp, sim:
+        folder = Path(tmp)
+        probe_path = folder / "probe.json"
+        actor = {
+            "actor_path": "benchmarks.node_probe:NodeProbe",
+            "config_path": "benchmarks.node_probe:NodeProbeConfig",
+            "config": {"out_path": str(probe_path), "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols]},
+        }
+        node = _start_node(_settings(sim, symbols, STRATEGY, folder, actors=(actor,)), folder)
+        try:
+            _started(sim, node, symbols, folder, probe_path)
+            startup = sim.request_log.total_weight()
+            startup_log = sim.request_log.as_dicts()
+            rss_start = _memory_kb(node.pid)[0] / 1024
+            cpu_start = _cpu_s(node.pid)
+            begin_w, begin_t = sim.request_log.total_weight(), time.monotonic()
+            sim.play()
+            half, rss_middle, max_positions = sim.total_ticks // 2, 0.0, 0
+            assert sim.finished is not None
+            while not sim.finished.is_set():
+                if node.poll() is not None:
+                    raise RuntimeError(f"the node exited: {(folder / 'node.out').read_text()[-2000:]}")
+                status = sim.status()
+                max_positions = max(
+                    max_positions, sum(1 for p in status["positions"].values() if Decimal(p["amount"]) != 0)
+                )
+                if not rss_middle and status["tick"] >= half:
+                    rss_middle = _memory_kb(node.pid)[0] / 1024
+                time.sleep(0.5)
+            end_t = time.monotonic()
+            wall_minutes = (end_t - begin_t) / 60
+            weight = sim.request_log.total_weight() - begin_w
+            time.sleep(3.0)  # the last bars reach the node
+            rss_end = _memory_kb(node.pid)[0] / 1024
+            cpu = _cpu_s(node.pid) - cpu_start
+            dropped = sim.call(lambda: sim.hub.dropped + sim.hub.unsent)
+            log = sim.request_log
+            orders = log.count("/fapi/v1/order", "POST") + log.count("/fapi/v1/algoOrder", "POST")
+        finally:
+            _stop(node)
+        figures = json.loads(probe_path.read_text())
+        lags = np.load(f"{probe_path}.lags.npy")
+        collections = np.load(f"{probe_path}.gc.npy")
+    during = (lags[:, 0] >= begin_t) & (lags[:, 0] <= end_t)
+    gc_during = (collections[:, 0] >= begin_t) & (collections[:, 0] <= end_t)
+    return Run(
+        speed=speed,
+        klines_sent=len(probe.klines),
+        bars_received=sum(figures["bars"].values()),
+        dropped_sim=dropped,
+        latencies_ms=probe.latencies_ms(),
+        entry_pairs=probe.pairs(),
+        lag=figures,
+        lags_ms=lags[during, 1],
+        collections=collections[gc_during, 1:],
+        rss_mb=(rss_start, rss_middle, rss_end),
+        weight=weight,
+        wall_minutes=wall_minutes,
+        market_minutes=sim.total_ticks / 4,
+        startup_weight=startup,
+        startup_peak_weight=max((r["used_weight_1m"] for r in startup_log), default=0),
+        startup_refused=sum(1 for r in startup_log if r["status"] in (418, 429)),
+        orders=orders,
+        entries=len(probe.entries),
+        max_positions=max_positions,
+        node_cpu_s=cpu,
+    )
+
+
+def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path, probe_path: Path) -> None:
+    """Connected, subscribed to every symbol, every warm-up klines request answered, start-up objects frozen."""
+
+    def ready() -> bool:
+        if node.poll() is not None:
+            raise RuntimeError(f"the node exited: {(folder / 'node.out').read_text()[-2000:]}")
+        return (
+            all(sim.hub.wants(s, "kline") for s in symbols)
+            and sim.request_log.count("/fapi/v1/listenKey") > 0
+            and sim.request_log.count("/fapi/v1/klines") >= len(symbols)
+        )
+
+    _wait(ready, 600, "the node to connect, subscribe and warm up")
+
+    def frozen() -> bool:  # the node freezes its start-up objects FREEZE_AFTER_START_S after it started
+        return probe_path.exists() and json.loads(probe_path.read_text()).get("frozen", 0) > 10_000
+
+    _wait(frozen, FREEZE_AFTER_START_S + 120, "the node to freeze its start-up objects")
+    time.sleep(3.0)
+
+
+def breakdown_ms(run: "Run") -> dict[str, list[float]]:
+    """Each entry's latency in parts, wall time: closed kline sent -> the last bar of its time on the node's
+    message bus (WebSocket, the adapter's parsing, the data engine, the strategy's handling of the bars before
+    it), -> the strategy's bar handler returned (the scan and its entries), -> the order received by the
+    simulator (the exec client's request). And the node's main-thread CPU time of the two middle parts
+    (from the minute's first bar to its last, and the scan), which the machine's other load does not stretch."""
+    stamps = sorted(v[4:] + v[2:4] for v in run.lag.get("bar_times", {}).values() if v[1] > 0)
+    parts: dict[str, list[float]] = {
+        "to the strategy": [],
+        "scan and entries": [],
+        "order request": [],
+        "cpu: bars of the minute": [],
+        "cpu: scan and entries": [],
+    }
+    for arrival, sent in run.entry_pairs:
+        before = [s for s in stamps if sent <= s[0] <= arrival]
+        if not before:
+            continue
+        bus, bus_cpu, handled, handled_cpu, _first, first_cpu = before[-1]
+        parts["to the strategy"].append((bus - sent) * 1000)
+        parts["scan and entries"].append((handled - bus) * 1000)
+        parts["order request"].append((arrival - handled) * 1000)
+        parts["cpu: bars of the minute"].append((bus_cpu - first_cpu) * 1000)
+        parts["cpu: scan and entries"].append((handled_cpu - bus_cpu) * 1000)
+    return parts
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
+    lat = run.latencies_ms
+    start, middle, end = run.rss_mb
+    growth = (end - start) / start * 100
+    pace = run.market_minutes / run.wall_minutes
+    lost = run.klines_sent - run.bars_received + run.dropped_sim
+    parts = breakdown_ms(run)
+    collected = len(run.collections) > 0
+    gc_total = float(run.collections[:, 1].sum()) if collected else 0.0
+    gc_cpu = float(run.collections[:, 2].sum()) if collected else 0.0
+    gc_max = float(run.collections[:, 1].max()) if collected else 0.0
+    full = run.collections[run.collections[:, 0] == 2] if collected else run.collections
+    full_cpu = float(full[:, 2].max()) if len(full) else 0.0
+    return [
+        Row(name, "kline -> entry order p50 ms", _percentile(lat, 50), "", "",
+            f"{len(lat)} entries; {run.max_positions} positions at most at once"),
+        Row(name, "kline -> entry order p99 ms", _percentile(lat, 99), target_p99, "",
+            f"max {max(lat, default=float('nan')):.1f} ms"),
+        *(Row(name, f"  part: {part} p50 ms", _percentile(values, 50), "", "",
+              f"p99 {_percentile(values, 99):.1f} ms") for part, values in parts.items()),
+        Row(name, "event-loop lag p99 ms", _percentile(list(run.lags_ms), 99), "", "",
+            f"p50 {_percentile(list(run.lags_ms), 50):.2f}, max {_percentile(list(run.lags_ms), 100):.0f} ms; "
+            f"{len(run.lags_ms):,} samples of a 20 ms sleep during the replay"),
+        Row(name, "garbage collection ms / wall min", gc_total / run.wall_minutes, "", "",
+            f"{len(run.collections)} collections ({len(full)} full), longest {gc_max:.0f} ms; cpu "
+            f"{gc_cpu / run.wall_minutes:.0f} ms/min, longest full {full_cpu:.0f} ms"),
+        Row(name, "node memory MB start / middle / end", end, "growth <= 10 %", "",
+            f"{start:.0f} / {middle:.0f} / {end:.0f} MB: {growth:+.1f} %"),
+        Row(name, "REST weight / wall min", run.weight / run.wall_minutes, "", "",
+            f"{run.weight / run.wall_minutes / BINANCE_WEIGHT_LIMIT * 100:.1f} % of 2,400; {run.orders} orders"),
+        Row(name, "start-up: peak weight in a minute", run.startup_peak_weight, "< 2,400", "",
+            f"{run.startup_weight} weight in all; {run.startup_refused} requests refused with 429/418"),
+        Row(name, "messages dropped", lost, "0", "",
+            f"{run.klines_sent:,} closed klines sent, {run.bars_received:,} bars received; "
+            f"{run.dropped_sim} dropped/unsent by the simulator"),
+        Row(name, "replay pace achieved (x real time)", pace, f"{run.speed:g}", "",
+            f"{run.market_minutes:.0f} market min in {run.wall_minutes:.1f} wall min; "
+            f"node cpu {run.node_cpu_s / run.wall_minutes / 60 * 100:.0f} % of a core"),
+    ]  # fmt: skip
+
+
+def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
+    symbols_n = getattr(options, "symbols", None) or 200
+    speed = getattr(options, "speed", None) or 10.0
+    hours = getattr(options, "hours", None) or (1.0 if quick else 4.0)
+    minutes_1x = getattr(options, "minutes_1x", None) or (4.0 if quick else 10.0)
+    everything = from_files([SHARED / f"{s}-1m.csv.gz" for s in REAL])
+    ranked = day_ranges(everything.series)
+    day_ms, day_range = ranked[0]
+    start_ms = volatile_window(everything.series, day_ms, hours)
+    day = time.strftime("%Y-%m-%d", time.gmtime(day_ms / 1000))
+    hour = time.strftime("%H:%M", time.gmtime(start_ms / 1000))
+    out: list[Row] = []
+    for run_speed, bars in ((speed, int(hours * 60)), (1.0, int(minutes_1x))):
+        data, names = renamed_universe(everything.window(start_ms, limit=bars, history=WARMUP), symbols_n)
+        run = measure(data, names, run_speed)
+        name = f"live node, {symbols_n} symbols, {day} from {hour} UTC ({bars} min) at {run_speed:g}x"
+        out += _rows(run, name, "<= 100 ms" if run_speed >= 10 else "")
+    out.append(
+        Row("live-load: the day", "mean high-low range %", day_range * 100, "", "",
+            f"{day}, the most volatile of {len(ranked)} whole days across the 16 real series; next: "
+            + ", ".join(f"{time.strftime('%m-%d', time.gmtime(d / 1000))} {r * 100:.1f} %" for d, r in ranked[1:3]))
+    )  # fmt: skip
+    return out

@@ -1,0 +1,150 @@
+"""An actor the live benchmarks add to the node under test: it measures from inside the node's process.
+
+- Event-loop lag: a task on the node's asyncio loop sleeps ``lag_interval_ms`` again and again; how much later
+  than asked it wakes is the lag every other callback on that loop (WebSocket messages, timers, order
+  handling) waited too.
+- Bars received: it subscribes to the universe's bars (the subscription the strategy already holds; nothing
+  new goes to the exchange) and counts them per symbol, so the benchmark can compare them with the closed
+  klines the simulator sent: a difference is a message lost on the way.
+- Where a scan's time goes: for each bar time, the moment the universe's last bar of that time reached the
+  message bus (a handler of higher priority than the strategy's, so before the strategy scans) and the moment
+  the strategy's handler returned (after the scan and its entries). Times are ``time.monotonic()``
+  (CLOCK_MONOTONIC, the same clock in every process of the machine), comparable with the simulator's stamps.
+
+- Garbage collection: the time and generation of every collection of Python's cyclic collector (``gc.callbacks``).
+
+Figures go to ``out_path`` (JSON) and, for the time series, to ``<out_path>.lags.npy`` (time, lag ms) and
+``<out_path>.gc.npy`` (time, generation, wall ms, thread cpu ms), every ``write_interval_s`` and at stop (each
+written to a temporary file, then renamed, so a reader never sees half a file). Times are ``time.monotonic()``.
+"""
+
+import asyncio
+import gc
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import Bar, BarType
+
+
+class NodeProbeConfig(ActorConfig, frozen=True):
+    out_path: str
+    instrument_ids: tuple[str, ...] = ()
+    bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
+    lag_interval_ms: int = 20
+    write_interval_s: float = 10.0
+
+
+class NodeProbe(Actor):
+    def __init__(self, config: NodeProbeConfig) -> None:
+        super().__init__(config)
+        self._out = Path(config.out_path)
+        self._lags: list[tuple[float, float]] = []
+        self._collections: list[tuple[float, int, float, float]] = []
+        self._gc_started = self._gc_cpu = 0.0
+        self._heap: dict[str, object] = {}
+        self._bars: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        # bar time (ns) -> [bars seen before the strategy, seen after it, then monotonic and thread-cpu seconds
+        # of: the first bar before the strategy, the last bar before it, the last bar after it]
+        self._times: dict[int, list[float]] = {}
+        self._after_topics: set[str] = set()
+
+    def on_start(self) -> None:
+        for instrument_id in self.config.instrument_ids:
+            bar_type = BarType.from_str(f"{instrument_id}-{self.config.bar_spec}")
+            self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._before_strategy, priority=10)
+            self.subscribe_bars(bar_type)
+        self._task = asyncio.get_running_loop().create_task(self._measure())
+        gc.callbacks.append(self._on_gc)
+
+    def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        self._heap = _heap_census()
+        self._write()
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started, self._gc_cpu = time.monotonic(), time.thread_time()
+        else:
+            now, cpu = time.monotonic(), time.thread_time()
+            wall_ms, cpu_ms = (now - self._gc_started) * 1000, (cpu - self._gc_cpu) * 1000
+            self._collections.append((now, info["generation"], wall_ms, cpu_ms))
+
+    def _before_strategy(self, bar: Bar) -> None:
+        topic = f"data.bars.{bar.bar_type}"
+        if topic not in self._after_topics:
+            # Handlers of one priority run in the order they subscribed: subscribed now, after the strategy
+            # (which subscribed at its start), this one runs after the strategy's handler, from the next bar on.
+            self._after_topics.add(topic)
+            self.msgbus.subscribe(topic=topic, handler=self._after_strategy)
+        entry = self._times.get(bar.ts_event)
+        if entry is None:
+            now, cpu = time.monotonic(), time.thread_time()
+            entry = self._times[bar.ts_event] = [0, 0, now, cpu, now, cpu, 0.0, 0.0]
+        entry[0] += 1
+        entry[4], entry[5] = time.monotonic(), time.thread_time()
+
+    def on_bar(self, bar: Bar) -> None:
+        key = bar.bar_type.instrument_id.value
+        self._bars[key] = self._bars.get(key, 0) + 1
+
+    def _after_strategy(self, bar: Bar) -> None:
+        entry = self._times[bar.ts_event]
+        entry[1] += 1
+        entry[6], entry[7] = time.monotonic(), time.thread_time()
+
+    async def _measure(self) -> None:
+        interval = self.config.lag_interval_ms / 1000
+        next_write = time.monotonic() + self.config.write_interval_s
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            self._lags.append((now, (now - asked - interval) * 1000))
+            if time.monotonic() >= next_write:
+                next_write += self.config.write_interval_s
+                self._write()
+
+    def _write(self) -> None:
+        figures = {
+            "bars": dict(self._bars),
+            "bar_times": {str(ts): entry for ts, entry in self._times.items()},
+            "heap": self._heap,
+            "frozen": gc.get_freeze_count(),
+            "written_at": time.time(),
+        }
+        _replace(self._out, json.dumps(figures).encode())
+        _replace(Path(f"{self._out}.lags.npy"), _npy(np.asarray(self._lags, dtype=np.float64).reshape(-1, 2)))
+        _replace(Path(f"{self._out}.gc.npy"), _npy(np.asarray(self._collections, dtype=np.float64).reshape(-1, 4)))
+
+
+def _heap_census() -> dict[str, object]:
+    """What the cyclic collector tracks at the end: frozen and live counts, the commonest types."""
+    tracked = gc.get_objects()
+    types: dict[str, int] = {}
+    for obj in tracked:
+        name = type(obj).__qualname__
+        types[name] = types.get(name, 0) + 1
+    top = sorted(types.items(), key=lambda kv: -kv[1])[:20]
+    return {"frozen": gc.get_freeze_count(), "tracked": len(tracked), "top_types": top}
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _replace(path: Path, content: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(content)
+    os.replace(tmp, path)

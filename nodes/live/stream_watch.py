@@ -1,0 +1,128 @@
+"""Stream gaps: noticed, reported, and followed by a check of the account against the exchange.
+
+Binance's mark-price stream sends every symbol's mark once a second, so market data that stops for a few
+seconds is a gap: the connection hangs or messages are lost (a silence), and user-stream messages (fills) may be
+lost with them, which no reconnect would reveal. ``StreamGapWatch`` watches the node's market data on the bus;
+when data comes back after a gap it publishes ``NodeEvent("RECONNECTED")`` and asks the execution client for an
+immediate resync (the mass status Nautilus itself runs after a user-stream reconnect), instead of waiting for
+the next periodic position check. A user-stream reconnect or a new listen key (drop, expiry) is reported the same
+way by ``watch_user_stream``, after Nautilus's own resync. Repairs that follow are the strategy's
+``NodeEvent("RECONCILED")``.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.common.config import ActorConfig, PositiveFloat
+from nautilus_trader.common.events import TimeEvent
+from nautilus_trader.model.data import DataType
+
+from strategies.events import NodeEvent
+
+RESYNC_ENDPOINT = "ats.exchange.resync"
+_TOPICS = ("data.BinanceFuturesMarkPriceUpdate.*", "data.mark_prices.*", "data.bars.*")
+_TIMER = "ats-stream-gap-watch"
+
+
+def publish_node_event(msgbus: Any, clock: Any, kind: str, mode: str, message: str) -> None:
+    now = clock.timestamp_ns()
+    event = NodeEvent(kind=kind, mode=mode, message=message, ts_event=now, ts_init=now)
+    msgbus.publish(topic=f"data.{DataType(NodeEvent).topic}", msg=event)
+
+
+@dataclass
+class GapDetector:
+    """Market data seen at times (seconds); a pause longer than ``gap_s`` followed by data again is a gap."""
+
+    gap_s: float
+    last_seen: float | None = None
+    in_gap_since: float | None = None
+
+    def seen(self, now: float) -> float | None:
+        """Data arrived at ``now``: the length of the gap it ends, if it ends one."""
+        ended = None
+        if self.in_gap_since is not None or (self.last_seen is not None and now - self.last_seen > self.gap_s):
+            ended = now - (self.last_seen if self.last_seen is not None else now)
+        self.last_seen, self.in_gap_since = now, None
+        return ended
+
+    def tick(self, now: float) -> bool:
+        """A clock tick: True the first time the data has been quiet for longer than ``gap_s``."""
+        if self.last_seen is None or self.in_gap_since is not None or now - self.last_seen <= self.gap_s:
+            return False
+        self.in_gap_since = now
+        return True
+
+
+class StreamGapWatchConfig(ActorConfig, frozen=True):
+    gap_s: PositiveFloat = 10.0  # marks come every second: ten quiet seconds are a gap (a busy start is not)
+    mode: str = "live"
+
+
+class StreamGapWatch(Actor):
+    def __init__(self, config: StreamGapWatchConfig) -> None:
+        super().__init__(config)
+        self._mode = config.mode
+        self.gaps = GapDetector(config.gap_s)
+        self.gaps_seen = 0
+
+    def on_start(self) -> None:
+        for topic in _TOPICS:
+            self.msgbus.subscribe(topic=topic, handler=self._on_market_data)
+        self.clock.set_timer(_TIMER, timedelta(seconds=1), callback=self._on_tick)
+
+    def on_stop(self) -> None:
+        for topic in _TOPICS:
+            self.msgbus.unsubscribe(topic=topic, handler=self._on_market_data)
+        if _TIMER in self.clock.timer_names:
+            self.clock.cancel_timer(_TIMER)
+
+    def _on_tick(self, _event: TimeEvent) -> None:
+        if self.gaps.tick(time.monotonic()):
+            self.log.warning(f"no market data for {self.gaps.gap_s:.0f} s: a stream gap")
+
+    def _on_market_data(self, _data: object) -> None:
+        gap = self.gaps.seen(time.monotonic())
+        if gap is None:
+            return
+        try:
+            self.gaps_seen += 1
+            message = f"market data back after {gap:.0f} s without any; checking the account against the exchange"
+            self.log.warning(message)
+            publish_node_event(self.msgbus, self.clock, "RECONNECTED", self._mode, message)
+            if RESYNC_ENDPOINT in self.msgbus.endpoints():
+                self.msgbus.send(endpoint=RESYNC_ENDPOINT, msg=f"market data gap of {gap:.0f} s")
+        except Exception as e:  # an exception here would stop the live node
+            self.log.exception("stream gap handling failed", e)
+
+
+def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0) -> None:
+    """On a Binance execution client: report each user-stream reconnect after Nautilus's resync, and serve
+    ``RESYNC_ENDPOINT`` (at most one resync per ``min_interval_s``; its weight is that of a start-up
+    reconciliation)."""
+    ws = client._ws_client
+    resync_after_resubscribe = ws._on_resubscribe
+    last = [0.0]
+
+    async def resubscribed() -> None:
+        await resync_after_resubscribe()
+        last[0] = time.monotonic()
+        message = "user data stream resubscribed; the account was checked against the exchange"
+        publish_node_event(client._msgbus, client._clock, "RECONNECTED", mode, message)
+
+    async def resync(reason: str) -> None:
+        client._log.warning(f"resync with the exchange: {reason}")
+        await resync_after_resubscribe()
+
+    def on_request(reason: object) -> None:
+        if time.monotonic() - last[0] < min_interval_s:
+            return
+        last[0] = time.monotonic()
+        asyncio.ensure_future(resync(str(reason)), loop=client._loop)
+
+    ws._on_resubscribe = resubscribed
+    client._msgbus.register(endpoint=RESYNC_ENDPOINT, handler=on_request)
