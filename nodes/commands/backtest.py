@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="e.g. BTCUSDT ETHUSDT, or BTCUSDT,ETHUSDT, or freqtrade pairs BTC/USDT:USDT",
     )
     parser.add_argument("--bar", "--timeframe", help="bar size: 1m, 5m, 15m, 1h... (or 5-MINUTE)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, hard_exit=True)  # ends the process once the report is saved (nodes.cli)
 
 
 def timerange(text: str) -> tuple[str | None, str | None]:
