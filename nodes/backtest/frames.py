@@ -103,10 +103,13 @@ def write_account_csv(frame: pd.DataFrame, path: Path) -> None:
     if any(stand_in in line for line in lines[:1]) or len(lines) != len(frame) + 2:
         frame.to_csv(path)  # a column name or a multi-line cell: the plain writer
         return
-    cells = [cell(m) for m in frame["margins"]]
-    body = [line.replace(stand_in, text, 1) for line, text in zip(lines[1:-1], cells, strict=True)]
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        out.write("\n".join([lines[0], *body, lines[-1]]))
+    with open(path, "w", encoding="utf-8", newline="") as out:  # row by row: the 120 MB are never held at once
+        out.write(lines[0])
+        for line, margins in zip(lines[1:-1], frame["margins"], strict=True):
+            out.write("\n")
+            out.write(line.replace(stand_in, cell(margins), 1))
+        out.write("\n")
+        out.write(lines[-1])
 
 
 def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) -> pd.DataFrame:
