@@ -9,7 +9,7 @@
   share of the day's open) across the 16 symbols (2025-05-23: 9.9 %; 2025-05-12 is second at 9.8 %). Within
   it, the ``H`` consecutive hours (4 by default, 1 with ``--quick``, 24 for the whole day) with the largest
   mean range are replayed at ``--speed`` (10x: one 1m bar every 6 s).
-- The strategy: the real one, scanning all 200 symbols every minute (``scan_interval_minutes`` 1, the
+- The strategy: the real one, scanning all 200 symbols every minute (``scan.interval_minutes`` 1, the
   heaviest setting) with ``min_score`` 10 so the five slots fill, and exits close to the entry (0.4 % stop,
   0.4 % / 0.8 % targets) so positions turn over and many entries are timed. Everything else is the default.
 - Latency: closed kline written to the node's socket by the simulator -> the entry ``POST /fapi/v1/order``
@@ -64,12 +64,10 @@ from simulator.sources import ReplayData, from_files
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 STRATEGY: dict[str, Any] = {
-    "scan_interval_minutes": 1,
+    "scan": {"interval_minutes": 1},
     "min_score": 10.0,
     "warmup_bars": WARMUP,
-    "stop_pct": 0.004,
-    "tp1_pct": 0.004,
-    "tp2_pct": 0.008,
+    "exits": {"stop_pct": 0.004, "tp1_pct": 0.004, "tp2_pct": 0.008},
 }
 
 

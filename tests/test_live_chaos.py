@@ -16,12 +16,10 @@ from tests.test_live_node import RALLY_START_MS
 VOLATILE_DAY_MS = 1_747_958_400_000  # 2025-05-23 00:00 UTC, the shared 1m data's most volatile day
 SOAK_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 TRADING: dict[str, object] = {  # scans every minute, enters easily, exits close: positions turn over fast
-    "scan_interval_minutes": 1,
+    "scan": {"interval_minutes": 1},
     "min_score": 10.0,
     "warmup_bars": 120,
-    "stop_pct": 0.003,
-    "tp1_pct": 0.003,
-    "tp2_pct": 0.006,
+    "exits": {"stop_pct": 0.003, "tp1_pct": 0.003, "tp2_pct": 0.006},
 }
 
 
@@ -30,7 +28,7 @@ def test_rejected_stop_placement_ends_with_the_position_protected(shared_data: P
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             sim.pause()  # the price holds: what follows is the node's doing, not the market's
             monitor = InvariantMonitor(sim, grace_s=5.0).start()
             sim.reject_next_order(-1008, target="stop")  # the exchange refuses the entry's stop (server busy)
@@ -62,7 +60,7 @@ def test_rejected_stop_and_refused_close_still_end_protected(shared_data: Path, 
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             sim.pause()
             sim.reject_next_order(-1008, target="stop")  # the stop is refused ...
             sim.reject_next_order(-2019, target="exit", count=3)  # ... and the next three exits: TP1, TP2, the close
@@ -105,7 +103,7 @@ def test_refused_stop_move_is_retried(shared_data: Path, tmp_path: Path) -> None
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
             sim.play()
-            wait_for(lambda: node.strategy._last_close, 30, "the first bar")
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
             full = exchange_position(sim)[0]

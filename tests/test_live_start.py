@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-from tests.live_support import PROJECT, SIM_ENV, NodeProcess, write_configs
+from nodes.live.single_node import lock_path_for
+from tests.live_support import PROJECT, SIM_ENV, NodeProcess, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 
 
@@ -57,3 +58,30 @@ def test_a_start_that_fails_exits_non_zero(shared_data: Path, tmp_path: Path) ->
             node.close()
     assert code == 1, output[-3000:]
     assert "ats live: error: the node did not start" in output and "this actor cannot start" in output
+
+
+def test_a_second_node_on_the_same_trade_memory_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    """Two nodes on one account would enter every signal twice and stack stops. The second is refused before it
+    asks the exchange anything; a node killed with SIGKILL leaves no lock behind."""
+    data = btc_data(shared_data, bars=20)
+    with running_simulator(data) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        lock = lock_path_for(tmp_path / "state" / "trades.json")
+        first = NodeProcess(config, SIM_ENV)
+        try:
+            wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.proc.pid), 60, "the node lock")
+            second = _ats("live", str(config), env={**SIM_ENV, "PATH": "/usr/bin:/bin"})
+            assert second.returncode == 2, second.stderr
+            assert second.stderr.startswith(
+                f"ats live: error: another ats live node (pid {first.proc.pid}) is trading with the trade memory"
+            ), second.stderr
+            assert first.proc.poll() is None, "the running node must not be disturbed"
+            first.kill9()
+            restarted = NodeProcess(config, SIM_ENV)
+            try:
+                wait_for(lambda: lock.read_text().strip() == str(restarted.proc.pid), 60, "the restarted node's lock")
+                assert restarted.proc.poll() is None, restarted.output()[-2000:]
+            finally:
+                restarted.close()
+        finally:
+            first.close()

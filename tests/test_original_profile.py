@@ -7,8 +7,8 @@ from nodes.settings import PACKAGE_DIR, load_backtest_settings
 from strategies.config import AtsStrategyConfig
 
 ORIGINAL = PACKAGE_DIR / "configs" / "original.toml"
-# set by the universe and bar of [backtest], or left to follow where the strategy runs
-NOT_IN_PROFILE = {"instrument_ids", "bar_spec"}
+# set by the universe and bar of [backtest], left to follow where the strategy runs, or live-only plumbing (sync)
+NOT_IN_PROFILE = {"instrument_ids", "bar_spec", "sync"}
 SUB_CONFIGS = ("factors", "scan", "exits", "dynamic", "sizing", "risk")
 
 

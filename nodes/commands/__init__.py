@@ -8,6 +8,7 @@ def clear_errors() -> tuple[type[BaseException], ...]:
     from nodes.backtest.runner import CatalogMissingDataError
     from nodes.live.config import MissingCredentialsError
     from nodes.live.preflight import PreflightError
+    from nodes.live.single_node import NodeAlreadyRunningError
     from nodes.research.optimize.driver import OptimizeError
     from nodes.settings import ConfigError
     from nodes.telegram.credentials import TelegramConfigError
@@ -19,6 +20,7 @@ def clear_errors() -> tuple[type[BaseException], ...]:
         CatalogMissingDataError,
         MissingCredentialsError,
         PreflightError,
+        NodeAlreadyRunningError,
         OptimizeError,
         TelegramConfigError,
     )

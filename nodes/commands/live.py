@@ -43,9 +43,11 @@ def _mode(args: argparse.Namespace) -> str | None:
 def run_live(args: argparse.Namespace) -> int:
     from nodes.live.config import load_live_settings
     from nodes.live.runner import run_live_node
+    from nodes.live.single_node import single_node
 
     settings = load_live_settings(args.config, mode=_mode(args), scan_once=args.scan_once or None)
-    code = run_live_node(settings)
+    with single_node(settings.state_file):
+        code = run_live_node(settings)
     # The node is stopped and disposed, its log flushed: end here. Tearing down the interpreter after a node
     # whose start failed can crash in Nautilus's native parts (SIGSEGV seen), which would hide the exit code.
     sys.stdout.flush()
