@@ -182,11 +182,14 @@ class AtsStrategy(Strategy):
         try:
             yield
         except Exception as e:
-            self.errors += 1
-            self.log.exception(f"{where} failed", e)
-            self.notices.node("ERROR", self.mode, f"{where}: {e!r}")
-            if protect is not None:
-                self.keeper.protect(protect, self.trades.open.get(protect), self.log)
+            self._failed(where, e, protect)
+
+    def _failed(self, where: str, e: Exception, protect: InstrumentId | None = None) -> None:
+        self.errors += 1
+        self.log.exception(f"{where} failed", e)
+        self.notices.node("ERROR", self.mode, f"{where}: {e!r}")
+        if protect is not None:
+            self.keeper.protect(protect, self.trades.open.get(protect), self.log)
 
     def _publish(self, event: Data) -> None:
         self.publish_data(DataType(type(event)), event)
@@ -194,18 +197,22 @@ class AtsStrategy(Strategy):
     # --- market data ----------------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> None:
-        with self._guarded("on_bar"):
-            self.market.on_bar(self.book, bar)
-            if self.daily.new_day(ts := scan_time(bar.ts_event)):
-                self.observe_daily(ts)
-            step = self.scan_clock.on_bar(bar.bar_type.instrument_id, bar.ts_event)
-            if step is not None and step.new_scan_time:
-                alert = self.scan_clock.grace_deadline(step.ts)
-                self.clock.set_time_alert_ns(
-                    name=f"ats-scan-{step.ts}", alert_time_ns=alert, callback=self._on_scan_alert
-                )
-            if step is not None and step.scan_now:
-                self._scan(step.ts)
+        # _guarded spelled out: a generator-based context manager per bar cost 3 % of a backtest (py-spy)
+        try:
+            self._handle_bar_body(bar)
+        except Exception as e:
+            self._failed("on_bar", e)
+
+    def _handle_bar_body(self, bar: Bar) -> None:
+        self.market.on_bar(self.book, bar)
+        if self.daily.new_day(ts := scan_time(bar.ts_event)):
+            self.observe_daily(ts)
+        step = self.scan_clock.on_bar(bar.bar_type.instrument_id, bar.ts_event)
+        if step is not None and step.new_scan_time:
+            alert = self.scan_clock.grace_deadline(step.ts)
+            self.clock.set_time_alert_ns(name=f"ats-scan-{step.ts}", alert_time_ns=alert, callback=self._on_scan_alert)
+        if step is not None and step.scan_now:
+            self._scan(step.ts)
 
     def _on_scan_alert(self, event: TimeEvent) -> None:
         self._on_timer_thread(self._scan_overdue)

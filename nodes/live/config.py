@@ -42,8 +42,8 @@ from catalog.instruments import instrument_id_for
 from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.live.liquidations import ws_base_url
 from nodes.live.preflight import http_base_url
+from nodes.paths import DEFAULT_LIVE_CONFIG, PACKAGE_DIR
 from nodes.settings import (
-    PACKAGE_DIR,
     ConfigError,
     check_actors,
     check_keys,
@@ -55,7 +55,6 @@ from strategies.config import AtsStrategyConfig, parse_strategy_config
 from strategies.downtime import RestartFacts
 from strategies.scan import ScanEntries
 
-DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
 MODES = ("live", "testnet", "paper")
 KEY_VARIABLES = {
     "live": ("BINANCE_API_KEY", "BINANCE_API_SECRET"),
