@@ -195,25 +195,25 @@ def ensure_bars(
         added, source_name = 0, None
         sources = _finer_sources(catalog_dir, symbol, step_ns)
         if sources:
-            cls, source_name, source_step = sources[0]
-            target = data_dir(catalog_dir) / _FOLDERS[cls] / str(bar_type)
-            have = series_timestamps(catalog_dir, _FOLDERS[cls], str(bar_type))
+            cls = sources[0][0]
             # the finer bars of the first bucket end one bucket after the period's start
             low = None if start_ns is None else (start_ns // step_ns) * step_ns - step_ns
-            missing = _missing_buckets(
-                series_timestamps(catalog_dir, _FOLDERS[cls], source_name), source_step, step_ns, have, low, end_ns
-            )
-            new = []
-            if len(missing):  # read the finer bars (all columns) only around what is missing
-                table = _read(data_dir(catalog_dir) / _FOLDERS[cls] / source_name, int(missing[0]) - step_ns, end_ns)
+            # the finest series first; a coarser one fills the buckets it leaves (1m bars in May, 5m in March)
+            for name, source_step in [(n, step) for c, n, step in sources if c is cls]:
+                have = series_timestamps(catalog_dir, _FOLDERS[cls], str(bar_type))
+                source_ts = series_timestamps(catalog_dir, _FOLDERS[cls], name)
+                missing = _missing_buckets(source_ts, source_step, step_ns, have, low, end_ns)
+                if not len(missing):
+                    continue
+                # read the finer bars (all columns) only around what is missing
+                table = _read(data_dir(catalog_dir) / _FOLDERS[cls] / name, int(missing[0]) - step_ns, end_ns)
                 new = aggregate_table(table, source_step, step_ns, bar_type, cls, have)
-            if new:
-                if progress:
-                    progress(f"{symbol}: building {len(new):,} {spec} bars from {source_name} into the catalog")
-                write_series(catalog_dir, new)
-                added = len(new)
-            elif not target.exists():
-                source_name = None
+                if new:
+                    if progress:
+                        progress(f"{symbol}: building {len(new):,} {spec} bars from {name} into the catalog")
+                    write_series(catalog_dir, new)
+                    added += len(new)
+                    source_name = source_name or name
         bar_class, rows, first, last = None, 0, None, None
         for cls in (BinanceBar, Bar):
             stamps = series_timestamps(catalog_dir, _FOLDERS[cls], str(bar_type))

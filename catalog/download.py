@@ -23,12 +23,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from catalog.files import INTERVALS_MS
+from catalog.endpoints import DEFAULT_BASE_URL, DEFAULT_DEST
 
-DEFAULT_BASE_URL = "https://data.binance.vision"
-DEFAULT_API_URL = "https://fapi.binance.com"
 EXCHANGE_INFO_PATH = "fapi/v1/exchangeInfo"
-DEFAULT_DEST = Path("data/downloads")
 DATASETS = ("klines", "fundingRate", "metrics", "markPriceKlines")
 _CHUNK = 1 << 16
 _SYMBOL = re.compile(r"^[0-9A-Z]{2,30}$")
@@ -110,6 +107,8 @@ def plan_downloads(
     unknown = set(datasets) - set(DATASETS)
     if unknown:
         raise DownloadError(f"unknown dataset(s) {sorted(unknown)}; choose from {', '.join(DATASETS)}")
+    from catalog.files import INTERVALS_MS  # here: catalog.files loads pandas, which `ats --help` does not need
+
     for name, value in (("kline", interval), ("mark-price kline", mark_interval)):
         if value not in INTERVALS_MS:
             raise DownloadError(f"unknown {name} interval {value!r}; choose from {', '.join(INTERVALS_MS)}")

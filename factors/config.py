@@ -1,8 +1,9 @@
 """Weights, windows and thresholds of the factor model, as one Nautilus config.
 
 ``FactorConfig`` nests inside the strategy's ``StrategyConfig`` (``[strategy.config.factors]``) and loads
-from a TOML/YAML dict, so every number the model uses is configuration. The defaults are the model of the
-original design (docs/factors.md).
+from a TOML/YAML dict, so every number the model uses is configuration. The defaults are those chosen by the
+pre-registered walk-forward (docs/factors.md, "How the defaults were chosen"); the original design's numbers
+are the profile nodes/configs/original.toml.
 """
 
 from typing import Any
@@ -10,22 +11,36 @@ from typing import Any
 import msgspec
 from nautilus_trader.common.config import NautilusConfig
 
-# The signed factors that are summed into the score, and their default weights (original design).
+# The signed factors that are summed into the score, and their default weights. T, M, C, S, V keep the original
+# design's weights. O, B and Q count 0 (the original design: 20, 15, 10; nodes/configs/original.toml): O (open
+# interest) and Q (liquidations) have no data in any backtest, so a weight would make the live score one that no
+# backtest ever produced; B (funding and basis) carried no information on any data set in the factor study
+# (docs/factors.md, "How the defaults were chosen").
 DEFAULT_WEIGHTS: dict[str, float] = {
     "T": 25.0,
     "M": 15.0,
     "C": 20.0,
     "S": 10.0,
     "V": 15.0,
-    "O": 20.0,
-    "B": 15.0,
-    "Q": 10.0,
+    "O": 0.0,
+    "B": 0.0,
+    "Q": 0.0,
 }
 SIGNED_FACTORS: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
 # L (liquidity) and I (independence) are 0..100 quality measures; F modulates strength. None is summed.
 QUALITY_FACTORS: tuple[str, ...] = ("L", "I")
 MODULATOR: str = "F"
 ALL_FACTORS: tuple[str, ...] = (*SIGNED_FACTORS, *QUALITY_FACTORS, MODULATOR)
+
+# How the score reads the trend-type factors (``FactorConfig.direction``). "follow" (the original design): as
+# measured, a rise is bullish. "fade": contrarian, a rise is bearish; the factor study found T, M, V and C
+# negatively correlated with the returns that follow, at every bar size from 1m to 1h and every horizon from
+# 15 minutes to a day (docs/factors.md, "What the data says").
+DIRECTIONS: tuple[str, ...] = ("follow", "fade")
+# The factors "fade" reads contrarian: those that measure the move so far (trend, momentum, taker flow, signed
+# volume) and the F modulator (flow against price). S is not among them: it is already a reversion measure
+# (high right above support after a fall), nor are O, B, Q (their own reasons in the docs) or L, I (unsigned).
+FADED_FACTORS: tuple[str, ...] = ("T", "M", "C", "V", "F")
 
 FACTOR_NAMES: dict[str, str] = {
     "T": "trend",
@@ -82,9 +97,14 @@ class FactorConfig(NautilusConfig, frozen=True):
 
     ``weights`` may name only some factors: the others keep their default (``weight(key)``). A weight of 0
     takes a factor out of the score.
+
+    ``direction``: "follow" reads every factor as measured (the original design); "fade" reads the trend-type
+    factors and the F modulator (``FADED_FACTORS``) with their sign flipped, so a strong rise scores bearish.
+    The factors themselves, their values and the study's ICs do not change; only how the score reads them.
     """
 
     weights: dict[str, float] = msgspec.field(default_factory=_default_weights)
+    direction: str = "follow"  # "follow" or "fade": how the score reads T, M, C, V and F (DIRECTIONS)
     window_unit: str = "bars"  # "bars", "minutes" or "hours": what the window lengths below count
     long_threshold: float = 10.0  # score above it -> LONG
     short_threshold: float = -10.0  # score below it -> SHORT
@@ -176,6 +196,11 @@ class FactorConfig(NautilusConfig, frozen=True):
         for key, w in self.weights.items():
             if not w >= 0:
                 raise ValueError(f"FactorConfig.weights[{key!r}] = {w}: weights must be >= 0 (0 disables)")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(
+                f"direction: {self.direction!r} is not one of {list(DIRECTIONS)} (follow = the trend-type factors "
+                f"read as measured, the original design; fade = read contrarian)"
+            )
         if self.window_unit not in WINDOW_UNITS:
             raise ValueError(
                 f"FactorConfig.window_unit = {self.window_unit!r}: use one of {list(WINDOW_UNITS)} (bars = windows "

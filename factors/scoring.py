@@ -2,7 +2,8 @@
 
 No engine needed: ``score({"T": 40.0, "M": None, ...}, FactorConfig())``. A value of None means the factor is
 not available (no data source, or still warming up); the weighted sum is renormalised over the factors that
-are, and the result lists which were live and which were missing, so nothing is silently 0.
+are, and the result lists which were live and which were missing, so nothing is silently 0. The config's
+``direction`` says how each factor is read ("fade": the trend-type factors contrarian, ``factor_sign``).
 """
 
 import json
@@ -10,7 +11,15 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from factors.config import ALL_FACTORS, MODULATOR, QUALITY_FACTORS, SIGNED_FACTORS, FactorConfig
+from factors.config import (
+    ALL_FACTORS,
+    DIRECTIONS,
+    FADED_FACTORS,
+    MODULATOR,
+    QUALITY_FACTORS,
+    SIGNED_FACTORS,
+    FactorConfig,
+)
 
 LONG = "LONG"
 SHORT = "SHORT"
@@ -21,11 +30,11 @@ FLAT = "FLAT"
 class ScoreResult:
     """One symbol's score and why.
 
-    score: weighted mean of the live signed factors, -100..+100 (contributions sum to it).
-    strength: |score| modulated by F, 0..100. direction: LONG / SHORT from the thresholds, FLAT otherwise or
-    when a quality gate (L, I) closed. contributions: each signed factor's share of ``score`` (0 for L, I, F,
-    which do not vote). values: every factor, None when missing. notes: why a factor is missing or a gate
-    shut.
+    score: weighted mean of the live signed factors as the config's direction reads them, -100..+100
+    (contributions sum to it). strength: |score| modulated by F, 0..100. direction: LONG / SHORT from the
+    thresholds, FLAT otherwise or when a quality gate (L, I) closed. contributions: each signed factor's share
+    of ``score``, with the sign it was read with (0 for L, I, F, which do not vote). values: every factor as
+    measured (not flipped by "fade"), None when missing. notes: why a factor is missing or a gate shut.
     """
 
     direction: str
@@ -62,6 +71,24 @@ class ScoreResult:
         return [(k, v) for k, v in ranked if sign * v > 0.0][:n]
 
 
+def factor_sign(key: str, direction: str) -> float:
+    """How the score reads factor ``key``: +1 as measured, -1 contrarian (a "fade" of T, M, C, V and F)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction {direction!r}: use one of {list(DIRECTIONS)}")
+    if key not in ALL_FACTORS:
+        raise ValueError(f"unknown factor {key!r}; known: {list(ALL_FACTORS)}")
+    return -1.0 if direction == "fade" and key in FADED_FACTORS else 1.0
+
+
+def directed(key: str, value: float | None, config: FactorConfig) -> float | None:
+    """A factor's value as the model reads it under ``config.direction`` (None stays None).
+
+    What the score sums and what the exit rules read along a trade (the trend that supports it): under "fade"
+    a T of +80 (a strong rise) reads -80.
+    """
+    return None if value is None else factor_sign(key, config.direction) * value
+
+
 def score(
     values: Mapping[str, float | None],
     config: FactorConfig,
@@ -85,7 +112,7 @@ def score(
     contributions: dict[str, float] = {k: 0.0 for k in SIGNED_FACTORS}
     if total_w > 0:
         for k in live_weighted:
-            contributions[k] = config.weight(k) * clean[k] / total_w  # type: ignore[operator]
+            contributions[k] = config.weight(k) * directed(k, clean[k], config) / total_w  # type: ignore[operator]
     raw = sum(contributions.values())
     s = max(-100.0, min(100.0, raw))
 
@@ -97,14 +124,10 @@ def score(
         direction = FLAT
 
     strength = abs(s)
-    f = clean[MODULATOR]
+    f = directed(MODULATOR, clean[MODULATOR], config)
     if f is not None and s != 0.0:
         agree = (f > 0) == (s > 0)
-        factor = (
-            1.0 + config.fund_lead_boost * abs(f) / 100.0
-            if agree
-            else 1.0 - config.fund_lead_cut * abs(f) / 100.0
-        )
+        factor = 1.0 + config.fund_lead_boost * abs(f) / 100.0 if agree else 1.0 - config.fund_lead_cut * abs(f) / 100.0
         strength = max(0.0, min(100.0, strength * factor))
 
     all_notes = dict(notes or {})
@@ -141,6 +164,4 @@ def score(
 def rank(results: list[ScoreResult]) -> list[ScoreResult]:
     """Best first: signals before FLAT, then by strength, then by |score|; ties by instrument id for
     stability."""
-    return sorted(
-        results, key=lambda r: (r.direction == FLAT, -r.strength, -abs(r.score), r.instrument_id or "")
-    )
+    return sorted(results, key=lambda r: (r.direction == FLAT, -r.strength, -abs(r.score), r.instrument_id or ""))

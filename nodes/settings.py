@@ -20,10 +20,8 @@ from catalog.convert import spec_of_bar
 from catalog.instruments import instrument_id_for, offline_symbols
 from catalog.inventory import catalog_symbols
 from factors.inputs import bar_type_for
+from nodes.paths import DEFAULT_BACKTEST_CONFIG, PACKAGE_DIR
 from strategies.config import AtsStrategyConfig, StrategyConfigError, parse_strategy_config
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_BACKTEST_CONFIG = PACKAGE_DIR / "configs" / "backtest.toml"
 
 
 class ConfigError(ValueError):

@@ -8,7 +8,6 @@ then point the live config's ``base_url_http`` at ``http://127.0.0.1:8765`` and 
 """
 
 import argparse
-import asyncio
 import os
 import sys
 from datetime import UTC, datetime
@@ -147,6 +146,8 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 
 
 async def _serve(config: "SimulatorConfig") -> None:
+    import asyncio
+
     from simulator.server import BinanceSimulator
 
     async with BinanceSimulator(config) as sim:
@@ -174,6 +175,8 @@ def main(args: argparse.Namespace) -> int:
     except (SimulatorUsageError, ValueError) as e:
         print(f"ats simulator: error: {e}", file=sys.stderr)
         return 2
+    import asyncio  # here, not at the top: `ats --help` reads this module
+
     try:
         asyncio.run(_serve(config))
     except OSError as e:

@@ -51,7 +51,9 @@ class AtsStrategyConfig(StrategyConfig, frozen=True):
     bar_spec: str = "1-MINUTE"
     btc_id: InstrumentId = InstrumentId.from_str("BTCUSDT-PERP.BINANCE")  # the market of factor I
     eth_id: InstrumentId = InstrumentId.from_str("ETHUSDT-PERP.BINANCE")
-    min_score: float = 70.0
+    # 60 (original design: 70): the walk-forward found no edge, and its rule then takes the highest threshold it
+    # searched, the one that trades least (docs/factors.md, "How the defaults were chosen")
+    min_score: float = 60.0
     manual_strength: float = 70.0
     factors: FactorConfig = msgspec.field(default_factory=FactorConfig)
     scan: ScanConfig = msgspec.field(default_factory=ScanConfig)

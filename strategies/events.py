@@ -89,7 +89,9 @@ class RiskEvent(Data):
 @customdataclass
 class NodeEvent(Data):
     """The node's life. kind: "STARTED", "STOPPED", "RECONNECTED", "RECONCILED" (what was repaired to match the
-    exchange: lost fills applied, ghosts dropped, stops re-armed, orphans cancelled), "ERROR"."""
+    exchange: lost fills applied, ghosts dropped, stops re-armed, orphans cancelled), "ERROR", "UNPROTECTED" (a
+    position has no stop on the exchange and the quick tries to place one or to close it are spent: the message
+    says what to do by hand)."""
 
     kind: str = ""
     mode: str = ""  # "backtest", "live", "testnet", "paper"

@@ -4,7 +4,9 @@ Entry filled -> the stop for the whole position, TP1 and TP2 for a half each, re
 filled -> a new stop at break-even for the rest. A new score -> the dynamic adjustment (tighten the stop, trail
 TP2, or exit at market). A replaced stop is cancelled once its successor is accepted. A stop found missing at
 start -> re-armed. A stop lost (rejected: placed again, then closed at market; cancelled by someone else: closed
-at market; see ``protection.py``). The prices come from ``exits.py``; each step is counted and
+at market; see ``protection.py``). A close or an old stop's cancel refused -> ``guard``, called again after each
+wait of the retry policy until the position is protected by one stop or closed, with ``alert`` telling the
+trader when the quick tries are spent. The prices come from ``exits.py``; each step is counted and
 published as an ``ExitEvent``.
 """
 
@@ -31,7 +33,15 @@ from strategies.market import Market
 from strategies.memory import TradeMemo
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
-from strategies.protection import STOP_RETRIES, StopAction, after_stop_lost
+from strategies.protection import (
+    STOP_RETRIES,
+    GuardAction,
+    GuardView,
+    StopAction,
+    after_stop_lost,
+    guard_action,
+    stop_through_market,
+)
 from strategies.sizing import InstrumentFilters, split_quantity
 from strategies.trade import (
     INTENT_DYNAMIC,
@@ -222,6 +232,64 @@ class ExitKeeper:
         log.warning(f"{trade.instrument_id}: stop {why}; closing the position at market")
         trade.exit_intent = INTENT_STOP
         self.orders.close_at_market(trade, TAG_EXIT)
+
+    def guard_view(self, trade: Trade) -> GuardView:
+        position = self.orders.open_position(trade)
+        stop = self.orders.working(trade.stop_id)
+        cache = self.orders.strategy.cache
+        old = [self.orders.working(i) for i in trade.replaced_stops if i != trade.stop_id]
+        price = self.market.last_close.get(trade.instrument_id)
+        return GuardView(
+            position_open=position is not None,
+            closing=bool(trade.exit_intent),
+            stop_working=stop is not None and stop.is_open and not stop.is_pending_cancel,
+            in_flight=bool(cache.orders_inflight(instrument_id=trade.instrument_id)),
+            old_stops=sum(1 for o in old if o is not None and o.is_open and not o.is_pending_cancel),
+            stop_through_market=stop_through_market(trade.direction, trade.stop_price, price),
+        )
+
+    def guard(self, trade: Trade, log: Any) -> GuardAction:
+        """Do what the trade's protection needs now (``protection.guard_action``); returns what was done."""
+        action = guard_action(self.guard_view(trade))
+        position = self.orders.open_position(trade)
+        if action == GuardAction.PLACE_STOP:
+            log.warning(f"{trade.instrument_id}: no working stop; placing it again at {trade.stop_price}")
+            self.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
+            price = self.market.last_close.get(trade.instrument_id, trade.entry)
+            self.notice(trade, "STOP_REARMED", price, position.quantity.as_double(), trade.stop_price)
+        elif action == GuardAction.CLOSE:
+            trade.exit_intent = trade.exit_intent or INTENT_STOP
+            log.warning(f"{trade.instrument_id}: closing the position at market again ({trade.exit_intent})")
+            self.orders.close_at_market(trade, TAG_FLATTEN if trade.exit_intent == INTENT_FLATTEN else TAG_EXIT)
+        elif action == GuardAction.CANCEL_OLD_STOPS:
+            log.warning(f"{trade.instrument_id}: cancelling the replaced stop(s) again")
+            self.orders.cancel_replaced(trade)
+        return action
+
+    def alert(self, trade: Trade, why: str, mode: str, pace_s: float, log: Any) -> None:
+        """The quick tries are spent (from now on one every ``pace_s``): tell the trader what is wrong and what
+        to do by hand."""
+        view = self.guard_view(trade)
+        symbol = self.market.instruments[trade.instrument_id].raw_symbol.value
+        position = self.orders.open_position(trade)
+        size = f"{trade.direction} {position.quantity}" if position is not None else trade.direction
+        tries = f"{trade.guard_failures} tries in a row, the last refused: {why}"
+        if view.stop_working:
+            kind = "ERROR"
+            message = (
+                f"{symbol} {size}: "
+                + ("the close at market" if view.closing else "the cancel of the replaced stop")
+                + f" failed ({tries}). The position keeps its stop; still trying every {pace_s:.0f} s. "
+                "Check the orders on Binance, or run `ats flatten` to close everything."
+            )
+        else:
+            kind = "UNPROTECTED"
+            message = (
+                f"{symbol} {size} has NO STOP on the exchange ({tries}). Still trying every {pace_s:.0f} s. "
+                "Close it on Binance now, or run `ats flatten`."
+            )
+        log.error(message)
+        self.notices.node(kind, mode, message)
 
     def flatten(self, trades: Trades) -> dict[str, Any]:
         """Every open position of the universe at market (adopted ones of another strategy id included), then

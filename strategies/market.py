@@ -17,6 +17,7 @@ from nautilus_trader.model.position import Position
 from factors.book import FactorBook
 from factors.config import FactorConfig
 from factors.inputs import LiquidationFeedStatus, LiquidationUpdate, OpenInterest
+from factors.scoring import directed
 from strategies.exits import FactorInputs
 from strategies.trade import Trade
 
@@ -76,8 +77,11 @@ class Market:
     def factor_inputs(
         self, book: FactorBook, instrument_id: InstrumentId, strength: float
     ) -> tuple[FactorInputs, float | None]:
-        """What the exit rules read at entry, and the ATR for ATR-mode exits."""
-        trend = book.factor_value(instrument_id, "T")
+        """What the exit rules read at entry, and the ATR for ATR-mode exits.
+
+        The trend as the model reads it: under ``factors.direction = "fade"`` a strong rise reads bearish.
+        """
+        trend = directed("T", book.factor_value(instrument_id, "T"), book.config)
         liquidity = book.factor_value(instrument_id, "L")
         atr = book.atr(instrument_id)
         atr_pct = book.atr_pct(instrument_id)

@@ -7,8 +7,13 @@ after a fast reversal: Binance answers -2021 "would immediately trigger"), placi
 stop would have closed the position anyway: close it at market. A stop cancelled or expired by someone else is
 not ours to fight over: the position is closed at market. Nothing is done while the strategy is already closing
 the position itself.
+
+When that is refused too (the close at market, or the cancel of a stop being replaced), ``guard_action`` says
+what the trade needs next, from what the node holds now; the strategy asks it again after each wait of
+``retry.RetryPolicy`` until the position is protected by its one stop, or closed.
 """
 
+from dataclasses import dataclass
 from enum import Enum
 
 from strategies.exits import side_sign
@@ -49,3 +54,38 @@ def after_stop_lost(
     if refused and not through and retries < STOP_RETRIES:
         return StopAction.RETRY
     return StopAction.CLOSE
+
+
+class GuardAction(Enum):
+    DONE = "DONE"  # closed, or protected by its one working stop
+    WAIT = "WAIT"  # an order of the symbol is on its way (sent, or being cancelled): look again later
+    PLACE_STOP = "PLACE_STOP"  # no working stop: place the trade's stop again
+    CLOSE = "CLOSE"  # close at market (the strategy wants out, or the stop would fire at once)
+    CANCEL_OLD_STOPS = "CANCEL_OLD_STOPS"  # the new stop works; the stops it replaced must go
+
+
+@dataclass(frozen=True)
+class GuardView:
+    """A trade's protection as the node holds it now."""
+
+    position_open: bool
+    closing: bool  # the strategy wants the position closed at market (a refused stop, a dynamic exit, flatten)
+    stop_working: bool  # the trade's current stop is accepted by the venue and not being cancelled
+    in_flight: bool  # an order of the symbol was sent and not answered yet, or a cancel is pending
+    old_stops: int  # stops the current one replaced, still working
+    stop_through_market: bool  # the current stop's trigger is already through the last price
+
+
+def guard_action(view: GuardView) -> GuardAction:
+    """What a trade needs so that its position ends protected by exactly one stop, or closed."""
+    if not view.position_open:
+        return GuardAction.DONE
+    if view.in_flight:
+        return GuardAction.WAIT
+    if view.closing:
+        return GuardAction.CLOSE
+    if not view.stop_working:
+        return GuardAction.CLOSE if view.stop_through_market else GuardAction.PLACE_STOP
+    if view.old_stops:
+        return GuardAction.CANCEL_OLD_STOPS
+    return GuardAction.DONE

@@ -274,7 +274,7 @@ def order_posts(sim: BinanceSimulator) -> int:
 
 
 def node_positions(node: LiveNode) -> Callable[[], dict[str, Decimal]]:
-    """The node's positions by raw symbol, signed, for ``InvariantChecker``: the cache's open
+    """The node's positions by raw symbol, signed, for ``InvariantMonitor(node_positions=...)``: the cache's open
     positions, and the strategy's open trades (a trade whose position the cache no longer holds counts with its
     entry quantity: a ghost)."""
 

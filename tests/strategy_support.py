@@ -389,18 +389,27 @@ def ramp(a: float, b: float, n: int) -> list[float]:
 
 
 class StopRefusals:
-    """The venue refuses chosen stop orders, as Binance answers an order with an error.
+    """The venue refuses chosen stop orders (or, with ``which``, other orders), as Binance answers an order
+    with an error.
 
     Installed on the execution engine's command endpoint (the one the RiskEngine sends to): the ``refuse``-th
-    stop submissions (1-based, counted over the run) are answered ``OrderSubmitted`` + ``OrderRejected`` with
-    ``reason`` and go no further; every other command goes to the engine and the simulated exchange. The answer
-    comes at once, inside the strategy's own submit: the hardest ordering for its handlers.
+    submissions of orders ``which`` selects (stop-market orders by default; 1-based, counted over the run) are
+    answered ``OrderSubmitted`` + ``OrderRejected`` with ``reason`` and go no further; every other command goes
+    to the engine and the simulated exchange. The answer comes at once, inside the strategy's own submit: the
+    hardest ordering for its handlers.
     """
 
-    def __init__(self, engine: BacktestEngine, refuse: Iterable[int], reason: str) -> None:
+    def __init__(
+        self,
+        engine: BacktestEngine,
+        refuse: Iterable[int],
+        reason: str,
+        which: Callable[[Order], bool] = lambda order: order.order_type == OrderType.STOP_MARKET,
+    ) -> None:
         self.engine = engine
         self.refuse = set(refuse)
         self.reason = reason
+        self.which = which
         self.stops_seen = 0
         self.refused: list[ClientOrderId] = []
         kernel = engine.kernel
@@ -409,7 +418,7 @@ class StopRefusals:
         kernel.msgbus.register(endpoint="ExecEngine.execute", handler=self._on_command)
 
     def _on_command(self, command: Any) -> None:
-        if isinstance(command, SubmitOrder) and command.order.order_type == OrderType.STOP_MARKET:
+        if isinstance(command, SubmitOrder) and self.which(command.order):
             self.stops_seen += 1
             if self.stops_seen in self.refuse:
                 self._reject(command)

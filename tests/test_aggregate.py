@@ -89,6 +89,33 @@ def test_a_second_call_builds_nothing_and_a_longer_period_only_the_new_buckets(
     assert (longer.added, longer.rows) == (288, 577)
 
 
+def test_a_coarser_series_fills_the_buckets_the_finest_leaves(shared_data: Path, tmp_path: Path) -> None:
+    """1m bars in May and only 5m bars in March (the shared 2025 set): 1h bars are built for both periods, each
+    from the finest bars that cover it, and equal Binance's own 1h bars."""
+    folder = shared_data / "ohlcv_2025-03_2025-06"
+    march = pd.read_csv(folder / "BTCUSDT-5m.csv.gz")
+    march = march[march.open_time_ms < 1_741_651_200_000]  # up to 2025-03-11 00:00
+    march.to_csv(tmp_path / "BTCUSDT-5m.csv", index=False)
+    ingest([tmp_path / "BTCUSDT-5m.csv", folder / "BTCUSDT-1m.csv.gz"], tmp_path / "catalog")
+
+    march_hours = ensure_bars(tmp_path / "catalog", ["BTCUSDT"], "1h", "2025-03-07", "2025-03-10")["BTCUSDT"]
+    may_hours = ensure_bars(tmp_path / "catalog", ["BTCUSDT"], "1h", "2025-05-10", "2025-05-12")["BTCUSDT"]
+
+    assert (march_hours.rows, may_hours.rows) == (73, 49)  # both ends included
+    real = pd.read_csv(folder / "BTCUSDT-1h.csv.gz").set_index("open_time_ms")
+    built = ParquetDataCatalog(str(tmp_path / "catalog")).query(
+        Bar,
+        identifiers=["BTCUSDT-PERP.BINANCE-1-HOUR-LAST-EXTERNAL"],
+        start=pd.Timestamp("2025-03-07", tz="UTC"),
+        end=pd.Timestamp("2025-03-10", tz="UTC"),
+    )
+    assert len(built) == 73
+    for bar in built:
+        row = real.loc[bar.ts_event // MS - 3_600_000]
+        for field in ("high", "low", "close"):
+            assert getattr(bar, field).as_decimal() == Decimal(repr(float(getattr(row, field))))
+
+
 def test_incomplete_buckets_at_the_edges_are_left_out(shared_data: Path, tmp_path: Path) -> None:
     # the shared BTCUSDT 1m file starts at 2025-05-04 15:33 (bar closing 15:34): 15:30-15:35 lacks 3 minutes
     ingest([shared_data / "ohlcv_2025-03_2025-06" / "BTCUSDT-1m.csv.gz"], tmp_path)

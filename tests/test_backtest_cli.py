@@ -183,3 +183,17 @@ per_instrument = true
     assert code == 2
     assert "ingesting" not in err  # the sources hold nothing the catalog lacks: no second read of the files
     assert "XRPUSDT: 5-MINUTE-LAST bars 2021-11-15 00:05 -> 2021-11-21 22:35 (1,999)" in err
+
+
+def test_the_ats_script_ends_the_process_once_the_output_is_flushed() -> None:
+    """``end_process`` (run by the installed ``ats`` script after ``ats backtest``): buffered stdout and stderr
+    reach the pipe and the exit code is the command's, though the interpreter is not torn down."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; from nodes.cli import end_process; print('report saved'); print('warn', file=sys.stderr); "
+    code += "end_process(3); print('never')"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # stdout a buffered pipe
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "report saved\n", "warn\n")

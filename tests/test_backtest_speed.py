@@ -253,3 +253,27 @@ class _Node:
     def __init__(self, payload: list) -> None:
         self.payload = payload
         self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_report_frames_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_path: Path) -> None:
+    """The outcome's positions, fills and account frames (nodes/backtest/frames.py) are Nautilus's trader reports,
+    the orders frame too, and account.csv is byte for byte what pandas writes for Nautilus's frame."""
+    from nautilus_trader.analysis.reporter import ReportProvider
+
+    from nodes.backtest.frames import orders_frame, positions_frame, write_account_csv
+
+    outcome = outcomes[4, fast]
+    trader, venue = outcome.engine.trader, Venue("BINANCE")
+    assert outcome.positions["is_snapshot"].any() != fast  # NETTING snapshots (plain) go through the same path
+    pd.testing.assert_frame_equal(outcome.positions, trader.generate_positions_report(), check_exact=True)
+    pd.testing.assert_frame_equal(outcome.fills, trader.generate_order_fills_report(), check_exact=True)
+    pd.testing.assert_frame_equal(outcome.account, trader.generate_account_report(venue), check_exact=True)
+    closed = outcome.engine.cache.positions_closed()  # no open position: ts_closed converted in one call
+    expected = ReportProvider.generate_positions_report(closed)
+    pd.testing.assert_frame_equal(positions_frame(closed), expected, check_exact=True)
+    orders = orders_frame(outcome.engine.cache.orders())
+    pd.testing.assert_frame_equal(orders, trader.generate_orders_report(), check_exact=True)
+    trader.generate_account_report(venue).to_csv(tmp_path / "nautilus.csv")
+    write_account_csv(outcome.account, tmp_path / "ours.csv")
+    assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "nautilus.csv").read_bytes()

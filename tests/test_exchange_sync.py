@@ -9,7 +9,7 @@ import pytest
 from nodes.live.config import check_intervals
 from nodes.live.recovery import day_start_equity, fill_kind
 from nodes.live.stream_watch import GapDetector
-from simulator.invariant_checker import WorkingOrder, divergence, exchange_problems
+from simulator.invariants import WorkingOrder, check_orders, divergence
 from strategies.audit import OrderView, RepairKind, SymbolView, TradeView, plan_repairs
 from strategies.downtime import FILL_ENTRY, FILL_MARKET, FILL_STOP, FILL_TARGET, ExchangeFill, downtime_outcome
 from strategies.memory import TradeMemo, decode, encode, load
@@ -160,7 +160,7 @@ def order(symbol: str, side: str, kind: str, qty: str, price: str = "1", reduce_
 def test_exchange_invariants() -> None:
     positions = {"BTC": Decimal("0.5"), "ETH": Decimal("-2")}
     good = [order("BTC", "SELL", "STOP_MARKET", "0.5"), order("ETH", "BUY", "STOP_MARKET", "2")]
-    assert exchange_problems(positions, good) == []
+    assert check_orders(positions, good) == []
     bad = [
         order("BTC", "SELL", "STOP_MARKET", "1"),  # the stop of the whole after TP1
         order("ETH", "BUY", "STOP_MARKET", "2"),
@@ -169,9 +169,9 @@ def test_exchange_invariants() -> None:
         order("SOL", "BUY", "LIMIT", "1", reduce_only=False),
         order("SOL", "BUY", "LIMIT", "1", reduce_only=False),  # the same order twice
     ]
-    problems = {(p.kind, p.symbol) for p in exchange_problems(positions, bad)}
-    assert problems == {("STOP_QTY", "BTC"), ("STOPS", "ETH"), ("ORPHAN", "SOL"), ("DUPLICATE", "SOL")}
-    assert {(p.kind, p.symbol) for p in exchange_problems({"BNB": Decimal(1)}, [])} == {("UNPROTECTED", "BNB")}
+    problems = {(p.kind, p.symbol) for p in check_orders(positions, bad)}
+    assert problems == {("stop_quantity", "BTC"), ("several_stops", "ETH"), ("orphan", "SOL"), ("duplicate", "SOL")}
+    assert {(p.kind, p.symbol) for p in check_orders({"BNB": Decimal(1)}, [])} == {("no_stop", "BNB")}
     assert [p.symbol for p in divergence({"BTC": Decimal(1)}, {"BTC": Decimal(1), "SUI": Decimal(3)})] == ["SUI"]
 
 

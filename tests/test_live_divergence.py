@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.invariant_checker import InvariantChecker
+from simulator.invariants import InvariantMonitor
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
     RALLY_START_MS,
@@ -56,7 +56,10 @@ def test_a_stop_fill_lost_in_a_silence_is_applied_within_a_bounded_time(
     data = btc_data(shared_data, bars=60, start_ms=RALLY_START_MS)
     with FakeTelegram(TELEGRAM_TOKEN) as tg, running_simulator(data, bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"], telegram_url=tg.base_url)
-        with live_node(config) as node, InvariantChecker(sim, node_positions(node), grace_s=REPAIR_BOUND_S) as check:
+        with (
+            live_node(config) as node,
+            InvariantMonitor(sim, node_positions=node_positions(node), grace_s=REPAIR_BOUND_S) as check,
+        ):
             amount, stop_price = _short_with_exits(node, sim)
             assert amount < 0
             sim.silence(60)  # nothing reaches the node: neither the stop's trigger and fill nor the market
@@ -84,7 +87,7 @@ def test_resync_after_an_expired_listen_key_applies_a_triggered_stop_without_err
     with running_simulator(data, bar_seconds=0.5) as sim:
         # Checks at the slowest pace: the fill must come from the resync that follows the new listen key.
         config = write_configs(tmp_path, sim, ["BTCUSDT"], live={"check_weight_per_min": 6})
-        with live_node(config) as node, InvariantChecker(sim, node_positions(node), grace_s=30) as check:
+        with live_node(config) as node, InvariantMonitor(sim, node_positions=node_positions(node), grace_s=30) as check:
             _, stop_price = _short_with_exits(node, sim)
             sim.silence(60)
             wait_for(lambda: exchange_position(sim)[0] == 0, 60, "the stop to close the position on the exchange")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.invariant_checker import InvariantChecker
+from simulator.invariants import InvariantMonitor
 from simulator.sources import ReplayData, from_files
 from tests.fake_telegram import FakeTelegram
 from tests.live_support import (
@@ -99,7 +99,7 @@ def test_kill_9_with_fills_and_tp1_while_down_then_restart_reports_and_repairs(
             posts = order_posts(sim)
 
             node = _start(config, tg, env)
-            with InvariantChecker(sim, grace_s=10) as check:
+            with InvariantMonitor(sim, grace_s=10) as check:
                 wait_for(
                     lambda: [s["price"] for s in _stops(sim, "BNBUSDT")] == [bnb_entry], 20, "BNB's break-even stop"
                 )

@@ -106,6 +106,38 @@ def test_monitor_measures_divergences_and_counts_violations(sim: BinanceSimulato
     assert report.longest_s >= 0.8 and report.by_kind()["stop_quantity"][0] == 1
 
 
+def test_monitor_compares_the_node_positions_on_its_own_thread(sim: BinanceSimulator, client: SignedClient) -> None:
+    """Catches: a node that keeps a position the exchange no longer holds (a ghost), or misses one, going unseen;
+    and a node that cannot answer for a moment (restarting) counted as a divergence."""
+    node: dict[str, Decimal] = {}
+    answering = [True]
+
+    def node_positions() -> dict[str, Decimal]:
+        if not answering[0]:
+            raise RuntimeError("the node is restarting")
+        return dict(node)
+
+    below = (_price(client) * Decimal("0.98")).quantize(Decimal("0.1"))
+    with InvariantMonitor(sim, grace_s=0.5, interval_s=0.02, node_positions=node_positions) as monitor:
+        _order(client, "BUY", "0.010")
+        _stop(client, "0.010", below)
+        time.sleep(0.2)  # the node learns of the fill late: within the grace
+        node["BTCUSDT"] = Decimal("0.010")
+        time.sleep(0.1)
+        answering[0] = False
+        time.sleep(0.8)  # no answer: nothing to compare, no episode
+        answering[0] = True
+        node["SUIUSDT"] = Decimal("3")  # a ghost, for longer than the grace
+        time.sleep(0.8)
+    report = monitor.report()
+    node_side = [e for e in report.divergences if e.first.kind == "node_position"]
+    assert [e.first.symbol for e in node_side] == ["BTCUSDT"]
+    (ghost,) = report.violations
+    assert ghost.first.key == ("node_position", "SUIUSDT") and ghost.first.detail == "exchange 0, node 3"
+    with pytest.raises(AssertionError, match="node_position SUIUSDT"):
+        monitor.assert_clean()
+
+
 def test_fault_windows_extend_the_allowance() -> None:
     assert deadline(100.0, [], grace_s=5) == 105.0
     ban = FaultWindow("ip_ban_418", start=102.0, end=120.0)

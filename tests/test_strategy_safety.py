@@ -4,7 +4,8 @@ The first tests break the stop handling on purpose (a ``TradeOrders`` with one s
 strategy) and show the strict ``InvariantChecker`` flags each breach while the trade's end state looks the same.
 The others drive the paths that protect a position after something went wrong: an error in the fill handler,
 a stop the venue refuses (placed again), refused again and again (closed at market), a refused break-even
-replacement; each ends with the position protected or closed, and the events a trader reads published.
+replacement, a close at market refused again and again (tried again with waits, the trader alerted once the quick
+tries are spent); each ends with the position protected or closed, and the events a trader reads published.
 """
 
 from decimal import Decimal
@@ -16,7 +17,16 @@ from nautilus_trader.model.enums import OrderStatus, OrderType
 from strategies.ats import AtsStrategy
 from strategies.events import ExitEvent, NodeEvent, PositionClosedEvent
 from strategies.orders import TradeOrders
-from strategies.protection import STOP_RETRIES, StopAction, after_stop_lost, stop_through_market
+from strategies.protection import (
+    STOP_RETRIES,
+    GuardAction,
+    GuardView,
+    StopAction,
+    after_stop_lost,
+    guard_action,
+    stop_through_market,
+)
+from strategies.retry import RetryPolicy
 from strategies.trade import TAG_EXIT, TAG_SL, Trade
 from tests.strategy_support import ScenarioRun, StopRefusals, at, perp, ramp, run_scenario
 
@@ -252,6 +262,45 @@ def test_the_retry_budget_is_renewed_once_a_stop_is_accepted() -> None:
     assert r.strategy.ledger()[0]["exit_reason"] == "TP1+BREAKEVEN"
 
 
+STOP = OrderType.STOP_MARKET
+
+
+def is_close(order: Any) -> bool:
+    return TAG_EXIT in order.tags
+
+
+@pytest.mark.parametrize("refused_closes", [1, 6])
+def test_refused_close_at_market_is_sent_again_until_the_position_is_closed(refused_closes: int) -> None:
+    """Catches: a close at market the venue refuses never being sent again (the position would stay without a
+    stop for good), and an alert that never comes, or comes for a passing refusal. Every stop is refused, so
+    the strategy closes at market; the venue refuses that close ``refused_closes`` times. The close goes out
+    again after each wait of the retry policy until it fills; past the policy's quick tries (5) the trader gets
+    one ``NodeEvent("UNPROTECTED")`` saying what to do."""
+    refusals: list[StopRefusals] = []
+
+    def prepare(engine: Any, _: AtsStrategy) -> None:
+        # the stop, its STOP_RETRIES tries again, then the closes: the first ``refused_closes`` of them refused
+        refuse = range(1, STOP_RETRIES + 1 + refused_closes + 1)
+        refusals.append(StopRefusals(engine, refuse, REFUSED, which=lambda o: is_close(o) or o.order_type == STOP))
+
+    r = run_scenario({BTC: [50_000.0] * 20}, LONG_BTC, prepare=prepare, strict=False)
+    assert len(refusals[0].refused) == STOP_RETRIES + 1 + refused_closes
+    assert [o.status for o in stops(r)] == [OrderStatus.REJECTED] * (STOP_RETRIES + 1)
+    closes = [o for o in r.engine.cache.orders() if is_close(o)]
+    assert [o.status for o in closes] == [OrderStatus.REJECTED] * refused_closes + [OrderStatus.FILLED]
+    assert all(o.is_reduce_only for o in closes)
+    assert r.engine.cache.positions_open() == [] and r.engine.cache.orders_open() == []
+    assert r.strategy.ledger()[0]["exit_reason"] == "STOP"
+    alerts = r.events.of(NodeEvent, kind="UNPROTECTED")
+    if refused_closes < len(RetryPolicy().delays_s):
+        assert alerts == []
+    else:
+        (alert,) = alerts
+        assert alert.message.startswith("BTCUSDT LONG 0.199 has NO STOP on the exchange (5 tries in a row")
+        assert "every 30 s" in alert.message and "ats flatten" in alert.message
+    assert r.checker.violations  # the position really was without a stop meanwhile (the checker saw it)
+
+
 # --- the decision, plain --------------------------------------------------------------------------------------
 
 
@@ -283,3 +332,44 @@ def test_stop_through_market_by_side() -> None:
     assert stop_through_market("LONG", 50_000.0, 49_999.9) and not stop_through_market("LONG", 49_000.0, 50_000.0)
     assert stop_through_market("SHORT", 50_000.0, 50_000.1) and not stop_through_market("SHORT", 51_000.0, 50_000.0)
     assert not stop_through_market("LONG", 50_000.0, None)
+
+
+def view(**changes: Any) -> GuardView:
+    protected = dict(
+        position_open=True,
+        closing=False,
+        stop_working=True,
+        in_flight=False,
+        old_stops=0,
+        stop_through_market=False,
+    )
+    return GuardView(**{**protected, **changes})
+
+
+@pytest.mark.parametrize(
+    ("changes", "action"),
+    [
+        ({}, GuardAction.DONE),  # one working stop
+        ({"position_open": False, "stop_working": False, "closing": True}, GuardAction.DONE),  # closed
+        ({"in_flight": True, "stop_working": False}, GuardAction.WAIT),  # an answer is on its way
+        ({"closing": True}, GuardAction.CLOSE),  # a refused dynamic exit or flatten: again, even with a stop
+        ({"closing": True, "stop_working": False}, GuardAction.CLOSE),  # a refused stop, then a refused close
+        ({"stop_working": False}, GuardAction.PLACE_STOP),
+        ({"stop_working": False, "stop_through_market": True}, GuardAction.CLOSE),  # the stop would fire at once
+        ({"old_stops": 1}, GuardAction.CANCEL_OLD_STOPS),  # a refused cancel of the stop being replaced
+        ({"old_stops": 1, "stop_working": False}, GuardAction.PLACE_STOP),  # the new stop first
+    ],
+)
+def test_guard_action(changes: dict[str, Any], action: GuardAction) -> None:
+    """Catches: a trade left as it is while its position has no stop, two stops, or a close that did not happen;
+    a second order sent while the first one's answer is on its way."""
+    assert guard_action(view(**changes)) == action
+
+
+def test_retry_policy_waits_then_keeps_going_slowly_and_alerts() -> None:
+    """Catches: retries without a wait (a ban made longer), a bound after which nothing is tried any more, and
+    an alert missing (or sent for every failure)."""
+    policy = RetryPolicy(delays_s=(0.5, 1.0, 2.0), slow_s=30.0, alert_every=4)
+    assert [policy.delay_s(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 30.0, 30.0, 30.0]
+    assert [n for n in range(1, 16) if policy.alert_due(n)] == [3, 7, 11, 15]
+    assert not policy.exhausted(2) and policy.exhausted(3) and policy.exhausted(50)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from nodes.backtest.frames import orders_frame, write_account_csv
 from nodes.backtest.progress import StepProgress
 from nodes.backtest.report import BacktestReport, equity_curve, iso, unrealised_at_end
 from nodes.backtest.runner import BacktestOutcome
@@ -45,7 +46,7 @@ def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress:
         ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
         ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
         ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
-        ("account.csv", lambda: outcome.account.to_csv(folder / "account.csv")),
+        ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
         ("orders.csv", lambda: save_orders(outcome, folder)),
@@ -189,7 +190,7 @@ def save_orders(outcome: BacktestOutcome, folder: Path) -> Path:
     """Every order of the run, filled or not (``orders.csv``): the cancelled stops and targets are the history of
     each trade's exit levels (initial, break-even, dynamic moves) that ``ats plot`` draws."""
     path = folder / "orders.csv"
-    outcome.engine.trader.generate_orders_report().to_csv(path)
+    orders_frame(outcome.engine.cache.orders()).to_csv(path)  # trader.generate_orders_report(), see frames.py
     return path
 
 

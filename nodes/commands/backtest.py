@@ -6,9 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-import pandas as pd
-
-from nodes.settings import DEFAULT_BACKTEST_CONFIG
+from nodes.paths import DEFAULT_BACKTEST_CONFIG
 
 _TIMERANGE_SIDE = re.compile(r"^(\d{8}|\d{10}|\d{13})?$")
 
@@ -42,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="e.g. BTCUSDT ETHUSDT, or BTCUSDT,ETHUSDT, or freqtrade pairs BTC/USDT:USDT",
     )
     parser.add_argument("--bar", "--timeframe", help="bar size: 1m, 5m, 15m, 1h... (or 5-MINUTE)")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, hard_exit=True)  # ends the process once the report is saved (nodes.cli)
 
 
 def timerange(text: str) -> tuple[str | None, str | None]:
@@ -51,6 +49,8 @@ def timerange(text: str) -> tuple[str | None, str | None]:
     sides = text.split("-")
     if len(sides) != 2 or not all(_TIMERANGE_SIDE.match(s) for s in sides) or not any(sides):
         raise argparse.ArgumentTypeError(f"{text!r} is not a time range like 20250501-20250601, 20250501- or -20250601")
+
+    import pandas as pd
 
     def side(value: str) -> str | None:
         if not value:

@@ -4,7 +4,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nodes.settings import DEFAULT_BACKTEST_CONFIG
+from nodes.paths import DEFAULT_BACKTEST_CONFIG
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ DATASET_NAMES = {"klines": "klines", "funding": "fundingRate", "metrics": "metri
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from catalog.download import DEFAULT_API_URL, DEFAULT_BASE_URL, DEFAULT_DEST
+    from catalog.endpoints import DEFAULT_API_URL, DEFAULT_BASE_URL, DEFAULT_DEST
 
     parser = subparsers.add_parser(
         "data",

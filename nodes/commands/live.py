@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from nodes.live.config import DEFAULT_LIVE_CONFIG
+from nodes.paths import DEFAULT_LIVE_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,7 @@
 import argparse
 from pathlib import Path
 
-from nodes.settings import DEFAULT_BACKTEST_CONFIG
+from nodes.paths import DEFAULT_BACKTEST_CONFIG
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

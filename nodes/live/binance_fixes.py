@@ -1,4 +1,4 @@
-"""Two fixes to Nautilus 1.231's Binance futures execution client, applied per client instance (no global patch).
+"""Three fixes to Nautilus 1.231's Binance futures execution client, applied per client instance (no global patch).
 
 1. Doubled trades at a reconnect. When the user stream reconnects (a dropped connection, an expired listen key),
    the client reconciles with a mass status. It queries the trades of every "active symbol", gathering the
@@ -18,10 +18,19 @@
    position is then closed by a synthetic order at the wrong price). The fix: such reports are given the venue
    id the cache holds for the stop (the actual order's id is found through ``allAlgoOrders``, weight 5, only
    when a fill names an unknown order), so the fill lands on the stop as if the stream had carried it.
+
+3. A failed position check taken for "no positions". The periodic position check asks the client for every
+   position (``positionRisk``); when Binance refuses the request (a 429, a 418 ban window, -1008), the client
+   logs "Cannot generate PositionStatusReport" and answers with an empty list, and the execution engine then
+   takes every open position as closed on the venue: it books a closing fill, and the strategy cancels the
+   stop and targets of a position that is still open (found by the chaos soak: a 429 on ``positionRisk`` left
+   a position without its stop, and the next entry doubled it). The engine already skips a venue whose check
+   failed with an exception: the fix lets the failure through as one.
 """
 
 import asyncio
 import types
+from contextvars import ContextVar
 from typing import Any
 
 from nautilus_trader.adapters.binance import BinanceLiveExecClientFactory
@@ -121,8 +130,39 @@ def _resolve_algo_ids(client: BinanceFuturesExecutionClient) -> None:
     client.generate_fill_reports = generate_fill_reports
 
 
+# The failures of the position requests made for one position check (None outside a check).
+_POSITION_FAILURES: ContextVar[list[BaseException] | None] = ContextVar("position_failures", default=None)
+
+
+def _raise_failed_position_checks(client: BinanceFuturesExecutionClient) -> None:
+    fetch, generate = client._get_binance_position_status_reports, client.generate_position_status_reports
+
+    async def fetch_noting_failures(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fetch(*args, **kwargs)
+        except Exception as e:
+            failures = _POSITION_FAILURES.get()
+            if failures is not None:
+                failures.append(e)
+            raise
+
+    async def generate_position_status_reports(command: Any) -> list[Any]:
+        token = _POSITION_FAILURES.set([])
+        try:
+            reports = await generate(command)
+            failures = _POSITION_FAILURES.get() or []
+        finally:
+            _POSITION_FAILURES.reset(token)
+        if failures:
+            raise RuntimeError(f"positions not read from Binance ({failures[-1]}); nothing concluded") from failures[-1]
+        return reports
+
+    client._get_binance_position_status_reports = fetch_noting_failures
+    client.generate_position_status_reports = generate_position_status_reports
+
+
 class FixedBinanceLiveExecClientFactory(BinanceLiveExecClientFactory):
-    """Nautilus's factory; the futures client it makes gets the two fixes above, and its user stream is watched
+    """Nautilus's factory; the futures client it makes gets the three fixes above, and its user stream is watched
     (``nodes/live/stream_watch.py``)."""
 
     @staticmethod
@@ -133,5 +173,6 @@ class FixedBinanceLiveExecClientFactory(BinanceLiveExecClientFactory):
         if isinstance(client, BinanceFuturesExecutionClient):
             client._get_cache_active_symbols = types.MethodType(_cache_active_raw_symbols, client)
             _resolve_algo_ids(client)
+            _raise_failed_position_checks(client)
             watch_user_stream(client, "testnet" if config.environment == BinanceEnvironment.TESTNET else "live")
         return client

@@ -41,8 +41,8 @@ from catalog.instruments import instrument_id_for
 from nodes.live.liquidations import ws_base_url
 from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
+from nodes.paths import DEFAULT_LIVE_CONFIG, PACKAGE_DIR
 from nodes.settings import (
-    PACKAGE_DIR,
     ConfigError,
     check_actors,
     check_keys,
@@ -54,7 +54,6 @@ from strategies.config import AtsStrategyConfig, parse_strategy_config
 from strategies.downtime import RestartFacts
 from strategies.scan import ScanEntries
 
-DEFAULT_LIVE_CONFIG = PACKAGE_DIR / "configs" / "live.toml"
 MODES = ("live", "testnet", "paper")
 KEY_VARIABLES = {
     "live": ("BINANCE_API_KEY", "BINANCE_API_SECRET"),
@@ -87,7 +86,8 @@ class LiveSettings:
     log_level_file: str
     log_directory: Path | None
     rate_limit_pause_s: float = 60.0
-    warmup_bars: int = 120  # past bars per symbol requested at start, so the first scan has warm factors
+    # past bars per symbol requested at start: the factors settle after ~400 bars (docs/factors.md); one request
+    warmup_bars: int = 500
     open_interest_interval_s: float = 300.0  # each symbol's open interest polled at most once per this
     check_weight_per_min: float = 12.0  # REST weight per minute the continuous checks against the exchange may use
     state_file: Path | None = None  # the strategy's open trades, remembered across restarts (not in paper mode)
@@ -222,7 +222,7 @@ def load_live_settings(
         log_level_file=log_level_file,
         log_directory=(base / log_directory) if log_directory else None,
         rate_limit_pause_s=float(pause),
-        warmup_bars=_warmup_bars(path, live.get("warmup_bars", 120)),
+        warmup_bars=_warmup_bars(path, live.get("warmup_bars", 500)),
         open_interest_interval_s=float(oi_interval),
         actors=actors,
         check_weight_per_min=_check_weight(path, live.get("check_weight_per_min", 12.0)),

@@ -8,6 +8,13 @@ immediate resync (the mass status Nautilus itself runs after a user-stream recon
 the next periodic position check. A user-stream reconnect or a new listen key (drop, expiry) is reported the same
 way by ``watch_user_stream``, after Nautilus's own resync. Repairs that follow are the strategy's
 ``NodeEvent("RECONCILED")``.
+
+Nautilus 1.231's Binance client makes one attempt at a new listen key after ``listenKeyExpired`` (or after the
+keep-alive fails); when that request is refused (a 418 ban window, a 429, -1008, a timeout) it logs "user data
+stream is NOT active" and never tries again: the node would trade on, blind to fills, cancels and expiries.
+``watch_user_stream`` tries again with the waits of ``strategies.retry``, quickly at first and then every 30 s for
+as long as it takes, and publishes ``NodeEvent("ERROR")`` once the quick tries are spent (and every few minutes
+after) so the trader knows the node no longer sees the account.
 """
 
 import asyncio
@@ -22,6 +29,7 @@ from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.model.data import DataType
 
 from strategies.events import NodeEvent
+from strategies.retry import DEFAULT_RETRY, RetryPolicy
 
 RESYNC_ENDPOINT = "ats.exchange.resync"
 _TOPICS = ("data.BinanceFuturesMarkPriceUpdate.*", "data.mark_prices.*", "data.bars.*")
@@ -100,13 +108,38 @@ class StreamGapWatch(Actor):
             self.log.exception("stream gap handling failed", e)
 
 
-def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0) -> None:
-    """On a Binance execution client: report each user-stream reconnect after Nautilus's resync, and serve
+def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0, retry: RetryPolicy = DEFAULT_RETRY) -> None:
+    """On a Binance execution client: report each user-stream reconnect after Nautilus's resync, serve
     ``RESYNC_ENDPOINT`` (at most one resync per ``min_interval_s``; its weight is that of a start-up
-    reconciliation)."""
+    reconciliation), and try a refused listen-key renewal again until the stream is back."""
     ws = client._ws_client
     resync_after_resubscribe = ws._on_resubscribe
+    resubscribe_once = ws._resubscribe_locked
     last = [0.0]
+    failures = [0]
+
+    async def resubscribe() -> bool:
+        done = await resubscribe_once()
+        if done:
+            failures[0] = 0
+        if done or not ws._is_recovery_failed:
+            return done  # back, or left to the client's own reconnect
+        ws._is_recovery_failed = False  # the client's "gave up for good": not ours
+        if not client.is_connected:
+            return False  # the node is stopping
+        failures[0] += 1
+        delay = retry.delay_s(failures[0])
+        client._log.warning(f"user data stream not back ({failures[0]} tries); trying again in {delay:.1f} s")
+        if retry.alert_due(failures[0]):
+            message = (
+                f"the user data stream is down ({failures[0]} tries to renew the listen key refused): the node does "
+                "not see fills, cancels or expiries; the exits stay on the exchange. Still trying every "
+                f"{retry.slow_s:.0f} s; if it persists, check the API key and the network and restart `ats live`."
+            )
+            client._log.error(message)
+            publish_node_event(client._msgbus, client._clock, "ERROR", mode, message)
+        client._loop.call_later(delay, lambda: client._loop.create_task(ws._resubscribe()))
+        return False
 
     async def resubscribed() -> None:
         await resync_after_resubscribe()
@@ -125,4 +158,5 @@ def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0) -> N
         asyncio.ensure_future(resync(str(reason)), loop=client._loop)
 
     ws._on_resubscribe = resubscribed
+    ws._resubscribe_locked = resubscribe
     client._msgbus.register(endpoint=RESYNC_ENDPOINT, handler=on_request)

@@ -1,22 +1,29 @@
 """The backtest report's view of the notifier: the messages a trader would have received, as text."""
 
-from nautilus_trader.backtest.engine import BacktestEngine
+import sys
+from typing import TYPE_CHECKING
 
-from nodes.telegram.actor import TelegramNotifier
-from nodes.telegram.sink import RenderedMessage
+if TYPE_CHECKING:
+    from nautilus_trader.backtest.engine import BacktestEngine
+
+    from nodes.telegram.actor import TelegramNotifier
+    from nodes.telegram.sink import RenderedMessage
 
 
-def first_notifier(engine: BacktestEngine) -> TelegramNotifier | None:
-    return next((a for a in engine.trader.actors() if isinstance(a, TelegramNotifier)), None)
+def first_notifier(engine: "BacktestEngine") -> "TelegramNotifier | None":
+    actor = sys.modules.get("nodes.telegram.actor")
+    if actor is None:  # never imported, so no notifier was built: the report need not load python-telegram-bot
+        return None
+    return next((a for a in engine.trader.actors() if isinstance(a, actor.TelegramNotifier)), None)
 
 
-def notifier_messages(engine: BacktestEngine) -> list[RenderedMessage]:
+def notifier_messages(engine: "BacktestEngine") -> "list[RenderedMessage]":
     """Messages kept by the first TelegramNotifier of the engine (none when it has no notifier)."""
     notifier = first_notifier(engine)
     return list(notifier.rendered) if notifier is not None else []
 
 
-def messages_section(engine: BacktestEngine, limit: int = 50) -> str:
+def messages_section(engine: "BacktestEngine", limit: int = 50) -> str:
     """A report section listing the first ``limit`` messages with their event times; "" without a notifier."""
     notifier = first_notifier(engine)
     if notifier is None or not notifier.rendered:

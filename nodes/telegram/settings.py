@@ -39,6 +39,7 @@ DEFAULT_EVENT_SETTINGS: dict[str, str] = {
     "node_reconnected": SILENT,
     "node_reconciled": ON,  # what the node repaired after lost messages or a restart
     "node_error": ON,
+    "node_unprotected": ON,  # a position without a stop that the node cannot repair quickly: act now
 }
 
 _EXIT_KEYS = {
@@ -65,6 +66,7 @@ _NODE_KEYS = {
     "RECONNECTED": "node_reconnected",
     "RECONCILED": "node_reconciled",
     "ERROR": "node_error",
+    "UNPROTECTED": "node_unprotected",
 }
 
 

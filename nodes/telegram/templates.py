@@ -53,6 +53,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "RECONNECTED": "🔌 已重新连接 ({mode})",
         "RECONCILED": "🔄 已与交易所核对 ({mode})\n{message}",
         "ERROR": "❌ 节点错误 ({mode}): {message}",
+        "UNPROTECTED": "🚨 持仓无止损保护 ({mode})\n{message}",
         "dropped": "⚠️ Telegram 中断期间有 {count} 条消息被丢弃",
     },
     "en": {
@@ -93,6 +94,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "RECONNECTED": "🔌 Reconnected ({mode})",
         "RECONCILED": "🔄 Checked against the exchange ({mode})\n{message}",
         "ERROR": "❌ Node error ({mode}): {message}",
+        "UNPROTECTED": "🚨 Position without a stop ({mode})\n{message}",
         "dropped": "⚠️ {count} messages were dropped during a Telegram outage",
     },
 }
@@ -229,4 +231,4 @@ _EXIT_KINDS = frozenset(
     | {"STOP_REARMED"}
 )
 _RISK_KINDS = frozenset({"DAILY_LOSS_LIMIT", "DAILY_LIMIT_RESET", "PAUSED", "RESUMED", "SIGNAL_REFUSED"})
-_NODE_KINDS = frozenset({"STARTED", "STOPPED", "RECONNECTED", "RECONCILED", "ERROR"})
+_NODE_KINDS = frozenset({"STARTED", "STOPPED", "RECONNECTED", "RECONCILED", "ERROR", "UNPROTECTED"})

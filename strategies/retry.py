@@ -1,0 +1,40 @@
+"""How often to try again after the exchange refused something that must not stay undone.
+
+A position without its stop, a close at market the exchange refused, an old stop that would not go, a user data
+stream that would not come back: each is tried again, first quickly (a refusal is often passing: a busy
+matching engine, a 429, a short ban window), then, once the quick tries are spent, at a slow steady pace for as
+long as it takes. Giving up silently is never an option: when the quick tries are spent, and every so often
+after, the trader is told (``alert_due``), with what to do by hand.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``delays_s``: the waits before the quick tries, doubling (about 15 s in all, longer than a 429's
+    Retry-After and most ban windows); ``slow_s``: the wait between the tries after them; ``alert_every``:
+    slow tries between two alerts after the first (10 x 30 s: a reminder every five minutes)."""
+
+    delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+    slow_s: float = 30.0
+    alert_every: int = 10
+
+    def delay_s(self, failures: int) -> float:
+        """The wait before the next try after ``failures`` (>= 1) failed ones in a row."""
+        if failures < 1:
+            return 0.0
+        return self.delays_s[failures - 1] if failures <= len(self.delays_s) else self.slow_s
+
+    def alert_due(self, failures: int) -> bool:
+        """Tell the trader now: the quick tries are spent (``failures`` = their number), and every
+        ``alert_every`` failures after that."""
+        bound = len(self.delays_s)
+        return failures >= bound and (failures - bound) % self.alert_every == 0
+
+    def exhausted(self, failures: int) -> bool:
+        """The quick tries are spent: from now on the slow pace."""
+        return failures >= len(self.delays_s)
+
+
+DEFAULT_RETRY = RetryPolicy()
