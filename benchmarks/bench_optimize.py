@@ -49,6 +49,7 @@ def study_config(folder: Path, quick: bool) -> Path:
     backtest["catalog"] = str(ROOT / backtest["catalog"])
     backtest["sources"] = [str((ROOT / s).resolve()) for s in backtest["sources"]]
     backtest["report_dir"] = str(folder / "reports")
+    backtest["bar"] = "1-MINUTE"  # the named workload: trials as heavy as the 1-minute backtests they were measured on
     if quick:
         backtest["symbols"] = backtest["symbols"][:4]
         backtest["end"] = "2025-05-14"
