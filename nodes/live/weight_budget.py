@@ -40,7 +40,9 @@ _BANNED_UNTIL = re.compile(r"banned until (\d{12,})")
 # A refused new order is not repeated here: the strategy decides what to send again.
 _REPEATABLE_POSTS = frozenset({"/fapi/v1/leverage", "/fapi/v1/marginType", "/fapi/v1/listenKey"})
 MAX_429_REPEATS = 3
-# Placing, changing and cancelling orders: never paced, only stopped by a ban (see ``WeightBudget.try_take``).
+# Placing, changing and cancelling orders, and the listen key of the user data stream (the node's only view of
+# fills, cancels and expiries): never paced, only stopped by a ban (see ``WeightBudget.try_take``). A listen key
+# held back until the minute resets after a 429 would leave the node blind to its fills for up to a minute.
 ORDER_PATHS = frozenset(
     {
         "/fapi/v1/order",
@@ -49,6 +51,7 @@ ORDER_PATHS = frozenset(
         "/fapi/v1/algoOrder",
         "/fapi/v1/algoOpenOrders",
         "/fapi/v1/countdownCancelAll",
+        "/fapi/v1/listenKey",
     }
 )
 
