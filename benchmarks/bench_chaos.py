@@ -35,8 +35,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_live import KEY, REAL, SECRET, SHARED, WARMUP, _settings, _start_node, _stop, _wait
-from benchmarks.bench_live_load import STRATEGY, day_ranges
+from benchmarks.bench_live import KEY, REAL, SECRET, SHARED, WARMUP, _settings, _start_node, _stop
+from benchmarks.bench_live_load import STRATEGY, day_ranges, wait_until_warm
 from benchmarks.table import Row
 from simulator import BinanceSimulator, SimulatorConfig
 from simulator.chaos import FAULT_KINDS, ChaosRunner, ChaosSummary, chaos_schedule, summarize
@@ -78,17 +78,7 @@ def soak(
         folder = Path(tmp)
         node = _start_node(_settings(sim, symbols, STRATEGY, folder), folder)
         try:
-
-            def ready() -> bool:
-                if node.poll() is not None:
-                    raise RuntimeError(f"the node exited: {(folder / 'node.out').read_text()[-2000:]}")
-                return (
-                    all(sim.hub.wants(s, "kline") for s in symbols)
-                    and sim.request_log.count("/fapi/v1/listenKey") > 0
-                    and sim.request_log.count("/fapi/v1/klines") >= len(symbols)
-                )
-
-            _wait(ready, 300, "the node to connect, subscribe and warm up")
+            wait_until_warm(sim, node, symbols, folder, 300)
             time.sleep(3.0)
             monitor = InvariantMonitor(sim, grace_s=grace_s).start()
             runner = ChaosRunner(sim, schedule, monitor)

@@ -234,8 +234,8 @@ def weight_by_request(log: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
     return sorted(((k, n, w) for k, (n, w) in totals.items()), key=lambda t: -t[2])
 
 
-def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path, probe_path: Path) -> None:
-    """Connected, subscribed to every symbol, every warm-up klines request answered, start-up objects frozen."""
+def wait_until_warm(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path, timeout_s: float) -> None:
+    """The node in its own process connected, subscribed to every symbol, every warm-up klines request answered."""
 
     def ready() -> bool:
         if node.poll() is not None:
@@ -246,7 +246,12 @@ def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path,
             and sim.request_log.count("/fapi/v1/klines") >= len(symbols)
         )
 
-    _wait(ready, 600, "the node to connect, subscribe and warm up")
+    _wait(ready, timeout_s, "the node to connect, subscribe and warm up")
+
+
+def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path, probe_path: Path) -> None:
+    """Connected, subscribed to every symbol, every warm-up klines request answered, start-up objects frozen."""
+    wait_until_warm(sim, node, symbols, folder, 600)
 
     def frozen() -> bool:  # the node freezes its start-up objects FREEZE_AFTER_START_S after it started
         return probe_path.exists() and json.loads(probe_path.read_text()).get("frozen", 0) > 10_000
