@@ -7,11 +7,14 @@
   margin is turned into its dict (and, for the CSV, its text) once and shared by every row that holds it.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytz
 from nautilus_trader.core.datetime import unix_nanos_to_dt
 from nautilus_trader.model.orders import Order
@@ -41,11 +44,9 @@ def order_fills_frame(orders: list[Order]) -> pd.DataFrame:
     return report
 
 
-def account_frame(account: Any) -> pd.DataFrame:
-    """``Trader.generate_account_report``: one row per balance per account state, by event time.
-
-    The ``margins`` cells are lists of dicts as Nautilus's are; one dict object per distinct margin, shared."""
-    states = account.events if account is not None else None
+def account_frame(states: list[Any]) -> pd.DataFrame:
+    """``Trader.generate_account_report``: one row per balance per account state (``account.events``), by event
+    time. The ``margins`` cells are lists of dicts as Nautilus's are; one dict object per distinct margin, shared."""
     if not states:
         return pd.DataFrame()
     shared: dict[tuple, dict[str, Any]] = {}
@@ -110,6 +111,156 @@ def write_account_csv(frame: pd.DataFrame, path: Path) -> None:
             out.write(line.replace(stand_in, cell(margins), 1))
         out.write("\n")
         out.write(lines[-1])
+
+
+# The Parquet tables (fills.parquet, orders.parquet, account.parquet) hold the same rows and columns as the
+# reports above, typed: times as UTC timestamps, decimal text (quantities, prices, money) as float64, lists as
+# lists, free-form dicts (``info``, ``exec_algorithm_params``) as JSON text. The id the reports index by is the
+# first column. They are built from Nautilus's objects into Arrow columns, without a pandas frame in between.
+DECIMAL_COLUMNS = frozenset(
+    {
+        "quantity",
+        "filled_qty",
+        "leaves_qty",
+        "display_qty",
+        "price",
+        "trigger_price",
+        "activation_price",
+        "limit_offset",
+        "trailing_offset",
+        "avg_px",
+        "slippage",
+        "total",
+        "locked",
+        "free",
+        "initial",
+        "maintenance",
+    }
+)
+TIME_COLUMNS = frozenset({"ts_init", "ts_last", "ts_event"})
+UTC_NS = pa.timestamp("ns", tz="UTC")
+
+
+def _column(name: str, values: list[Any]) -> pa.Array:
+    if name in TIME_COLUMNS:
+        return pa.array(values, type=pa.int64()).cast(UTC_NS)
+    if any(isinstance(v, dict) for v in values):
+        return pa.array([None if v is None else json.dumps(v) for v in values], type=pa.string())
+    array = pa.array(values)
+    if name in DECIMAL_COLUMNS and pa.types.is_string(array.type):
+        return array.cast(pa.float64())
+    return array
+
+
+def _table(rows: list[dict[str, Any]], index: str) -> pa.Table:
+    """The rows as a table: columns in order of first appearance (as pandas builds a frame from dicts), sorted
+    by ``index``, which comes first."""
+    columns: dict[str, None] = {}
+    for keys in dict.fromkeys(tuple(row) for row in rows):
+        columns.update(dict.fromkeys(keys))
+    names = [index, *(c for c in columns if c != index)]
+    table = pa.table({name: _column(name, [row.get(name) for row in rows]) for name in names})
+    return table.sort_by(index)
+
+
+def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
+    """(orders, fills): every order, and the orders with a fill, as ``orders_frame`` and ``order_fills_frame``
+    have them, typed; each order turned into its dict once for both."""
+    rows = [o.to_dict() for o in orders]
+    filled = [row for row, o in zip(rows, orders, strict=True) if o.filled_qty > 0]
+    for row in filled:  # as the fills report does: a missing time is the epoch
+        row["ts_last"] = row["ts_last"] or 0
+        row["ts_init"] = row["ts_init"] or 0
+    empty = pa.table({})
+    return (
+        _table(rows, "client_order_id") if rows else empty,
+        _table(filled, "client_order_id") if filled else empty,
+    )
+
+
+MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()
+    [
+        ("type", pa.string()),
+        ("initial", pa.float64()),
+        ("maintenance", pa.float64()),
+        ("currency", pa.string()),
+        ("instrument_id", pa.string()),
+    ]
+)
+
+
+STATE_COLUMNS = ("account_id", "account_type", "base_currency", "reported", "info")
+
+
+def account_table(states: list[Any]) -> pa.Table:
+    """``account_frame`` typed: one row per balance per account state, by event time; ``margins`` a list of
+    structs (instrument, initial, maintenance, currency) per row, each distinct margin converted once."""
+    if not states:
+        return pa.table({})
+    shared: dict[tuple, int] = {}
+    distinct: list[dict[str, Any]] = []
+    offsets, picks = [0], []
+    columns: dict[str, list[Any]] = {name: [] for name in ("ts_event", "total", "locked", "free", "currency")}
+    columns |= {name: [] for name in STATE_COLUMNS}
+    for state in states:
+        margins = []
+        for m in state.margins:
+            key = (m.instrument_id, m.currency.code, m.initial.raw, m.maintenance.raw)
+            found = shared.get(key)
+            if found is None:
+                found = shared[key] = len(distinct)
+                distinct.append(m.to_dict())
+            margins.append(found)
+        common = (
+            state.account_id.value,
+            state.account_type.name,
+            state.base_currency.code if state.base_currency else None,
+            state.is_reported,
+            json.dumps(state.info),
+        )
+        for balance in state.balances:
+            cells = balance.to_dict()
+            for name in ("total", "locked", "free", "currency"):
+                columns[name].append(cells[name])
+            for name, value in zip(STATE_COLUMNS, common, strict=True):
+                columns[name].append(value)
+            columns["ts_event"].append(state.ts_event)
+            picks.extend(margins)
+            offsets.append(len(picks))
+    if not columns["ts_event"]:
+        return pa.table({})
+    margin_values = pa.array(distinct, type=pa.struct([(f.name, pa.string()) for f in MARGIN_TYPE]))
+    margin_values = margin_values.cast(MARGIN_TYPE)
+    arrays = {name: _column(name, values) for name, values in columns.items()}
+    arrays["margins"] = pa.ListArray.from_arrays(
+        pa.array(offsets, type=pa.int32()), margin_values.take(pa.array(picks, type=pa.int64()))
+    )
+    order = ["ts_event", "total", "locked", "free", "currency", "account_id", "account_type", "base_currency"]
+    order += ["margins", "reported", "info"]
+    table = pa.table({name: arrays[name] for name in order})
+    return table.take(pa.array(report_order(np.asarray(columns["ts_event"], dtype=np.int64))))
+
+
+def report_order(ts: np.ndarray) -> np.ndarray:
+    """The row order of a report sorted by these times as pandas sorts its index (``sort_index``)."""
+    return pd.Series(np.arange(len(ts)), index=ts).sort_index().to_numpy()
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path)
+
+
+def account_totals(states: list[Any]) -> pd.Series:
+    """``account_frame(...)["total"].astype(float)``: the balance after each account state, by event time, without
+    building the report."""
+    ts, totals = [], []
+    for state in states:
+        for balance in state.balances:
+            ts.append(state.ts_event)
+            totals.append(float(balance.total.as_decimal()))
+    order = report_order(np.asarray(ts, dtype=np.int64))
+    index = _utc(np.asarray(ts, dtype=np.int64)[order].tolist()).rename("ts_event")
+    return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")
 
 
 def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) -> pd.DataFrame:

@@ -113,11 +113,10 @@ def unrealised_at_end(outcome: BacktestOutcome) -> float:
 def equity_curve(outcome: BacktestOutcome) -> pd.Series:
     """Account equity through the run: the starting balance (stamped the day before the first day, so daily
     returns count the first day), every account state, and the final equity (balance plus what is still open)."""
-    account = outcome.account
+    equity = outcome.balances
     start = outcome.settings.starting_balance
-    if account.empty:
+    if equity.empty:
         return pd.Series(dtype=float)
-    equity = account["total"].astype(float)
     equity = equity[~equity.index.duplicated(keep="last")]
     first_day = equity.index[0].normalize()
     points = [pd.Series([start], index=[first_day - pd.Timedelta(days=1)]), equity]
@@ -254,7 +253,7 @@ def money_rows(outcome: BacktestOutcome, trades: list[dict[str, Any]]) -> list[t
     settings = outcome.settings
     funding = sum(t["funding"] for t in trades)
     pnl = sum(t["realized_pnl"] for t in trades)
-    final = float(outcome.account["total"].astype(float).iloc[-1]) if not outcome.account.empty else 0.0
+    final = float(outcome.balances.iloc[-1]) if not outcome.balances.empty else 0.0
     unrealised = unrealised_at_end(outcome)
     return [
         ("starting balance", f"{settings.starting_balance:,.2f} USDT"),
@@ -283,11 +282,11 @@ def run_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
             "wall time",
             f"{outcome.wall_seconds:.1f} s ({outcome.data_points / max(outcome.wall_seconds, 1e-9):,.0f}/s)",
         ),
-        ("orders filled", f"{len(outcome.fills):,}"),
+        ("orders filled", f"{outcome.orders_filled:,}"),
         ("starting balance", f"{settings.starting_balance:,.2f} USDT"),
         (
             "final balance",
-            f"{outcome.account['total'].astype(float).iloc[-1]:,.2f} USDT" if not outcome.account.empty else "-",
+            f"{outcome.balances.iloc[-1]:,.2f} USDT" if not outcome.balances.empty else "-",
         ),
         ("funding", funding_text(outcome, symbol_data(outcome))),
     ]
