@@ -259,7 +259,7 @@ def account_totals(states: list[Any]) -> pd.Series:
             ts.append(state.ts_event)
             totals.append(float(balance.total.as_decimal()))
     order = report_order(np.asarray(ts, dtype=np.int64))
-    index = _utc(np.asarray(ts, dtype=np.int64)[order].tolist()).rename("ts_event")
+    index = _utc(np.asarray(ts, dtype=np.int64)[order].tolist())
     return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")
 
 
