@@ -8,6 +8,7 @@
 """
 
 import json
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -144,38 +145,59 @@ UTC_NS = pa.timestamp("ns", tz="UTC")
 def _column(name: str, values: list[Any]) -> pa.Array:
     if name in TIME_COLUMNS:
         return pa.array(values, type=pa.int64()).cast(UTC_NS)
-    if any(isinstance(v, dict) for v in values):
+    try:
+        column = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError):  # mixed kinds of cells: their text
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+    if pa.types.is_struct(column.type):  # a free-form dict per cell: JSON text, whatever its keys
         return pa.array([None if v is None else json.dumps(v) for v in values], type=pa.string())
-    array = pa.array(values)
-    if name in DECIMAL_COLUMNS and pa.types.is_string(array.type):
-        return array.cast(pa.float64())
-    return array
+    if name in DECIMAL_COLUMNS and pa.types.is_string(column.type):
+        return column.cast(pa.float64())
+    return column
 
 
-def _table(rows: list[dict[str, Any]], index: str) -> pa.Table:
-    """The rows as a table: columns in order of first appearance (as pandas builds a frame from dicts), sorted
-    by ``index``, which comes first."""
-    columns: dict[str, None] = {}
+def _part(rows: list[dict[str, Any]], columns: dict[str, None]) -> pa.Table:
+    """Some rows as a table; ``columns`` gathers every column name in order of first appearance (as pandas
+    orders the columns of a frame built from dicts)."""
+    names: dict[str, None] = {}
     for keys in dict.fromkeys(tuple(row) for row in rows):
-        columns.update(dict.fromkeys(keys))
+        names.update(dict.fromkeys(keys))
+    columns.update(names)
+    return pa.table({name: _column(name, [row.get(name) for row in rows]) for name in names})
+
+
+def _joined(parts: list[pa.Table], columns: dict[str, None], index: str) -> pa.Table:
+    """The parts as one table: every column (nulls where a part lacked it), ``index`` first, sorted by it."""
+    if not parts:
+        return pa.table({})
     names = [index, *(c for c in columns if c != index)]
-    table = pa.table({name: _column(name, [row.get(name) for row in rows]) for name in names})
-    return table.sort_by(index)
+    whole = []
+    for part in parts:
+        missing = {name: pa.nulls(len(part)) for name in names if name not in part.column_names}
+        for name, nulls in missing.items():
+            part = part.append_column(name, nulls)
+        whole.append(part.select(names))
+    return pa.concat_tables(whole, promote_options="default").sort_by(index)
+
+
+ORDERS_PER_PART = 4096  # orders turned into dicts at a time: the dicts of 50,000 orders would hold 150 MB
 
 
 def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
     """(orders, fills): every order, and the orders with a fill, as ``orders_frame`` and ``order_fills_frame``
     have them, typed; each order turned into its dict once for both."""
-    rows = [o.to_dict() for o in orders]
-    filled = [row for row, o in zip(rows, orders, strict=True) if o.filled_qty > 0]
-    for row in filled:  # as the fills report does: a missing time is the epoch
-        row["ts_last"] = row["ts_last"] or 0
-        row["ts_init"] = row["ts_init"] or 0
-    empty = pa.table({})
-    return (
-        _table(rows, "client_order_id") if rows else empty,
-        _table(filled, "client_order_id") if filled else empty,
-    )
+    every, every_columns, filled, filled_columns = [], {}, [], {}
+    for start in range(0, len(orders), ORDERS_PER_PART):
+        part = orders[start : start + ORDERS_PER_PART]
+        rows = [o.to_dict() for o in part]
+        every.append(_part(rows, every_columns))
+        rows = [row for row, o in zip(rows, part, strict=True) if o.filled_qty > 0]
+        for row in rows:  # as the fills report does: a missing time is the epoch
+            row["ts_last"] = row["ts_last"] or 0
+            row["ts_init"] = row["ts_init"] or 0
+        if rows:
+            filled.append(_part(rows, filled_columns))
+    return _joined(every, every_columns, "client_order_id"), _joined(filled, filled_columns, "client_order_id")
 
 
 MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()
@@ -197,18 +219,17 @@ def account_table(states: list[Any]) -> pa.Table:
     structs (instrument, initial, maintenance, currency) per row, each distinct margin converted once."""
     if not states:
         return pa.table({})
-    shared: dict[tuple, int] = {}
+    shared: dict[Any, int] = {}  # MarginBalance -> its row in distinct (equal: same instrument, initial, maintenance)
     distinct: list[dict[str, Any]] = []
-    offsets, picks = [0], []
+    offsets, picks = array("l", [0]), array("l")
     columns: dict[str, list[Any]] = {name: [] for name in ("ts_event", "total", "locked", "free", "currency")}
     columns |= {name: [] for name in STATE_COLUMNS}
     for state in states:
         margins = []
         for m in state.margins:
-            key = (m.instrument_id, m.currency.code, m.initial.raw, m.maintenance.raw)
-            found = shared.get(key)
+            found = shared.get(m)
             if found is None:
-                found = shared[key] = len(distinct)
+                found = shared[m] = len(distinct)
                 distinct.append(m.to_dict())
             margins.append(found)
         common = (
@@ -233,12 +254,14 @@ def account_table(states: list[Any]) -> pa.Table:
     margin_values = margin_values.cast(MARGIN_TYPE)
     arrays = {name: _column(name, values) for name, values in columns.items()}
     arrays["margins"] = pa.ListArray.from_arrays(
-        pa.array(offsets, type=pa.int32()), margin_values.take(pa.array(picks, type=pa.int64()))
+        pa.array(np.frombuffer(offsets, dtype=np.int64).astype(np.int32)),
+        margin_values.take(np.frombuffer(picks, dtype=np.int64)),
     )
     order = ["ts_event", "total", "locked", "free", "currency", "account_id", "account_type", "base_currency"]
     order += ["margins", "reported", "info"]
     table = pa.table({name: arrays[name] for name in order})
-    return table.take(pa.array(report_order(np.asarray(columns["ts_event"], dtype=np.int64))))
+    rows = report_order(np.asarray(columns["ts_event"], dtype=np.int64))
+    return table if (rows == np.arange(len(rows))).all() else table.take(rows)
 
 
 def report_order(ts: np.ndarray) -> np.ndarray:
