@@ -125,5 +125,7 @@ def test_large_tables_are_parquet_and_csv_tables_adds_nautilus_csvs(outcome: Bac
     ):
         frame.to_csv(both / f"nautilus-{name}")
         assert (both / name).read_bytes() == (both / f"nautilus-{name}").read_bytes(), name
+        table = pd.read_parquet(both / name.replace(".csv", ".parquet"))  # stops, limits and markets: same columns
+        assert list(table.columns)[1:] == list(frame.columns) and len(table) == len(frame), name
     for name in ("trades.csv", "positions.csv", "report.txt", "fills.parquet", "account.parquet"):
         assert (both / name).read_bytes() == (plain / name).read_bytes(), name

@@ -156,14 +156,19 @@ def _column(name: str, values: list[Any]) -> pa.Array:
     return column
 
 
-def _part(rows: list[dict[str, Any]], columns: dict[str, None]) -> pa.Table:
-    """Some rows as a table; ``columns`` gathers every column name in order of first appearance (as pandas
-    orders the columns of a frame built from dicts)."""
-    names: dict[str, None] = {}
-    for keys in dict.fromkeys(tuple(row) for row in rows):
-        names.update(dict.fromkeys(keys))
-    columns.update(names)
-    return pa.table({name: _column(name, [row.get(name) for row in rows]) for name in names})
+def _parts(rows: list[dict[str, Any]], columns: dict[str, None]) -> list[pa.Table]:
+    """Some rows as tables, one per set of keys (an order type's dict has its own; the caller sorts the rows);
+    ``columns`` gathers every column name in order of first appearance (as pandas orders the columns of a frame
+    built from dicts)."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row), []).append(row)
+    tables = []
+    for names, group in groups.items():
+        columns.update(dict.fromkeys(names))
+        cells = zip(*(row.values() for row in group), strict=True)  # column by column, in C
+        tables.append(pa.table({name: _column(name, list(values)) for name, values in zip(names, cells, strict=True)}))
+    return tables
 
 
 def _joined(parts: list[pa.Table], columns: dict[str, None], index: str) -> pa.Table:
@@ -190,13 +195,12 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
     for start in range(0, len(orders), ORDERS_PER_PART):
         part = orders[start : start + ORDERS_PER_PART]
         rows = [o.to_dict() for o in part]
-        every.append(_part(rows, every_columns))
+        every += _parts(rows, every_columns)
         rows = [row for row, o in zip(rows, part, strict=True) if o.filled_qty > 0]
         for row in rows:  # as the fills report does: a missing time is the epoch
             row["ts_last"] = row["ts_last"] or 0
             row["ts_init"] = row["ts_init"] or 0
-        if rows:
-            filled.append(_part(rows, filled_columns))
+        filled += _parts(rows, filled_columns)
     return _joined(every, every_columns, "client_order_id"), _joined(filled, filled_columns, "client_order_id")
 
 
