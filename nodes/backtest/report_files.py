@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from nodes.backtest.frames import account_table, order_tables, orders_frame, write_account_csv, write_parquet
@@ -23,8 +24,16 @@ def trades_frame(trades: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(trades)
     for column in ("entry_time", "exit_time"):
         if f"{column}_ns" in frame:
-            frame.insert(frame.columns.get_loc(f"{column}_ns"), column, frame.pop(f"{column}_ns").map(iso))
+            frame.insert(frame.columns.get_loc(f"{column}_ns"), column, iso_column(frame.pop(f"{column}_ns")))
     return frame
+
+
+def iso_column(ns: pd.Series) -> pd.Series:
+    """``ns.map(iso)`` in one call when every cell is an integer (epoch ns), else cell by cell."""
+    if not pd.api.types.is_integer_dtype(ns.dtype):
+        return ns.map(iso)
+    seconds = ns.to_numpy(dtype=np.int64).astype("datetime64[ns]").astype("datetime64[s]")  # floor, as strftime
+    return pd.Series(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z"), index=ns.index, dtype="str")
 
 
 def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
