@@ -4,6 +4,7 @@ report_files.py)."""
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.adapters.binance.common.types import BinanceBar
 
@@ -48,20 +49,41 @@ def _ns(value: Any) -> int:
     return int(pd.Timestamp(value).value)
 
 
+def _ns_of(times: pd.Series) -> np.ndarray:
+    """Epoch ns of each time (``_ns`` cell by cell); NaT/NA become 0 (the caller masks them)."""
+    stamps = pd.to_datetime(times, utc=True).dt.as_unit("ns")
+    return stamps.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
+
+
 def ledger_from_positions(positions: pd.DataFrame) -> list[dict[str, Any]]:
     """A trade ledger from Nautilus's positions report, for strategies that keep none of their own."""
+    if positions.empty:
+        return []
+    still_open = positions["ts_closed"].isna().to_numpy()
+    last = np.asarray([_ns(t) for t in positions["ts_last"]], dtype=np.int64) if still_open.any() else None
+    exits = np.where(still_open, last, _ns_of(positions["ts_closed"])) if last is not None else None
+    columns = zip(
+        positions["instrument_id"],
+        positions["entry"],
+        _ns_of(positions["ts_opened"]).tolist(),
+        (exits if exits is not None else _ns_of(positions["ts_closed"])).tolist(),
+        positions["realized_pnl"],
+        (positions["duration_ns"].to_numpy(dtype=np.float64) / 1e9).tolist(),
+        still_open.tolist(),
+        strict=True,
+    )
     return [
         {
-            "instrument": row.instrument_id,
-            "direction": "LONG" if row.entry == "BUY" else "SHORT",
-            "entry_time_ns": _ns(row.ts_opened),
-            "exit_time_ns": _ns(row.ts_closed) if not pd.isna(row.ts_closed) else _ns(row.ts_last),
-            "realized_pnl": _money(row.realized_pnl),
+            "instrument": instrument,
+            "direction": "LONG" if entry == "BUY" else "SHORT",
+            "entry_time_ns": opened,
+            "exit_time_ns": closed,
+            "realized_pnl": _money(pnl),
             "funding": 0.0,
-            "duration_s": float(row.duration_ns) / 1e9,
-            "exit_reason": "END_OF_DATA" if pd.isna(row.ts_closed) else "CLOSED",
+            "duration_s": duration,
+            "exit_reason": "END_OF_DATA" if is_open else "CLOSED",
         }
-        for row in positions.itertuples()
+        for instrument, entry, opened, closed, pnl, duration, is_open in columns
     ]
 
 
