@@ -325,18 +325,21 @@ DECIMAL_TYPED = ("quantity", "filled_qty", "avg_px", "total", "locked", "free")
 def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_path: Path) -> None:
     """fills.parquet, orders.parquet and account.parquet (built from Nautilus's objects straight into Arrow) hold
     Nautilus's order fills, orders and account reports, typed."""
-    from nodes.backtest.frames import account_table, order_tables, write_parquet
+    import pyarrow.parquet as pq
+
+    from nodes.backtest.frames import order_tables, write_account_parquet, write_parquet
 
     outcome = outcomes[4, fast]
     trader = outcome.engine.trader
     orders, fills = order_tables(outcome.record.orders)
     write_parquet(orders, tmp_path / "orders.parquet")
     write_parquet(fills, tmp_path / "fills.parquet")
-    write_parquet(account_table(outcome.record.account_states), tmp_path / "account.parquet")
+    write_account_parquet(outcome.record.account_states, tmp_path / "account.parquet", rows_per_group=300)
     _parquet_matches(tmp_path / "fills.parquet", trader.generate_order_fills_report(), "client_order_id")
     _parquet_matches(tmp_path / "orders.parquet", trader.generate_orders_report(), "client_order_id")
     account = trader.generate_account_report(Venue("BINANCE"))
     assert account["margins"].map(len).max() == 4  # every instrument's margin, in every state
+    assert pq.ParquetFile(tmp_path / "account.parquet").num_row_groups == math.ceil(len(account) / 300)
     _parquet_matches(tmp_path / "account.parquet", account, "ts_event")
     pd.testing.assert_series_equal(outcome.balances, account["total"].astype(float), check_exact=True)
     assert outcome.orders_filled == len(trader.generate_order_fills_report())

@@ -9,6 +9,7 @@
 
 import json
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,22 +187,34 @@ def _joined(parts: list[pa.Table], columns: dict[str, None], index: str) -> pa.T
 
 
 ORDERS_PER_PART = 4096  # orders turned into dicts at a time: the dicts of 50,000 orders would hold 150 MB
+FILLED = "__filled__"  # a column the orders carry until the fills are taken from them
 
 
 def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
     """(orders, fills): every order, and the orders with a fill, as ``orders_frame`` and ``order_fills_frame``
-    have them, typed; each order turned into its dict once for both."""
-    every, every_columns, filled, filled_columns = [], {}, [], {}
+    have them, typed; each order turned into its dict once, the fills taken from the orders' table."""
+    parts: list[pa.Table] = []
+    columns: dict[str, None] = {}
+    filled_columns: dict[str, None] = {}  # the fills report's: only the filled orders' dicts count
     for start in range(0, len(orders), ORDERS_PER_PART):
         part = orders[start : start + ORDERS_PER_PART]
         rows = [o.to_dict() for o in part]
-        every += _parts(rows, every_columns)
-        rows = [row for row, o in zip(rows, part, strict=True) if o.filled_qty > 0]
-        for row in rows:  # as the fills report does: a missing time is the epoch
-            row["ts_last"] = row["ts_last"] or 0
-            row["ts_init"] = row["ts_init"] or 0
-        filled += _parts(rows, filled_columns)
-    return _joined(every, every_columns, "client_order_id"), _joined(filled, filled_columns, "client_order_id")
+        for row, order in zip(rows, part, strict=True):
+            row[FILLED] = order.filled_qty > 0
+        for keys in dict.fromkeys(tuple(row) for row in rows if row[FILLED]):
+            filled_columns.update(dict.fromkeys(keys))
+        parts += _parts(rows, columns)
+    if not parts:
+        return pa.table({}), pa.table({})
+    every = _joined(parts, columns, "client_order_id")
+    del parts
+    filled = every.filter(every[FILLED])
+    names = ["client_order_id", *(c for c in filled_columns if c not in ("client_order_id", FILLED))]
+    fills = filled.select(names) if filled.num_rows else pa.table({})
+    for name in ("ts_last", "ts_init"):  # as the fills report does: a missing time is the epoch
+        if name in names:
+            fills = fills.set_column(names.index(name), name, fills[name].fill_null(pa.scalar(0, UTC_NS)))
+    return every.drop_columns([FILLED]), fills
 
 
 MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()
@@ -215,57 +228,81 @@ MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()
 )
 
 
-STATE_COLUMNS = ("account_id", "account_type", "base_currency", "reported", "info")
+ACCOUNT_SCHEMA = pa.schema(
+    [
+        ("ts_event", UTC_NS),
+        ("total", pa.float64()),
+        ("locked", pa.float64()),
+        ("free", pa.float64()),
+        ("currency", pa.string()),
+        ("account_id", pa.string()),
+        ("account_type", pa.string()),
+        ("base_currency", pa.string()),
+        ("margins", pa.list_(MARGIN_TYPE)),
+        ("reported", pa.bool_()),
+        ("info", pa.string()),
+    ]
+)
+ACCOUNT_ROWS_PER_GROUP = 8192  # rows built and written at a time: 16 symbols' margins are 1 kB per row in Arrow
 
 
-def account_table(states: list[Any]) -> pa.Table:
-    """``account_frame`` typed: one row per balance per account state, by event time; ``margins`` a list of
-    structs (instrument, initial, maintenance, currency) per row, each distinct margin converted once."""
-    if not states:
-        return pa.table({})
-    shared: dict[Any, int] = {}  # MarginBalance -> its row in distinct (equal: same instrument, initial, maintenance)
+def account_parts(states: list[Any], rows_per_part: int = ACCOUNT_ROWS_PER_GROUP) -> Iterator[pa.Table]:
+    """``account_frame`` typed, in parts of consecutive rows: one row per balance per account state, by event time;
+    ``margins`` a list of structs (initial, maintenance, currency, instrument) per row. Each distinct margin of a
+    part is converted once and taken for every row that holds it (most repeat: an instrument's margin changes only
+    when it trades)."""
+    rows = [(state, balance) for state in states for balance in state.balances]
+    order = report_order(np.fromiter((state.ts_event for state, _ in rows), dtype=np.int64, count=len(rows)))
+    for start in range(0, len(rows), rows_per_part):
+        yield _account_rows([rows[i] for i in order[start : start + rows_per_part]])
+
+
+def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
+    shared: dict[Any, int] = {}  # MarginBalance -> its place in distinct (equal: same instrument and amounts)
     distinct: list[dict[str, Any]] = []
     offsets, picks = array("l", [0]), array("l")
-    columns: dict[str, list[Any]] = {name: [] for name in ("ts_event", "total", "locked", "free", "currency")}
-    columns |= {name: [] for name in STATE_COLUMNS}
-    for state in states:
-        margins = []
+    columns: dict[str, list[Any]] = {name: [] for name in ACCOUNT_SCHEMA.names if name != "margins"}
+    for state, balance in rows:
         for m in state.margins:
             found = shared.get(m)
             if found is None:
                 found = shared[m] = len(distinct)
                 distinct.append(m.to_dict())
-            margins.append(found)
-        common = (
-            state.account_id.value,
-            state.account_type.name,
-            state.base_currency.code if state.base_currency else None,
-            state.is_reported,
-            json.dumps(state.info),
-        )
-        for balance in state.balances:
-            cells = balance.to_dict()
-            for name in ("total", "locked", "free", "currency"):
-                columns[name].append(cells[name])
-            for name, value in zip(STATE_COLUMNS, common, strict=True):
-                columns[name].append(value)
-            columns["ts_event"].append(state.ts_event)
-            picks.extend(margins)
-            offsets.append(len(picks))
-    if not columns["ts_event"]:
-        return pa.table({})
-    margin_values = pa.array(distinct, type=pa.struct([(f.name, pa.string()) for f in MARGIN_TYPE]))
-    margin_values = margin_values.cast(MARGIN_TYPE)
-    arrays = {name: _column(name, values) for name, values in columns.items()}
+            picks.append(found)
+        offsets.append(len(picks))
+        cells = balance.to_dict()
+        columns["ts_event"].append(state.ts_event)
+        for name in ("total", "locked", "free", "currency"):
+            columns[name].append(cells[name])
+        columns["account_id"].append(state.account_id.value)
+        columns["account_type"].append(state.account_type.name)
+        columns["base_currency"].append(state.base_currency.code if state.base_currency else None)
+        columns["reported"].append(state.is_reported)
+        columns["info"].append(json.dumps(state.info))
+    as_text = pa.struct([(field.name, pa.string()) for field in MARGIN_TYPE])
+    margins = pa.array(distinct, type=as_text).cast(MARGIN_TYPE) if distinct else pa.array([], type=MARGIN_TYPE)
+    arrays = {name: _typed(name, values) for name, values in columns.items()}
     arrays["margins"] = pa.ListArray.from_arrays(
         pa.array(np.frombuffer(offsets, dtype=np.int64).astype(np.int32)),
-        margin_values.take(np.frombuffer(picks, dtype=np.int64)),
+        margins.take(np.frombuffer(picks, dtype=np.int64)) if picks else margins,
     )
-    order = ["ts_event", "total", "locked", "free", "currency", "account_id", "account_type", "base_currency"]
-    order += ["margins", "reported", "info"]
-    table = pa.table({name: arrays[name] for name in order})
-    rows = report_order(np.asarray(columns["ts_event"], dtype=np.int64))
-    return table if (rows == np.arange(len(rows))).all() else table.take(rows)
+    return pa.table([arrays[name] for name in ACCOUNT_SCHEMA.names], schema=ACCOUNT_SCHEMA)
+
+
+def _typed(name: str, values: list[Any]) -> pa.Array:
+    kind = ACCOUNT_SCHEMA.field(name).type
+    if kind == UTC_NS:
+        return pa.array(values, type=pa.int64()).cast(UTC_NS)
+    if kind == pa.float64():
+        return pa.array(values, type=pa.string()).cast(pa.float64())
+    return pa.array(values, type=kind)
+
+
+def write_account_parquet(states: list[Any], path: Path, rows_per_group: int = ACCOUNT_ROWS_PER_GROUP) -> None:
+    """account.parquet, written a row group at a time so the whole table is never held."""
+    with pq.ParquetWriter(path, ACCOUNT_SCHEMA) as writer:
+        for part in account_parts(states, rows_per_group):
+            writer.write_table(part)
 
 
 def report_order(ts: np.ndarray) -> np.ndarray:

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nodes.backtest.frames import account_table, order_tables, orders_frame, write_account_csv, write_parquet
+from nodes.backtest.frames import (
+    order_tables,
+    orders_frame,
+    write_account_csv,
+    write_account_parquet,
+    write_parquet,
+)
 from nodes.backtest.progress import StepProgress
 from nodes.backtest.report import BacktestReport, equity_curve, iso, unrealised_at_end
 from nodes.backtest.runner import BacktestOutcome
@@ -62,7 +68,7 @@ def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress:
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
-        ("account.parquet", lambda: write_parquet(account_table(outcome.record.account_states), folder / ACCOUNT)),
+        ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
     if outcome.settings.csv_tables:
         steps += [
