@@ -1,5 +1,6 @@
-"""The fills, orders and account reports of a backtest, equal to Nautilus's ``Trader.generate_*_report`` frames
-(``tests/test_backtest_frames.py`` compares them), built faster after a run of tens of thousands of trades.
+"""The positions, fills, orders and account reports of a backtest, equal to Nautilus's
+``Trader.generate_*_report`` frames (``tests/test_backtest_speed.py`` compares them), built faster after a run of
+tens of thousands of trades; and the same reports as typed Arrow tables for the report's Parquet files.
 
 - Times become a datetime column in one vectorised call instead of one ``pd.Timestamp`` per cell.
 - Every account state carries a copy of every instrument's margin; a run of 16 symbols has about 50,000 states,
