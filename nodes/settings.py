@@ -33,7 +33,7 @@ class ConfigError(ValueError):
 
 
 # The keys each table of a backtest config accepts; anything else is a typo that would be silently ignored.
-BACKTEST_KEYS = ("catalog", "sources", "symbols", "bar", "start", "end", "report_dir", "log_level")
+BACKTEST_KEYS = ("catalog", "sources", "symbols", "bar", "start", "end", "report_dir", "csv_tables", "log_level")
 VENUE_KEYS = ("starting_balance", "default_leverage", "oms_type")
 STRATEGY_KEYS = ("path", "config_path", "per_instrument", "config")
 ACTOR_KEYS = ("actor_path", "config_path", "config")
@@ -80,6 +80,7 @@ class BacktestSettings:
     log_level: str
     per_instrument_strategy: bool  # one strategy instance per symbol (e.g. Nautilus's EMACross)
     actors: tuple[dict[str, Any], ...] = field(default=())
+    csv_tables: bool = False  # fills, orders and account also as CSV beside their Parquet tables
 
     def strategy_instance_configs(self) -> list[dict[str, Any]]:
         """The complete config of each strategy instance the backtest runs: the universe and bars filled in."""
@@ -256,7 +257,7 @@ def backtest_settings_from(
     check_keys(path, venue, VENUE_KEYS, "[venue]")
     check_keys(path, strategy, STRATEGY_KEYS, "[strategy]")
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    check_keys(Path("command line"), given, ("start", "end", "symbols", "bar"), "the overrides")
+    check_keys(Path("command line"), given, ("start", "end", "symbols", "bar", "csv_tables"), "the overrides")
     bt.update(given)
     # Relative paths in the file are relative to the project folder when the file lives in the package,
     # else to the file's own folder: a trader's copy of the config can sit anywhere.
@@ -289,6 +290,9 @@ def backtest_settings_from(
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise ConfigError(path, "[backtest] sources must be a list of folders")
     report_dir = _require_optional(bt, "report_dir", str, path, "backtest", "reports")
+    csv_tables = bt.get("csv_tables", False)
+    if not isinstance(csv_tables, bool):
+        raise ConfigError(path, f"{where('csv_tables')} = {csv_tables!r}: true or false")
 
     balance = _require(venue, "starting_balance", (int, float), path, "venue")
     if isinstance(balance, bool) or balance <= 0:
@@ -336,6 +340,7 @@ def backtest_settings_from(
         log_level=log_level,
         per_instrument_strategy=per_instrument,
         actors=check_actors(path, actors),
+        csv_tables=csv_tables,
     )
     check_strategy_config(settings)
     return settings

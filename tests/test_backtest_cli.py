@@ -64,6 +64,7 @@ def test_period_symbols_and_bar_size_come_from_the_command_line(
             "FIL/USDT:USDT",
             "--bar",
             "5m",
+            "--csv-tables",
         ],
         capsys,
     )
@@ -72,9 +73,10 @@ def test_period_symbols_and_bar_size_come_from_the_command_line(
     assert "1 (5-MINUTE bars)" in out
     # the progress of the replay (a line per tenth when stderr is not a terminal) and of the report writing
     assert "100%" in err and "bars/s" in err and "ETA" in err
-    assert "[7/9] tearsheet.html" in err
+    assert "[5/11] tearsheet.html" in err
     (folder,) = (tmp_path / "reports").iterdir()
     assert (folder / "tearsheet.html").is_file()
+    assert (folder / "fills.parquet").is_file() and (folder / "fills.csv").is_file()  # --csv-tables: both
 
 
 def test_start_and_end_override_the_file_and_symbols_take_commas(

@@ -99,3 +99,33 @@ def test_counters_are_named_for_what_they_count(outcome: BacktestOutcome) -> Non
     text = build_report(outcome).text
     assert "closed by a stop" in text and "dynamic stop moves/exits" in text and "signals refused" in text
     assert "Counters count events, the exit table counts trades" in text
+
+
+def test_large_tables_are_parquet_and_csv_tables_adds_nautilus_csvs(outcome: BacktestOutcome) -> None:
+    """By default fills, orders and account are Parquet only; ``csv_tables`` also writes the CSVs of Nautilus's
+    frames, byte for byte what pandas writes for them, and the report's other files do not change."""
+    import dataclasses
+
+    from nautilus_trader.model.identifiers import Venue
+
+    report = build_report(outcome)
+    plain = save_report(outcome, report)
+    names = {p.name for p in plain.iterdir()}
+    assert {"fills.parquet", "orders.parquet", "account.parquet", "trades.csv", "positions.csv"} <= names
+    assert not names & {"fills.csv", "orders.csv", "account.csv"}
+    assert len(pd.read_parquet(plain / "fills.parquet")) == outcome.orders_filled > 0
+    with_csv = dataclasses.replace(outcome, settings=dataclasses.replace(outcome.settings, csv_tables=True))
+    both = save_report(with_csv, report)
+    assert {p.name for p in both.iterdir()} == names | {"fills.csv", "orders.csv", "account.csv"}
+    trader = outcome.engine.trader
+    for name, frame in (
+        ("fills.csv", trader.generate_order_fills_report()),
+        ("orders.csv", trader.generate_orders_report()),
+        ("account.csv", trader.generate_account_report(Venue("BINANCE"))),
+    ):
+        frame.to_csv(both / f"nautilus-{name}")
+        assert (both / name).read_bytes() == (both / f"nautilus-{name}").read_bytes(), name
+        table = pd.read_parquet(both / name.replace(".csv", ".parquet"))  # stops, limits and markets: same columns
+        assert list(table.columns)[1:] == list(frame.columns) and len(table) == len(frame), name
+    for name in ("trades.csv", "positions.csv", "report.txt", "fills.parquet", "account.parquet"):
+        assert (both / name).read_bytes() == (plain / name).read_bytes(), name

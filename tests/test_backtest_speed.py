@@ -7,12 +7,14 @@ benchmarks/bench_backtest.py.
 
 import dataclasses
 import gc
+import json
 import math
 import weakref
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pandas as pd
 import pytest
 from nautilus_trader.analysis import AvgWinner, Expectancy, LongRatio, SharpeRatio, SortinoRatio, WinRate
@@ -277,3 +279,67 @@ def test_report_frames_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_pa
     trader.generate_account_report(venue).to_csv(tmp_path / "nautilus.csv")
     write_account_csv(outcome.account, tmp_path / "ours.csv")
     assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "nautilus.csv").read_bytes()
+
+
+def _cell(column: str, value: object) -> object:
+    """A report cell as plain Python, the way the Parquet tables type it: decimal text as a float, times as
+    epoch ns, lists as lists, dicts as JSON text, missing as None."""
+    from nodes.backtest.frames import DECIMAL_COLUMNS, TIME_COLUMNS
+
+    if isinstance(value, np.ndarray | list):
+        return [_cell(column, v) for v in value]
+    if isinstance(value, dict):
+        return {k: float(v) if k in DECIMAL_COLUMNS else v for k, v in value.items()}
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    if column in TIME_COLUMNS:
+        return pd.Timestamp(value, tz="UTC").value if isinstance(value, int | np.integer) else value.value
+    if column in DECIMAL_COLUMNS:
+        return float(value)
+    if column in ("info", "exec_algorithm_params") and isinstance(value, str):
+        return _cell(column, json.loads(value))
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _parquet_matches(path: Path, expected: pd.DataFrame, index: str) -> None:
+    """The Parquet table holds the report's rows in its order and its columns, the index first (named ``index``),
+    cell for cell."""
+    got = pd.read_parquet(path)
+    expected = expected.rename_axis(index).reset_index()
+    assert list(got.columns) == list(expected.columns)
+    assert len(got) == len(expected) > 0
+    for column in expected.columns:
+        assert [_cell(column, v) for v in got[column]] == [_cell(column, v) for v in expected[column]], column
+    for column in DECIMAL_TYPED:
+        if column in got:
+            assert got[column].dtype == np.float64, column
+    for column in ("ts_init", "ts_last", "ts_event"):
+        if column in got:
+            assert str(got[column].dtype) == "datetime64[ns, UTC]", column
+
+
+DECIMAL_TYPED = ("quantity", "filled_qty", "avg_px", "total", "locked", "free")
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_path: Path) -> None:
+    """fills.parquet, orders.parquet and account.parquet (built from Nautilus's objects straight into Arrow) hold
+    Nautilus's order fills, orders and account reports, typed."""
+    import pyarrow.parquet as pq
+
+    from nodes.backtest.frames import order_tables, write_account_parquet, write_parquet
+
+    outcome = outcomes[4, fast]
+    trader = outcome.engine.trader
+    orders, fills = order_tables(outcome.record.orders)
+    write_parquet(orders, tmp_path / "orders.parquet")
+    write_parquet(fills, tmp_path / "fills.parquet")
+    write_account_parquet(outcome.record.account_states, tmp_path / "account.parquet", rows_per_group=300)
+    _parquet_matches(tmp_path / "fills.parquet", trader.generate_order_fills_report(), "client_order_id")
+    _parquet_matches(tmp_path / "orders.parquet", trader.generate_orders_report(), "client_order_id")
+    account = trader.generate_account_report(Venue("BINANCE"))
+    assert account["margins"].map(len).max() == 4  # every instrument's margin, in every state
+    assert pq.ParquetFile(tmp_path / "account.parquet").num_row_groups == math.ceil(len(account) / 300)
+    _parquet_matches(tmp_path / "account.parquet", account, "ts_event")
+    pd.testing.assert_series_equal(outcome.balances, account["total"].astype(float), check_exact=True)
+    assert outcome.orders_filled == len(trader.generate_order_fills_report())

@@ -59,6 +59,8 @@ def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         (('start = "2025-05-10"', 'start = "2025-05-32"'), "[backtest] start = '2025-05-32' is not a date/time"),
         (("starting_balance = 10000", "starting_balance = -5"), "[venue] starting_balance must be positive"),
         (("per_instrument = true", 'per_instrument = "yes"'), "[strategy] per_instrument = 'yes': true or false"),
+        (("bar = ", "csv_table = true\nbar = "), "unknown key 'csv_table' in [backtest] (did you mean 'csv_tables'?)"),
+        (("bar = ", 'csv_tables = "yes"\nbar = '), "[backtest] csv_tables = 'yes': true or false"),
         (('symbols = ["BTCUSDT"]', 'symbols = ["BTCUSDT", "BTCUSDT"]'), "a symbol is listed twice"),
         (TELEGRAM + 'config.langauge = "en"', "unknown key 'langauge' in [[actors]] config of TelegramNotifierConfig "),
         (TELEGRAM + 'config.language = "fr"', "TelegramNotifierConfig: language = 'fr': one of zh, en"),

@@ -53,8 +53,8 @@ tp2_pct = 0.012
 
 
 def test_report_saves_every_order_and_the_run_inputs(report_dir: Path) -> None:
-    orders = pd.read_csv(report_dir / "orders.csv")
-    assert {"ATS:SL", "ATS:TP1", "ATS:ENTRY"} <= {t.strip("[]'") for t in orders["tags"]}
+    orders = pd.read_parquet(report_dir / "orders.parquet")
+    assert {"ATS:SL", "ATS:TP1", "ATS:ENTRY"} <= {tag for tags in orders["tags"] for tag in tags}
     assert (orders["status"] == "CANCELED").any()  # the replaced / cancelled stops and targets are kept
     run = load_run(report_dir)
     assert run.every_order and run.symbols == SYMBOLS and run.bar_spec == "1-MINUTE" and run.min_score == 25.0

@@ -4,6 +4,7 @@ report_files.py)."""
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from nautilus_trader.adapters.binance.common.types import BinanceBar
 
@@ -48,20 +49,41 @@ def _ns(value: Any) -> int:
     return int(pd.Timestamp(value).value)
 
 
+def _ns_of(times: pd.Series) -> np.ndarray:
+    """Epoch ns of each time (``_ns`` cell by cell); NaT/NA become 0 (the caller masks them)."""
+    stamps = pd.to_datetime(times, utc=True).dt.as_unit("ns")
+    return stamps.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
+
+
 def ledger_from_positions(positions: pd.DataFrame) -> list[dict[str, Any]]:
     """A trade ledger from Nautilus's positions report, for strategies that keep none of their own."""
+    if positions.empty:
+        return []
+    still_open = positions["ts_closed"].isna().to_numpy()
+    last = np.asarray([_ns(t) for t in positions["ts_last"]], dtype=np.int64) if still_open.any() else None
+    exits = np.where(still_open, last, _ns_of(positions["ts_closed"])) if last is not None else None
+    columns = zip(
+        positions["instrument_id"],
+        positions["entry"],
+        _ns_of(positions["ts_opened"]).tolist(),
+        (exits if exits is not None else _ns_of(positions["ts_closed"])).tolist(),
+        positions["realized_pnl"],
+        (positions["duration_ns"].to_numpy(dtype=np.float64) / 1e9).tolist(),
+        still_open.tolist(),
+        strict=True,
+    )
     return [
         {
-            "instrument": row.instrument_id,
-            "direction": "LONG" if row.entry == "BUY" else "SHORT",
-            "entry_time_ns": _ns(row.ts_opened),
-            "exit_time_ns": _ns(row.ts_closed) if not pd.isna(row.ts_closed) else _ns(row.ts_last),
-            "realized_pnl": _money(row.realized_pnl),
+            "instrument": instrument,
+            "direction": "LONG" if entry == "BUY" else "SHORT",
+            "entry_time_ns": opened,
+            "exit_time_ns": closed,
+            "realized_pnl": _money(pnl),
             "funding": 0.0,
-            "duration_s": float(row.duration_ns) / 1e9,
-            "exit_reason": "END_OF_DATA" if pd.isna(row.ts_closed) else "CLOSED",
+            "duration_s": duration,
+            "exit_reason": "END_OF_DATA" if is_open else "CLOSED",
         }
-        for row in positions.itertuples()
+        for instrument, entry, opened, closed, pnl, duration, is_open in columns
     ]
 
 
@@ -113,11 +135,10 @@ def unrealised_at_end(outcome: BacktestOutcome) -> float:
 def equity_curve(outcome: BacktestOutcome) -> pd.Series:
     """Account equity through the run: the starting balance (stamped the day before the first day, so daily
     returns count the first day), every account state, and the final equity (balance plus what is still open)."""
-    account = outcome.account
+    equity = outcome.balances
     start = outcome.settings.starting_balance
-    if account.empty:
+    if equity.empty:
         return pd.Series(dtype=float)
-    equity = account["total"].astype(float)
     equity = equity[~equity.index.duplicated(keep="last")]
     first_day = equity.index[0].normalize()
     points = [pd.Series([start], index=[first_day - pd.Timedelta(days=1)]), equity]
@@ -254,7 +275,7 @@ def money_rows(outcome: BacktestOutcome, trades: list[dict[str, Any]]) -> list[t
     settings = outcome.settings
     funding = sum(t["funding"] for t in trades)
     pnl = sum(t["realized_pnl"] for t in trades)
-    final = float(outcome.account["total"].astype(float).iloc[-1]) if not outcome.account.empty else 0.0
+    final = float(outcome.balances.iloc[-1]) if not outcome.balances.empty else 0.0
     unrealised = unrealised_at_end(outcome)
     return [
         ("starting balance", f"{settings.starting_balance:,.2f} USDT"),
@@ -283,11 +304,11 @@ def run_rows(outcome: BacktestOutcome) -> list[tuple[str, str]]:
             "wall time",
             f"{outcome.wall_seconds:.1f} s ({outcome.data_points / max(outcome.wall_seconds, 1e-9):,.0f}/s)",
         ),
-        ("orders filled", f"{len(outcome.fills):,}"),
+        ("orders filled", f"{outcome.orders_filled:,}"),
         ("starting balance", f"{settings.starting_balance:,.2f} USDT"),
         (
             "final balance",
-            f"{outcome.account['total'].astype(float).iloc[-1]:,.2f} USDT" if not outcome.account.empty else "-",
+            f"{outcome.balances.iloc[-1]:,.2f} USDT" if not outcome.balances.empty else "-",
         ),
         ("funding", funding_text(outcome, symbol_data(outcome))),
     ]

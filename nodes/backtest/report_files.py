@@ -1,18 +1,28 @@
-"""The files of a backtest report: report.txt, trades.csv, positions/fills/account CSVs, summary.json and Nautilus's
-HTML tearsheet fed the report's own numbers, in a folder of their own per run."""
+"""The files of a backtest report, in a folder of their own per run: report.txt, trades.csv, positions.csv,
+summary.json, Nautilus's HTML tearsheet fed the report's own numbers, and the large raw tables as Parquet
+(fills.parquet, orders.parquet, account.parquet; also as CSV with ``[backtest] csv_tables``)."""
 
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from nodes.backtest.frames import orders_frame, write_account_csv
+from nodes.backtest.frames import (
+    order_tables,
+    orders_frame,
+    write_account_csv,
+    write_account_parquet,
+    write_parquet,
+)
 from nodes.backtest.progress import StepProgress
 from nodes.backtest.report import BacktestReport, equity_curve, iso, unrealised_at_end
 from nodes.backtest.runner import BacktestOutcome
 from nodes.backtest.trade_stats import returns_statistics
+
+FILLS, ORDERS, ACCOUNT = "fills.parquet", "orders.parquet", "account.parquet"
 
 
 def trades_frame(trades: list[dict[str, Any]]) -> pd.DataFrame:
@@ -20,8 +30,16 @@ def trades_frame(trades: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(trades)
     for column in ("entry_time", "exit_time"):
         if f"{column}_ns" in frame:
-            frame.insert(frame.columns.get_loc(f"{column}_ns"), column, frame.pop(f"{column}_ns").map(iso))
+            frame.insert(frame.columns.get_loc(f"{column}_ns"), column, iso_column(frame.pop(f"{column}_ns")))
     return frame
+
+
+def iso_column(ns: pd.Series) -> pd.Series:
+    """``ns.map(iso)`` in one call when every cell is an integer (epoch ns), else cell by cell."""
+    if not pd.api.types.is_integer_dtype(ns.dtype):
+        return ns.map(iso)
+    seconds = ns.to_numpy(dtype=np.int64).astype("datetime64[ns]").astype("datetime64[s]")  # floor, as strftime
+    return pd.Series(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z"), index=ns.index, dtype="str")
 
 
 def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
@@ -40,18 +58,25 @@ def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path
 
 
 def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False) -> Path:
+    """The report's files in a new folder. The large raw tables (fills, orders, account) are Parquet; with
+    ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before."""
     folder = new_report_folder(Path(outcome.settings.report_dir))
     steps = [
         ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
         ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
         ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
-        ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
-        ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
-        ("orders.csv", lambda: save_orders(outcome, folder)),
-        ("config.toml, run.json", lambda: save_run_inputs(outcome, folder)),
+        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+        ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
+    if outcome.settings.csv_tables:
+        steps += [
+            ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
+            ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
+            ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
+        ]
+    steps.append(("config.toml, run.json", lambda: save_run_inputs(outcome, folder)))
     bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
     for name, write in steps:
         if bar:
@@ -132,7 +157,7 @@ def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
     settings = outcome.settings
     trades = report.trades
     funding = sum(t["funding"] for t in trades)
-    final = float(outcome.account["total"].astype(float).iloc[-1]) if not outcome.account.empty else None
+    final = float(outcome.balances.iloc[-1]) if not outcome.balances.empty else None
     unrealised = unrealised_at_end(outcome)
     module = outcome.funding
     coverage = outcome.factor_coverage
@@ -146,7 +171,7 @@ def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
             "bars_replayed": sum(outcome.bars.values()),
             "data_points_replayed": outcome.data_points,
             "wall_seconds": round(outcome.wall_seconds, 3),
-            "orders_filled": len(outcome.fills),
+            "orders_filled": outcome.orders_filled,
             "starting_balance": settings.starting_balance,
             "final_balance": final,
             "unrealised_at_end": unrealised,
@@ -186,12 +211,14 @@ def summary_json(outcome: BacktestOutcome, report: BacktestReport) -> str:
     return json.dumps(_plain(document), indent=2)
 
 
-def save_orders(outcome: BacktestOutcome, folder: Path) -> Path:
-    """Every order of the run, filled or not (``orders.csv``): the cancelled stops and targets are the history of
-    each trade's exit levels (initial, break-even, dynamic moves) that ``ats plot`` draws."""
-    path = folder / "orders.csv"
-    orders_frame(outcome.engine.cache.orders()).to_csv(path)  # trader.generate_orders_report(), see frames.py
-    return path
+def save_orders(outcome: BacktestOutcome, folder: Path) -> tuple[Path, Path]:
+    """Every order of the run, filled or not (``orders.parquet``): the cancelled stops and targets are the history
+    of each trade's exit levels (initial, break-even, dynamic moves) that ``ats plot`` draws; and the orders with
+    a fill (``fills.parquet``). Nautilus's orders and order fills reports, typed (frames.py)."""
+    orders, fills = order_tables(outcome.record.orders)
+    write_parquet(orders, folder / ORDERS)
+    write_parquet(fills, folder / FILLS)
+    return folder / ORDERS, folder / FILLS
 
 
 def save_run_inputs(outcome: BacktestOutcome, folder: Path) -> Path:

@@ -5,6 +5,7 @@ from collections.abc import Callable, Hashable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from catalog.inventory import (
 )
 from factors.inputs import bar_type_for
 from nodes.backtest.factor_coverage import FACTOR_COVERAGE, FactorCoverage, attach_strategy
-from nodes.backtest.frames import account_frame, order_fills_frame, positions_frame
+from nodes.backtest.frames import account_frame, account_totals, order_fills_frame, positions_frame
 from nodes.backtest.funding import FundingSettlementModule, funding_module
 from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
@@ -54,16 +55,39 @@ class CatalogMissingDataError(RuntimeError):
     """The catalog lacks what the config asks for; the message says what to run to fill it."""
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """What the engine's cache held when the run ended, kept apart from the engine: a reused engine's next run
+    clears its cache, and the reports are built from these only when something reads them."""
+
+    orders: list[Any]
+    positions: list[Any]
+    position_snapshots: list[Any]
+    account_states: list[Any]  # the venue account's events, in order
+
+    @classmethod
+    def of(cls, engine: BacktestEngine) -> "RunRecord":
+        account = engine.cache.account_for_venue(Venue(VENUE.value))
+        return cls(
+            orders=engine.cache.orders(),
+            positions=engine.cache.positions(),
+            position_snapshots=engine.cache.position_snapshots(),
+            account_states=account.events if account is not None else [],
+        )
+
+
 @dataclass
 class BacktestOutcome:
+    """A run's results. ``positions``, ``fills`` and ``account`` are Nautilus's positions, order fills and account
+    reports (``trader.generate_*_report``, built faster by frames.py), made on first use: ``ats backtest`` writes
+    the large ones from the record straight to Parquet and never needs them."""
+
     settings: BacktestSettings
     result: BacktestResult
     engine: BacktestEngine
     wall_seconds: float
     data_points: int  # bars, funding rates and mark prices the engine replayed
-    positions: pd.DataFrame
-    fills: pd.DataFrame
-    account: pd.DataFrame
+    record: RunRecord
     instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions the run used
     replayed: dict[str, BarsReady] = field(default_factory=dict)  # per symbol: bar type, class, count, span
     funding: FundingSettlementModule | None = None  # what the venue settled
@@ -74,6 +98,28 @@ class BacktestOutcome:
     def bars(self) -> dict[str, int]:
         """Bars replayed per symbol."""
         return {symbol: ready.rows for symbol, ready in self.replayed.items()}
+
+    @cached_property
+    def positions(self) -> pd.DataFrame:
+        return positions_frame(self.record.positions, self.record.position_snapshots)
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        return order_fills_frame(self.record.orders)
+
+    @cached_property
+    def account(self) -> pd.DataFrame:
+        return account_frame(self.record.account_states)
+
+    @cached_property
+    def balances(self) -> pd.Series:
+        """The account report's ``total`` column as floats (the balance after each account state), by time."""
+        return account_totals(self.record.account_states)
+
+    @cached_property
+    def orders_filled(self) -> int:
+        """Rows of the fills report."""
+        return sum(1 for order in self.record.orders if order.filled_qty > 0)
 
 
 def _period_ns(settings: BacktestSettings) -> tuple[int | None, int | None]:
@@ -462,10 +508,7 @@ def run_on_engine(
         engine=engine,
         wall_seconds=wall,
         data_points=int(engine.iteration),
-        # Nautilus's positions, fills and account reports (trader.generate_*_report), built faster (frames.py)
-        positions=positions_frame(engine.cache.positions(), engine.cache.position_snapshots()),
-        fills=order_fills_frame(engine.cache.orders()),
-        account=account_frame(engine.cache.account_for_venue(Venue(VENUE.value))),
+        record=RunRecord.of(engine),
         instruments=loaded.instruments,
         funding=funding_module(engine),
         factor_coverage=coverage,

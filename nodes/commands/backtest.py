@@ -40,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="e.g. BTCUSDT ETHUSDT, or BTCUSDT,ETHUSDT, or freqtrade pairs BTC/USDT:USDT",
     )
     parser.add_argument("--bar", "--timeframe", help="bar size: 1m, 5m, 15m, 1h... (or 5-MINUTE)")
+    parser.add_argument(
+        "--csv-tables",
+        action="store_true",
+        default=None,
+        help="also write fills, orders and account as CSV beside their Parquet tables ([backtest] csv_tables)",
+    )
     parser.set_defaults(handler=run, hard_exit=True)  # ends the process once the report is saved (nodes.cli)
 
 
@@ -88,6 +94,7 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
         "end": end,
         "symbols": symbol_list(args.symbols) if args.symbols else None,
         "bar": args.bar,
+        "csv_tables": args.csv_tables,
     }
 
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.report / "plots"
     pages = write_plots(backtest, out, symbols, stamp(args.start, "start"), stamp(args.end, "end"))
     if not backtest.every_order:
-        print("note: this report has no orders.csv (made before it was saved): only filled stops and targets drawn")
+        print("note: this report has no orders.parquet (made before it was saved): only filled stops and targets drawn")
     for page in pages:
         print(page)
     print(f"\n{len(pages)} pages; open {out / 'index.html'}")

@@ -2,7 +2,7 @@
 
 Each page: the candles; every entry (triangle, hover: direction, strength, leverage, result) and every exit
 fill marked with what it was (TP1, TP2, stop, break-even stop, dynamic stop, dynamic exit, flatten, end of
-data); the stop and target levels over each trade's life, drawn from the report's ``orders.csv`` (every stop and
+data); the stop and target levels over each trade's life, drawn from the report's ``orders.parquet`` (every stop and
 target the strategy placed, including the ones it cancelled when it moved them); below, the score and the
 signal with the entry threshold, and every factor. The factors are recomputed from the same catalog and factor
 settings (``run.json``, ``config.toml`` of the report) with the study pipeline, which equals the FactorBook.
@@ -48,7 +48,7 @@ class BacktestRun:
 
     folder: Path
     trades: pd.DataFrame
-    orders: pd.DataFrame  # every order (orders.csv), or only the filled ones (fills.csv of older reports)
+    orders: pd.DataFrame  # every order (orders.parquet), or only the filled ones (fills.csv of older reports)
     every_order: bool
     catalog: Path
     symbols: list[str]
@@ -59,8 +59,16 @@ class BacktestRun:
     min_score: float
 
 
+def read_orders(folder: Path) -> pd.DataFrame:
+    """Every order of the report (``orders.parquet``; ``orders.csv`` of reports written before it), else the
+    filled ones (``fills.csv`` of reports older still)."""
+    if (folder / "orders.parquet").is_file():
+        return pd.read_parquet(folder / "orders.parquet")
+    return pd.read_csv(folder / ("orders.csv" if (folder / "orders.csv").is_file() else "fills.csv"))
+
+
 def _ns(column: pd.Series) -> pd.Series:
-    """Order times as ns: orders.csv holds integers, fills.csv datetimes."""
+    """Order times as ns: orders.parquet holds UTC times, orders.csv integers, fills.csv datetime text."""
     if pd.api.types.is_numeric_dtype(column):
         return column.astype("Int64")
     return pd.to_datetime(column, utc=True).dt.as_unit("ns").astype("int64")
@@ -95,8 +103,8 @@ def load_run(folder: Path, config: Path | None = None) -> BacktestRun:
             "the report has no run.json (made before ats plot existed): give --config, the "
             "backtest config it was run with",
         )
-    every_order = (folder / "orders.csv").is_file()
-    orders = pd.read_csv(folder / ("orders.csv" if every_order else "fills.csv"))
+    every_order = (folder / "orders.parquet").is_file() or (folder / "orders.csv").is_file()
+    orders = read_orders(folder)
     if not orders.empty:
         orders["ts_init"], orders["ts_last"] = _ns(orders["ts_init"]), _ns(orders["ts_last"])
     trades = pd.read_csv(folder / "trades.csv") if (folder / "trades.csv").stat().st_size > 1 else pd.DataFrame()
