@@ -473,9 +473,10 @@ class AtsStrategy(Strategy):
                     now = f"one stop at {trade.stop_price}" if trade is not None else "no exit order left"
                     self.notices.node("RECONCILED", self.mode, f"{instrument_id.symbol}: protected again, {now}")
                 return
-        # An order went out or one is on its way (or the look failed): look again once it must have been answered.
+        # An order went out or one is on its way (or the look failed): look again once it must have been answered
+        # (a refusal sets its own wait; until the look finds the symbol protected, it takes no new entry).
         if instrument_id in self.refusals:
-            self._look_again(instrument_id, self.retry.delay_s(max(self.refusals[instrument_id], 1)))
+            self._look_again(instrument_id, self.retry.delay_s(1))
 
     def on_position_closed(self, event: PositionClosed) -> None:
         with self._guarded("on_position_closed"):
