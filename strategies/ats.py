@@ -61,6 +61,7 @@ from strategies.trade import (
     TAG_FLATTEN,
     TAG_SL,
     TAG_TP1,
+    TAG_TP2,
     Trade,
     Trades,
     order_role,
@@ -438,6 +439,8 @@ class AtsStrategy(Strategy):
                     self._protection_failed(instrument_id, why)
             elif trade is not None and role in (TAG_EXIT, TAG_FLATTEN) and trade.exit_intent:
                 self._protection_failed(instrument_id, why)  # our close at market did not happen
+            elif trade is not None and role in (TAG_TP1, TAG_TP2) and why.startswith(("rejected", "denied")):
+                self._protection_failed(instrument_id, why)  # a take-profit refused: placed again after a wait
 
     # --- protection refused: try again until the position has its stop or is closed ------------------------
 

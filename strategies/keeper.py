@@ -11,8 +11,10 @@ one stop or closed with no exit left behind, with ``alert`` telling the trader w
 The prices come from ``exits.py``; each step is counted and published as an ``ExitEvent``.
 """
 
+from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
@@ -266,7 +268,29 @@ class ExitKeeper:
             in_flight=in_flight,
             stale=stale,
             stop_through_market=stop_through_market(trade.direction, trade.stop_price, price),
+            targets_missing=bool(self.refused_targets(trade)),
         )
+
+    def refused_targets(self, trade: Trade) -> list[tuple[str, float, Decimal]]:
+        """The trade's take-profits the exchange refused (tag, price, quantity to place again): TP1 while it is
+        not done, TP2 for its half, or for what is left once TP1 is done. Nothing while the strategy closes."""
+        position = self.orders.open_position(trade)
+        if position is None or trade.exit_intent:
+            return []
+        out = []
+        instrument = self.market.instruments[trade.instrument_id]
+        filters = InstrumentFilters.of(instrument)
+        tp1_qty, tp2_qty = split_quantity(trade.quantity, filters.step, filters.min_qty)
+        if not trade.tp1_done and self._refused(trade.tp1_id):
+            out.append((TAG_TP1, trade.tp1_price, min(tp1_qty, position.quantity.as_decimal())))
+        if tp2_qty > 0 and self._refused(trade.tp2_id):
+            rest = position.quantity.as_decimal()
+            out.append((TAG_TP2, trade.tp2_price, rest if trade.tp1_done else min(tp2_qty, rest)))
+        return out
+
+    def _refused(self, client_order_id: Any) -> bool:
+        order = self.orders.strategy.cache.order(client_order_id) if client_order_id is not None else None
+        return order is not None and order.status in (OrderStatus.REJECTED, OrderStatus.DENIED)
 
     def guard(self, instrument_id: InstrumentId, trade: Trade | None, log: Any) -> GuardAction:
         """Do what the symbol's protection needs now (``protection.guard_action``); returns what was done."""
@@ -283,6 +307,14 @@ class ExitKeeper:
             trade.exit_intent = trade.exit_intent or INTENT_STOP
             log.warning(f"{instrument_id}: closing the position at market again ({trade.exit_intent})")
             self.orders.close_at_market(trade, TAG_FLATTEN if trade.exit_intent == INTENT_FLATTEN else TAG_EXIT)
+        elif action == GuardAction.PLACE_TARGETS:
+            for tag, price, quantity in self.refused_targets(trade):
+                log.warning(f"{instrument_id}: placing the refused {tag.removeprefix('ATS:')} again at {price}")
+                client_order_id = self.orders.target(trade, price, quantity, tag)
+                if tag == TAG_TP1:
+                    trade.tp1_id = client_order_id
+                else:
+                    trade.tp2_id = client_order_id
         elif action == GuardAction.CANCEL_STALE:
             stale = self.orders.stale_exits(instrument_id, trade)
             log.warning(f"{instrument_id}: cancelling {len(stale)} stale exit order(s) again")
@@ -322,9 +354,11 @@ class ExitKeeper:
                 failed = (
                     "the close at market"
                     if view.closing
-                    else "the cancel of a replaced stop"
-                    if view.stop_working
                     else f"the new stop at {trade.stop_price}"
+                    if not view.stop_working
+                    else "the cancel of a replaced stop or an old exit"
+                    if view.stale
+                    else "a take-profit"
                 )
                 keeps = "its stop" if view.stop_working else f"its previous stop at {covering.trigger_price}"
                 message = (

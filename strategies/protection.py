@@ -79,6 +79,7 @@ class GuardAction(Enum):
     PLACE_STOP = "PLACE_STOP"  # no working stop: place the trade's stop again
     CLOSE = "CLOSE"  # close at market (the strategy wants out, or the stop would fire at once)
     CANCEL_STALE = "CANCEL_STALE"  # the stops the working one replaced, or exits of a closed trade, must go
+    PLACE_TARGETS = "PLACE_TARGETS"  # a take-profit the exchange refused: place it again
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class GuardView:
     in_flight: bool  # an order of the symbol was sent and not answered yet, or a cancel is pending
     stale: int  # reduce-only orders still working that no exit of the open trade needs (replaced stops, left-overs)
     stop_through_market: bool  # the current stop's trigger is already through the last price
+    targets_missing: bool = False  # a take-profit of the trade was refused and is not working
 
 
 def guard_action(view: GuardView) -> GuardAction:
@@ -106,4 +108,6 @@ def guard_action(view: GuardView) -> GuardAction:
         return GuardAction.CLOSE if view.stop_through_market else GuardAction.PLACE_STOP
     if view.stale:
         return GuardAction.CANCEL_STALE
+    if view.targets_missing:
+        return GuardAction.PLACE_TARGETS
     return GuardAction.DONE

@@ -215,6 +215,26 @@ def test_stop_resized_after_tp1_in_a_ban_window(shared_data: Path, tmp_path: Pat
             assert node.strategy.trades.open and node.strategy.errors == 0
 
 
+def test_refused_take_profit_is_placed_again(shared_data: Path, tmp_path: Path) -> None:
+    """Catches: a take-profit the exchange refused (-2019) left out for the rest of the trade (it would never
+    take its profit; the soak's refused exits met take-profits as often as stops). TP1 is refused; it must be
+    placed again after the retry policy's first wait, for its half."""
+    with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
+        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        with live_node(config) as node:
+            sim.play()
+            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            sim.pause()
+            sim.reject_next_order(-2019, target="target")  # the first take-profit, TP1
+            assert node.control("signal", "BTC", "long")["accepted"]
+            wait_for(lambda: any("reject target" in what for _, what in sim.faults.hits), 15, "the refused TP1")
+            wait_for(lambda: len(exchange_orders(sim)) == 3, 10, "the stop and both take-profits")
+            full = exchange_position(sim)[0]
+            limits = sorted(o["qty"] for o in exchange_orders(sim) if o["type"] == "LIMIT")
+            assert sum(limits) == full and len(limits) == 2, limits
+            assert not sim.call(lambda: check_exchange(sim.exchange)) and node.strategy.errors == 0
+
+
 def test_short_seeded_chaos_soak(shared_data: Path, tmp_path: Path) -> None:
     files = [shared_data / f"ohlcv_2025-03_2025-06/{s}-1m.csv.gz" for s in SOAK_SYMBOLS]
     data = from_files(files).window(VOLATILE_DAY_MS + 12 * 3_600_000, limit=120, history=130)

@@ -387,6 +387,9 @@ def view(**changes: Any) -> GuardView:
         ({"stop_working": False, "stop_through_market": True}, GuardAction.CLOSE),  # the stop would fire at once
         ({"stale": 1}, GuardAction.CANCEL_STALE),  # a refused cancel of the stop being replaced
         ({"stale": 1, "stop_working": False}, GuardAction.PLACE_STOP),  # the new stop first
+        ({"targets_missing": True}, GuardAction.PLACE_TARGETS),  # a refused take-profit
+        ({"targets_missing": True, "stale": 1}, GuardAction.CANCEL_STALE),  # the stops come first
+        ({"targets_missing": True, "closing": True}, GuardAction.CLOSE),
     ],
 )
 def test_guard_action(changes: dict[str, Any], action: GuardAction) -> None:
