@@ -49,7 +49,7 @@ from strategies.ledger import Counters, TradeRecord, ledger_rows
 from strategies.market import Market
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
-from strategies.protection import GuardAction, StopAction
+from strategies.protection import GuardAction, StopAction, order_gone
 from strategies.retry import DEFAULT_RETRY
 from strategies.risk import DailyLossGuard, check_entry
 from strategies.scan import ScanClock, scan_time
@@ -414,7 +414,7 @@ class AtsStrategy(Strategy):
                 # Often gone already (filled or expired while a stream was silent): ask the venue for its
                 # state, so the cache stops listing it as working.
                 self.query_order(order)
-            if order is not None and order.is_reduce_only:
+            if order is not None and order.is_reduce_only and not order_gone(str(event.reason)):
                 # an exit that would not go: a stop being replaced (two stops, one sized for more than the
                 # position), a target moved, or an exit of a closed trade (it would close the next position)
                 self._protection_failed(event.instrument_id, f"cancel refused: {event.reason}")

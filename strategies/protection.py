@@ -31,6 +31,16 @@ STOP_RETRIES = 2
 THROUGH_MARKET_MARKERS = ("-2021", "immediately trigger", "was in the market")
 
 
+# How a venue says an order it was asked to cancel is no longer there (filled, expired or cancelled already):
+# nothing to try again; the order's state is asked for, and the cache follows.
+ORDER_GONE_MARKERS = ("-2011", "Unknown order")
+
+
+def order_gone(reason: str) -> bool:
+    """A refused cancel whose order the venue no longer holds."""
+    return any(m in reason for m in ORDER_GONE_MARKERS)
+
+
 class StopAction(Enum):
     NONE = "NONE"  # the strategy is closing the position itself
     RETRY = "RETRY"  # place the same stop again, now

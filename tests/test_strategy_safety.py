@@ -24,6 +24,7 @@ from strategies.protection import (
     StopAction,
     after_stop_lost,
     guard_action,
+    order_gone,
     stop_through_market,
 )
 from strategies.retry import BAN_MARGIN_S, RetryPolicy, banned_until_ms
@@ -353,6 +354,11 @@ def test_after_stop_lost_waits_when_covered_or_banned(
     """Catches: a position closed at market because a break-even move was refused while the old stop still
     covered it, or because a ban refused every try at once (the soak's over-sized stop that ended in a close)."""
     assert after_stop_lost(why, "LONG", trigger, 50_000.0, retries, False, covered, banned) == action
+
+
+def test_a_cancel_refused_for_an_order_already_gone_is_not_tried_again() -> None:
+    assert order_gone("{'code': -2011, 'msg': 'Unknown order sent.'}")
+    assert not order_gone("{'code': -1008, 'msg': 'Server is currently overloaded with other requests.'}")
 
 
 def test_stop_through_market_by_side() -> None:
