@@ -89,16 +89,17 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(config.scan, symbols=0)
         self.orders = TradeOrders(self, self.market.instruments, config.exits.tp_order)
         self.keeper = ExitKeeper(self.orders, self.market, self.notices, self.counters_, config.exits, config.dynamic)
+        self.refusals: dict[InstrumentId, int] = {}  # refusals in a row of what protects a symbol (``_guard``)
         self.sync = ExchangeSync(
             self.keeper,
             self.trades,
             config.manual_strength,
             self.records.append,
             lambda message: self.notices.node("RECONCILED", self.mode, message),
+            repairing=self.refusals,
         )
         self._funding_clock = FundingClock()
         self.retry = DEFAULT_RETRY
-        self.refusals: dict[InstrumentId, int] = {}  # refusals in a row of what protects a symbol (``_guard``)
         self._loop: asyncio.AbstractEventLoop | None = None  # live: the node's event loop
 
     # --- life cycle -----------------------------------------------------------------------------------------
@@ -473,7 +474,7 @@ class AtsStrategy(Strategy):
             if self.keeper.guard(instrument_id, trade, self.log) == GuardAction.DONE:
                 failures = self.refusals.pop(instrument_id, 0)
                 if self.retry.exhausted(failures):
-                    now = f"one stop at {trade.stop_price}" if trade is not None else "no exit order left"
+                    now = f"one stop at {trade.stop_price}" if trade is not None else "flat, no exit order left"
                     self.notices.node("RECONCILED", self.mode, f"{instrument_id.symbol}: protected again, {now}")
                 return
         # An order went out or one is on its way (or the look failed): look again once it must have been answered

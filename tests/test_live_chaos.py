@@ -206,7 +206,10 @@ def test_stop_resized_after_tp1_in_a_ban_window(shared_data: Path, tmp_path: Pat
                 return len(stops) == 1 and stops[0]["qty"] == rest
 
             wait_for(one_stop_for_the_rest, 15, "the break-even stop for the rest, after the ban")
-            time.sleep(1.0)
+            time.sleep(6.0)  # a periodic sync (every 5 s) in between must not have moved it back
+            trade = next(iter(node.strategy.trades.open.values()))
+            (stop,) = [o for o in exchange_orders(sim) if o["type"] == "STOP_MARKET"]
+            assert trade.stop_kind == "BREAKEVEN" and float(stop["price"]) == trade.stop_price == trade.entry
             assert exchange_position(sim)[0] == rest  # still open: re-protected, not closed at market
             assert not sim.call(lambda: check_exchange(sim.exchange))
             later = sim.request_log.entries[sent:]
