@@ -11,6 +11,8 @@ before it:
 - ``exit``: a new reduce-only order, or a new conditional (algo) order that is reduce-only or closes the
   position (a stop or a take-profit);
 - ``stop``: a new conditional stop (``STOP_MARKET`` / ``STOP``) on ``POST /fapi/v1/algoOrder``;
+- ``target``: a new reduce-only order that is no market order (a take-profit ``LIMIT``) or a conditional
+  take-profit (``TAKE_PROFIT`` / ``TAKE_PROFIT_MARKET``);
 - ``stop_cancel``: the cancel of a conditional order (``DELETE /fapi/v1/algoOrder``): Binance's stops cannot
   be amended, so a client moves a stop by cancel and replace, and this rejects the move;
 - ``any``: any new order, regular or conditional.
@@ -34,9 +36,10 @@ REJECT_CODES: dict[int, Callable[[], BinanceApiError]] = {
     -2021: errors.immediately_trigger,
     -1008: _server_busy,
 }
-REJECT_TARGETS = ("any", "entry", "exit", "stop", "stop_cancel")
+REJECT_TARGETS = ("any", "entry", "exit", "stop", "target", "stop_cancel")
 ORDER_PATHS = frozenset({"/fapi/v1/order", "/fapi/v1/algoOrder"})
 STOP_TYPES = frozenset({"STOP_MARKET", "STOP"})
+TAKE_PROFIT_TYPES = frozenset({"TAKE_PROFIT", "TAKE_PROFIT_MARKET"})
 
 
 def request_target(method: str, path: str, params: Mapping[str, str]) -> set[str]:
@@ -47,11 +50,16 @@ def request_target(method: str, path: str, params: Mapping[str, str]) -> set[str
         return set()
     reduces = params.get("reduceOnly", "false").lower() == "true" or params.get("closePosition", "").lower() == "true"
     targets = {"any", "exit" if reduces else "entry"}
+    kind = params.get("type", "")
     if path == "/fapi/v1/algoOrder":
         targets.add("exit")
         targets.discard("entry")
-        if params.get("type") in STOP_TYPES:
+        if kind in STOP_TYPES:
             targets.add("stop")
+        elif kind in TAKE_PROFIT_TYPES:
+            targets.add("target")
+    elif reduces and kind != "MARKET":
+        targets.add("target")
     return targets
 
 
@@ -144,7 +152,7 @@ class Faults:
     def check_order(self, method: str, path: str, params: Mapping[str, str] | None = None) -> None:
         """Raise the rejection ordered for this kind of order request, if any (the most specific target first)."""
         targets = request_target(method, path, params or {})
-        for target in ("stop_cancel", "stop", "entry", "exit", "any"):
+        for target in ("stop_cancel", "stop", "target", "entry", "exit", "any"):
             codes = self.rejections.get(target)
             if target in targets and codes:
                 code = codes.pop(0)

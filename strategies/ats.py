@@ -6,8 +6,10 @@ a scan time (``ScanClock``) the open trades are adjusted and the best signals en
 (``TradeOrders``); TP1 moves the stop to break-even; a closed position books the trade (``trade.ending``).
 The decisions are plain functions in those modules; this class is the Nautilus glue. Every handler runs in
 ``_guarded``: an error is logged, counted and published instead of stopping the node, and after an error in a
-fill handler an unprotected position is closed. A close or a stop move the exchange refuses is tried again
-(``_protection_failed``), with a wait from the retry policy, until the position has its one stop or is closed.
+fill handler an unprotected position is closed. A close, a stop (after a ban, or while the stop it replaces
+covers) or the cancel of an exit the exchange refuses is tried again (``_protection_failed``), with a wait from the
+retry policy, until the position has its one stop or is closed with no exit left behind; meanwhile the symbol
+takes no new entry.
 """
 
 import asyncio
@@ -47,7 +49,7 @@ from strategies.ledger import Counters, TradeRecord, ledger_rows
 from strategies.market import Market
 from strategies.notices import Notices
 from strategies.orders import TradeOrders
-from strategies.protection import GuardAction
+from strategies.protection import GuardAction, StopAction, order_gone
 from strategies.retry import DEFAULT_RETRY
 from strategies.risk import DailyLossGuard, check_entry
 from strategies.scan import ScanClock, scan_time
@@ -59,6 +61,7 @@ from strategies.trade import (
     TAG_FLATTEN,
     TAG_SL,
     TAG_TP1,
+    TAG_TP2,
     Trade,
     Trades,
     order_role,
@@ -86,12 +89,14 @@ class AtsStrategy(Strategy):
         self.scan_clock = ScanClock(config.scan, symbols=0)
         self.orders = TradeOrders(self, self.market.instruments, config.exits.tp_order)
         self.keeper = ExitKeeper(self.orders, self.market, self.notices, self.counters_, config.exits, config.dynamic)
+        self.refusals: dict[InstrumentId, int] = {}  # refusals in a row of what protects a symbol (``_guard``)
         self.sync = ExchangeSync(
             self.keeper,
             self.trades,
             config.manual_strength,
             self.records.append,
             lambda message: self.notices.node("RECONCILED", self.mode, message),
+            repairing=self.refusals,
         )
         self._funding_clock = FundingClock()
         self.retry = DEFAULT_RETRY
@@ -313,6 +318,9 @@ class AtsStrategy(Strategy):
         price = self.market.last_close.get(instrument_id)
         if not reason and price is None:
             reason = "no price yet for this symbol"
+        if not reason and instrument_id in self.refusals:
+            # an exit of the last trade would not cancel: a new position would have two stops, or be closed by it
+            reason = "the exchange refused to cancel the last trade's exit orders; trying again first"
         if reason:
             return self._refuse(instrument_id, reason, manual)
         instrument = self.market.instruments[instrument_id]
@@ -407,10 +415,10 @@ class AtsStrategy(Strategy):
                 # Often gone already (filled or expired while a stream was silent): ask the venue for its
                 # state, so the cache stops listing it as working.
                 self.query_order(order)
-            trade = self.trades.open.get(event.instrument_id)
-            if trade is not None and event.client_order_id in trade.replaced_stops:
-                # a stop being replaced that would not go: two stops, one sized for more than the position
-                self._protection_failed(trade, f"cancel refused: {event.reason}")
+            if order is not None and order.is_reduce_only and not order_gone(str(event.reason)):
+                # an exit that would not go: a stop being replaced (two stops, one sized for more than the
+                # position), a target moved, or an exit of a closed trade (it would close the next position)
+                self._protection_failed(event.instrument_id, f"cancel refused: {event.reason}")
 
     def _on_order_failed(self, event: Any, why: str) -> None:
         with self._guarded(f"on_order_{why.split(':')[0]}"):
@@ -428,21 +436,26 @@ class AtsStrategy(Strategy):
                     # The signal was announced: say why the entry did not happen, whoever asked for it.
                     self._refuse(instrument_id, f"the exchange did not take the entry: {why}", announce=True)
             elif trade is not None and role == TAG_SL and order.client_order_id == trade.stop_id:
-                self.keeper.stop_lost(trade, why, self.log)
+                if self.keeper.stop_lost(trade, why, self.log) == StopAction.RETRY_LATER:
+                    self._protection_failed(instrument_id, why)
             elif trade is not None and role in (TAG_EXIT, TAG_FLATTEN) and trade.exit_intent:
-                self._protection_failed(trade, why)  # our close at market did not happen
+                self._protection_failed(instrument_id, why)  # our close at market did not happen
+            elif trade is not None and role in (TAG_TP1, TAG_TP2) and why.startswith(("rejected", "denied")):
+                self._protection_failed(instrument_id, why)  # a take-profit refused: placed again after a wait
 
     # --- protection refused: try again until the position has its stop or is closed ------------------------
 
-    def _protection_failed(self, trade: Trade, why: str) -> None:
-        """A close at market or an old stop's cancel was refused: look again after the retry policy's wait
-        (``_guard``); once the quick tries are spent, keep going at the slow pace and alert the trader."""
-        trade.guard_failures += 1
-        failures = trade.guard_failures
-        self.log.warning(f"{trade.instrument_id}: {why}; trying again ({failures} refused in a row)")
+    def _protection_failed(self, instrument_id: InstrumentId, why: str) -> None:
+        """A close at market, a stop, or the cancel of an exit was refused: look again after the retry policy's
+        wait, or at the end of the ban the refusal names (``_guard``); once the quick tries are spent, keep going
+        at the slow pace and alert the trader."""
+        failures = self.refusals[instrument_id] = self.refusals.get(instrument_id, 0) + 1
+        self.log.warning(f"{instrument_id}: {why}; trying again ({failures} refused in a row)")
         if self.retry.alert_due(failures):
-            self.keeper.alert(trade, why, self.mode, self.retry.slow_s, self.log)
-        self._look_again(trade.instrument_id, self.retry.delay_s(failures))
+            trade = self.trades.open.get(instrument_id)
+            self.keeper.alert(instrument_id, trade, failures, why, self.mode, self.retry.slow_s, self.log)
+        now_ms = self.clock.timestamp_ns() // 1_000_000
+        self._look_again(instrument_id, self.retry.wait_s(failures, why, now_ms))
 
     def _look_again(self, instrument_id: InstrumentId, delay_s: float) -> None:
         name = f"{_GUARD_TIMER}{instrument_id}"
@@ -458,18 +471,16 @@ class AtsStrategy(Strategy):
     def _guard(self, instrument_id: InstrumentId) -> None:
         with self._guarded("guard"):
             trade = self.trades.open.get(instrument_id)
-            if trade is None:
-                return  # closed
-            if self.keeper.guard(trade, self.log) == GuardAction.DONE:
-                if self.retry.exhausted(trade.guard_failures):
-                    message = f"{instrument_id.symbol}: protected again, one stop at {trade.stop_price}"
-                    self.notices.node("RECONCILED", self.mode, message)
-                trade.guard_failures = 0
+            if self.keeper.guard(instrument_id, trade, self.log) == GuardAction.DONE:
+                failures = self.refusals.pop(instrument_id, 0)
+                if self.retry.exhausted(failures):
+                    now = f"one stop at {trade.stop_price}" if trade is not None else "flat, no exit order left"
+                    self.notices.node("RECONCILED", self.mode, f"{instrument_id.symbol}: protected again, {now}")
                 return
-        # An order went out or one is on its way (or the look failed): look again once it must have been answered.
-        trade = self.trades.open.get(instrument_id)
-        if trade is not None:
-            self._look_again(instrument_id, self.retry.delay_s(max(trade.guard_failures, 1)))
+        # An order went out or one is on its way (or the look failed): look again once it must have been answered
+        # (a refusal sets its own wait; until the look finds the symbol protected, it takes no new entry).
+        if instrument_id in self.refusals:
+            self._look_again(instrument_id, self.retry.delay_s(1))
 
     def on_position_closed(self, event: PositionClosed) -> None:
         with self._guarded("on_position_closed"):

@@ -3,15 +3,18 @@
 Entry filled -> the stop for the whole position, TP1 and TP2 for a half each, re-based on the fill price. TP1
 filled -> a new stop at break-even for the rest. A new score -> the dynamic adjustment (tighten the stop, trail
 TP2, or exit at market). A replaced stop is cancelled once its successor is accepted. A stop found missing at
-start -> re-armed. A stop lost (rejected: placed again, then closed at market; cancelled by someone else: closed
-at market; see ``protection.py``). A close or an old stop's cancel refused -> ``guard``, called again after each
-wait of the retry policy until the position is protected by one stop or closed, with ``alert`` telling the
-trader when the quick tries are spent. The prices come from ``exits.py``; each step is counted and
-published as an ``ExitEvent``.
+start -> re-armed. A stop lost (rejected: placed again, then closed at market; after a wait when the refusal
+names a ban's end or the stop it replaces still covers; cancelled by someone else: closed at market; see
+``protection.py``). A close, a stop placed after a wait, or the cancel of an old stop or of a closed trade's
+exit refused -> ``guard``, called again after each wait of the retry policy until the position is protected by
+one stop or closed with no exit left behind, with ``alert`` telling the trader when the quick tries are spent.
+The prices come from ``exits.py``; each step is counted and published as an ``ExitEvent``.
 """
 
+from decimal import Decimal
 from typing import Any
 
+from nautilus_trader.model.enums import OrderStatus
 from nautilus_trader.model.events import OrderFilled, PositionClosed
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.instruments import Instrument
@@ -42,6 +45,7 @@ from strategies.protection import (
     guard_action,
     stop_through_market,
 )
+from strategies.retry import banned_until_ms
 from strategies.sizing import InstrumentFilters, split_quantity
 from strategies.trade import (
     INTENT_DYNAMIC,
@@ -211,83 +215,162 @@ class ExitKeeper:
         trade.stop_retries = 0
         self.orders.cancel_replaced(trade)
 
-    def stop_lost(self, trade: Trade, why: str, log: Any) -> None:
+    def stop_lost(self, trade: Trade, why: str, log: Any) -> StopAction:
         """The working stop is gone (``why``: rejected, denied, canceled, expired): never leave the position
         unprotected. A refused stop is placed again (``protection.STOP_RETRIES`` times), else the position is
-        closed at market."""
+        closed at market; placed again after a wait (``RETRY_LATER``, the caller's timer and ``guard``) when the
+        refusal names a ban's end or the stop it replaces still covers the position. Returns what was decided."""
         position = self.orders.open_position(trade)
         if position is None:
-            return
+            return StopAction.NONE
         price = self.market.last_close.get(trade.instrument_id)
         closing = bool(trade.exit_intent)
-        action = after_stop_lost(why, trade.direction, trade.stop_price, price, trade.stop_retries, closing)
-        if action == StopAction.NONE:
-            return
+        covered = self.covering_stop(trade) is not None
+        banned = banned_until_ms(why) is not None
+        action = after_stop_lost(
+            why, trade.direction, trade.stop_price, price, trade.stop_retries, closing, covered, banned
+        )
         if action == StopAction.RETRY:
             trade.stop_retries += 1
             log.warning(f"{trade.instrument_id}: stop {why}; placing it again ({trade.stop_retries}/{STOP_RETRIES})")
             self.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
             self.notice(trade, "STOP_REARMED", price or trade.entry, position.quantity.as_double(), trade.stop_price)
-            return
-        log.warning(f"{trade.instrument_id}: stop {why}; closing the position at market")
-        trade.exit_intent = INTENT_STOP
-        self.orders.close_at_market(trade, TAG_EXIT)
+        elif action == StopAction.RETRY_LATER:
+            meanwhile = "the stop it replaces covers meanwhile" if covered else "nothing goes out before the ban ends"
+            log.warning(f"{trade.instrument_id}: stop {why}; placing it again after a wait ({meanwhile})")
+        elif action == StopAction.CLOSE:
+            log.warning(f"{trade.instrument_id}: stop {why}; closing the position at market")
+            trade.exit_intent = INTENT_STOP
+            self.orders.close_at_market(trade, TAG_EXIT)
+        return action
 
-    def guard_view(self, trade: Trade) -> GuardView:
+    def covering_stop(self, trade: Trade) -> Order | None:
+        """A stop the trade's current one replaces that still works (accepted, not being cancelled)."""
+        for client_order_id in trade.replaced_stops:
+            order = self.orders.working(client_order_id)
+            if client_order_id != trade.stop_id and order is not None and order.is_open and not order.is_pending_cancel:
+                return order
+        return None
+
+    def guard_view(self, instrument_id: InstrumentId, trade: Trade | None) -> GuardView:
+        cache = self.orders.strategy.cache
+        in_flight = bool(cache.orders_inflight(instrument_id=instrument_id))
+        stale = len(self.orders.stale_exits(instrument_id, trade))
+        if trade is None:  # a flat symbol (a position without a trade is the sync's to adopt: see ``guard``)
+            return GuardView(False, False, False, in_flight, stale, False)
         position = self.orders.open_position(trade)
         stop = self.orders.working(trade.stop_id)
-        cache = self.orders.strategy.cache
-        old = [self.orders.working(i) for i in trade.replaced_stops if i != trade.stop_id]
         price = self.market.last_close.get(trade.instrument_id)
         return GuardView(
             position_open=position is not None,
             closing=bool(trade.exit_intent),
             stop_working=stop is not None and stop.is_open and not stop.is_pending_cancel,
-            in_flight=bool(cache.orders_inflight(instrument_id=trade.instrument_id)),
-            old_stops=sum(1 for o in old if o is not None and o.is_open and not o.is_pending_cancel),
+            in_flight=in_flight,
+            stale=stale,
             stop_through_market=stop_through_market(trade.direction, trade.stop_price, price),
+            targets_missing=bool(self.refused_targets(trade)),
         )
 
-    def guard(self, trade: Trade, log: Any) -> GuardAction:
-        """Do what the trade's protection needs now (``protection.guard_action``); returns what was done."""
-        action = guard_action(self.guard_view(trade))
+    def refused_targets(self, trade: Trade) -> list[tuple[str, float, Decimal]]:
+        """The trade's take-profits the exchange refused (tag, price, quantity to place again): TP1 while it is
+        not done, TP2 for its half, or for what is left once TP1 is done. Nothing while the strategy closes."""
         position = self.orders.open_position(trade)
+        if position is None or trade.exit_intent:
+            return []
+        out = []
+        instrument = self.market.instruments[trade.instrument_id]
+        filters = InstrumentFilters.of(instrument)
+        tp1_qty, tp2_qty = split_quantity(trade.quantity, filters.step, filters.min_qty)
+        if not trade.tp1_done and self._refused(trade.tp1_id):
+            out.append((TAG_TP1, trade.tp1_price, min(tp1_qty, position.quantity.as_decimal())))
+        if tp2_qty > 0 and self._refused(trade.tp2_id):
+            rest = position.quantity.as_decimal()
+            out.append((TAG_TP2, trade.tp2_price, rest if trade.tp1_done else min(tp2_qty, rest)))
+        return out
+
+    def _refused(self, client_order_id: Any) -> bool:
+        order = self.orders.strategy.cache.order(client_order_id) if client_order_id is not None else None
+        return order is not None and order.status in (OrderStatus.REJECTED, OrderStatus.DENIED)
+
+    def guard(self, instrument_id: InstrumentId, trade: Trade | None, log: Any) -> GuardAction:
+        """Do what the symbol's protection needs now (``protection.guard_action``); returns what was done."""
+        if trade is None and self.orders.strategy.cache.positions_open(instrument_id=instrument_id):
+            return GuardAction.DONE  # a position without a trade: the sync adopts it and re-arms its stop
+        action = guard_action(self.guard_view(instrument_id, trade))
         if action == GuardAction.PLACE_STOP:
-            log.warning(f"{trade.instrument_id}: no working stop; placing it again at {trade.stop_price}")
+            position = self.orders.open_position(trade)
+            log.warning(f"{instrument_id}: no working stop of its own; placing it again at {trade.stop_price}")
             self.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
-            price = self.market.last_close.get(trade.instrument_id, trade.entry)
+            price = self.market.last_close.get(instrument_id, trade.entry)
             self.notice(trade, "STOP_REARMED", price, position.quantity.as_double(), trade.stop_price)
         elif action == GuardAction.CLOSE:
             trade.exit_intent = trade.exit_intent or INTENT_STOP
-            log.warning(f"{trade.instrument_id}: closing the position at market again ({trade.exit_intent})")
+            log.warning(f"{instrument_id}: closing the position at market again ({trade.exit_intent})")
             self.orders.close_at_market(trade, TAG_FLATTEN if trade.exit_intent == INTENT_FLATTEN else TAG_EXIT)
-        elif action == GuardAction.CANCEL_OLD_STOPS:
-            log.warning(f"{trade.instrument_id}: cancelling the replaced stop(s) again")
-            self.orders.cancel_replaced(trade)
+        elif action == GuardAction.PLACE_TARGETS:
+            for tag, price, quantity in self.refused_targets(trade):
+                log.warning(f"{instrument_id}: placing the refused {tag.removeprefix('ATS:')} again at {price}")
+                client_order_id = self.orders.target(trade, price, quantity, tag)
+                if tag == TAG_TP1:
+                    trade.tp1_id = client_order_id
+                else:
+                    trade.tp2_id = client_order_id
+        elif action == GuardAction.CANCEL_STALE:
+            stale = self.orders.stale_exits(instrument_id, trade)
+            log.warning(f"{instrument_id}: cancelling {len(stale)} stale exit order(s) again")
+            for order in stale:
+                self.orders.strategy.cancel_order(order)
         return action
 
-    def alert(self, trade: Trade, why: str, mode: str, pace_s: float, log: Any) -> None:
+    def alert(
+        self,
+        instrument_id: InstrumentId,
+        trade: Trade | None,
+        failures: int,
+        why: str,
+        mode: str,
+        pace_s: float,
+        log: Any,
+    ) -> None:
         """The quick tries are spent (from now on one every ``pace_s``): tell the trader what is wrong and what
         to do by hand."""
-        view = self.guard_view(trade)
-        symbol = self.market.instruments[trade.instrument_id].raw_symbol.value
-        position = self.orders.open_position(trade)
-        size = f"{trade.direction} {position.quantity}" if position is not None else trade.direction
-        tries = f"{trade.guard_failures} tries in a row, the last refused: {why}"
-        if view.stop_working:
+        view = self.guard_view(instrument_id, trade)
+        instrument = self.market.instruments.get(instrument_id)
+        symbol = instrument.raw_symbol.value if instrument is not None else instrument_id.symbol.value
+        tries = f"{failures} tries in a row, the last refused: {why}"
+        position = self.orders.open_position(trade) if trade is not None else None
+        if trade is None or position is None:
             kind = "ERROR"
             message = (
-                f"{symbol} {size}: "
-                + ("the close at market" if view.closing else "the cancel of the replaced stop")
-                + f" failed ({tries}). The position keeps its stop; still trying every {pace_s:.0f} s. "
-                "Check the orders on Binance, or run `ats flatten` to close everything."
+                f"{symbol}: the position is closed, but {view.stale} of its exit orders would not cancel ({tries}). "
+                f"Still trying every {pace_s:.0f} s; no new entry on {symbol} meanwhile. "
+                "Cancel them on Binance, or run `ats flatten`."
             )
         else:
-            kind = "UNPROTECTED"
-            message = (
-                f"{symbol} {size} has NO STOP on the exchange ({tries}). Still trying every {pace_s:.0f} s. "
-                "Close it on Binance now, or run `ats flatten`."
-            )
+            size = f"{trade.direction} {position.quantity}"
+            covering = self.covering_stop(trade)
+            if view.stop_working or covering is not None:
+                kind = "ERROR"
+                failed = (
+                    "the close at market"
+                    if view.closing
+                    else f"the new stop at {trade.stop_price}"
+                    if not view.stop_working
+                    else "the cancel of a replaced stop or an old exit"
+                    if view.stale
+                    else "a take-profit"
+                )
+                keeps = "its stop" if view.stop_working else f"its previous stop at {covering.trigger_price}"
+                message = (
+                    f"{symbol} {size}: {failed} failed ({tries}). The position keeps {keeps}; still trying every "
+                    f"{pace_s:.0f} s. Check the orders on Binance, or run `ats flatten` to close everything."
+                )
+            else:
+                kind = "UNPROTECTED"
+                message = (
+                    f"{symbol} {size} has NO STOP on the exchange ({tries}). Still trying every {pace_s:.0f} s. "
+                    "Close it on Binance now, or run `ats flatten`."
+                )
         log.error(message)
         self.notices.node(kind, mode, message)
 

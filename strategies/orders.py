@@ -81,6 +81,20 @@ class TradeOrders:
                 cancelled += 1
         return cancelled
 
+    def stale_exits(self, instrument_id: InstrumentId, trade: Trade | None) -> list[Order]:
+        """Reduce-only orders working on the instrument that no exit of ``trade`` (the open trade, if any) is:
+        the stops its current stop replaced, a take-profit moved away, the exits of a closed trade whose cancel
+        was refused. Orders being cancelled are left to their cancel."""
+        keep = {trade.stop_id, trade.tp1_id, trade.tp2_id} if trade is not None else set()
+        return [
+            o
+            for o in self.strategy.cache.orders_open(instrument_id=instrument_id)
+            if o.is_reduce_only
+            and o.order_type != OrderType.MARKET
+            and not o.is_pending_cancel
+            and o.client_order_id not in keep
+        ]
+
     def target(self, trade: Trade, price: float, quantity: Decimal, tag: str) -> ClientOrderId:
         """Place a reduce-only take-profit (TP1 or TP2 by ``tag``) at ``price``."""
         instrument = self.instruments[trade.instrument_id]

@@ -5,10 +5,12 @@ open-order checks: ``nodes/live/config.py``). This collaborator, run live on a t
 each symbol of the universe from the cache, asks ``audit.plan_repairs`` what is out of step, applies the
 repairs through the ``ExitKeeper`` (book a ghost, adopt, re-arm, break-even after a missed TP1, cancel a
 second stop or orphan reduce-only orders), and publishes one ``NodeEvent("RECONCILED")`` naming what was
-repaired, with the fills that reconciliation applied (fills the streams lost).
+repaired, with the fills that reconciliation applied (fills the streams lost). A symbol whose protection the
+strategy is already repairing after a refusal (``repairing``: waiting for a ban's end, say) is left to it: a
+repair decided meanwhile would undo the strategy's (resize the old stop where a break-even one is due).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from nautilus_trader.common.config import NautilusConfig, PositiveFloat
@@ -50,12 +52,14 @@ class ExchangeSync:
         strength: float,
         book: Callable[[TradeRecord], None],
         publish: Callable[[str], None],
+        repairing: Container[InstrumentId] = (),
     ) -> None:
         self.keeper = keeper
         self.trades = trades
         self.strength = strength  # of an adopted position: its entry's strength is gone
         self.book = book  # the ledger of closed trades
         self.publish = publish  # one message naming the repairs
+        self.repairing = repairing  # symbols the strategy is repairing itself after a refusal
         self.notes: list[str] = []
         self.repairs = 0
         self.memory: TradeMemory | None = None
@@ -175,6 +179,7 @@ class ExchangeSync:
             or any(p.last_event.ts_init > settled for p in cache.positions(instrument_id=instrument_id))
             or instrument_id in self.trades.pending
             or (trade is not None and bool(trade.exit_intent))
+            or instrument_id in self.repairing
         )
         return SymbolView(str(instrument_id), sum(p.signed_qty for p in positions), trade_view, working, busy=busy)
 

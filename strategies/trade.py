@@ -62,7 +62,6 @@ class Trade:
     dynamic_adjustments: int = 0
     funding: float = 0.0  # received (+) / paid (-) while open
     stop_retries: int = 0  # times in a row the current stop was placed again after a refusal
-    guard_failures: int = 0  # refusals in a row of a close at market or of an old stop's cancel (retry.py)
     replaced_stops: list[ClientOrderId] = field(default_factory=list)
     reserved: Decimal = Decimal(0)  # margin and fee the entry holds until it fills
 

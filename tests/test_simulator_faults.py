@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from simulator import BinanceSimulator
+from simulator.faults import request_target
 from tests.simulator_support import SignedClient, btc_data, running_simulator
 
 
@@ -22,9 +23,7 @@ def sim(shared_data: Path) -> Iterator[BinanceSimulator]:
 
 
 def _market_order(client: SignedClient) -> httpx.Response:
-    return client.signed(
-        "POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002"
-    )
+    return client.signed("POST", "/fapi/v1/order", symbol="BTCUSDT", side="BUY", type="MARKET", quantity="0.002")
 
 
 def test_drop_connections_closes_market_and_user_streams(sim: BinanceSimulator, client: SignedClient) -> None:
@@ -127,9 +126,7 @@ def test_control_endpoint_injects_faults(sim: BinanceSimulator, client: SignedCl
     try:
         assert control.post("/_sim/fault", json={"fault": "reject_next_order", "code": -2019}).json()["ok"]
         assert _market_order(client).json()["code"] == -2019
-        assert control.post(
-            "/_sim/fault", json={"fault": "throttle", "status": 418, "retry_after": 3}
-        ).is_success
+        assert control.post("/_sim/fault", json={"fault": "throttle", "status": 418, "retry_after": 3}).is_success
         banned = client.public("GET", "/fapi/v1/time")
         assert banned.status_code == 418 and banned.headers["Retry-After"] == "3"
         bad = control.post("/_sim/fault", json={"fault": "reject_next_order", "code": -9999})
@@ -157,3 +154,25 @@ def test_injected_liquidation_reaches_force_order_subscribers(sim: BinanceSimula
     assert event["e"] == "forceOrder" and event["o"]["q"] == "0.014"
     with pytest.raises(ValueError, match="unknown symbol"):
         sim.force_order("DOGEUSDT", "SELL", "1")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params", "targets"),
+    [
+        ("POST", "/fapi/v1/order", {"type": "MARKET"}, {"any", "entry"}),
+        ("POST", "/fapi/v1/order", {"type": "MARKET", "reduceOnly": "true"}, {"any", "exit"}),  # a close
+        ("POST", "/fapi/v1/order", {"type": "LIMIT", "reduceOnly": "true"}, {"any", "exit", "target"}),  # a TP
+        ("POST", "/fapi/v1/algoOrder", {"type": "STOP_MARKET", "reduceOnly": "true"}, {"any", "exit", "stop"}),
+        (
+            "POST",
+            "/fapi/v1/algoOrder",
+            {"type": "TAKE_PROFIT_MARKET", "closePosition": "true"},
+            {"any", "exit", "target"},
+        ),
+        ("DELETE", "/fapi/v1/algoOrder", {}, {"stop_cancel"}),
+        ("GET", "/fapi/v1/order", {}, set()),
+    ],
+)
+def test_rejection_targets(method: str, path: str, params: dict[str, str], targets: set[str]) -> None:
+    """Catches: a rejection aimed at take-profits meeting a stop or a close at market, or the reverse."""
+    assert request_target(method, path, params) == targets

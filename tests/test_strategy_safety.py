@@ -24,9 +24,10 @@ from strategies.protection import (
     StopAction,
     after_stop_lost,
     guard_action,
+    order_gone,
     stop_through_market,
 )
-from strategies.retry import RetryPolicy
+from strategies.retry import BAN_MARGIN_S, RetryPolicy, banned_until_ms
 from strategies.trade import TAG_EXIT, TAG_SL, Trade
 from tests.strategy_support import ScenarioRun, StopRefusals, at, perp, ramp, run_scenario
 
@@ -236,7 +237,8 @@ def test_refused_break_even_replacement_is_placed_again_and_the_old_stop_covers_
     )
     assert breakeven.trigger_price.as_double() == 50_000.0 and TAG_SL in breakeven.tags
     assert initial.ts_last >= breakeven.ts_accepted  # the initial stop went only after its successor came
-    assert exit_kinds(r) == ["TP1", "STOP_REARMED", "BREAKEVEN", "STOP"]
+    # placed again after the retry policy's wait (the old stop covers meanwhile), not at once
+    assert exit_kinds(r) == ["TP1", "BREAKEVEN", "STOP_REARMED", "STOP"]
     assert r.strategy.ledger()[0]["exit_reason"] == "TP1+BREAKEVEN"
 
 
@@ -258,7 +260,8 @@ def test_the_retry_budget_is_renewed_once_a_stop_is_accepted() -> None:
         OrderStatus.FILLED,  # break-even, at the third try
     ]
     assert [o for o in r.engine.cache.orders() if TAG_EXIT in o.tags] == []
-    assert exit_kinds(r) == ["STOP_REARMED", "TP1", "STOP_REARMED", "STOP_REARMED", "BREAKEVEN", "STOP"]
+    # the break-even stops are placed again after waits: the initial stop covers meanwhile
+    assert exit_kinds(r) == ["STOP_REARMED", "TP1", "BREAKEVEN", "STOP_REARMED", "STOP_REARMED", "STOP"]
     assert r.strategy.ledger()[0]["exit_reason"] == "TP1+BREAKEVEN"
 
 
@@ -328,6 +331,36 @@ def test_after_stop_lost(
     assert after_stop_lost(why, direction, trigger, price, retries, closing) == action
 
 
+BANNED = "rejected: {'code': -1003, 'msg': 'Way too many requests; IP banned until 1796128980210.'}"
+
+
+@pytest.mark.parametrize(
+    ("why", "trigger", "retries", "covered", "banned", "action"),
+    [
+        # the old stop still covers: never closed for a refused move, tried again after a wait, however often
+        ("rejected: " + REFUSED, 49_000.0, STOP_RETRIES, True, False, StopAction.RETRY_LATER),
+        # a ban: nothing can go out before its end; then the stop, not a close
+        (BANNED, 49_000.0, 0, False, True, StopAction.RETRY_LATER),
+        (BANNED, 49_000.0, STOP_RETRIES, False, True, StopAction.RETRY_LATER),
+        # through the market: a close, covered or banned
+        ("rejected: " + REFUSED, 50_100.0, 0, True, False, StopAction.CLOSE),
+        (BANNED, 50_100.0, 0, False, True, StopAction.CLOSE),
+        ("canceled", 49_000.0, 0, True, False, StopAction.CLOSE),  # someone cancelled it: not a refusal
+    ],
+)
+def test_after_stop_lost_waits_when_covered_or_banned(
+    why: str, trigger: float, retries: int, covered: bool, banned: bool, action: StopAction
+) -> None:
+    """Catches: a position closed at market because a break-even move was refused while the old stop still
+    covered it, or because a ban refused every try at once (the soak's over-sized stop that ended in a close)."""
+    assert after_stop_lost(why, "LONG", trigger, 50_000.0, retries, False, covered, banned) == action
+
+
+def test_a_cancel_refused_for_an_order_already_gone_is_not_tried_again() -> None:
+    assert order_gone("{'code': -2011, 'msg': 'Unknown order sent.'}")
+    assert not order_gone("{'code': -1008, 'msg': 'Server is currently overloaded with other requests.'}")
+
+
 def test_stop_through_market_by_side() -> None:
     assert stop_through_market("LONG", 50_000.0, 49_999.9) and not stop_through_market("LONG", 49_000.0, 50_000.0)
     assert stop_through_market("SHORT", 50_000.0, 50_000.1) and not stop_through_market("SHORT", 51_000.0, 50_000.0)
@@ -340,7 +373,7 @@ def view(**changes: Any) -> GuardView:
         closing=False,
         stop_working=True,
         in_flight=False,
-        old_stops=0,
+        stale=0,
         stop_through_market=False,
     )
     return GuardView(**{**protected, **changes})
@@ -351,13 +384,18 @@ def view(**changes: Any) -> GuardView:
     [
         ({}, GuardAction.DONE),  # one working stop
         ({"position_open": False, "stop_working": False, "closing": True}, GuardAction.DONE),  # closed
+        ({"position_open": False, "stop_working": False, "stale": 1}, GuardAction.CANCEL_STALE),  # a left-over exit
+        ({"position_open": False, "stale": 1, "in_flight": True}, GuardAction.WAIT),  # its cancel is on its way
         ({"in_flight": True, "stop_working": False}, GuardAction.WAIT),  # an answer is on its way
         ({"closing": True}, GuardAction.CLOSE),  # a refused dynamic exit or flatten: again, even with a stop
         ({"closing": True, "stop_working": False}, GuardAction.CLOSE),  # a refused stop, then a refused close
         ({"stop_working": False}, GuardAction.PLACE_STOP),
         ({"stop_working": False, "stop_through_market": True}, GuardAction.CLOSE),  # the stop would fire at once
-        ({"old_stops": 1}, GuardAction.CANCEL_OLD_STOPS),  # a refused cancel of the stop being replaced
-        ({"old_stops": 1, "stop_working": False}, GuardAction.PLACE_STOP),  # the new stop first
+        ({"stale": 1}, GuardAction.CANCEL_STALE),  # a refused cancel of the stop being replaced
+        ({"stale": 1, "stop_working": False}, GuardAction.PLACE_STOP),  # the new stop first
+        ({"targets_missing": True}, GuardAction.PLACE_TARGETS),  # a refused take-profit
+        ({"targets_missing": True, "stale": 1}, GuardAction.CANCEL_STALE),  # the stops come first
+        ({"targets_missing": True, "closing": True}, GuardAction.CLOSE),
     ],
 )
 def test_guard_action(changes: dict[str, Any], action: GuardAction) -> None:
@@ -373,3 +411,13 @@ def test_retry_policy_waits_then_keeps_going_slowly_and_alerts() -> None:
     assert [policy.delay_s(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 30.0, 30.0, 30.0]
     assert [n for n in range(1, 16) if policy.alert_due(n)] == [3, 7, 11, 15]
     assert not policy.exhausted(2) and policy.exhausted(3) and policy.exhausted(50)
+
+
+def test_retry_waits_for_the_end_of_a_ban() -> None:
+    """Catches: tries sent during a ban the refusal named (each refused, and Binance bans longer)."""
+    policy = RetryPolicy(delays_s=(0.5, 1.0, 2.0), slow_s=30.0)
+    assert banned_until_ms(BANNED) == 1_796_128_980_210 and banned_until_ms(REFUSED) is None
+    assert policy.wait_s(1, BANNED, now_ms=1_796_128_970_210) == pytest.approx(10.0 + BAN_MARGIN_S)
+    assert policy.wait_s(4, BANNED, now_ms=1_796_128_970_210) == 30.0  # the slow pace is longer still
+    assert policy.wait_s(2, BANNED, now_ms=1_796_128_990_000) == 1.0  # the ban is over
+    assert policy.wait_s(1, REFUSED, now_ms=0) == 0.5
