@@ -314,7 +314,7 @@ class FactorBook:
         vals: dict[str, float | None] = {}
         notes: dict[str, str] = {}
         for k, ind in sym.factors.items():
-            v = ind._value
+            v = ind.value
             vals[k] = v
             if v is None:
                 notes[k] = ind._reason or "not available"
