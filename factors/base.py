@@ -7,7 +7,8 @@ never mistakes a missing factor for a neutral 0.
 Bar factors keep their state (EMAs, windows, running sums) current on every bar but compute the value itself
 only when it is read (``_outdated``): a backtest that scans once an hour on 1m bars reads one value in sixty. The
 value computed late is the one computed at the bar, bit for bit: it is the same arithmetic on the same state,
-and anything an event could change between the bar and the read (F's open interest) is taken at the bar.
+and anything an event could change between the bar and the read (F's open interest) is taken at the bar. The
+same for the event factors fed several times between two scans: L keeps the last quote, B the last rates.
 """
 
 from nautilus_trader.indicators.base import Indicator
@@ -49,6 +50,9 @@ class FactorIndicator(Indicator):
     @property
     def reason(self) -> str | None:
         """Why ``value`` is None; None when the value is live."""
+        if self._outdated:
+            self._outdated = False
+            self._compute_value()
         return self._reason
 
     def _compute_value(self) -> None:

@@ -23,7 +23,7 @@ from factors.liquidations import LiquidationFactor
 from factors.liquidity import LiquidityFactor
 from factors.momentum import MomentumFactor
 from factors.open_interest import OpenInterestFactor
-from factors.scoring import ScoreResult, rank, score
+from factors.scoring import ScoreModel, ScoreResult, rank
 from factors.structure import StructureFactor
 from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
@@ -151,6 +151,7 @@ class FactorBook:
         if not instrument_ids:
             raise ValueError("FactorBook needs at least one instrument id")
         self.config = config
+        self._model = ScoreModel(config)
         self._syms: dict[InstrumentId, _Symbol] = {iid: _Symbol(iid, config) for iid in instrument_ids}
         self._market_ids = tuple(m for m in (btc_id, eth_id) if m is not None)
         missing = [str(m) for m in self._market_ids if m not in self._syms]
@@ -323,7 +324,7 @@ class FactorBook:
                 # the BTC/ETH bars stopped coming: the last beta is not today's
                 vals["I"] = None
                 notes["I"] = f"stale: no BTC/ETH bar matched this symbol's last {_MARKET_MEMORY} bars"
-        return score(vals, self.config, instrument_id=instrument_id.value, ts_ns=sym.ts or None, notes=notes)
+        return self._model.score(vals, instrument_id.value, sym.ts or None, notes)
 
     def scan(self) -> list[ScoreResult]:
         """Every symbol's score, best first (signals before FLAT, strongest first)."""
