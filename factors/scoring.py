@@ -172,7 +172,10 @@ class ScoreModel:
             all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
         for key in QUALITY_FACTORS:
             contributions.setdefault(key, 0.0)
-        return ScoreResult(
+        # ScoreResult is a frozen dataclass: its __init__ sets each of the eleven fields through
+        # object.__setattr__, which cost more than the rest of the score together; here they are set in one step.
+        result = object.__new__(ScoreResult)
+        result.__dict__.update(
             direction=direction,
             strength=strength,
             score=s,
@@ -185,6 +188,7 @@ class ScoreModel:
             gated=tuple(gated),
             notes=all_notes,
         )
+        return result
 
 
 def score(
