@@ -13,9 +13,10 @@
 
 - Garbage collection: the time and generation of every collection of Python's cyclic collector (``gc.callbacks``).
 
-Figures go to ``out_path`` (JSON) and, for the time series, to ``<out_path>.lags.npy`` (time, lag ms) and
-``<out_path>.gc.npy`` (time, generation, wall ms, thread cpu ms), every ``write_interval_s`` and at stop (each
-written to a temporary file, then renamed, so a reader never sees half a file). Times are ``time.monotonic()``.
+Figures go to ``out_path`` (JSON: bar counts and frozen objects every ``write_interval_s``, the bar times at stop)
+and, at stop, the time series to ``<out_path>.lags.npy`` (time, lag ms) and ``<out_path>.gc.npy`` (time,
+generation, wall ms, thread cpu ms); each written to a temporary file, then renamed, so a reader never sees half a
+file. Times are ``time.monotonic()``.
 """
 
 import asyncio
@@ -112,19 +113,25 @@ class NodeProbe(Actor):
             self._lags.append((now, (now - asked - interval) * 1000))
             if time.monotonic() >= next_write:
                 next_write += self.config.write_interval_s
-                self._write()
+                self._write(series=False)
 
-    def _write(self) -> None:
+    def _write(self, series: bool = True) -> None:
+        """The figures; with ``series`` also the time series (bar times, lags, collections). While the node runs
+        only the small figures are written: the series grow with the run, and writing them every few seconds
+        held the node's event loop for milliseconds, the very lag and latency measured (at stop: everything)."""
         figures = {
             "bars": dict(self._bars),
-            "bar_times": {str(ts): entry for ts, entry in self._times.items()},
             "heap": self._heap,
             "frozen": gc.get_freeze_count(),
             "written_at": time.time(),
         }
+        if series:
+            figures["bar_times"] = {str(ts): entry for ts, entry in self._times.items()}
         _replace(self._out, json.dumps(figures).encode())
-        _replace(Path(f"{self._out}.lags.npy"), _npy(np.asarray(self._lags, dtype=np.float64).reshape(-1, 2)))
-        _replace(Path(f"{self._out}.gc.npy"), _npy(np.asarray(self._collections, dtype=np.float64).reshape(-1, 4)))
+        if series:
+            _replace(Path(f"{self._out}.lags.npy"), _npy(np.asarray(self._lags, dtype=np.float64).reshape(-1, 2)))
+            gc_series = np.asarray(self._collections, dtype=np.float64).reshape(-1, 4)
+            _replace(Path(f"{self._out}.gc.npy"), _npy(gc_series))
 
 
 def _heap_census() -> dict[str, object]:

@@ -3,6 +3,12 @@
 A factor reports ``value`` (float) only when it is warm AND its data source exists; otherwise ``value`` is
 None and ``reason`` says why ("warming up: 12/50 bars", "bars carry no taker-buy volume", ...). The score
 never mistakes a missing factor for a neutral 0.
+
+Bar factors keep their state (EMAs, windows, running sums) current on every bar but compute the value itself
+only when it is read (``_outdated``): a backtest that scans once an hour on 1m bars reads one value in sixty. The
+value computed late is the one computed at the bar, bit for bit: it is the same arithmetic on the same state,
+and anything an event could change between the bar and the read (F's open interest) is taken at the bar. The
+same for the event factors fed several times between two scans: L keeps the last quote, B the last rates.
 """
 
 from nautilus_trader.indicators.base import Indicator
@@ -31,20 +37,32 @@ class FactorIndicator(Indicator):
         super().__init__(params)
         self._value: float | None = None
         self._reason: str | None = "no data yet"
+        self._outdated = False  # the state moved on since ``_value`` was computed: ``_compute_value`` when read
 
     @property
     def value(self) -> float | None:
         """The factor value, or None when it is not available (see ``reason``)."""
+        if self._outdated:
+            self._outdated = False
+            self._compute_value()
         return self._value
 
     @property
     def reason(self) -> str | None:
         """Why ``value`` is None; None when the value is live."""
+        if self._outdated:
+            self._outdated = False
+            self._compute_value()
         return self._reason
+
+    def _compute_value(self) -> None:
+        """Set ``_value`` from the state of the last update (factors that defer it set ``_outdated``)."""
+        raise NotImplementedError
 
     def _reset_value(self) -> None:
         self._value = None
         self._reason = "no data yet"
+        self._outdated = False
 
 
 class BarFactor(FactorIndicator):

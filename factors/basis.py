@@ -33,6 +33,7 @@ class BasisFundingFactor(FactorIndicator):
     def _reset(self) -> None:
         self._value = None
         self._reason = NO_FUNDING
+        self._outdated = False
         self._last = 0.0
         self._funding: float | None = None
         self._premium: float | None = None
@@ -47,23 +48,21 @@ class BasisFundingFactor(FactorIndicator):
         if self._last > 0.0:
             self._premium = (mark - self._last) / self._last
             self._set_has_inputs(True)
-            self._compute()
+            self._outdated = self._funding is not None
 
     def update_funding(self, rate: float) -> None:
         self._funding = rate
         self._set_has_inputs(True)
-        self._compute()
+        self._set_initialized(True)
+        self._outdated = True
 
-    def _compute(self) -> None:
-        if self._funding is None:
-            return
-        fs = rate_score(self._funding)
+    def _compute_value(self) -> None:
+        fs = rate_score(self._funding)  # type: ignore[arg-type]
         if self._premium is None:
             self._value = fs
         else:
             self._value = (self._wf * fs + self._wp * rate_score(self._premium)) / (self._wf + self._wp)
         self._reason = None
-        self._set_initialized(True)
 
     @property
     def premium(self) -> float | None:

@@ -7,6 +7,7 @@ update runs every bar factor of that symbol once (see benchmarks/bench_factors.p
 
 from collections import OrderedDict, deque
 from math import sqrt
+from operator import mul
 
 from nautilus_trader.adapters.binance.common.types import BinanceBar
 from nautilus_trader.indicators.base import Indicator
@@ -23,7 +24,7 @@ from factors.liquidations import LiquidationFactor
 from factors.liquidity import LiquidityFactor
 from factors.momentum import MomentumFactor
 from factors.open_interest import OpenInterestFactor
-from factors.scoring import ScoreResult, rank, score
+from factors.scoring import ScoreModel, ScoreResult, rank
 from factors.structure import StructureFactor
 from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
@@ -102,6 +103,7 @@ class _Symbol:
         "returns",
         "count",
         "config",
+        "returns_cache",
     )
 
     def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
@@ -110,6 +112,7 @@ class _Symbol:
         self.close = 0.0
         self.ts = 0
         self.count = 0
+        self.returns_cache: tuple[int, list[int], list[float], dict[int, float]] | None = None
         self.use_config(config)
 
     def use_config(self, config: FactorConfig) -> None:
@@ -151,6 +154,7 @@ class FactorBook:
         if not instrument_ids:
             raise ValueError("FactorBook needs at least one instrument id")
         self.config = config
+        self._model = ScoreModel(config)
         self._syms: dict[InstrumentId, _Symbol] = {iid: _Symbol(iid, config) for iid in instrument_ids}
         self._market_ids = tuple(m for m in (btc_id, eth_id) if m is not None)
         missing = [str(m) for m in self._market_ids if m not in self._syms]
@@ -314,7 +318,7 @@ class FactorBook:
         vals: dict[str, float | None] = {}
         notes: dict[str, str] = {}
         for k, ind in sym.factors.items():
-            v = ind._value
+            v = ind.value
             vals[k] = v
             if v is None:
                 notes[k] = ind._reason or "not available"
@@ -323,7 +327,7 @@ class FactorBook:
                 # the BTC/ETH bars stopped coming: the last beta is not today's
                 vals["I"] = None
                 notes["I"] = f"stale: no BTC/ETH bar matched this symbol's last {_MARKET_MEMORY} bars"
-        return score(vals, self.config, instrument_id=instrument_id.value, ts_ns=sym.ts or None, notes=notes)
+        return self._model.score(vals, instrument_id.value, sym.ts or None, notes)
 
     def scan(self) -> list[ScoreResult]:
         """Every symbol's score, best first (signals before FLAT, strongest first)."""
@@ -350,21 +354,36 @@ class FactorBook:
 
         None with fewer than 3 common bars or a constant series.
         """
-        ra = dict(self._symbol(a).returns)
-        pairs = [(ra[ts], r) for ts, r in self._symbol(b).returns if ts in ra]
-        n = len(pairs)
+        _, ts_a, xa, by_ts_a = self._returns_of(self._symbol(a))
+        _, ts_b, xb, _ = self._returns_of(self._symbol(b))
+        if ts_a != ts_b or len(by_ts_a) != len(ts_a):
+            # not the same bar times (or a time twice): b's returns in order, each with a's return of its time
+            pairs = [(by_ts_a[ts], r) for ts, r in zip(ts_b, xb, strict=True) if ts in by_ts_a]
+            xa = [p[0] for p in pairs]
+            xb = [p[1] for p in pairs]
+        n = len(xa)
         if n < 3:
             return None
-        xa = [p[0] for p in pairs]
-        xb = [p[1] for p in pairs]
         ma = sum(xa) / n
         mb = sum(xb) / n
-        sab = sum((x - ma) * (y - mb) for x, y in pairs)
-        saa = sum((x - ma) ** 2 for x in xa)
-        sbb = sum((y - mb) ** 2 for y in xb)
+        da = [x - ma for x in xa]
+        db = [y - mb for y in xb]
+        sab = sum(map(mul, da, db))
+        saa = sum([d**2 for d in da])
+        sbb = sum([d**2 for d in db])
         if saa <= 0.0 or sbb <= 0.0:
             return None
         return sab / sqrt(saa * sbb)
+
+    @staticmethod
+    def _returns_of(sym: _Symbol) -> tuple[int, list[int], list[float], dict[int, float]]:
+        """(version, bar times, returns, return by time) of a symbol, built once per bar: an entry checks the
+        correlation of each candidate with every open trade, several candidates a scan."""
+        cached = sym.returns_cache
+        if cached is None or cached[0] != sym.count:
+            returns = sym.returns
+            cached = sym.returns_cache = (sym.count, [t for t, _ in returns], [r for _, r in returns], dict(returns))
+        return cached
 
     def indicators(self, instrument_id: InstrumentId) -> list[Indicator]:
         """The symbol's factor indicators, in factor order (T M C S V O L B Q I F)."""

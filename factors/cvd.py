@@ -92,6 +92,13 @@ class CvdFactor(BarFactor):
         if self._count < n:
             self._reason = f"warming up: {self._count}/{n} bars"
             return
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
+    def _compute_value(self) -> None:
+        n = self._n
         sy = self._sy
         sxy = self._sky - self._xbar * sy
         syy = self._syy - sy * sy / n
@@ -105,6 +112,3 @@ class CvdFactor(BarFactor):
             self._value = 100.0 * tanh(slope * n / sv / self._scale) * damp
         else:
             self._value = 0.0
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)

@@ -60,7 +60,9 @@ class FundLeadingFactor(BarFactor):
         self._ois.clear()
         self._oi: float | None = None
         self._count = 0
-        self.components: tuple[str, ...] = ()
+        self._components: tuple[str, ...] = ()
+        self._bar_atr = 0.0
+        self._oi_flow: float | None = None
 
     def update_oi(self, ts: int, oi: float) -> None:
         self._oi = oi
@@ -82,7 +84,32 @@ class FundLeadingFactor(BarFactor):
                 self._set_has_inputs(True)
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
             return
-        move = c - self._closes[0]
+        self._bar_atr = atr
+        # the OI flow is taken now: an OI update before the value is read must not change this bar's F
+        self._oi_flow = None if self._oi is None else self._oi_flow_now(c - self._closes[0])
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
+    def _oi_flow_now(self, move: float) -> float | None:
+        oi_then = self._ois.at(self._ts[0])
+        if oi_then is None or not oi_then > 0.0:
+            return None
+        sign = 1.0 if move > 0.0 else (-1.0 if move < 0.0 else 0.0)
+        return sign * 100.0 * tanh((self._oi / oi_then - 1.0) * 100.0 / self._oi_scale)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The flows in the last value: "volume", "cvd", "oi"."""
+        if self._outdated:
+            self._outdated = False
+            self._compute_value()
+        return self._components
+
+    def _compute_value(self) -> None:
+        atr = self._bar_atr
+        move = self._closes[-1] - self._closes[0]
         price_mom = 100.0 * tanh(move / atr / self._price_den) if atr > 0.0 else 0.0
         sv = sum(self._vols)
         total = 0.0
@@ -96,16 +123,10 @@ class FundLeadingFactor(BarFactor):
                 total += 100.0 * tanh(sum(self._deltas) / sv / self._frac)
                 k += 1
                 comps.append("cvd")
-        if self._oi is not None:
-            oi_then = self._ois.at(self._ts[0])
-            if oi_then is not None and oi_then > 0.0:
-                sign = 1.0 if move > 0.0 else (-1.0 if move < 0.0 else 0.0)
-                total += sign * 100.0 * tanh((self._oi / oi_then - 1.0) * 100.0 / self._oi_scale)
-                k += 1
-                comps.append("oi")
+        if self._oi_flow is not None:
+            total += self._oi_flow
+            k += 1
+            comps.append("oi")
         flow = total / k if k else 0.0
-        self.components = tuple(comps)
+        self._components = tuple(comps)
         self._value = 100.0 * tanh((flow - price_mom) / self._flow_scale)
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)

@@ -10,9 +10,7 @@ NO_BOOK = "no quote ticks or order book (bars-only data): liquidity not availabl
 Level = tuple[float, float]  # (price, size in base units)
 
 
-def _impact_bps(
-    levels: Sequence[Level], notional: float, mid: float, buy: bool, full_book: bool
-) -> float | None:
+def _impact_bps(levels: Sequence[Level], notional: float, mid: float, buy: bool, full_book: bool) -> float | None:
     """Average-price slippage from mid (bps) of taking ``notional`` USDT; inf / None when the levels run
     out."""
     filled = 0.0
@@ -103,16 +101,32 @@ class LiquidityFactor(FactorIndicator):
     def _reset(self) -> None:
         self._value = None
         self._reason = NO_BOOK
-        self.parts: tuple[float, float, float | None] | None = None
+        self._outdated = False
+        self._parts: tuple[float, float, float | None] | None = None
+        self._quote = (0.0, 0.0, 0.0, 0.0)
         self.source = ""
 
+    @property
+    def parts(self) -> tuple[float, float, float | None] | None:
+        """(spread bps, depth USDT, impact bps or None) of the last quote or book."""
+        if self._outdated:
+            self._outdated = False
+            self._compute_value()
+        return self._parts
+
     def handle_quote_tick(self, tick) -> None:  # noqa: ANN001
-        self.update_levels(
-            [(tick.bid_price.as_double(), tick.bid_size.as_double())],
-            [(tick.ask_price.as_double(), tick.ask_size.as_double())],
-            full_book=False,
-        )
+        """The best bid and ask: kept, and scored when L is read (quotes come far more often than scans)."""
+        bid, ask = tick.bid_price.as_double(), tick.ask_price.as_double()
+        self._quote = (bid, tick.bid_size.as_double(), ask, tick.ask_size.as_double())
         self.source = "quote"
+        self._outdated = True
+        if bid > 0.0 and ask >= bid and not self.initialized:  # what update_levels would set for this quote
+            self._set_has_inputs(True)
+            self._set_initialized(True)
+
+    def _compute_value(self) -> None:
+        bid, bid_size, ask, ask_size = self._quote
+        self.update_levels([(bid, bid_size)], [(ask, ask_size)], full_book=False)
 
     def handle_order_book(self, book) -> None:  # noqa: ANN001
         """A Nautilus ``OrderBook`` (L2): walks up to ``max_levels`` per side."""
@@ -124,12 +138,13 @@ class LiquidityFactor(FactorIndicator):
             self.source = "book"
 
     def update_levels(self, bids: Sequence[Level], asks: Sequence[Level], full_book: bool) -> None:
+        self._outdated = False
         if not bids or not asks or bids[0][0] <= 0.0 or asks[0][0] < bids[0][0]:
             self._value = None
             self._reason = f"unusable book: best bid {bids[:1]}, best ask {asks[:1]}"
             return
         parts = liquidity_parts(bids, asks, self._notional, self._depth_bps, full_book)
-        self.parts = parts
+        self._parts = parts
         self._value = liquidity_score(*parts, self._spread_bad, self._depth_good, self._impact_bad)
         self._reason = None
         self._set_has_inputs(True)

@@ -53,13 +53,16 @@ class MomentumFactor(BarFactor):
         if self._count < self.warmup:
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
             return
-        s = self._ag + self._al
-        if s > 0.0:
-            self._value = 50.0 * (self._ag - self._al) / s + 50.0 * tanh(
-                (c - self._closes[0]) / s / self._roc_den
-            )
-        else:
-            self._value = 0.0
+        self._outdated = True
         if self._reason is not None:
             self._reason = None
             self._set_initialized(True)
+
+    def _compute_value(self) -> None:
+        s = self._ag + self._al
+        if s > 0.0:
+            self._value = 50.0 * (self._ag - self._al) / s + 50.0 * tanh(
+                (self._prev - self._closes[0]) / s / self._roc_den
+            )
+        else:
+            self._value = 0.0

@@ -89,6 +89,108 @@ def directed(key: str, value: float | None, config: FactorConfig) -> float | Non
     return None if value is None else factor_sign(key, config.direction) * value
 
 
+_KNOWN_FACTORS = frozenset(ALL_FACTORS)
+_GATES = (("L", "liquidity_gate"), ("I", "independence_gate"))
+
+
+class ScoreModel:
+    """``score`` under one config, with its weights, signs and gates looked up once: what a scan of every
+    symbol uses (``FactorBook``); ``score()`` builds one per call. See docs/factors.md, "Combining"."""
+
+    __slots__ = ("config", "_weighted", "_modulator_sign", "_gates")
+
+    def __init__(self, config: FactorConfig) -> None:
+        self.config = config
+        direction = config.direction
+        # the signed factors that count, in SIGNED_FACTORS order: (key, weight, sign)
+        self._weighted = tuple(
+            (k, config.weight(k), factor_sign(k, direction)) for k in SIGNED_FACTORS if config.weight(k) > 0
+        )
+        self._modulator_sign = factor_sign(MODULATOR, direction)
+        self._gates = tuple((k, getattr(config, name)) for k, name in _GATES if getattr(config, name) > 0)
+
+    def score(
+        self,
+        values: Mapping[str, float | None],
+        instrument_id: str | None = None,
+        ts_ns: int | None = None,
+        notes: Mapping[str, str] | None = None,
+    ) -> ScoreResult:
+        """Combine factor values (None = not available) into a ScoreResult."""
+        unknown = values.keys() - _KNOWN_FACTORS
+        if unknown:
+            raise ValueError(f"score(): unknown factor key(s) {sorted(unknown)}; known: {list(ALL_FACTORS)}")
+        clean: dict[str, float | None] = {}
+        for key in ALL_FACTORS:
+            v = values.get(key)
+            if v is not None:
+                if not math.isfinite(v):
+                    raise ValueError(f"score(): factor {key} is {v}; a factor must be finite or None (not available)")
+                v = float(v)
+            clean[key] = v
+        config = self.config
+
+        live = [(k, w, sign) for k, w, sign in self._weighted if clean[k] is not None]
+        total_w = sum([w for _, w, _ in live])
+        contributions: dict[str, float] = {k: 0.0 for k in SIGNED_FACTORS}
+        if total_w > 0:
+            for k, w, sign in live:
+                contributions[k] = w * (sign * clean[k]) / total_w  # type: ignore[operator]
+        raw = sum(contributions.values())
+        s = max(-100.0, min(100.0, raw))
+
+        if s > config.long_threshold:
+            direction = LONG
+        elif s < config.short_threshold:
+            direction = SHORT
+        else:
+            direction = FLAT
+
+        strength = abs(s)
+        f = clean[MODULATOR]
+        if f is not None and s != 0.0:
+            f = self._modulator_sign * f
+            agree = (f > 0) == (s > 0)
+            factor = (
+                1.0 + config.fund_lead_boost * abs(f) / 100.0 if agree else 1.0 - config.fund_lead_cut * abs(f) / 100.0
+            )
+            strength = max(0.0, min(100.0, strength * factor))
+
+        all_notes = dict(notes or {})
+        gated: list[str] = []
+        for key, gate in self._gates:
+            v = clean[key]
+            if v is not None and v < gate:
+                gated.append(key)
+                all_notes[key] = f"{key}={v:.1f} below gate {gate:g}"
+        if gated:
+            direction = FLAT
+
+        available = tuple(k for k in ALL_FACTORS if clean[k] is not None)
+        missing = tuple(k for k in ALL_FACTORS if clean[k] is None)
+        if total_w == 0:
+            all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
+        for key in QUALITY_FACTORS:
+            contributions.setdefault(key, 0.0)
+        # ScoreResult is a frozen dataclass: its __init__ sets each of the eleven fields through
+        # object.__setattr__, which cost more than the rest of the score together; here they are set in one step.
+        result = object.__new__(ScoreResult)
+        result.__dict__.update(
+            direction=direction,
+            strength=strength,
+            score=s,
+            contributions=contributions,
+            values=clean,
+            available=available,
+            missing=missing,
+            instrument_id=instrument_id,
+            ts_ns=ts_ns,
+            gated=tuple(gated),
+            notes=all_notes,
+        )
+        return result
+
+
 def score(
     values: Mapping[str, float | None],
     config: FactorConfig,
@@ -97,68 +199,7 @@ def score(
     notes: Mapping[str, str] | None = None,
 ) -> ScoreResult:
     """Combine factor values (None = not available) into a ScoreResult. See docs/factors.md, "Combining"."""
-    unknown = sorted(set(values) - set(ALL_FACTORS))
-    if unknown:
-        raise ValueError(f"score(): unknown factor key(s) {unknown}; known: {list(ALL_FACTORS)}")
-    clean: dict[str, float | None] = {}
-    for key in ALL_FACTORS:
-        v = values.get(key)
-        if v is not None and not math.isfinite(v):
-            raise ValueError(f"score(): factor {key} is {v}; a factor must be finite or None (not available)")
-        clean[key] = None if v is None else float(v)
-
-    live_weighted = [k for k in SIGNED_FACTORS if clean[k] is not None and config.weight(k) > 0]
-    total_w = sum(config.weight(k) for k in live_weighted)
-    contributions: dict[str, float] = {k: 0.0 for k in SIGNED_FACTORS}
-    if total_w > 0:
-        for k in live_weighted:
-            contributions[k] = config.weight(k) * directed(k, clean[k], config) / total_w  # type: ignore[operator]
-    raw = sum(contributions.values())
-    s = max(-100.0, min(100.0, raw))
-
-    if s > config.long_threshold:
-        direction = LONG
-    elif s < config.short_threshold:
-        direction = SHORT
-    else:
-        direction = FLAT
-
-    strength = abs(s)
-    f = directed(MODULATOR, clean[MODULATOR], config)
-    if f is not None and s != 0.0:
-        agree = (f > 0) == (s > 0)
-        factor = 1.0 + config.fund_lead_boost * abs(f) / 100.0 if agree else 1.0 - config.fund_lead_cut * abs(f) / 100.0
-        strength = max(0.0, min(100.0, strength * factor))
-
-    all_notes = dict(notes or {})
-    gated: list[str] = []
-    for key, gate in (("L", config.liquidity_gate), ("I", config.independence_gate)):
-        v = clean[key]
-        if gate > 0 and v is not None and v < gate:
-            gated.append(key)
-            all_notes[key] = f"{key}={v:.1f} below gate {gate:g}"
-    if gated:
-        direction = FLAT
-
-    available = tuple(k for k in ALL_FACTORS if clean[k] is not None)
-    missing = tuple(k for k in ALL_FACTORS if clean[k] is None)
-    if total_w == 0:
-        all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
-    for key in QUALITY_FACTORS:
-        contributions.setdefault(key, 0.0)
-    return ScoreResult(
-        direction=direction,
-        strength=strength,
-        score=s,
-        contributions=contributions,
-        values=clean,
-        available=available,
-        missing=missing,
-        instrument_id=instrument_id,
-        ts_ns=ts_ns,
-        gated=tuple(gated),
-        notes=all_notes,
-    )
+    return ScoreModel(config).score(values, instrument_id, ts_ns, notes)
 
 
 def rank(results: list[ScoreResult]) -> list[ScoreResult]:

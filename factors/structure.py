@@ -46,6 +46,7 @@ class StructureFactor(BarFactor):
         # running extremes of the window; rescanned only when the extreme itself leaves it
         self._hmax = float("-inf")
         self._lmin = float("inf")
+        self._close = self._wall_up = self._wall_down = self._bar_atr = 0.0
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
         atr = self._atr.update(h, l, c) if self._own_atr else self._atr.value
@@ -53,17 +54,9 @@ class StructureFactor(BarFactor):
         if self._count == 1:
             self._set_has_inputs(True)
         if self._count >= self.warmup:
-            cap = self._cap
-            if atr > 0.0:
-                r = self._hmax
-                p = self._lmin
-                up = (r - c) / atr if c <= r else cap
-                dn = (c - p) / atr if c >= p else cap
-                up = 0.0 if up < 0.0 else (cap if up > cap else up)
-                dn = 0.0 if dn < 0.0 else (cap if dn > cap else dn)
-                self._value = 100.0 * (up - dn) / cap
-            else:
-                self._value = 0.0
+            # the walls of the window before this bar, as they are before this bar joins it
+            self._close, self._wall_up, self._wall_down, self._bar_atr = c, self._hmax, self._lmin, atr
+            self._outdated = True
             if self._reason is not None:
                 self._reason = None
                 self._set_initialized(True)
@@ -83,3 +76,15 @@ class StructureFactor(BarFactor):
             self._lmin = l
         elif l_out == self._lmin:
             self._lmin = min(lows)
+
+    def _compute_value(self) -> None:
+        atr = self._bar_atr
+        if atr > 0.0:
+            cap, c, r, p = self._cap, self._close, self._wall_up, self._wall_down
+            up = (r - c) / atr if c <= r else cap
+            dn = (c - p) / atr if c >= p else cap
+            up = 0.0 if up < 0.0 else (cap if up > cap else up)
+            dn = 0.0 if dn < 0.0 else (cap if dn > cap else dn)
+            self._value = 100.0 * (up - dn) / cap
+        else:
+            self._value = 0.0

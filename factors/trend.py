@@ -49,23 +49,32 @@ class TrendFactor(BarFactor):
         self._atr.reset()
         self._count = 0
         self._fast = self._mid = self._slow = self._sig = 0.0
+        self._close = 0.0
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
-        atr = self._atr.update(h, l, c)
+        self._atr.update(h, l, c)
         if self._count == 0:
-            fast = mid = slow = c
-            sig = 0.0
+            self._fast = self._mid = self._slow = c
+            self._sig = 0.0
             self._set_has_inputs(True)
         else:
-            fast = self._fast + self._a_fast * (c - self._fast)
-            mid = self._mid + self._a_mid * (c - self._mid)
-            slow = self._slow + self._a_slow * (c - self._slow)
-            sig = self._sig + self._a_sig * ((fast - mid) - self._sig)
-        self._fast, self._mid, self._slow, self._sig = fast, mid, slow, sig
+            self._fast = fast = self._fast + self._a_fast * (c - self._fast)
+            self._mid = mid = self._mid + self._a_mid * (c - self._mid)
+            self._slow = self._slow + self._a_slow * (c - self._slow)
+            self._sig += self._a_sig * ((fast - mid) - self._sig)
         self._count += 1
         if self._count < self.warmup:
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
             return
+        self._close = c
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
+    def _compute_value(self) -> None:
+        fast, mid, slow, c = self._fast, self._mid, self._slow, self._close
+        atr = self._atr.value  # updated by this factor only: still the value of the last bar
         if fast > mid > slow:
             stack = 100.0
         elif fast < mid < slow:
@@ -74,13 +83,10 @@ class TrendFactor(BarFactor):
             stack = 0.0
         if atr > 0.0:
             dist = tanh((c - slow) / atr / self._dist_scale)
-            macd = tanh(((fast - mid) - sig) / atr / self._hist_scale)
+            macd = tanh(((fast - mid) - self._sig) / atr / self._hist_scale)
         else:
             dist = macd = 0.0
         self._value = 100.0 * (self._w_dist * dist + self._w_macd * macd) + self._w_stack * stack
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
 
     @property
     def atr(self) -> float:

@@ -34,7 +34,7 @@ class VolumeFactor(BarFactor):
         self._mult = trigger_mult
         self._w_z = w_z
         self._w_trig = w_trigger
-        self._vols: deque[float] = deque(maxlen=window)
+        self._vols: deque[float] = deque(maxlen=window + 1)  # the window before the last bar, and its volume
         self.warmup = window + 1
         self._reset()
 
@@ -45,22 +45,10 @@ class VolumeFactor(BarFactor):
 
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
         self._count += 1
+        self._vols.append(v)
         if self._count >= self.warmup:
-            vols = self._vols
-            n = self._n
-            mean = sum(vols) / n
-            var = sum(map(mul, vols, vols)) / n - mean * mean
-            std = sqrt(var) if var > 0.0 else 0.0
-            z = (v - mean) / std if std > 0.0 else 0.0
-            d = 1.0 if c > o else (-1.0 if c < o else 0.0)
-            if d == 0.0:
-                self._value = 0.0
-            else:
-                s = self._w_z * tanh(z / self._z_scale) if z > 0.0 else 0.0
-                rng = h - l
-                if rng > 0.0 and v > 0.0 and abs(c - o) >= self._body * rng and v >= self._mult * mean:
-                    s += self._w_trig
-                self._value = d * s
+            self._bar = (o, h, l, c)
+            self._outdated = True
             if self._reason is not None:
                 self._reason = None
                 self._set_initialized(True)
@@ -68,4 +56,25 @@ class VolumeFactor(BarFactor):
             if self._count == 1:
                 self._set_has_inputs(True)
             self._reason = f"warming up: {self._count}/{self.warmup} bars"
-        self._vols.append(v)
+
+    def _compute_value(self) -> None:
+        o, h, l, c = self._bar  # noqa: E741
+        vols = self._vols
+        v = vols.pop()  # the window is the bars before this one: the same floats summed in the same order
+        try:
+            n = self._n
+            mean = sum(vols) / n
+            var = sum(map(mul, vols, vols)) / n - mean * mean
+        finally:
+            vols.append(v)
+        std = sqrt(var) if var > 0.0 else 0.0
+        z = (v - mean) / std if std > 0.0 else 0.0
+        d = 1.0 if c > o else (-1.0 if c < o else 0.0)
+        if d == 0.0:
+            self._value = 0.0
+        else:
+            s = self._w_z * tanh(z / self._z_scale) if z > 0.0 else 0.0
+            rng = h - l
+            if rng > 0.0 and v > 0.0 and abs(c - o) >= self._body * rng and v >= self._mult * mean:
+                s += self._w_trig
+            self._value = d * s

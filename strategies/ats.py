@@ -247,8 +247,11 @@ class AtsStrategy(Strategy):
             # Same formula as the settlement module and Binance: longs pay when the rate is positive.
             trade.funding -= funding_payment(position.signed_qty, mark, rate)
 
+    # The market-data handlers below run for every mark and quote of every symbol (live: several a second each):
+    # _guarded spelled out, as in on_bar.
+
     def on_data(self, data: Data) -> None:
-        with self._guarded("on_data"):
+        try:
             if isinstance(data, BinanceFuturesMarkPriceUpdate):
                 instrument_id, ts = data.instrument_id, data.ts_event
                 mark, rate = data.mark.as_double(), float(data.funding_rate)
@@ -259,14 +262,20 @@ class AtsStrategy(Strategy):
                     self._book_funding(instrument_id, settled, mark)
             else:
                 self.market.on_input(self.book, data)
+        except Exception as e:
+            self._failed("on_data", e)
 
     def on_mark_price(self, mark_price: MarkPriceUpdate) -> None:
-        with self._guarded("on_mark_price"):
+        try:
             self.book.handle_mark_price(mark_price.instrument_id, mark_price.value.as_double(), mark_price.ts_event)
+        except Exception as e:
+            self._failed("on_mark_price", e)
 
     def on_quote_tick(self, tick: QuoteTick) -> None:
-        with self._guarded("on_quote_tick"):
+        try:
             self.book.handle_quote_tick(tick)
+        except Exception as e:
+            self._failed("on_quote_tick", e)
 
     # --- the recipe: scan -> entries -> levels -> size -> orders --------------------------------------------
 
