@@ -236,6 +236,7 @@ def test_fast_run_quiets_account_state_logging_only_when_info_is_dropped(speed_c
 
 
 def test_survivors_frozen_freezes_after_full_collections_and_thaws_after() -> None:
+    gc.unfreeze()  # a live node started earlier in this process freezes its start-up objects for good
     assert gc.get_freeze_count() == 0
     with survivors_frozen():
         kept = [[i] for i in range(10_000)]  # tracked objects that survive
