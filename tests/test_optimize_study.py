@@ -136,15 +136,22 @@ def _frames_equal(left: pd.DataFrame, right: pd.DataFrame, drop: tuple[str, ...]
 def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog: Path) -> None:
     settings = load_optimize_settings(_study(tmp_path, catalog, bars=True))
     span = Window(*settings.span)
+    first = {"min_score": 40.0, "factors.trend_w_dist": 0.4}
     trials = [
-        ({"min_score": 40.0, "factors.trend_w_dist": 0.4}, settings.folds[0].in_sample),
-        ({"min_score": 35.0, "factors.trend_w_dist": 0.25}, settings.folds[1].in_sample),
-        ({"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"}, settings.folds[1].in_sample),
-        ({"min_score": 40.0, "factors.trend_w_dist": 0.4}, settings.folds[0].out_of_sample),
+        (first, settings.folds[0].in_sample, "recorded"),
+        ({"min_score": 35.0, "factors.trend_w_dist": 0.25}, settings.folds[1].in_sample, "recorded"),
+        ({"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"}, settings.folds[1].in_sample,
+         "recorded"),  # fmt: skip
+        (first, settings.folds[0].out_of_sample, "recorded"),
+        # the first trial's window and factor settings, other scoring and exits: its factor values are replayed
+        ({**first, "factors.direction": "fade", "min_score": 30.0}, settings.folds[0].in_sample, "replayed"),
+        ({**first, "factors.weights.T": 5.0, "factors.weights.S": 30.0, "exits.stop_pct": 0.03},
+         settings.folds[0].in_sample, "replayed"),  # fmt: skip
     ]
     loaded = load_engine(trial_settings(settings.config_path, settings.raw, {}, span))
     runner = TrialRunner()
-    for values, window in trials:
+    results = []
+    for values, window, factors in trials:
         trial = trial_settings(settings.config_path, settings.raw, values, window)
         fresh = run_backtest(trial)  # what `ats backtest` of this trial's config runs
         if trial.bar_spec == "1-HOUR":  # the engine loaded above holds 1h bars
@@ -157,10 +164,15 @@ def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog
             assert warm.result.stats_returns == fresh.result.stats_returns
         kind = IN_SAMPLE if window in [f.in_sample for f in settings.folds] else OUT_OF_SAMPLE
         result = runner.run(TrialJob(1, kind, 0, values, window, span, settings.config_path, settings.raw))
+        assert result.factors == factors
         assert result.metrics == metrics_of(fresh).as_dict()
         assert result.equity == list(hourly_equity(fresh, window.start, window.end))
-    assert loaded.runs == 3 and len(loaded.data_ts) > 0
-    assert len(fresh.positions) > 0  # the runs trade: the equality is not of empty reports
+        assert len(fresh.positions) > 0  # the runs trade: the equality is not of empty reports
+        results.append(result)
+    assert loaded.runs == 5 and len(loaded.data_ts) > 0
+    # the replayed trials traded otherwise than the one that recorded their factors
+    assert len({str(r.metrics) for r in (results[0], results[4], results[5])}) == 3
+    assert 0 < results[-1].recordings_mb < 10
     # the worker kept one engine per bar size and loaded each once
     assert len(runner._engines) == 2 and all(engine.runs >= 1 for engine in runner._engines.values())
 
