@@ -140,13 +140,19 @@ def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog
     trials = [
         (first, settings.folds[0].in_sample, "recorded"),
         ({"min_score": 35.0, "factors.trend_w_dist": 0.25}, settings.folds[1].in_sample, "recorded"),
-        ({"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"}, settings.folds[1].in_sample,
-         "recorded"),  # fmt: skip
+        (
+            {"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"},
+            settings.folds[1].in_sample,
+            "recorded",
+        ),
         (first, settings.folds[0].out_of_sample, "recorded"),
         # the first trial's window and factor settings, other scoring and exits: its factor values are replayed
         ({**first, "factors.direction": "fade", "min_score": 30.0}, settings.folds[0].in_sample, "replayed"),
-        ({**first, "factors.weights.T": 5.0, "factors.weights.S": 30.0, "exits.stop_pct": 0.03},
-         settings.folds[0].in_sample, "replayed"),  # fmt: skip
+        (
+            {**first, "factors.weights.T": 5.0, "factors.weights.S": 30.0, "exits.stop_pct": 0.03},
+            settings.folds[0].in_sample,
+            "replayed",
+        ),
     ]
     loaded = load_engine(trial_settings(settings.config_path, settings.raw, {}, span))
     runner = TrialRunner()
