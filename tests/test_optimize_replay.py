@@ -160,7 +160,7 @@ def test_scoring_settings_leave_the_factor_values_alone(stream: list) -> None:
     assert indicator_settings(msgspec.structs.replace(default, trend_w_dist=0.5)) != indicator_settings(default)
 
 
-def test_a_replay_refuses_bars_past_its_recording(stream: list) -> None:
+def test_a_replay_refuses_to_read_past_its_recording(stream: list) -> None:
     recorded = _book(FactorConfig())
     recording_book = _recording_book(recorded)
     for _, items in stream[:100]:
@@ -168,8 +168,10 @@ def test_a_replay_refuses_bars_past_its_recording(stream: list) -> None:
     replaying = _replaying_book(_book(FactorConfig()), recording_book.finish())
     for _, items in stream[:100]:
         _feed(replaying, items)
-    with pytest.raises(RuntimeError, match="past the recording"):
-        _feed(replaying, stream[100][1])
+    assert replaying.scan()
+    _feed(replaying, stream[100][1])
+    with pytest.raises(RuntimeError, match="past the recording replayed"):
+        replaying.scan()
 
 
 def test_recordings_are_kept_within_their_budget(stream: list) -> None:

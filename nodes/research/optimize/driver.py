@@ -253,6 +253,8 @@ def _record_in_sample(run: _FoldRun, trial: optuna.Trial, result: TrialResult, s
         ("cpu_seconds", result.cpu_seconds),
         ("load_seconds", result.load_seconds),
         ("worker", result.worker),
+        ("factors", result.factors),
+        ("factor_recordings_mb", round(result.recordings_mb, 1)),
         *(("fast_path_rejected", v) for v in result.extras.values()),
     ):
         trial.set_user_attr(key, value)

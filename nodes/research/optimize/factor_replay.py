@@ -34,6 +34,7 @@ from typing import Any
 
 import msgspec
 from nautilus_trader.backtest.engine import BacktestEngine
+from nautilus_trader.model.data import Bar
 
 from factors.book import FactorBook
 from factors.config import FactorConfig
@@ -154,11 +155,18 @@ class _ReplayedFactor:
     @property
     def value(self) -> float | None:
         at = self._sym.count
-        return None if self._series.missing[self._key][at] else self._series.values[self._key][at]
+        try:
+            return None if self._series.missing[self._key][at] else self._series.values[self._key][at]
+        except IndexError:
+            raise RuntimeError(f"{self._sym.instrument_id}: bar {at} is past the recording replayed") from None
 
     @property
     def reason(self) -> str | None:
-        return self._reasons[self._series.reasons[self._key][self._sym.count]]
+        at = self._sym.count
+        try:
+            return self._reasons[self._series.reasons[self._key][at]]
+        except IndexError:
+            raise RuntimeError(f"{self._sym.instrument_id}: bar {at} is past the recording replayed") from None
 
     # the book's hot paths read the attributes behind the properties
     _value = value
@@ -203,12 +211,15 @@ class ReplayingFactorBook(FactorBook):
             self._install(sym)
         return sym
 
-    def update_bar(
-        self, sym: Any, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
-    ) -> None:
-        if sym.count + 1 >= len(self._recording.series[sym.instrument_id]):
-            raise RuntimeError(f"{sym.instrument_id}: bar {sym.count + 1} is past the recording it replays")
-        super().update_bar(sym, o, h, lo, c, v, tb, ts)
+    def handle_bar(self, bar: Bar) -> None:
+        """``FactorBook.handle_bar`` without unpacking what only the replayed factors read (open, high, low,
+        volume, taker-buy volume): the rest of the bar path takes the close and the time."""
+        bar_type = bar.bar_type
+        sym = self._syms.get(bar_type.instrument_id)
+        if sym is None or sym.bar_type is None or not sym.count & 63:
+            sym = self._register(bar_type)
+        c = bar.close.as_double()
+        self.update_bar(sym, c, c, c, c, 0.0, None, bar.ts_event)
 
     def _feed_market(self, sym: Any, ts: int, r: float) -> None:
         pass  # the market's returns only feed I, which is replayed
