@@ -93,7 +93,7 @@ def _trial_config(settings: OptimizeSettings, folder: Path) -> tuple[dict[str, A
 def _warm_trial(settings: OptimizeSettings, values: dict[str, Any]) -> dict[str, Any]:
     """(wall, cpu) seconds of the trial on a warm worker: with factor settings new to it (``computed``: its
     engine warmed by a trial of other factor settings) and again (``replayed``), plus the recordings' size."""
-    runner = TrialRunner()
+    runner = TrialRunner(silent=True)  # as the study's Ray workers run
     fold = settings.folds[0]
 
     def job(trial_values: dict[str, Any]) -> TrialJob:

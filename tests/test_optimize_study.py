@@ -4,9 +4,11 @@ Also: a warm worker's results equal a fresh ``ats backtest``; Ctrl-C then ``--re
 SIGKILL mid-trial.
 """
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -181,6 +183,37 @@ def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog
     assert 0 < results[-1].recordings_mb < 10
     # the worker kept one engine per bar size and loaded each once
     assert len(runner._engines) == 2 and all(engine.runs >= 1 for engine in runner._engines.values())
+
+
+SILENT_TRIAL = """
+import json, sys
+from nautilus_trader.common.component import is_logging_initialized
+from nodes.research.optimize.config import load_optimize_settings
+from nodes.research.optimize.folds import Window
+from nodes.research.optimize.worker import IN_SAMPLE, TrialJob, TrialRunner
+
+settings = load_optimize_settings(sys.argv[1])
+runner, fold = TrialRunner(silent=True), settings.folds[0]
+job = TrialJob(1, IN_SAMPLE, 0, {}, fold.in_sample, Window(*settings.span), settings.config_path, settings.raw)
+results = [runner.run(job) for _ in range(2)]
+print(json.dumps({"logging": is_logging_initialized(), "factors": [r.factors for r in results],
+                  "metrics": [r.metrics for r in results]}))
+"""
+
+
+def test_a_silent_worker_logs_nothing_and_trades_the_same(tmp_path: Path, catalog: Path) -> None:
+    """A Ray worker's engines bypass Nautilus logging (which formats a debug line per bar at any level): in a
+    process of its own, as a worker is, logging stays off and the trials equal a fresh backtest."""
+    config = _study(tmp_path, catalog)
+    settings = load_optimize_settings(config)
+    done = subprocess.run(
+        [sys.executable, "-c", SILENT_TRIAL, str(config)], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert printed["logging"] is False and printed["factors"] == ["recorded", "replayed"]
+    fresh = run_backtest(trial_settings(settings.config_path, settings.raw, {}, settings.folds[0].in_sample))
+    assert len(fresh.positions) > 0
+    assert printed["metrics"] == [json.loads(json.dumps(metrics_of(fresh).as_dict()))] * 2
 
 
 def test_folds_outside_the_catalogued_data_are_refused(

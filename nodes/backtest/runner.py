@@ -368,12 +368,18 @@ def _components_config(settings: BacktestSettings, fast: bool) -> BacktestRunCon
     return linear_run_config(run_config) if fast else run_config
 
 
-def load_engine(settings: BacktestSettings, fast: bool = True) -> LoadedEngine:
-    """Build the engine of ``settings`` and load its data (the settings' start to end) from the catalog."""
+def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = False) -> LoadedEngine:
+    """Build the engine of ``settings`` and load its data (the settings' start to end) from the catalog.
+
+    ``silent``: Nautilus logging bypassed, for a process whose log nobody reads (a research worker). Whenever
+    logging is on, whatever its level, the simulated exchange formats a debug line for every bar and price it
+    matches (about 8 us a 1-minute bar). Logging is set up once per process, by its first engine.
+    """
     run_config = _components_config(settings, fast)
-    bare = msgspec.structs.replace(
-        run_config, engine=msgspec.structs.replace(run_config.engine, strategies=[], actors=[])
-    )
+    engine_config = msgspec.structs.replace(run_config.engine, strategies=[], actors=[])
+    if silent:
+        engine_config = msgspec.structs.replace(engine_config, logging=LoggingConfig(bypass_logging=True))
+    bare = msgspec.structs.replace(run_config, engine=engine_config)
     node = BacktestNode(configs=[bare])
     node.build()
     engine = node.get_engine(bare.id)

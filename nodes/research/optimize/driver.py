@@ -381,7 +381,8 @@ class _Scheduler:
     # -- workers ------------------------------------------------------------------------------------------
 
     def add_worker(self) -> None:
-        self.actors[self.next_actor] = self.actor_class.remote()
+        # silent: Ray does not send a worker's output to the driver (log_to_driver=False)
+        self.actors[self.next_actor] = self.actor_class.remote(silent=True)
         self.idle.append(self.next_actor)
         self.next_actor += 1
 

@@ -69,7 +69,9 @@ class TrialResult:
 class TrialRunner:
     """Runs trial jobs; keeps the last ``ENGINES_KEPT`` loaded engines for the next ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, silent: bool = False) -> None:
+        """``silent``: the engines log nothing (``load_engine``); for a Ray worker, whose output nobody reads."""
+        self.silent = silent
         self._engines: OrderedDict[Hashable, LoadedEngine] = OrderedDict()
         self.recordings = FactorRecordings()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -86,7 +88,7 @@ class TrialRunner:
             _, oldest = self._engines.popitem(last=False)
             oldest.dispose()
         started = time.perf_counter()
-        loaded = load_engine(span_settings, fast)
+        loaded = load_engine(span_settings, fast, silent=self.silent)
         self._engines[key] = loaded
         return loaded, time.perf_counter() - started
 
