@@ -258,6 +258,8 @@ def test_a_small_study_end_to_end(
         assert chosen.value == max(t.value for t in complete)
         assert all(t.user_attrs["metrics"]["trades"] >= 3 for t in complete)
         assert all(t.user_attrs["metrics"]["trades"] < 3 for t in trials if t.state == TrialState.PRUNED)
+        # each trial says how its worker had the factor values (trend_w_dist is searched: never the same twice)
+        assert {t.user_attrs["factors"] for t in trials} == {"recorded"}
         oos = study.user_attrs["out_of_sample"]
         assert oos["trial"] == chosen.number and oos["values"] == chosen.params
         # in-sample equity covers the in-sample window hour by hour, the out-of-sample one the next window
