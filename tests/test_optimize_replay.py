@@ -180,13 +180,12 @@ def test_recordings_are_kept_within_their_budget(stream: list) -> None:
     sizes = [r.nbytes for r in recordings]
     assert sizes[0] < sizes[1] < sizes[2]
     held = FactorRecordings(budget_bytes=sizes[1] + sizes[2])
-    held.put("a", recordings[0])
-    held.put("b", recordings[1])
-    held.put("never", incomplete)
+    assert held.put("a", recordings[0]) and held.put("b", recordings[1])
+    assert not held.put("never", incomplete)
     assert held.get("never") is None and held.get("a") is recordings[0]  # "a" is now the most recently used
     held.put("c", recordings[2])  # over budget: the least recently used ("b") goes
     assert held.get("b") is None and held.get("a") is recordings[0] and held.get("c") is recordings[2]
     assert held.nbytes == sizes[0] + sizes[2] <= held.budget_bytes
-    held.put("too big", _record(stream, FactorConfig()).finish())
+    assert not held.put("too big", _record(stream, FactorConfig()).finish())
     assert held.get("too big") is None and len(held) == 2
     assert TrialFactors(held, "window").mode == "computed"  # until a strategy it can replay is attached

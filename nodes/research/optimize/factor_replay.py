@@ -280,13 +280,15 @@ class FactorRecordings:
             self._held.move_to_end(key)
         return found
 
-    def put(self, key: Hashable, recording: FactorRecording) -> None:
+    def put(self, key: Hashable, recording: FactorRecording) -> bool:
+        """Keep a complete recording that fits the budget, dropping the least recently used; whether it was kept."""
         if not recording.complete or recording.nbytes > self.budget_bytes:
-            return
+            return False
         self._held[key] = recording
         self._held.move_to_end(key)
         while self.nbytes > self.budget_bytes:
             self._held.popitem(last=False)
+        return True
 
     def for_trial(self, run_key: Hashable) -> "TrialFactors":
         return TrialFactors(self, run_key)
@@ -323,11 +325,11 @@ class TrialFactors:
             self.mode = REPLAYED_MODE
             self._book = _replaying_book(book, recording)
         else:
-            self.mode = RECORDED
-            self._book = _recording_book(book)
+            self._book = _recording_book(book)  # computed as ever, and recorded
         return self._book
 
     def finish(self, complete: bool) -> None:
         """Keep a recording made by this trial when its run went through the whole window."""
         if isinstance(self._book, RecordingFactorBook) and complete:
-            self.recordings.put(self._key, self._book.finish())
+            if self.recordings.put(self._key, self._book.finish()):
+                self.mode = RECORDED
