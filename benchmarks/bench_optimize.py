@@ -7,8 +7,10 @@ so every trial is a 16-symbol x 20-day backtest; the space is min_score x scan i
 Rows:
 - trials per hour of the search (first trial sent to last trial's result, engine loading on each worker
   included, Ray's own start not), with 1 worker and with 2, and their ratio (target >= 1.8 on 2 cores);
-- one trial on a warm worker (its engine already loaded: ``run_on_engine`` after ``reset()``) against one
-  ``ats backtest`` of the same settings as a process, interpreter start and report included (target <= 0.6).
+- one trial on a warm worker (its engine already loaded: ``run_on_engine`` after ``reset()``; the factor values
+  of its window and factor settings recorded by an earlier trial and replayed) against one ``ats backtest`` of
+  the same settings as a process, interpreter start and report included (target <= 0.6);
+- the same trial on a warm engine with factor settings new to the worker (computed, and recorded for later).
 
 ``uv run python -m benchmarks optimize`` (``--quick``: 4 symbols, 4 + 1 days, 4 trials).
 """
@@ -88,14 +90,25 @@ def _trial_config(settings: OptimizeSettings, folder: Path) -> tuple[dict[str, A
     return values, path
 
 
-def _warm_trial(settings: OptimizeSettings, values: dict[str, Any]) -> tuple[float, float]:
-    """(wall, cpu) seconds of the trial on a worker that already ran it once: its engine loaded and warm."""
-    runner = TrialRunner()
+def _warm_trial(settings: OptimizeSettings, values: dict[str, Any]) -> dict[str, Any]:
+    """(wall, cpu) seconds of the trial on a warm worker: with factor settings new to it (``computed``: its
+    engine warmed by a trial of other factor settings) and again (``replayed``), plus the recordings' size."""
+    runner = TrialRunner(silent=True)  # as the study's Ray workers run
     fold = settings.folds[0]
-    job = TrialJob(1, IN_SAMPLE, 0, values, fold.in_sample, Window(*settings.span), settings.config_path, settings.raw)
-    runner.run(job)
-    result = runner.run(job)
-    return result.wall_seconds, result.cpu_seconds
+
+    def job(trial_values: dict[str, Any]) -> TrialJob:
+        span = Window(*settings.span)
+        return TrialJob(1, IN_SAMPLE, 0, trial_values, fold.in_sample, span, settings.config_path, settings.raw)
+
+    runner.run(job({**values, "factors.trend_w_dist": 0.3}))  # loads and warms the engine
+    computed, replayed = runner.run(job(values)), runner.run(job(values))
+    assert (computed.factors, replayed.factors) == ("recorded", "replayed"), (computed.factors, replayed.factors)
+    assert computed.metrics == replayed.metrics
+    return {
+        "computed": (computed.wall_seconds, computed.cpu_seconds),
+        "replayed": (replayed.wall_seconds, replayed.cpu_seconds),
+        "recordings_mb": replayed.recordings_mb,
+    }
 
 
 def _process_seconds(path: Path) -> tuple[float, float]:
@@ -119,8 +132,9 @@ def rows(quick: bool) -> list[Row]:
         values, path = _trial_config(settings, folder)
         # one after the other, each in its own process, so both see the same machine
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            warm_wall, warm_cpu = pool.submit(_warm_trial, settings, values).result()
+            warm = pool.submit(_warm_trial, settings, values).result()
         process_wall, process_cpu = _process_seconds(path)
+    (warm_wall, warm_cpu), (computed_wall, computed_cpu) = warm["replayed"], warm["computed"]
     trials = settings.trials
     return [
         Row(
@@ -141,7 +155,15 @@ def rows(quick: bool) -> list[Row]:
             "ratio",
             warm_wall / process_wall,
             target="<= 0.6",
-            note=f"warm trial {warm_wall:.1f} s ({warm_cpu:.1f} s cpu), process {process_wall:.1f} s"
-            f" ({process_cpu:.1f} s cpu): cpu ratio {warm_cpu / process_cpu:.2f}",
+            note=f"warm trial, factors replayed, {warm_wall:.1f} s ({warm_cpu:.1f} s cpu), process {process_wall:.1f} s"
+            f" ({process_cpu:.1f} s cpu): cpu ratio {warm_cpu / process_cpu:.2f}; recordings held"
+            f" {warm['recordings_mb']:.0f} MB",
+        ),
+        Row(
+            f"optimize, {label}, warm trial of new factor settings / ats backtest process",
+            "ratio",
+            computed_wall / process_wall,
+            note=f"factors computed (and recorded) {computed_wall:.1f} s ({computed_cpu:.1f} s cpu):"
+            f" cpu ratio {computed_cpu / process_cpu:.2f}",
         ),
     ]

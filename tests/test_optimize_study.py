@@ -4,9 +4,11 @@ Also: a warm worker's results equal a fresh ``ats backtest``; Ctrl-C then ``--re
 SIGKILL mid-trial.
 """
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -136,15 +138,28 @@ def _frames_equal(left: pd.DataFrame, right: pd.DataFrame, drop: tuple[str, ...]
 def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog: Path) -> None:
     settings = load_optimize_settings(_study(tmp_path, catalog, bars=True))
     span = Window(*settings.span)
+    first = {"min_score": 40.0, "factors.trend_w_dist": 0.4}
     trials = [
-        ({"min_score": 40.0, "factors.trend_w_dist": 0.4}, settings.folds[0].in_sample),
-        ({"min_score": 35.0, "factors.trend_w_dist": 0.25}, settings.folds[1].in_sample),
-        ({"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"}, settings.folds[1].in_sample),
-        ({"min_score": 40.0, "factors.trend_w_dist": 0.4}, settings.folds[0].out_of_sample),
+        (first, settings.folds[0].in_sample, "recorded"),
+        ({"min_score": 35.0, "factors.trend_w_dist": 0.25}, settings.folds[1].in_sample, "recorded"),
+        (
+            {"min_score": 35.0, "factors.trend_w_dist": 0.25, "backtest.bar": "15-MINUTE"},
+            settings.folds[1].in_sample,
+            "recorded",
+        ),
+        (first, settings.folds[0].out_of_sample, "recorded"),
+        # the first trial's window and factor settings, other scoring and exits: its factor values are replayed
+        ({**first, "factors.direction": "fade", "min_score": 30.0}, settings.folds[0].in_sample, "replayed"),
+        (
+            {**first, "factors.weights.T": 5.0, "factors.weights.S": 30.0, "exits.stop_pct": 0.03},
+            settings.folds[0].in_sample,
+            "replayed",
+        ),
     ]
     loaded = load_engine(trial_settings(settings.config_path, settings.raw, {}, span))
     runner = TrialRunner()
-    for values, window in trials:
+    results = []
+    for values, window, factors in trials:
         trial = trial_settings(settings.config_path, settings.raw, values, window)
         fresh = run_backtest(trial)  # what `ats backtest` of this trial's config runs
         if trial.bar_spec == "1-HOUR":  # the engine loaded above holds 1h bars
@@ -157,12 +172,48 @@ def test_a_warm_engine_gives_what_a_fresh_backtest_gives(tmp_path: Path, catalog
             assert warm.result.stats_returns == fresh.result.stats_returns
         kind = IN_SAMPLE if window in [f.in_sample for f in settings.folds] else OUT_OF_SAMPLE
         result = runner.run(TrialJob(1, kind, 0, values, window, span, settings.config_path, settings.raw))
+        assert result.factors == factors
         assert result.metrics == metrics_of(fresh).as_dict()
         assert result.equity == list(hourly_equity(fresh, window.start, window.end))
-    assert loaded.runs == 3 and len(loaded.data_ts) > 0
-    assert len(fresh.positions) > 0  # the runs trade: the equality is not of empty reports
+        assert len(fresh.positions) > 0  # the runs trade: the equality is not of empty reports
+        results.append(result)
+    assert loaded.runs == 5 and len(loaded.data_ts) > 0
+    # the replayed trials traded otherwise than the one that recorded their factors
+    assert len({str(r.metrics) for r in (results[0], results[4], results[5])}) == 3
+    assert 0 < results[-1].recordings_mb < 10
     # the worker kept one engine per bar size and loaded each once
     assert len(runner._engines) == 2 and all(engine.runs >= 1 for engine in runner._engines.values())
+
+
+SILENT_TRIAL = """
+import json, sys
+from nautilus_trader.common.component import is_logging_initialized
+from nodes.research.optimize.config import load_optimize_settings
+from nodes.research.optimize.folds import Window
+from nodes.research.optimize.worker import IN_SAMPLE, TrialJob, TrialRunner
+
+settings = load_optimize_settings(sys.argv[1])
+runner, fold = TrialRunner(silent=True), settings.folds[0]
+job = TrialJob(1, IN_SAMPLE, 0, {}, fold.in_sample, Window(*settings.span), settings.config_path, settings.raw)
+results = [runner.run(job) for _ in range(2)]
+print(json.dumps({"logging": is_logging_initialized(), "factors": [r.factors for r in results],
+                  "metrics": [r.metrics for r in results]}))
+"""
+
+
+def test_a_silent_worker_logs_nothing_and_trades_the_same(tmp_path: Path, catalog: Path) -> None:
+    """A Ray worker's engines bypass Nautilus logging (which formats a debug line per bar at any level): in a
+    process of its own, as a worker is, logging stays off and the trials equal a fresh backtest."""
+    config = _study(tmp_path, catalog)
+    settings = load_optimize_settings(config)
+    done = subprocess.run(
+        [sys.executable, "-c", SILENT_TRIAL, str(config)], capture_output=True, text=True, check=True, cwd=Path.cwd()
+    )
+    printed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert printed["logging"] is False and printed["factors"] == ["recorded", "replayed"]
+    fresh = run_backtest(trial_settings(settings.config_path, settings.raw, {}, settings.folds[0].in_sample))
+    assert len(fresh.positions) > 0
+    assert printed["metrics"] == [json.loads(json.dumps(metrics_of(fresh).as_dict()))] * 2
 
 
 def test_folds_outside_the_catalogued_data_are_refused(
@@ -207,6 +258,8 @@ def test_a_small_study_end_to_end(
         assert chosen.value == max(t.value for t in complete)
         assert all(t.user_attrs["metrics"]["trades"] >= 3 for t in complete)
         assert all(t.user_attrs["metrics"]["trades"] < 3 for t in trials if t.state == TrialState.PRUNED)
+        # each trial says how its worker had the factor values (trend_w_dist is searched: never the same twice)
+        assert {t.user_attrs["factors"] for t in trials} == {"recorded"}
         oos = study.user_attrs["out_of_sample"]
         assert oos["trial"] == chosen.number and oos["values"] == chosen.params
         # in-sample equity covers the in-sample window hour by hour, the out-of-sample one the next window

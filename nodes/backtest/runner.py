@@ -414,12 +414,18 @@ def _components_config(settings: BacktestSettings, fast: bool) -> BacktestRunCon
     return linear_run_config(run_config) if fast else run_config
 
 
-def load_engine(settings: BacktestSettings, fast: bool = True) -> LoadedEngine:
-    """Build the engine of ``settings`` and load its data (the settings' start to end) from the catalog."""
+def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = False) -> LoadedEngine:
+    """Build the engine of ``settings`` and load its data (the settings' start to end) from the catalog.
+
+    ``silent``: Nautilus logging bypassed, for a process whose log nobody reads (a research worker). Whenever
+    logging is on, whatever its level, the simulated exchange formats a debug line for every bar and price it
+    matches (about 8 us a 1-minute bar). Logging is set up once per process, by its first engine.
+    """
     run_config = _components_config(settings, fast)
-    bare = msgspec.structs.replace(
-        run_config, engine=msgspec.structs.replace(run_config.engine, strategies=[], actors=[])
-    )
+    engine_config = msgspec.structs.replace(run_config.engine, strategies=[], actors=[])
+    if silent:
+        engine_config = msgspec.structs.replace(engine_config, logging=LoggingConfig(bypass_logging=True))
+    bare = msgspec.structs.replace(run_config, engine=engine_config)
     node = BacktestNode(configs=[bare])
     node.build()
     engine = node.get_engine(bare.id)
@@ -465,10 +471,16 @@ def _replace_components(engine: BacktestEngine, config: BacktestEngineConfig) ->
         engine.add_strategy(StrategyFactory.create(strategy_config))
 
 
-def _window(data_ts: np.ndarray, settings: BacktestSettings) -> tuple[int, int]:
-    """The first and last data point inside the settings' window: where a run on only that data starts and ends."""
+def window_range(data_ts: np.ndarray, settings: BacktestSettings) -> tuple[int, int]:
+    """The indices of the loaded data points inside the settings' window: ``data_ts[low:high]``."""
     low = 0 if settings.start is None else int(np.searchsorted(data_ts, settings.start.value, side="left"))
     high = len(data_ts) if settings.end is None else int(np.searchsorted(data_ts, settings.end.value, side="right"))
+    return low, high
+
+
+def _window(data_ts: np.ndarray, settings: BacktestSettings) -> tuple[int, int]:
+    """The first and last data point inside the settings' window: where a run on only that data starts and ends."""
+    low, high = window_range(data_ts, settings)
     if low >= high:
         raise CatalogMissingDataError(
             f"no data between {settings.start} and {settings.end} for {', '.join(settings.symbols)}"
@@ -478,11 +490,15 @@ def _window(data_ts: np.ndarray, settings: BacktestSettings) -> tuple[int, int]:
 
 
 def run_on_engine(
-    loaded: LoadedEngine, settings: BacktestSettings, progress_bar: ImportableActorConfig | None = None
+    loaded: LoadedEngine,
+    settings: BacktestSettings,
+    progress_bar: ImportableActorConfig | None = None,
+    prepare: Callable[[BacktestEngine], None] | None = None,
 ) -> BacktestOutcome:
     """Run the settings' strategy and actors over the settings' window on an engine loaded by ``load_engine``.
 
-    The results equal those of a fresh engine loaded with only that window's data.
+    The results equal those of a fresh engine loaded with only that window's data. ``prepare`` sees the engine
+    with its new strategy and actors built, before it runs (research workers hand the strategy recorded factors).
     """
     key = engine_key(settings, loaded.fast)
     if key != loaded.key:
@@ -496,6 +512,8 @@ def run_on_engine(
         engine_config = msgspec.structs.replace(engine_config, actors=[*engine_config.actors, progress_bar])
     _replace_components(engine, engine_config)
     coverage = attach_strategy(engine)
+    if prepare is not None:
+        prepare(engine)
     first, last = _window(loaded.data_ts, settings)
     started = time.perf_counter()
     with survivors_frozen() if loaded.fast else nullcontext():

@@ -253,6 +253,8 @@ def _record_in_sample(run: _FoldRun, trial: optuna.Trial, result: TrialResult, s
         ("cpu_seconds", result.cpu_seconds),
         ("load_seconds", result.load_seconds),
         ("worker", result.worker),
+        ("factors", result.factors),
+        ("factor_recordings_mb", round(result.recordings_mb, 1)),
         *(("fast_path_rejected", v) for v in result.extras.values()),
     ):
         trial.set_user_attr(key, value)
@@ -379,7 +381,8 @@ class _Scheduler:
     # -- workers ------------------------------------------------------------------------------------------
 
     def add_worker(self) -> None:
-        self.actors[self.next_actor] = self.actor_class.remote()
+        # silent: Ray does not send a worker's output to the driver (log_to_driver=False)
+        self.actors[self.next_actor] = self.actor_class.remote(silent=True)
         self.idle.append(self.next_actor)
         self.next_actor += 1
 
