@@ -90,11 +90,6 @@ def test_user_stream_comes_back_when_the_listen_key_renewal_is_refused(shared_da
             wait_for(lambda: sim.status()["user_connections"] == 1, 12, "the user stream back after the ban")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: Nautilus 1.231 asks for a new listen key only on the listenKeyExpired message or failed "
-    "keep-alives; the stream client's flags cannot tell a refused reconnect (nodes/live/stream_watch.py)",
-)
 def test_user_stream_comes_back_when_the_listen_key_expires_unseen(shared_data: Path, tmp_path: Path) -> None:
     """Catches: a listen key that expires while the user stream is silent (its "listenKeyExpired" message lost)
     leaving the node without its user stream for good: the connection is closed, every reconnect with the old

@@ -28,6 +28,7 @@ from nautilus_trader.common.config import ActorConfig, PositiveFloat
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.model.data import DataType
 
+from nodes.live.listen_key_probe import ListenKeyProbe
 from strategies.events import NodeEvent
 from strategies.retry import DEFAULT_RETRY, RetryPolicy
 
@@ -157,6 +158,19 @@ def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0, retr
         last[0] = time.monotonic()
         asyncio.ensure_future(resync(str(reason)), loop=client._loop)
 
+    probe = ListenKeyProbe(client)
+    connect, disconnect = client._connect, client._disconnect
+
+    async def connect_and_probe() -> None:
+        await connect()
+        probe.start()
+
+    async def stop_probe_and_disconnect() -> None:
+        probe.stop()
+        await disconnect()
+
     ws._on_resubscribe = resubscribed
     ws._resubscribe_locked = resubscribe
+    client._connect = connect_and_probe
+    client._disconnect = stop_probe_and_disconnect
     client._msgbus.register(endpoint=RESYNC_ENDPOINT, handler=on_request)
