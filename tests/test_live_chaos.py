@@ -5,11 +5,12 @@ a trading node (the long soak is ``uv run python -m benchmarks chaos``)."""
 import time
 from pathlib import Path
 
-import pytest
+from nautilus_trader.model.data import DataType
 
 from simulator.chaos import FAULT_KINDS, ChaosRunner, chaos_schedule, summarize
 from simulator.invariants import InvariantMonitor, check_exchange
 from simulator.sources import from_files
+from strategies.events import NodeEvent
 from tests.live_support import exchange_orders, exchange_position, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 from tests.test_live_node import RALLY_START_MS
@@ -90,11 +91,6 @@ def test_user_stream_comes_back_when_the_listen_key_renewal_is_refused(shared_da
             wait_for(lambda: sim.status()["user_connections"] == 1, 12, "the user stream back after the ban")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: Nautilus 1.231 asks for a new listen key only on the listenKeyExpired message or failed "
-    "keep-alives; the stream client's flags cannot tell a refused reconnect (nodes/live/stream_watch.py)",
-)
 def test_user_stream_comes_back_when_the_listen_key_expires_unseen(shared_data: Path, tmp_path: Path) -> None:
     """Catches: a listen key that expires while the user stream is silent (its "listenKeyExpired" message lost)
     leaving the node without its user stream for good: the connection is closed, every reconnect with the old
@@ -102,15 +98,25 @@ def test_user_stream_comes_back_when_the_listen_key_expires_unseen(shared_data: 
     stream down for the last 19 minutes, 54 violations as fills went unseen). It must be back within seconds."""
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
-        with live_node(config):
+        with live_node(config) as node:
+            events: list[NodeEvent] = []
+            topic = f"data.{DataType(NodeEvent).topic}"
+            node.call(lambda: node.node.kernel.msgbus.subscribe(topic=topic, handler=events.append))
             sim.play()
             wait_for(lambda: sim.status()["user_connections"] == 1, 30, "the user stream")
             keys = sim.request_log.count("/fapi/v1/listenKey", "POST")
+            # the key is probed while alive: the keep-alive answered, and no new key asked for
+            wait_for(lambda: sim.request_log.count("/fapi/v1/listenKey", "PUT"), 15, "a probe of the live key")
+            time.sleep(0.5)
+            assert {e.status for e in sim.request_log.entries if e.method == "PUT"} == {200}
+            assert sim.request_log.count("/fapi/v1/listenKey", "POST") == keys
             sim.silence(3.0, market=False, user=True)
             assert sim.expire_listen_key() is not None  # its message is lost in the silence
             wait_for(lambda: sim.status()["user_connections"] == 0, 5, "the user stream closed")
             wait_for(lambda: sim.request_log.count("/fapi/v1/listenKey", "POST") > keys, 20, "a new listen key")
             wait_for(lambda: sim.status()["user_connections"] == 1, 10, "the user stream back on the new key")
+            # reported once Nautilus's reconciliation of what the stream missed has run
+            wait_for(lambda: [e for e in events if e.kind == "RECONNECTED"], 10, "the reconnect reported")
 
 
 def test_refused_stop_move_is_retried(shared_data: Path, tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ keep-alive fails); when that request is refused (a 418 ban window, a 429, -1008,
 stream is NOT active" and never tries again: the node would trade on, blind to fills, cancels and expiries.
 ``watch_user_stream`` tries again with the waits of ``strategies.retry``, quickly at first and then every 30 s for
 as long as it takes, and publishes ``NodeEvent("ERROR")`` once the quick tries are spent (and every few minutes
-after) so the trader knows the node no longer sees the account.
+after) so the trader knows the node no longer sees the account. A key that expired unseen (its
+``listenKeyExpired`` lost) is found by ``ListenKeyProbe`` (``nodes/live/listen_key_probe.py``), which
+``watch_user_stream`` runs while the client is connected; its renewal takes the same path.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ from nautilus_trader.common.config import ActorConfig, PositiveFloat
 from nautilus_trader.common.events import TimeEvent
 from nautilus_trader.model.data import DataType
 
+from nodes.live.listen_key_probe import ListenKeyProbe
 from strategies.events import NodeEvent
 from strategies.retry import DEFAULT_RETRY, RetryPolicy
 
@@ -111,7 +114,8 @@ class StreamGapWatch(Actor):
 def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0, retry: RetryPolicy = DEFAULT_RETRY) -> None:
     """On a Binance execution client: report each user-stream reconnect after Nautilus's resync, serve
     ``RESYNC_ENDPOINT`` (at most one resync per ``min_interval_s``; its weight is that of a start-up
-    reconciliation), and try a refused listen-key renewal again until the stream is back."""
+    reconciliation), try a refused listen-key renewal again until the stream is back, and probe the listen key
+    while connected."""
     ws = client._ws_client
     resync_after_resubscribe = ws._on_resubscribe
     resubscribe_once = ws._resubscribe_locked
@@ -157,6 +161,19 @@ def watch_user_stream(client: Any, mode: str, min_interval_s: float = 30.0, retr
         last[0] = time.monotonic()
         asyncio.ensure_future(resync(str(reason)), loop=client._loop)
 
+    probe = ListenKeyProbe(client)
+    connect, disconnect = client._connect, client._disconnect
+
+    async def connect_and_probe() -> None:
+        await connect()
+        probe.start()
+
+    async def stop_probe_and_disconnect() -> None:
+        probe.stop()
+        await disconnect()
+
     ws._on_resubscribe = resubscribed
     ws._resubscribe_locked = resubscribe
+    client._connect = connect_and_probe
+    client._disconnect = stop_probe_and_disconnect
     client._msgbus.register(endpoint=RESYNC_ENDPOINT, handler=on_request)
