@@ -5,6 +5,7 @@ so 40 symbols cross it the way 200 cross Binance's: before the start-up was pace
 (two requests of weight 5 per symbol, all at once) drew 429s.
 """
 
+import math
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ def test_start_up_of_many_symbols_stays_under_the_weight_limit(
         btc_data(shared_data, bars=60, start_ms=RALLY_START_MS, history=WARMUP + 30), SYMBOLS
     )
     with running_simulator(data, weight_limit=LIMIT, weight_window_s=WINDOW_S) as sim:
+        started = time.monotonic()
         config = write_configs(tmp_path, sim, symbols, strategy={"warmup_bars": WARMUP})
         with live_node(config) as node:
 
@@ -56,7 +58,11 @@ def test_start_up_of_many_symbols_stays_under_the_weight_limit(
         # Every symbol warmed whole, one klines request of weight 2 each (121 bars: 120 closed, 1 forming).
         klines = [r for r in log if r["path"] == "/fapi/v1/klines"]
         assert len(klines) == SYMBOLS and {r["weight"] for r in klines} == {2}
-        assert min(bars.values()) >= WARMUP - 1, bars
+        # The simulator's history ends at the minute it started (replay rebased to that "now"); the node asks for
+        # the WARMUP bars before its own "now", so each minute boundary crossed meanwhile (a slow start under load)
+        # leaves one bar fewer to serve.
+        minutes_crossed = math.ceil((time.monotonic() - started) / 60)
+        assert min(bars.values()) >= WARMUP - 1 - minutes_crossed, (minutes_crossed, bars)
 
         # A restart finds leverage and margin type already set: no request for them.
         before = len(sim.request_log.entries)
