@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import pandas as pd
-from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import Bar, QuoteTick
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
 
 from catalog.convert import convert_file
 from catalog.files import identify
@@ -32,3 +34,16 @@ def bars_frame(bars: list[Bar]) -> pd.DataFrame:
     if bars and hasattr(bars[0], "taker_buy_base_volume"):
         frame["taker_buy"] = [float(b.taker_buy_base_volume) for b in bars]
     return frame
+
+
+def book_ticker_quote(instrument_id: InstrumentId, ticker: dict, ts: int) -> QuoteTick:
+    """A QuoteTick from one captured Binance bookTicker message (b/a prices, B/A sizes), stamped ``ts``."""
+    return QuoteTick(
+        instrument_id,
+        Price.from_str(ticker["b"]),
+        Price.from_str(ticker["a"]),
+        Quantity.from_str(ticker["B"]),
+        Quantity.from_str(ticker["A"]),
+        ts,
+        ts,
+    )

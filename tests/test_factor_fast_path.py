@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from nautilus_trader.model.data import Bar, QuoteTick
+from nautilus_trader.model.data import Bar
 from nautilus_trader.model.identifiers import InstrumentId
-from nautilus_trader.model.objects import Price, Quantity
 
 from factors import reference
 from factors.book import FactorBook
 from factors.config import FactorConfig
 from factors.scoring import ScoreResult, score
-from tests.factors_data import bars_frame, load_bars
+from tests.factors_data import bars_frame, book_ticker_quote, load_bars
 
 TOL = 1e-9
 ROWS = slice(0, 900)
@@ -85,17 +84,7 @@ def _feed(book: FactorBook, kind: str, payload: object, ts: int) -> None:
     elif kind == "funding":
         book.handle_funding_rate(sol, payload, ts)  # type: ignore[arg-type]
     else:
-        q: dict = payload  # type: ignore[assignment]
-        tick = QuoteTick(
-            btc,
-            Price.from_str(q["b"]),
-            Price.from_str(q["a"]),
-            Quantity.from_str(q["B"]),
-            Quantity.from_str(q["A"]),
-            ts,
-            ts,
-        )
-        book.handle_quote_tick(tick)
+        book.handle_quote_tick(book_ticker_quote(btc, payload, ts))  # type: ignore[arg-type]
 
 
 def _as_tuple(r: ScoreResult) -> tuple:

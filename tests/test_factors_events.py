@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from nautilus_trader.model.book import OrderBook
-from nautilus_trader.model.data import BookOrder, QuoteTick
+from nautilus_trader.model.data import BookOrder
 from nautilus_trader.model.enums import BookType, OrderSide
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
@@ -21,7 +21,7 @@ from factors.book import FactorBook, make_factors
 from factors.config import FactorConfig
 from factors.liquidations import LiquidationFactor
 from factors.open_interest import OpenInterestFactor
-from tests.factors_data import bars_frame, load_bars
+from tests.factors_data import bars_frame, book_ticker_quote, load_bars
 
 TOL = 1e-9
 MIN = 60_000_000_000
@@ -242,16 +242,7 @@ def test_liquidity_from_real_book_ticker_matches_reference(shared_data: Path) ->
     got = []
     for t in tickers:
         ts = t["T"] * 1_000_000
-        tick = QuoteTick(
-            BTC,
-            Price.from_str(t["b"]),
-            Price.from_str(t["a"]),
-            Quantity.from_str(t["B"]),
-            Quantity.from_str(t["A"]),
-            ts,
-            ts,
-        )
-        book.handle_quote_tick(tick)
+        book.handle_quote_tick(book_ticker_quote(BTC, t, ts))
         got.append(book.factor_value(BTC, "L"))
     quotes = pd.DataFrame(
         {
