@@ -140,6 +140,12 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def play_to_first_bar(sim: Any, node: "LiveNode") -> None:
+    """Start the replay and wait until the node's strategy has seen its first closed bar."""
+    sim.play()
+    wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+
+
 class LiveNode:
     """A node built by ``nodes.live.config`` from a config file, running on its own thread in this process."""
 

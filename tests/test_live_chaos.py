@@ -11,7 +11,7 @@ from simulator.chaos import FAULT_KINDS, ChaosRunner, chaos_schedule, summarize
 from simulator.invariants import InvariantMonitor, check_exchange
 from simulator.sources import from_files
 from strategies.events import NodeEvent
-from tests.live_support import exchange_orders, exchange_position, live_node, wait_for, write_configs
+from tests.live_support import exchange_orders, exchange_position, live_node, play_to_first_bar, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 from tests.test_live_node import RALLY_START_MS
 
@@ -32,8 +32,7 @@ def test_rejected_stop_placement_ends_with_the_position_protected(shared_data: P
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()  # the price holds: what follows is the node's doing, not the market's
             monitor = InvariantMonitor(sim, grace_s=5.0).start()
             sim.reject_next_order(-1008, target="stop")  # the exchange refuses the entry's stop (server busy)
@@ -61,8 +60,7 @@ def test_rejected_stop_and_refused_close_still_end_protected(shared_data: Path, 
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()
             sim.reject_next_order(-2021, target="stop")  # the stop is refused: close at market instead ...
             sim.reject_next_order(-2019, target="exit", count=3)  # ... and the next three exits: TP1, TP2, the close
@@ -126,8 +124,7 @@ def test_refused_stop_move_is_retried(shared_data: Path, tmp_path: Path) -> None
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"], strategy={"sync.interval_s": 3600.0})
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
             full = exchange_position(sim)[0]
@@ -149,8 +146,7 @@ def test_a_refused_position_check_is_no_closed_position(shared_data: Path, tmp_p
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])  # a position check every 2 s at this weight budget
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()  # the price holds: nothing fills, nothing is sent but the periodic checks
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
@@ -182,8 +178,7 @@ def test_refused_cancel_of_a_closed_trades_stop_is_retried_before_the_next_entry
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"], strategy={"sync.interval_s": 3600.0})
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()  # the price holds: nothing fills but what the node sends
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
@@ -217,8 +212,7 @@ def test_stop_resized_after_tp1_in_a_ban_window(shared_data: Path, tmp_path: Pat
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"], strategy=strategy)
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's stop and targets")
@@ -256,8 +250,7 @@ def test_refused_take_profit_is_placed_again(shared_data: Path, tmp_path: Path) 
     with running_simulator(btc_data(shared_data, bars=60, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             sim.pause()
             sim.reject_next_order(-2019, target="target")  # the first take-profit, TP1
             assert node.control("signal", "BTC", "long")["accepted"]

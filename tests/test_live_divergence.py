@@ -25,6 +25,7 @@ from tests.live_support import (
     exchange_position,
     live_node,
     node_positions,
+    play_to_first_bar,
     telegram_env,
     wait_for,
     write_configs,
@@ -36,8 +37,7 @@ REPAIR_BOUND_S = 15.0
 
 
 def _short_with_exits(node, sim) -> tuple[float, float]:  # noqa: ANN001
-    sim.play()
-    wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+    play_to_first_bar(sim, node)
     assert node.control("signal", "BTC", "short")["accepted"]
     wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's exits on the exchange")
     [stop] = [o for o in exchange_orders(sim) if o["type"] == "STOP_MARKET"]

@@ -36,6 +36,7 @@ from tests.live_support import (
     exchange_position,
     live_node,
     order_posts,
+    play_to_first_bar,
     telegram_env,
     wait_for,
     write_configs,
@@ -138,8 +139,7 @@ def test_restart_keeps_the_day_loss_and_the_daily_limit(shared_data: Path, tmp_p
     with running_simulator(data, bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["ETHUSDT"], strategy={"risk.daily_loss_limit_usdt": 20.0})
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             assert node.control("signal", "ETH", "short")["accepted"]
             wait_for(lambda: len(exchange_orders(sim, "ETHUSDT")) == 3, 30, "the exits")
         # Down: the stop closes the SHORT at a loss beyond the day's limit.

@@ -17,6 +17,7 @@ from tests.live_support import (
     exchange_position,
     live_node,
     order_posts,
+    play_to_first_bar,
     telegram_env,
     wait_for,
     write_configs,
@@ -31,8 +32,7 @@ def test_dropped_streams_and_expired_listen_key_miss_no_exit(shared_data: Path, 
     with running_simulator(data, bar_seconds=0.5) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             assert node.control("signal", "BTC", "long")["accepted"]
             wait_for(lambda: len(exchange_orders(sim)) == 3, 30, "the entry's exits on the exchange")
             sim.pause()  # nothing fills while the streams are down: the test is about what follows
@@ -71,8 +71,7 @@ def test_rejections_429_and_418_are_reported_backed_off_and_survived(
     with FakeTelegram(TELEGRAM_TOKEN) as tg, running_simulator(data, bar_seconds=1.0) as sim:
         config = write_configs(tmp_path, sim, ["BTCUSDT"], live={"rate_limit_pause_s": 2.0}, telegram_url=tg.base_url)
         with live_node(config) as node:
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
 
             def refused() -> int:
                 return node.strategy.counters()["total"]["refused"]

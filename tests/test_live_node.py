@@ -27,6 +27,7 @@ from tests.live_support import (
     exchange_position,
     live_node,
     order_posts,
+    play_to_first_bar,
     telegram_env,
     wait_for,
     write_configs,
@@ -95,8 +96,7 @@ def test_full_lifecycle_from_a_telegram_signal(
         config = write_configs(tmp_path, sim, ["BTCUSDT"], telegram_url=tg.base_url)
         with live_node(config) as node:
             assert sim.status()["positions"]["BTCUSDT"]["leverage"] == 5  # set per symbol at connect
-            sim.play()
-            wait_for(lambda: node.strategy.market.last_close, 30, "the first bar")
+            play_to_first_bar(sim, node)
             tg.push_message(TRADER_CHAT, "/signal BTC long")
 
             # Entry filled: the stop (whole position) and TP1 / TP2 (a half each) rest on the exchange.
