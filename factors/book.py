@@ -1,8 +1,13 @@
 """FactorBook: every factor of every symbol of the universe, fed from Nautilus data, scored on demand.
 
 The strategy holds one book, forwards its data handlers to it (bars, mark prices, funding, OI, quotes or
-books, liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python; one bar
-update runs every bar factor of that symbol once (see benchmarks/bench_factors.py for the cost).
+books, liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python.
+
+A bar is kept as plain floats and the bar factors (T, M, C, S, V, F) and I take the bars that came since they
+were last read in one loop each when the book is next read (``_settle``): a backtest on 1m bars that scans
+hourly reads them once every sixty bars. Each factor's state ends bit for bit where a bar-by-bar update leaves
+it (the same arithmetic in the same order); what an event changes between two bars (F's open interest) brings
+the symbol up to date first. See benchmarks/bench_factors.py for the cost.
 """
 
 from collections import OrderedDict, deque
@@ -30,6 +35,7 @@ from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
 
 _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
+_MAX_WAITING = 4_096  # bars a symbol keeps for its factors before they take them unread (a book never read)
 WARM_FACTORS = ("T", "M", "S", "V", "F")  # the bar factors every symbol has: a symbol is scored once they are warm
 
 
@@ -104,6 +110,9 @@ class _Symbol:
         "count",
         "config",
         "returns_cache",
+        "waiting_bars",
+        "waiting_pairs",
+        "is_market",
     )
 
     def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
@@ -113,6 +122,11 @@ class _Symbol:
         self.ts = 0
         self.count = 0
         self.returns_cache: tuple[int, list[int], list[float], dict[int, float]] | None = None
+        # what the bar factors and I have not taken yet (``FactorBook._settle``): (o, h, l, c, v, tb, ts) and
+        # (r, m, ts); the lists are cleared in place (the book's market wait holds this one)
+        self.waiting_bars: list[tuple[float, float, float, float, float, float | None, int]] = []
+        self.waiting_pairs: list[tuple[float, float, int]] = []
+        self.is_market = False
         self.use_config(config)
 
     def use_config(self, config: FactorConfig) -> None:
@@ -166,9 +180,11 @@ class FactorBook:
         if not self._market_ids:
             for s in self._syms.values():
                 s.i._reason = NO_MARKET
+        for m in self._market_ids:
+            self._syms[m].is_market = True
         self._mkt_partial: dict[int, dict[InstrumentId, float]] = {}
         self._mkt_done: OrderedDict[int, float] = OrderedDict()
-        self._pending: OrderedDict[int, list[tuple[IndependenceFactor, float]]] = OrderedDict()
+        self._pending: OrderedDict[int, list[tuple[list[tuple[float, float, int]], float]]] = OrderedDict()
 
     # ----------------------------------------------------------------------------------------------- feeding
 
@@ -220,9 +236,12 @@ class FactorBook:
     def update_bar(
         self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
     ) -> None:
-        """The bar path on plain floats (``handle_bar`` unpacks the Nautilus bar once and calls this)."""
-        for f in sym.bar_factors:
-            f.update_bar(o, h, lo, c, v, tb, ts)
+        """The bar path on plain floats (``handle_bar`` unpacks the Nautilus bar once and calls this). The bar
+        factors take the bar when the book is next read (``_settle``)."""
+        waiting = sym.waiting_bars
+        waiting.append((o, h, lo, c, v, tb, ts))
+        if len(waiting) >= _MAX_WAITING:
+            self._settle(sym)
         sym.o.update_price(ts, c)
         sym.b.update_last(c)
         if sym.q.live:
@@ -237,8 +256,20 @@ class FactorBook:
             if self._market_ids:
                 self._feed_market(sym, ts, r)
 
+    def _settle(self, sym: _Symbol) -> None:
+        """Hand the symbol's bar factors the bars they have not taken, and I its market pairs."""
+        bars = sym.waiting_bars
+        if bars:
+            for f in sym.bar_factors:
+                f.update_bars(bars)
+            bars.clear()
+        pairs = sym.waiting_pairs
+        if pairs:
+            sym.i.update_pairs(pairs)
+            pairs.clear()
+
     def _feed_market(self, sym: _Symbol, ts: int, r: float) -> None:
-        if sym.instrument_id in self._market_ids:
+        if sym.is_market:
             part = self._mkt_partial.setdefault(ts, {})
             part[sym.instrument_id] = r
             if len(part) == len(self._market_ids):
@@ -247,15 +278,15 @@ class FactorBook:
                 self._mkt_done[ts] = m
                 if len(self._mkt_done) > _MARKET_MEMORY:
                     self._mkt_done.popitem(last=False)
-                for ind, r_sym in self._pending.pop(ts, ()):
-                    ind.update_pair(r_sym, m, ts)
+                for waiting, r_sym in self._pending.pop(ts, ()):
+                    waiting.append((r_sym, m, ts))
                 for old in [k for k in self._mkt_partial if k < ts]:
                     del self._mkt_partial[old]
         m = self._mkt_done.get(ts)
         if m is not None:
-            sym.i.update_pair(r, m, ts)
+            sym.waiting_pairs.append((r, m, ts))
         else:
-            self._pending.setdefault(ts, []).append((sym.i, r))
+            self._pending.setdefault(ts, []).append((sym.waiting_pairs, r))
             while len(self._pending) > _MARKET_MEMORY:
                 self._pending.popitem(last=False)
 
@@ -267,6 +298,7 @@ class FactorBook:
 
     def handle_open_interest(self, instrument_id: InstrumentId, oi: float, ts_ns: int) -> None:
         sym = self._symbol(instrument_id)
+        self._settle(sym)  # F takes the OI at each bar: the bars before this OI see the OI before it
         sym.o.update_oi(ts_ns, float(oi))
         sym.f.update_oi(ts_ns, float(oi))
 
@@ -298,23 +330,32 @@ class FactorBook:
 
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
-        f = self._symbol(instrument_id).factors
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        f = sym.factors
         return all(f[k].value is not None for k in WARM_FACTORS)
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:
             raise ValueError(f"unknown factor {key!r}; known: {list(ALL_FACTORS)}")
-        return self._symbol(instrument_id).factors[key].value
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        return sym.factors[key].value
 
     def values(self, instrument_id: InstrumentId) -> dict[str, float | None]:
-        return {k: ind.value for k, ind in self._symbol(instrument_id).factors.items()}
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        return {k: ind.value for k, ind in sym.factors.items()}
 
     def reasons(self, instrument_id: InstrumentId) -> dict[str, str]:
         """Why each missing factor is missing."""
-        return {k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None}
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        return {k: ind.reason or "" for k, ind in sym.factors.items() if ind.value is None}
 
     def score(self, instrument_id: InstrumentId) -> ScoreResult:
         sym = self._symbol(instrument_id)
+        self._settle(sym)
         vals: dict[str, float | None] = {}
         notes: dict[str, str] = {}
         for k, ind in sym.factors.items():
@@ -336,6 +377,7 @@ class FactorBook:
     def atr(self, instrument_id: InstrumentId) -> float | None:
         """Wilder ATR(atr_period) of the fed bars, None before atr_period bars."""
         sym = self._symbol(instrument_id)
+        self._settle(sym)
         return sym.t.atr if sym.count >= sym.config.atr_period else None
 
     def atr_pct(self, instrument_id: InstrumentId) -> float | None:
@@ -386,6 +428,9 @@ class FactorBook:
         return cached
 
     def indicators(self, instrument_id: InstrumentId) -> list[Indicator]:
-        """The symbol's factor indicators, in factor order (T M C S V O L B Q I F)."""
-        f = self._symbol(instrument_id).factors
+        """The symbol's factor indicators, in factor order (T M C S V O L B Q I F), up to date now (a later bar
+        reaches them when the book is next read)."""
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        f = sym.factors
         return [f[k] for k in ALL_FACTORS]

@@ -133,12 +133,14 @@ class RecordingFactorBook(FactorBook):
     ) -> None:
         # The state before this bar is the state after the symbol's previous bar and everything of that time:
         # I pairs a bar with the BTC/ETH bar of its time, which may come after it.
+        self._settle(sym)
         self._recording.snapshot(sym)
         super().update_bar(sym, o, h, lo, c, v, tb, ts)
 
     def finish(self) -> FactorRecording:
         """The recording, with every symbol's state after its last bar."""
         for sym in self._syms.values():
+            self._settle(sym)
             self._recording.snapshot(sym)
         self._recording.complete = True
         return self._recording
