@@ -122,9 +122,11 @@ def test_the_book_runs_the_factors_when_read_not_at_every_bar(shared_data: Path)
     calls: list[tuple[str, str, int]] = []
     for iid in ids:
         for key, ind in zip(("T", "M", "C", "S", "V", "F"), book._syms[iid].bar_factors, strict=True):
-            def counting(batch, ind=ind, key=key, iid=iid, original=type(ind).update_bars) -> None:  # noqa: ANN001
+            original = ind.update_bars
+
+            def counting(batch, key=key, iid=iid, original=original) -> None:  # noqa: ANN001
                 calls.append((iid.value, key, len(batch)))
-                original(ind, batch)
+                original(batch)
 
             ind.update_bars = counting  # type: ignore[method-assign]
     for k in range(180):
