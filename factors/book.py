@@ -260,12 +260,20 @@ class FactorBook:
         """Hand the symbol's bar factors the bars they have not taken, and I its market pairs."""
         bars = sym.waiting_bars
         if bars:
-            for f in sym.bar_factors:
-                f.update_bars(bars)
+            if len(bars) == 1:  # read at every bar (live, a scan each bar): one update costs less than a batch
+                bar = bars[0]
+                for f in sym.bar_factors:
+                    f.update_bar(*bar)
+            else:
+                for f in sym.bar_factors:
+                    f.update_bars(bars)
             bars.clear()
         pairs = sym.waiting_pairs
         if pairs:
-            sym.i.update_pairs(pairs)
+            if len(pairs) == 1:
+                sym.i.update_pair(*pairs[0])
+            else:
+                sym.i.update_pairs(pairs)
             pairs.clear()
 
     def _feed_market(self, sym: _Symbol, ts: int, r: float) -> None:
