@@ -214,16 +214,16 @@ class FactorBook:
         sym.bar_type = bar_type
         return sym
 
-    def handle_bar(self, bar: Bar) -> None:
-        """Update every bar-driven factor of the bar's instrument (Bar, or BinanceBar with taker-buy volume).
+    def handle_bar(self, bar: Bar, instrument_id: InstrumentId | None = None) -> None:
+        """Feed a bar to every bar-driven factor of its instrument (Bar, or BinanceBar with taker-buy volume).
+        ``instrument_id``: the bar's, when the caller has it already (each ``bar.bar_type`` builds new objects).
 
         The full bar type is checked on the first bar and then every 64th: comparing BarTypes costs more than
         all the factor math, and a second bar type on one instrument would be a wiring error caught early.
         """
-        bar_type = bar.bar_type
-        sym = self._syms.get(bar_type.instrument_id)
+        sym = self._syms.get(bar.bar_type.instrument_id if instrument_id is None else instrument_id)
         if sym is None or sym.bar_type is None or not sym.count & 63:
-            sym = self._register(bar_type)
+            sym = self._register(bar.bar_type)
         o = bar.open.as_double()
         h = bar.high.as_double()
         lo = bar.low.as_double()
@@ -237,13 +237,11 @@ class FactorBook:
         self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
     ) -> None:
         """The bar path on plain floats (``handle_bar`` unpacks the Nautilus bar once and calls this). The bar
-        factors take the bar when the book is next read (``_settle``)."""
+        factors and O take the bar when the book is next read (``_settle``); B the close when a mark comes."""
         waiting = sym.waiting_bars
         waiting.append((o, h, lo, c, v, tb, ts))
         if len(waiting) >= _MAX_WAITING:
             self._settle(sym)
-        sym.o.update_price(ts, c)
-        sym.b.update_last(c)
         if sym.q.live:
             sym.q.advance(ts)
         prev = sym.close
@@ -267,6 +265,7 @@ class FactorBook:
             else:
                 for f in sym.bar_factors:
                     f.update_bars(bars)
+            sym.o.update_prices(bars)
             bars.clear()
         pairs = sym.waiting_pairs
         if pairs:
@@ -299,7 +298,9 @@ class FactorBook:
                 self._pending.popitem(last=False)
 
     def handle_mark_price(self, instrument_id: InstrumentId, mark: float, ts_ns: int) -> None:
-        self._symbol(instrument_id).b.update_mark(float(mark))
+        sym = self._symbol(instrument_id)
+        sym.b.update_last(sym.close)  # the premium is over the last bar's close (0.0 before any bar: none)
+        sym.b.update_mark(float(mark))
 
     def handle_funding_rate(self, instrument_id: InstrumentId, rate: float, ts_ns: int) -> None:
         self._symbol(instrument_id).b.update_funding(float(rate))

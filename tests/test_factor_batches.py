@@ -168,3 +168,39 @@ def test_a_book_read_at_every_bar_and_one_read_rarely_hold_the_same_state(shared
                 for key in (*BAR_KEYS, "I"):
                     assert _state(b.factors[key]) == _state(a.factors[key]), (iid, key, k)
     assert all(eager.values(iid)["I"] is not None for iid in ids)
+
+
+def test_the_event_factors_see_the_bars_before_each_event(shared_data: Path) -> None:
+    """O takes the closes and B the last close when the book is read or an OI / mark comes: what they see is what
+    feeding them at every bar gave (B's premium over the close before the mark, O's look-back prices)."""
+    folder = shared_data / "ohlcv_2025-03_2025-06"
+    bars = load_bars(folder / "SOLUSDT-1m.csv.gz", slice(0, 1_500))
+    iid = bars[0].bar_type.instrument_id
+    config = FactorConfig(oi_lookback_ns=3_600_000_000_000, oi_mean_ns=6 * 3_600_000_000_000)
+    book = FactorBook(config, [iid])
+    single = make_factors(config)
+    o, b = single["O"], single["B"]
+    rng = random.Random(3)
+    oi = 2.0e7
+    for k, bar in enumerate(bars):
+        book.handle_bar(bar)
+        o.update_price(bar.ts_event, bar.close.as_double())
+        b.update_last(bar.close.as_double())
+        ts = bar.ts_event + 30_000_000_000
+        if k % 5 == 2:  # a poll of open interest half a minute after the bar
+            oi *= 1.0 + rng.uniform(-0.004, 0.0045)
+            book.handle_open_interest(iid, oi, ts)
+            o.update_oi(ts, oi)
+        if k % 3 == 1:  # a mark: the close moved a little
+            mark = bar.close.as_double() * (1.0 + rng.uniform(-5e-4, 5e-4))
+            book.handle_mark_price(iid, mark, ts)
+            b.update_mark(mark)
+        if k % 97 == 0:
+            book.handle_funding_rate(iid, rng.uniform(-1e-4, 3e-4), ts)
+            b.update_funding(book._syms[iid].b.funding)  # type: ignore[arg-type]
+        if rng.random() < 0.05:
+            assert repr(book.factor_value(iid, "O")) == repr(o.value), k
+            assert repr(book.factor_value(iid, "B")) == repr(b.value), k
+            assert repr(book._syms[iid].b.premium) == repr(b.premium), k
+            assert _state(book._syms[iid].o) == _state(o), k
+    assert o.value is not None and b.value is not None
