@@ -172,7 +172,8 @@ def scan_rows(quick: bool) -> list[Row]:
             float(np.median(bar_secs)) * 1e3,
             "",
             "",
-            f"FactorBook.handle_bar x 200, median of {minutes} minutes (max {max(bar_secs) * 1e3:.1f} ms)",
+            f"FactorBook.handle_bar x 200 (queued: the scan takes them), median of {minutes} minutes "
+            f"(max {max(bar_secs) * 1e3:.1f} ms)",
         ),
         Row(
             "factors: scan of 200 warm symbols after the minute's bars",
@@ -180,8 +181,8 @@ def scan_rows(quick: bool) -> list[Row]:
             float(np.median(scan_secs)) * 1e3,
             "<= 5 ms",
             "",
-            f"FactorBook.scan: values, scores, rank; median of {minutes} minutes (max {max(scan_secs) * 1e3:.1f} ms); "
-            f"{warm}/200 symbols warm, 16 real 1m series relabelled",
+            f"FactorBook.scan: the bars taken, values, scores, rank; median of {minutes} minutes "
+            f"(max {max(scan_secs) * 1e3:.1f} ms); {warm}/200 symbols warm, 16 real 1m series relabelled",
         ),
         Row(
             "factors: scan of 200 symbols, values already computed",
