@@ -110,6 +110,7 @@ class AtsStrategy(Strategy):
             self.mode = "live" if self.is_live else "backtest"
         self.market.load(self.config.instrument_ids, self.cache, self.log)
         self.book = self.market.factor_book(self.config.factors, self.config.btc_id, self.config.eth_id)
+        self.book.eager = self.is_live  # live: each bar's factor work as it comes, not at the scan after the last
         self.scan_clock = ScanClock(self.config.scan, symbols=len(self.market.instruments))
         self._subscribe()
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)

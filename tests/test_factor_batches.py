@@ -19,6 +19,7 @@ from factors.independence import IndependenceFactor
 from tests.factors_data import load_bars
 
 BAR_KEYS = ("T", "M", "C", "S", "V", "F")
+WARM = ("T", "M", "S", "V", "F")  # C resets on bars without taker-buy volume
 SIZES = (1, 2, 3, 7, 13, 1, 59, 60, 61, 120, 1, 5, 250)
 
 
@@ -142,14 +143,22 @@ def test_the_book_runs_the_factors_when_read_not_at_every_bar(shared_data: Path)
     calls.clear()
     book.scan()
     assert calls == []  # nothing new came
+    book.eager = True  # live: each bar is taken as it comes
+    book.handle_bar(bars["SOL"][180])
+    sym = book._syms[sol]
+    assert book._queued == [] and sym.waiting_bars == [] and all(sym.factors[k]._count == 181 for k in WARM)
 
 
-def test_a_book_read_at_every_bar_and_one_read_rarely_hold_the_same_state(shared_data: Path) -> None:
+@pytest.mark.parametrize("lazy_takes_at_once", [False, True], ids=["queued", "eager"])
+def test_a_book_read_at_every_bar_and_one_read_rarely_hold_the_same_state(
+    shared_data: Path, lazy_takes_at_once: bool
+) -> None:
     folder = shared_data / "ohlcv_2025-03_2025-06"
     bars = {s: load_bars(folder / f"{s}USDT-1m.csv.gz", slice(0, 700)) for s in ("BTC", "ETH", "SOL", "XRP")}
     ids = [series[0].bar_type.instrument_id for series in bars.values()]
     config = FactorConfig(independence_window=30)
     eager, lazy = (FactorBook(config, ids, ids[0], ids[1]) for _ in range(2))
+    lazy.eager = lazy_takes_at_once
     rng = random.Random(7)
     next_read = 1
     for k in range(700):
