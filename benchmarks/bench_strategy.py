@@ -1,16 +1,28 @@
 """The trading strategy's speed against the EMA-cross baseline, and how its cost grows with the positions.
 
-In-process ``BacktestEngine`` on the real 16-symbol 1m set (``../shared/data``) with the speed measures the
-backtest runner applies (HEDGING OMS, buffered portfolio analyzer, GC survivors frozen), funding settled for
-the strategy, log level ERROR.
+The first rows run ``ats backtest`` in fresh processes: the default config (``nodes/configs/backtest.toml``, its
+16 symbols x 25 days on 1-hour bars) and the no-order EMA cross on the same data (the same catalog, symbols, window,
+bar size and log level; ``trade = false``: indicators only), then both again on 1-minute bars (``--bar 1m``), and
+print the default strategy's CPU time over the EMA run's (the target: <= 1.2). CPU time (user + sys of the process),
+because the machine is shared. ``strategy --default-only`` runs just these.
+
+The rows after them run an in-process ``BacktestEngine`` on the real 16-symbol 1m set (``../shared/data``) with the
+speed measures the backtest runner applies (HEDGING OMS, buffered portfolio analyzer, GC survivors frozen), funding
+settled for the strategy, log level ERROR.
 """
 
+import argparse
+import re
+import tempfile
 import time
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 from nautilus_trader.model.enums import OmsType
 
+from benchmarks.bench_process import ATS, run_timed
 from benchmarks.ema_cross import EMACrossNotional, EMACrossNotionalConfig
 from benchmarks.table import Row
 from catalog.convert import convert_file
@@ -21,6 +33,8 @@ from strategies.ats import AtsStrategy
 from tests.strategy_support import ats_config, bar_type, make_engine, perp
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance" / "ohlcv_2025-03_2025-06"
+PROJECT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT / "nodes" / "configs" / "backtest.toml"
 SYMBOLS = "BTC ETH SOL XRP BNB ADA AVAX BCH ENA ETC LAYER LINK LTC SUI XLM XMR".split()
 DAY_NS = 86_400 * 10**9
 
@@ -83,7 +97,106 @@ def _run_ema(data: tuple[list, list, list], trade: bool = True) -> tuple[float, 
     return elapsed, positions
 
 
-def rows(quick: bool = False) -> list[Row]:
+def _set(text: str, key: str, value: str) -> str:
+    """``key = value`` in place of the config line that sets ``key`` (the first one, in [backtest])."""
+    changed, count = re.subn(rf"(?m)^{key} = .*$", lambda _: f"{key} = {value}", text, count=1)
+    if count != 1:
+        raise RuntimeError(f"{DEFAULT_CONFIG} has no line setting {key!r}")
+    return changed
+
+
+def same_data_configs(folder: Path) -> tuple[Path, Path]:
+    """The default backtest config, and the no-order EMA cross on the same data, copied into ``folder`` with their
+    paths absolute and their reports written there."""
+    text = DEFAULT_CONFIG.read_text()
+    backtest = tomllib.loads(text)["backtest"]
+    catalog = (PROJECT / backtest["catalog"]).resolve()
+    sources = [str((PROJECT / s).resolve()) for s in backtest.get("sources", [])]
+    reports = folder / "reports"
+    default = _set(_set(_set(text, "catalog", f'"{catalog}"'), "sources", repr(sources).replace("'", '"')),
+                   "report_dir", f'"{reports}"')  # fmt: skip
+    symbols = ", ".join(f'"{s}"' for s in backtest["symbols"])
+    ema = f"""[backtest]
+catalog = "{catalog}"
+sources = {repr(sources).replace("'", '"')}
+symbols = [{symbols}]
+bar = "{backtest["bar"]}"
+start = "{backtest["start"]}"
+end = "{backtest["end"]}"
+report_dir = "{reports}"
+log_level = "{backtest.get("log_level", "INFO")}"
+
+[venue]
+starting_balance = 100000
+
+[strategy]
+path = "benchmarks.ema_cross:EMACrossNotional"
+config_path = "benchmarks.ema_cross:EMACrossNotionalConfig"
+per_instrument = true
+
+[strategy.config]
+trade = false
+"""
+    paths = folder / "default.toml", folder / "ema_no_orders.toml"
+    paths[0].write_text(default)
+    paths[1].write_text(ema)
+    for path in paths:  # the copies hold what they should
+        copied = tomllib.loads(path.read_text())["backtest"]
+        if copied["catalog"] != str(catalog) or copied["report_dir"] != str(reports):
+            raise RuntimeError(f"{path}: catalog/report_dir not rewritten")
+    return paths
+
+
+def default_strategy_rows(quick: bool) -> list[Row]:
+    """``ats backtest`` with the default config against the no-order EMA cross on the same data, per bar size."""
+    backtest = tomllib.loads(DEFAULT_CONFIG.read_text())["backtest"]
+    narrow: list[str] = []
+    what = f"{len(backtest['symbols'])} symbols x 25 d"
+    if quick:
+        start = backtest["start"]
+        end = (pd.Timestamp(start) + pd.Timedelta(days=5)).strftime("%Y-%m-%d")
+        narrow = ["--symbols", *backtest["symbols"][:4], "--start", start, "--end", end]
+        what = "4 symbols x 5 d"
+    out: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench_strategy_") as tmp:
+        default, ema = same_data_configs(Path(tmp))
+        for bar, label, repeats in ((None, backtest["bar"], 3), ("1m", "1-MINUTE", 1)):
+            extra = [*narrow, *(["--bar", bar] if bar else [])]
+            runs: dict[str, list[tuple[float, float, float]]] = {"ats": [], "ema": []}
+            for _ in range(repeats):  # alternated, so a change of the machine's speed reaches both
+                runs["ats"].append(run_timed([str(ATS), "backtest", str(default), *extra]))
+                runs["ema"].append(run_timed([str(ATS), "backtest", str(ema), *extra]))
+            ats_cpu, ats_wall, ats_rss = min(runs["ats"])
+            ema_cpu, ema_wall, ema_rss = min(runs["ema"])
+            name = f"{what}, {label} bars" + (" (the defaults)" if bar is None else " (the default config, --bar 1m)")
+            best = f"best of {repeats}, " if repeats > 1 else ""
+            out += [
+                Row(f"ats backtest, default strategy, {name}", "cpu s", ats_cpu, "", "",
+                    f"{best}wall {ats_wall:.1f} s, peak RSS {ats_rss:,.0f} MB"),
+                Row(f"ats backtest, no-order EMA cross, {name}", "cpu s", ema_cpu, "", "",
+                    f"{best}wall {ema_wall:.1f} s, peak RSS {ema_rss:,.0f} MB; same catalog, symbols, window, logs"),
+                Row(f"default strategy / no-order EMA cross, {name}", "ratio", ats_cpu / ema_cpu, "<= 1.2", "",
+                    "whole process, cpu s"),
+            ]  # fmt: skip
+    return out
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--default-only",
+        action="store_true",
+        help="strategy: only the rows of `ats backtest` with the default config against the no-order EMA cross",
+    )
+
+
+def rows(quick: bool = False, options: argparse.Namespace | None = None) -> list[Row]:
+    out = default_strategy_rows(quick)
+    if options is not None and options.default_only:
+        return out
+    return out + engine_rows(quick)
+
+
+def engine_rows(quick: bool = False) -> list[Row]:
     days = 0.5 if quick else 2.0
     data = _load(days)
     n = len(data[1])

@@ -84,3 +84,11 @@ class BarFactor(FactorIndicator):
         ts: int,  # noqa: E741
     ) -> None:
         raise NotImplementedError
+
+    def update_bars(self, bars: list[tuple[float, float, float, float, float, float | None, int]]) -> None:
+        """``update_bar`` for each (o, h, l, c, v, tb, ts) in order: the state ends the same, bit for bit. Factors
+        override it with one loop over the bars that keeps the running state in locals (``FactorBook`` hands
+        them the bars that came since it was last read)."""
+        update = self.update_bar
+        for o, h, l, c, v, tb, ts in bars:  # noqa: E741
+            update(o, h, l, c, v, tb, ts)

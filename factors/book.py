@@ -1,8 +1,15 @@
 """FactorBook: every factor of every symbol of the universe, fed from Nautilus data, scored on demand.
 
 The strategy holds one book, forwards its data handlers to it (bars, mark prices, funding, OI, quotes or
-books, liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python; one bar
-update runs every bar factor of that symbol once (see benchmarks/bench_factors.py for the cost).
+books, liquidations) and asks for ``score(instrument_id)`` or ``scan()``. All state is plain Python.
+
+A bar fed is only queued; when the book is next read it takes the bars queued since, in the order they came
+(``_take_bars``: unpacked, each return paired with the market's for I), and each symbol's bar factors (T, M, C,
+S, V, F), I and O take theirs in one loop each (``_settle``): a backtest on 1m bars that scans hourly reads the
+book once every sixty bars, and the work runs in tight loops instead of between the engine's own. Each factor's
+state ends bit for bit where a bar-by-bar update leaves it (the same arithmetic in the same order); an event
+that depends on the bars before it (a mark, open interest, a liquidation) takes them first. See
+benchmarks/bench_factors.py for the cost.
 """
 
 from collections import OrderedDict, deque
@@ -30,6 +37,8 @@ from factors.trend import TrendFactor
 from factors.volume import VolumeFactor
 
 _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar of the same time
+_MAX_WAITING = 4_096  # bars a symbol keeps for its factors before they take them unread (a book never read)
+_MAX_QUEUED = 65_536  # bars of all symbols queued before the book takes them unread
 WARM_FACTORS = ("T", "M", "S", "V", "F")  # the bar factors every symbol has: a symbol is scored once they are warm
 
 
@@ -104,6 +113,9 @@ class _Symbol:
         "count",
         "config",
         "returns_cache",
+        "waiting_bars",
+        "waiting_pairs",
+        "is_market",
     )
 
     def __init__(self, instrument_id: InstrumentId, config: FactorConfig) -> None:
@@ -113,6 +125,11 @@ class _Symbol:
         self.ts = 0
         self.count = 0
         self.returns_cache: tuple[int, list[int], list[float], dict[int, float]] | None = None
+        # what the bar factors and I have not taken yet (``FactorBook._settle``): (o, h, l, c, v, tb, ts) and
+        # (r, m, ts); the lists are cleared in place (the book's market wait holds this one)
+        self.waiting_bars: list[tuple[float, float, float, float, float, float | None, int]] = []
+        self.waiting_pairs: list[tuple[float, float, int]] = []
+        self.is_market = False
         self.use_config(config)
 
     def use_config(self, config: FactorConfig) -> None:
@@ -142,7 +159,14 @@ def warmup_bars(config: FactorConfig) -> int:
 
 class FactorBook:
     """Per-universe factor state. ``btc_id`` / ``eth_id`` are the market for I (their bars must be fed
-    too)."""
+    too).
+
+    ``eager``: take each bar as it comes instead of queueing it until the book is read. The state and every read
+    are the same either way; eager spreads the work over the bars' arrival (live, where the time from a minute's
+    last bar to its scan counts more than the CPU), queued runs it in tight loops at the read (backtests).
+    """
+
+    eager = False
 
     def __init__(
         self,
@@ -166,9 +190,12 @@ class FactorBook:
         if not self._market_ids:
             for s in self._syms.values():
                 s.i._reason = NO_MARKET
+        for m in self._market_ids:
+            self._syms[m].is_market = True
         self._mkt_partial: dict[int, dict[InstrumentId, float]] = {}
         self._mkt_done: OrderedDict[int, float] = OrderedDict()
-        self._pending: OrderedDict[int, list[tuple[IndependenceFactor, float]]] = OrderedDict()
+        self._pending: OrderedDict[int, list[tuple[list[tuple[float, float, int]], float]]] = OrderedDict()
+        self._queued: list[tuple[_Symbol, Bar]] = []  # bars fed and not taken yet, in the order they came
 
     # ----------------------------------------------------------------------------------------------- feeding
 
@@ -198,16 +225,45 @@ class FactorBook:
         sym.bar_type = bar_type
         return sym
 
-    def handle_bar(self, bar: Bar) -> None:
-        """Update every bar-driven factor of the bar's instrument (Bar, or BinanceBar with taker-buy volume).
+    def handle_bar(self, bar: Bar, instrument_id: InstrumentId | None = None) -> None:
+        """Feed a bar to every bar-driven factor of its instrument (Bar, or BinanceBar with taker-buy volume).
+        ``instrument_id``: the bar's, when the caller has it already (each ``bar.bar_type`` builds new objects).
+        The bar is queued; the book takes it when next read (``_take_bars``). An instrument outside the universe
+        is refused here.
+        """
+        iid = bar.bar_type.instrument_id if instrument_id is None else instrument_id
+        sym = self._syms.get(iid)
+        if sym is None:
+            sym = self._symbol(iid)  # raises: not in the universe
+        queued = self._queued
+        queued.append((sym, bar))
+        if self.eager:
+            self._take_bars()
+            self._settle(sym)
+        elif len(queued) >= _MAX_QUEUED:
+            self._take_bars()
+
+    def _take_bars(self) -> None:
+        """Take the queued bars in the order they came (see ``_take_bar``)."""
+        queued = self._queued
+        if not queued:
+            return
+        self._queued = []
+        for k, (sym, bar) in enumerate(queued):
+            try:
+                self._take_bar(sym, bar)
+            except Exception:
+                self._queued = queued[k + 1 :] + self._queued  # the bars after a refused one are still taken
+                raise
+
+    def _take_bar(self, sym: _Symbol, bar: Bar) -> None:
+        """Unpack one bar and feed it (``update_bar``).
 
         The full bar type is checked on the first bar and then every 64th: comparing BarTypes costs more than
         all the factor math, and a second bar type on one instrument would be a wiring error caught early.
         """
-        bar_type = bar.bar_type
-        sym = self._syms.get(bar_type.instrument_id)
-        if sym is None or sym.bar_type is None or not sym.count & 63:
-            sym = self._register(bar_type)
+        if sym.bar_type is None or not sym.count & 63:
+            sym = self._register(bar.bar_type)
         o = bar.open.as_double()
         h = bar.high.as_double()
         lo = bar.low.as_double()
@@ -220,11 +276,12 @@ class FactorBook:
     def update_bar(
         self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
     ) -> None:
-        """The bar path on plain floats (``handle_bar`` unpacks the Nautilus bar once and calls this)."""
-        for f in sym.bar_factors:
-            f.update_bar(o, h, lo, c, v, tb, ts)
-        sym.o.update_price(ts, c)
-        sym.b.update_last(c)
+        """The bar path on plain floats (the book unpacks each Nautilus bar once and calls this). The bar factors
+        and O take the bar when the book is next read (``_settle``); B the close when a mark comes."""
+        waiting = sym.waiting_bars
+        waiting.append((o, h, lo, c, v, tb, ts))
+        if len(waiting) >= _MAX_WAITING:
+            self._settle(sym)
         if sym.q.live:
             sym.q.advance(ts)
         prev = sym.close
@@ -237,8 +294,36 @@ class FactorBook:
             if self._market_ids:
                 self._feed_market(sym, ts, r)
 
+    def _current(self, instrument_id: InstrumentId) -> _Symbol:
+        """The symbol with every bar fed so far taken by its factors: what each read starts with."""
+        self._take_bars()
+        sym = self._symbol(instrument_id)
+        self._settle(sym)
+        return sym
+
+    def _settle(self, sym: _Symbol) -> None:
+        """Hand the symbol's bar factors the bars they have not taken, and I its market pairs."""
+        bars = sym.waiting_bars
+        if bars:
+            if len(bars) == 1:  # read at every bar (live, a scan each bar): one update costs less than a batch
+                bar = bars[0]
+                for f in sym.bar_factors:
+                    f.update_bar(*bar)
+            else:
+                for f in sym.bar_factors:
+                    f.update_bars(bars)
+            sym.o.update_prices(bars)
+            bars.clear()
+        pairs = sym.waiting_pairs
+        if pairs:
+            if len(pairs) == 1:
+                sym.i.update_pair(*pairs[0])
+            else:
+                sym.i.update_pairs(pairs)
+            pairs.clear()
+
     def _feed_market(self, sym: _Symbol, ts: int, r: float) -> None:
-        if sym.instrument_id in self._market_ids:
+        if sym.is_market:
             part = self._mkt_partial.setdefault(ts, {})
             part[sym.instrument_id] = r
             if len(part) == len(self._market_ids):
@@ -247,26 +332,29 @@ class FactorBook:
                 self._mkt_done[ts] = m
                 if len(self._mkt_done) > _MARKET_MEMORY:
                     self._mkt_done.popitem(last=False)
-                for ind, r_sym in self._pending.pop(ts, ()):
-                    ind.update_pair(r_sym, m, ts)
+                for waiting, r_sym in self._pending.pop(ts, ()):
+                    waiting.append((r_sym, m, ts))
                 for old in [k for k in self._mkt_partial if k < ts]:
                     del self._mkt_partial[old]
         m = self._mkt_done.get(ts)
         if m is not None:
-            sym.i.update_pair(r, m, ts)
+            sym.waiting_pairs.append((r, m, ts))
         else:
-            self._pending.setdefault(ts, []).append((sym.i, r))
+            self._pending.setdefault(ts, []).append((sym.waiting_pairs, r))
             while len(self._pending) > _MARKET_MEMORY:
                 self._pending.popitem(last=False)
 
     def handle_mark_price(self, instrument_id: InstrumentId, mark: float, ts_ns: int) -> None:
-        self._symbol(instrument_id).b.update_mark(float(mark))
+        self._take_bars()
+        sym = self._symbol(instrument_id)
+        sym.b.update_last(sym.close)  # the premium is over the last bar's close (0.0 before any bar: none)
+        sym.b.update_mark(float(mark))
 
     def handle_funding_rate(self, instrument_id: InstrumentId, rate: float, ts_ns: int) -> None:
         self._symbol(instrument_id).b.update_funding(float(rate))
 
     def handle_open_interest(self, instrument_id: InstrumentId, oi: float, ts_ns: int) -> None:
-        sym = self._symbol(instrument_id)
+        sym = self._current(instrument_id)  # F takes the OI at each bar: the bars before this OI see the OI before it
         sym.o.update_oi(ts_ns, float(oi))
         sym.f.update_oi(ts_ns, float(oi))
 
@@ -282,11 +370,13 @@ class FactorBook:
         self, instrument_id: InstrumentId, side: object, qty: float, price: float, ts_ns: int
     ) -> None:
         """side: the forced order's side (OrderSide or "BUY"/"SELL"); SELL = a long was liquidated."""
+        self._take_bars()  # Q moves its window on at each bar
         self._symbol(instrument_id).q.update_liquidation(ts_ns, side, float(qty), float(price))
 
     def set_liquidation_feed(self, live: bool = True) -> None:
         """Declare that a liquidation stream is attached, so a quiet window reads 0 instead of "not
         available"."""
+        self._take_bars()
         for s in self._syms.values():
             s.q.set_feed_live(live)
 
@@ -298,23 +388,24 @@ class FactorBook:
 
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
-        f = self._symbol(instrument_id).factors
+        f = self._current(instrument_id).factors
         return all(f[k].value is not None for k in WARM_FACTORS)
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:
             raise ValueError(f"unknown factor {key!r}; known: {list(ALL_FACTORS)}")
-        return self._symbol(instrument_id).factors[key].value
+        return self._current(instrument_id).factors[key].value
 
     def values(self, instrument_id: InstrumentId) -> dict[str, float | None]:
-        return {k: ind.value for k, ind in self._symbol(instrument_id).factors.items()}
+        return {k: ind.value for k, ind in self._current(instrument_id).factors.items()}
 
     def reasons(self, instrument_id: InstrumentId) -> dict[str, str]:
         """Why each missing factor is missing."""
-        return {k: ind.reason or "" for k, ind in self._symbol(instrument_id).factors.items() if ind.value is None}
+        factors = self._current(instrument_id).factors
+        return {k: ind.reason or "" for k, ind in factors.items() if ind.value is None}
 
     def score(self, instrument_id: InstrumentId) -> ScoreResult:
-        sym = self._symbol(instrument_id)
+        sym = self._current(instrument_id)
         vals: dict[str, float | None] = {}
         notes: dict[str, str] = {}
         for k, ind in sym.factors.items():
@@ -335,7 +426,7 @@ class FactorBook:
 
     def atr(self, instrument_id: InstrumentId) -> float | None:
         """Wilder ATR(atr_period) of the fed bars, None before atr_period bars."""
-        sym = self._symbol(instrument_id)
+        sym = self._current(instrument_id)
         return sym.t.atr if sym.count >= sym.config.atr_period else None
 
     def atr_pct(self, instrument_id: InstrumentId) -> float | None:
@@ -345,6 +436,7 @@ class FactorBook:
         return None if a is None or sym.close <= 0.0 else 100.0 * a / sym.close
 
     def last_close(self, instrument_id: InstrumentId) -> float | None:
+        self._take_bars()
         sym = self._symbol(instrument_id)
         return sym.close if sym.count else None
 
@@ -354,6 +446,7 @@ class FactorBook:
 
         None with fewer than 3 common bars or a constant series.
         """
+        self._take_bars()
         _, ts_a, xa, by_ts_a = self._returns_of(self._symbol(a))
         _, ts_b, xb, _ = self._returns_of(self._symbol(b))
         if ts_a != ts_b or len(by_ts_a) != len(ts_a):
@@ -386,6 +479,7 @@ class FactorBook:
         return cached
 
     def indicators(self, instrument_id: InstrumentId) -> list[Indicator]:
-        """The symbol's factor indicators, in factor order (T M C S V O L B Q I F)."""
-        f = self._symbol(instrument_id).factors
+        """The symbol's factor indicators, in factor order (T M C S V O L B Q I F), up to date now (a later bar
+        reaches them when the book is next read)."""
+        f = self._current(instrument_id).factors
         return [f[k] for k in ALL_FACTORS]

@@ -97,6 +97,14 @@ class CvdFactor(BarFactor):
             self._reason = None
             self._set_initialized(True)
 
+    def update_bars(self, bars: list) -> None:
+        """Bars without taker-buy volume leave C unavailable whatever came before: one such update stands for
+        all of them. With taker-buy volume, bar by bar."""
+        if bars and all(b[5] is None for b in bars):
+            self.update_bar(*bars[-1])
+        else:
+            super().update_bars(bars)
+
     def _compute_value(self) -> None:
         n = self._n
         sy = self._sy

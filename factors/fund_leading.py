@@ -92,6 +92,41 @@ class FundLeadingFactor(BarFactor):
             self._reason = None
             self._set_initialized(True)
 
+    def update_bars(self, bars: list) -> None:
+        """``update_bar`` over the bars: F keeps its windows and, at the last bar, the ATR and the OI flow (the
+        open interest cannot change between these bars: the book brings F up to date before it takes OI)."""
+        if not bars:
+            return
+        if self._own_atr:
+            update_atr = self._atr.update
+            for _o, h, l, c, _v, _tb, _ts in bars:  # noqa: E741
+                atr = update_atr(h, l, c)
+        else:
+            atr = self._atr.value  # the sharer went through the same bars first
+        recent = bars[-self._closes.maxlen :]  # type: ignore[operator]
+        self._closes.extend([b[3] for b in recent])
+        self._ts.extend([b[6] for b in recent])
+        self._vols.extend([b[4] for b in recent])
+        self._signed.extend([v if c > o else (-v if c < o else 0.0) for o, _h, _l, c, v, _tb, _ts in recent])
+        deltas = self._deltas
+        for _o, _h, _l, _c, v, tb, _ts in bars:
+            if tb is None:
+                deltas.clear()
+            else:
+                deltas.append(2.0 * tb - v)
+        if self._count == 0:
+            self._set_has_inputs(True)
+        self._count += len(bars)
+        if self._count < self.warmup:
+            self._reason = f"warming up: {self._count}/{self.warmup} bars"
+            return
+        self._bar_atr = atr
+        self._oi_flow = None if self._oi is None else self._oi_flow_now(self._closes[-1] - self._closes[0])
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
     def _oi_flow_now(self, move: float) -> float | None:
         oi_then = self._ois.at(self._ts[0])
         if oi_then is None or not oi_then > 0.0:

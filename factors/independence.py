@@ -70,3 +70,46 @@ class IndependenceFactor(FactorIndicator):
         if self._reason is not None:
             self._reason = None
             self._set_initialized(True)
+
+    def update_pairs(self, pairs: list[tuple[float, float, int]]) -> None:
+        """``update_pair`` for each (r, m, ts) in order, in one loop: the same sums, re-summed at the same
+        pairs, so the state ends the same bit for bit."""
+        if not pairs:
+            return
+        window = self._pairs
+        n = self._n
+        sr, sm, srm, smm, since = self._sr, self._sm, self._srm, self._smm, self._since_resum
+        if len(window) + 1 < n:  # the first pair leaves it warming up
+            self._set_has_inputs(True)
+        for r, m, _ts in pairs:
+            window.append((r, m))
+            sr += r
+            sm += m
+            srm += r * m
+            smm += m * m
+            if len(window) > n:
+                r0, m0 = window.popleft()
+                sr -= r0
+                sm -= m0
+                srm -= r0 * m0
+                smm -= m0 * m0
+                since += 1
+                if since >= n:
+                    since = 0
+                    sr = sum(p[0] for p in window)
+                    sm = sum(p[1] for p in window)
+                    srm = sum(p[0] * p[1] for p in window)
+                    smm = sum(p[1] * p[1] for p in window)
+        self._sr, self._sm, self._srm, self._smm, self._since_resum = sr, sm, srm, smm, since
+        self.last_ts = pairs[-1][2]
+        if len(window) < n:
+            self._reason = f"warming up: {len(window)}/{n} bars aligned with the market"
+            return
+        den = n * smm - sm * sm
+        beta = (n * srm - sr * sm) / den if den > 0.0 else 0.0
+        self.beta = beta
+        b = beta / self._cap if beta > 0.0 else 0.0
+        self._value = 100.0 * (1.0 - (b if b < 1.0 else 1.0))
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)

@@ -58,6 +58,35 @@ class MomentumFactor(BarFactor):
             self._reason = None
             self._set_initialized(True)
 
+    def update_bars(self, bars: list) -> None:
+        """``update_bar`` over the bars in one loop: the same arithmetic in the same order on locals."""
+        if not bars:
+            return
+        n, count, ag, al, prev = self._n, self._count, self._ag, self._al, self._prev
+        if count == 0:
+            self._set_has_inputs(True)
+        for _o, _h, _l, c, _v, _tb, _ts in bars:
+            if count:
+                d = c - prev
+                g = d if d > 0.0 else 0.0
+                lo = -d if d < 0.0 else 0.0
+                if count == 1:
+                    ag, al = g, lo
+                else:
+                    ag += (g - ag) / n
+                    al += (lo - al) / n
+            prev = c
+            count += 1
+        self._closes.extend([b[3] for b in bars[-self._closes.maxlen :]])  # type: ignore[operator]
+        self._ag, self._al, self._prev, self._count = ag, al, prev, count
+        if count < self.warmup:
+            self._reason = f"warming up: {count}/{self.warmup} bars"
+            return
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
     def _compute_value(self) -> None:
         s = self._ag + self._al
         if s > 0.0:

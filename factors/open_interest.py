@@ -85,6 +85,16 @@ class OpenInterestFactor(FactorIndicator):
             self._prices.add(ts, close)
             self._compute(ts)
 
+    def update_prices(self, bars: list) -> None:
+        """``update_price`` for each (o, h, l, c, v, tb, ts) bar in order. Before any OI only the last price is
+        kept, so one step stands for all of them."""
+        if self._oi_ts < 0:
+            last = bars[-1]
+            self.update_price(last[6], last[3])
+        else:
+            for _o, _h, _l, c, _v, _tb, ts in bars:
+                self.update_price(ts, c)
+
     def update_oi(self, ts: int, oi: float) -> None:
         if not oi > 0.0:
             raise ValueError(f"open interest must be > 0, got {oi} at ts={ts}")

@@ -77,6 +77,40 @@ class StructureFactor(BarFactor):
         elif l_out == self._lmin:
             self._lmin = min(lows)
 
+    def update_bars(self, bars: list) -> None:
+        """``update_bar`` over the bars. The running extremes always equal the max / min of the window (they are
+        exact), so the walls before the last bar are the extremes of the window the earlier bars leave."""
+        if not bars:
+            return
+        if self._own_atr:
+            update_atr = self._atr.update
+            for _o, h, l, c, _v, _tb, _ts in bars:  # noqa: E741
+                atr = update_atr(h, l, c)
+        else:
+            atr = self._atr.value  # the sharer went through the same bars first
+        if self._count == 0:
+            self._set_has_inputs(True)
+        self._count += len(bars)
+        highs, lows = self._highs, self._lows
+        window = self._n
+        earlier = bars[-window - 1 : -1]
+        if earlier:
+            highs.extend([b[1] for b in earlier])
+            lows.extend([b[2] for b in earlier])
+            self._hmax, self._lmin = max(highs), min(lows)
+        _o, h, l, c = bars[-1][:4]  # noqa: E741
+        if self._count >= self.warmup:
+            self._close, self._wall_up, self._wall_down, self._bar_atr = c, self._hmax, self._lmin, atr
+            self._outdated = True
+            if self._reason is not None:
+                self._reason = None
+                self._set_initialized(True)
+        else:
+            self._reason = f"warming up: {self._count}/{self.warmup} bars"
+        highs.append(h)
+        lows.append(l)
+        self._hmax, self._lmin = max(highs), min(lows)
+
     def _compute_value(self) -> None:
         atr = self._bar_atr
         if atr > 0.0:

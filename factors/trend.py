@@ -72,6 +72,47 @@ class TrendFactor(BarFactor):
             self._reason = None
             self._set_initialized(True)
 
+    def update_bars(self, bars: list) -> None:
+        """``update_bar`` over the bars in one loop: the same arithmetic in the same order on locals."""
+        if not bars:
+            return
+        atr = self._atr
+        period, value, atr_count, pc = atr.period, atr.value, atr.count, atr._prev_close
+        a_fast, a_mid, a_slow, a_sig = self._a_fast, self._a_mid, self._a_slow, self._a_sig
+        fast, mid, slow, sig = self._fast, self._mid, self._slow, self._sig
+        count = self._count
+        if count == 0:
+            self._set_has_inputs(True)
+        c = 0.0
+        for _o, h, l, c, _v, _tb, _ts in bars:  # noqa: E741
+            if atr_count == 0:
+                value = h - l
+            else:
+                tr = max(h - l, abs(h - pc), abs(l - pc))
+                value += (tr - value) / period
+            pc = c
+            atr_count += 1
+            if count == 0:
+                fast = mid = slow = c
+                sig = 0.0
+            else:
+                fast = fast + a_fast * (c - fast)
+                mid = mid + a_mid * (c - mid)
+                slow = slow + a_slow * (c - slow)
+                sig += a_sig * ((fast - mid) - sig)
+            count += 1
+        atr.value, atr.count, atr._prev_close = value, atr_count, pc
+        self._fast, self._mid, self._slow, self._sig = fast, mid, slow, sig
+        self._count = count
+        if count < self.warmup:
+            self._reason = f"warming up: {count}/{self.warmup} bars"
+            return
+        self._close = c
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+
     def _compute_value(self) -> None:
         fast, mid, slow, c = self._fast, self._mid, self._slow, self._close
         atr = self._atr.value  # updated by this factor only: still the value of the last bar

@@ -110,6 +110,7 @@ class AtsStrategy(Strategy):
             self.mode = "live" if self.is_live else "backtest"
         self.market.load(self.config.instrument_ids, self.cache, self.log)
         self.book = self.market.factor_book(self.config.factors, self.config.btc_id, self.config.eth_id)
+        self.book.eager = self.is_live  # live: each bar's factor work as it comes, not at the scan after the last
         self.scan_clock = ScanClock(self.config.scan, symbols=len(self.market.instruments))
         self._subscribe()
         self.msgbus.register(endpoint=CONTROL_ENDPOINT, handler=self._on_control)
@@ -209,10 +210,11 @@ class AtsStrategy(Strategy):
             self._failed("on_bar", e)
 
     def _handle_bar_body(self, bar: Bar) -> None:
-        self.market.on_bar(self.book, bar)
-        if self.daily.new_day(ts := scan_time(bar.ts_event)):
+        instrument_id = self.market.on_bar(self.book, bar)
+        ts_event = bar.ts_event
+        if self.daily.new_day(ts := scan_time(ts_event)):
             self.observe_daily(ts)
-        step = self.scan_clock.on_bar(bar.bar_type.instrument_id, bar.ts_event)
+        step = self.scan_clock.on_bar(instrument_id, ts_event)
         if step is not None and step.new_scan_time:
             alert = self.scan_clock.grace_deadline(step.ts)
             self.clock.set_time_alert_ns(name=f"ats-scan-{step.ts}", alert_time_ns=alert, callback=self._on_scan_alert)

@@ -59,9 +59,13 @@ class Market:
 
     # --- inputs of the factors ------------------------------------------------------------------------------
 
-    def on_bar(self, book: FactorBook, bar: Bar) -> None:
-        book.handle_bar(bar)
-        self.last_close[bar.bar_type.instrument_id] = bar.close.as_double()
+    def on_bar(self, book: FactorBook, bar: Bar) -> InstrumentId:
+        """Feed the bar to the book and keep its close; the bar's instrument (each ``bar.bar_type`` builds new
+        objects: it is read once per bar)."""
+        instrument_id = bar.bar_type.instrument_id
+        book.handle_bar(bar, instrument_id)
+        self.last_close[instrument_id] = bar.close.as_double()
+        return instrument_id
 
     def on_input(self, book: FactorBook, data: Data) -> None:
         """Open interest and liquidations (live), for the symbols of the universe."""

@@ -159,6 +159,7 @@ def test_a_value_is_computed_once_when_read_not_at_every_bar(shared_data: Path) 
 
 def _correlation_as_defined(book: FactorBook, a: InstrumentId, b: InstrumentId) -> float | None:
     """Pearson correlation over the common bar times, written out plainly: the fast path must equal it."""
+    book._take_bars()  # the returns of every bar fed so far
     ra = dict(book._syms[a].returns)
     pairs = [(ra[ts], r) for ts, r in book._syms[b].returns if ts in ra]
     n = len(pairs)

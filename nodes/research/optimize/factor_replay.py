@@ -133,12 +133,15 @@ class RecordingFactorBook(FactorBook):
     ) -> None:
         # The state before this bar is the state after the symbol's previous bar and everything of that time:
         # I pairs a bar with the BTC/ETH bar of its time, which may come after it.
+        self._settle(sym)
         self._recording.snapshot(sym)
         super().update_bar(sym, o, h, lo, c, v, tb, ts)
 
     def finish(self) -> FactorRecording:
         """The recording, with every symbol's state after its last bar."""
+        self._take_bars()
         for sym in self._syms.values():
+            self._settle(sym)
             self._recording.snapshot(sym)
         self._recording.complete = True
         return self._recording
@@ -211,11 +214,11 @@ class ReplayingFactorBook(FactorBook):
             self._install(sym)
         return sym
 
-    def handle_bar(self, bar: Bar) -> None:
+    def handle_bar(self, bar: Bar, instrument_id: Any = None) -> None:
         """``FactorBook.handle_bar`` without unpacking what only the replayed factors read (open, high, low,
-        volume, taker-buy volume): the rest of the bar path takes the close and the time."""
+        volume, taker-buy volume): the rest of the bar path takes the close and the time, at once."""
         bar_type = bar.bar_type
-        sym = self._syms.get(bar_type.instrument_id)
+        sym = self._syms.get(bar_type.instrument_id if instrument_id is None else instrument_id)
         if sym is None or sym.bar_type is None or not sym.count & 63:
             sym = self._register(bar_type)
         c = bar.close.as_double()
