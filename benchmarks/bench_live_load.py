@@ -290,7 +290,8 @@ def breakdown_ms(run: "Run") -> dict[str, list[float]]:
     its own) -> the strategy's bar handler returned (the candidates after it, and whatever else the handler
     does: no order leaves before) -> the execution client hands it to the HTTP client (the risk and execution
     engines' queues) -> the order received by the simulator (signing, HTTP). And the node's main-thread CPU time
-    of the minute's bars (from its first bar to its last), of the last bar -> this entry's ``submit_order``,
+    of the minute's bars (from its first bar to its last; next to the wall time of the same span: the node idles
+    in it when the messages come slower than it handles them), of the last bar -> this entry's ``submit_order``,
     and of the whole handler, which the machine's other load does not stretch."""
     stamps = sorted(v[4:] + v[2:4] for v in run.lag.get("bar_times", {}).values() if v[1] > 0)
     entries: dict[str, list[float]] = run.lag.get("entries", {})
@@ -300,6 +301,7 @@ def breakdown_ms(run: "Run") -> dict[str, list[float]]:
         "submit_order -> handler returned": [],
         "handler returned -> exec client": [],
         "exec client -> received (http)": [],
+        "wall: bars of the minute": [],
         "cpu: bars of the minute": [],
         "cpu: last bar -> its submit_order": [],
         "cpu: scan and entries": [],
@@ -308,8 +310,9 @@ def breakdown_ms(run: "Run") -> dict[str, list[float]]:
         before = [s for s in stamps if sent <= s[0] <= arrival]
         if not before:
             continue
-        bus, bus_cpu, handled, handled_cpu, _first, first_cpu = before[-1]
+        bus, bus_cpu, handled, handled_cpu, first, first_cpu = before[-1]
         parts["to the strategy"].append((bus - sent) * 1000)
+        parts["wall: bars of the minute"].append((bus - first) * 1000)
         parts["cpu: bars of the minute"].append((bus_cpu - first_cpu) * 1000)
         parts["cpu: scan and entries"].append((handled_cpu - bus_cpu) * 1000)
         nearest = min(run.entry_ids, key=lambda e: abs(e[0] - arrival), default=None)
