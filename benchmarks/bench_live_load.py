@@ -80,6 +80,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--speed", type=float, default=10.0, help="replay speed of the main run (default 10x)")
     group.add_argument("--hours", type=float, help="market hours at --speed (default 4, --quick 1; 24: the whole day)")
     group.add_argument("--minutes-1x", type=float, help="market minutes replayed at 1x (default 10, --quick 4)")
+    group.add_argument(
+        "--switch-interval",
+        type=float,
+        help="what-if: sys.setswitchinterval in the node, seconds (Python's default 0.005)",
+    )
 
 
 def day_ranges(series: list[KlineSeries]) -> list[tuple[int, float]]:
@@ -145,7 +150,7 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
 
 
-def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
+def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_s: float | None = None) -> Run:
     config = SimulatorConfig(
         data.instruments,
         data.series,
@@ -164,7 +169,11 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
         actor = {
             "actor_path": "benchmarks.node_probe:NodeProbe",
             "config_path": "benchmarks.node_probe:NodeProbeConfig",
-            "config": {"out_path": str(probe_path), "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols]},
+            "config": {
+                "out_path": str(probe_path),
+                "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols],
+                "switch_interval_s": switch_interval_s,
+            },
         }
         node = _start_node(_settings(sim, symbols, STRATEGY, folder, actors=(actor,)), folder)
         try:
@@ -399,6 +408,7 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     speed = getattr(options, "speed", None) or 10.0
     hours = getattr(options, "hours", None) or (1.0 if quick else 4.0)
     minutes_1x = getattr(options, "minutes_1x", None) or (4.0 if quick else 10.0)
+    switch_interval_s = getattr(options, "switch_interval", None)
     everything = from_files([SHARED / f"{s}-1m.csv.gz" for s in REAL])
     ranked = day_ranges(everything.series)
     day_ms, day_range = ranked[0]
@@ -408,8 +418,10 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     out: list[Row] = []
     for run_speed, bars in ((speed, int(hours * 60)), (1.0, int(minutes_1x))):
         data, names = renamed_universe(everything.window(start_ms, limit=bars, history=WARMUP), symbols_n)
-        run = measure(data, names, run_speed)
+        run = measure(data, names, run_speed, switch_interval_s)
         name = f"live node, {symbols_n} symbols, {day} from {hour} UTC ({bars} min) at {run_speed:g}x"
+        if switch_interval_s is not None:
+            name += f", switch interval {switch_interval_s * 1000:g} ms"
         out += _rows(run, name, "<= 100 ms" if run_speed >= 10 else "")
     out.append(
         Row("live-load: the day", "mean high-low range %", day_range * 100, "", "",

@@ -28,6 +28,7 @@ import gc
 import io
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -44,6 +45,10 @@ class NodeProbeConfig(ActorConfig, frozen=True):
     bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
     lag_interval_ms: int = 20
     write_interval_s: float = 10.0
+    # What-if: the interpreter's thread switch interval (``sys.setswitchinterval``; Python's default 5 ms) set
+    # in the node at start. Nautilus's WebSocket readers are Rust threads that take the GIL to hand each message
+    # to the event loop: while the loop's thread runs Python, each waits up to this interval.
+    switch_interval_s: float | None = None
 
 
 class NodeProbe(Actor):
@@ -66,6 +71,8 @@ class NodeProbe(Actor):
         self._wall_offset = time.time() - time.monotonic()  # Nautilus's clock (unix ns) -> time.monotonic()
 
     def on_start(self) -> None:
+        if self.config.switch_interval_s is not None:
+            sys.setswitchinterval(self.config.switch_interval_s)
         for instrument_id in self.config.instrument_ids:
             bar_type = BarType.from_str(f"{instrument_id}-{self.config.bar_spec}")
             self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._before_strategy, priority=10)

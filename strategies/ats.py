@@ -257,7 +257,7 @@ class AtsStrategy(Strategy):
                 mark, rate = data.mark.as_double(), float(data.funding_rate)
                 self.book.handle_mark_price(instrument_id, mark, ts)
                 self.book.handle_funding_rate(instrument_id, rate, ts)
-                settled = self._funding_clock.update(str(instrument_id), rate, data.next_funding_ns)
+                settled = self._funding_clock.update(instrument_id, rate, data.next_funding_ns)
                 if settled is not None:
                     self._book_funding(instrument_id, settled, mark)
             else:
