@@ -381,15 +381,16 @@ class AtsStrategy(Strategy):
         trade.entry_order_id = order.client_order_id
         trade.reserved = decision.margin * (1 + to_decimal(self.config.sizing.fee_rate))
         self.trades.pending[instrument_id] = trade
-        self.submit_order(order)
-        # The signal's notice (its factors as JSON, the Telegram text) is not needed for the order: published
-        # after it, and live once the order is on its way (the loop's next turn).
+        # The signal's notice (its factors as JSON, the Telegram text) is not needed for the order: live, it is
+        # published once the handler that sends the scan's orders has returned.
         self._after_orders(lambda: self.notices.signal(trade, instrument, price, levels, result))
+        self.submit_order(order)
         return ""
 
     def _after_orders(self, work: Callable[[], None]) -> None:
-        """Live: run ``work`` on the event loop's next turn, after the handler that sent orders returned (they
-        leave only then). In a backtest: at once."""
+        """Live: run ``work`` on the event loop's next turn, after the handler that sends orders returned (the
+        orders queue for the risk engine meanwhile) and before anything they bring back (a refusal comes turns
+        later). In a backtest, where time stands still in a handler: at once."""
         if self._loop is None:
             work()
         else:

@@ -8,7 +8,6 @@ assert on the engine's cache and on the published events. Every run carries the 
 import asyncio
 
 import pytest
-from nautilus_trader.model.data import DataType
 from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
 
 from strategies.ats import AtsStrategy
@@ -355,21 +354,6 @@ def test_dynamic_exit_at_market_when_the_score_turns_hard() -> None:
     (closed,) = r.events.of(PositionClosedEvent)
     assert closed.exit_reason == "DYNAMIC"
     assert_no_orphans(r)
-
-
-def test_an_entry_order_goes_out_before_its_signal_is_announced() -> None:
-    # The signal's notice (its factors as JSON, the Telegram text) is not needed for the order: it comes after.
-    seen: list[str] = []
-
-    def listen(engine, strategy) -> None:  # noqa: ANN001
-        bus = engine.kernel.msgbus
-        bus.subscribe(topic="events.order.*", handler=lambda event: seen.append(type(event).__name__))
-        bus.subscribe(topic=f"data.{DataType(SignalEvent).topic}", handler=lambda event: seen.append("SignalEvent"))
-
-    r = run({BTC: [50_000.0] * 6}, [(at(2), "signal", ("BTCUSDT", "long"))], prepare=listen)
-    assert r.replies()[0]["accepted"]
-    assert seen.index("OrderInitialized") < seen.index("SignalEvent"), seen
-    assert len(r.events.of(SignalEvent)) == 1
 
 
 def test_live_the_work_after_the_orders_waits_for_the_next_turn_of_the_loop() -> None:
