@@ -381,26 +381,9 @@ class AtsStrategy(Strategy):
         trade.entry_order_id = order.client_order_id
         trade.reserved = decision.margin * (1 + to_decimal(self.config.sizing.fee_rate))
         self.trades.pending[instrument_id] = trade
-        # The signal's notice (its factors as JSON, the Telegram text) is not needed for the order: live, it is
-        # published once the handler that sends the scan's orders has returned.
-        self._after_orders(lambda: self.notices.signal(trade, instrument, price, levels, result))
+        self.notices.signal(trade, instrument, price, levels, result)
         self.submit_order(order)
         return ""
-
-    def _after_orders(self, work: Callable[[], None]) -> None:
-        """Live: run ``work`` on the event loop's next turn, after the handler that sends orders returned (the
-        orders queue for the risk engine meanwhile) and before anything they bring back (a refusal comes turns
-        later). In a backtest, where time stands still in a handler: at once."""
-        if self._loop is None:
-            work()
-        else:
-            self._loop.call_soon(self._run_guarded, "notice", work)
-
-    def _run_guarded(self, where: str, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except Exception as e:
-            self._failed(where, e)
 
     def _refuse(self, instrument_id: InstrumentId, reason: str, announce: bool) -> str:
         self.counters_.add(str(instrument_id), "refused")

@@ -5,8 +5,6 @@ assert on the engine's cache and on the published events. Every run carries the 
 (a working stop for every position at every order and position event) and must end without a violation.
 """
 
-import asyncio
-
 import pytest
 from nautilus_trader.model.enums import OmsType, OrderStatus, OrderType
 
@@ -354,19 +352,3 @@ def test_dynamic_exit_at_market_when_the_score_turns_hard() -> None:
     (closed,) = r.events.of(PositionClosedEvent)
     assert closed.exit_reason == "DYNAMIC"
     assert_no_orphans(r)
-
-
-def test_live_the_work_after_the_orders_waits_for_the_next_turn_of_the_loop() -> None:
-    # Live, the orders of a handler leave only once it returned: what is not needed for them runs after that.
-    strategy = AtsStrategy(ats_config([BTC]))
-    loop = asyncio.new_event_loop()
-    try:
-        strategy._loop = loop
-        done: list[str] = []
-        strategy._after_orders(lambda: done.append("notice"))
-        assert done == []
-        loop.call_soon(loop.stop)
-        loop.run_forever()
-        assert done == ["notice"]
-    finally:
-        loop.close()
