@@ -13,10 +13,13 @@
   heaviest setting) with ``min_score`` 10 so the five slots fill, and exits close to the entry (0.4 % stop,
   0.4 % / 0.8 % targets) so positions turn over and many entries are timed. Everything else is the default.
 - Latency: closed kline written to the node's socket by the simulator -> the entry ``POST /fapi/v1/order``
-  received (both on the simulator's clock; the kline is the last one written before the order, i.e. the kline
-  that completed the scan's minute), split into parts with stamps taken inside the node (wall time, and the
-  node's CPU time, which the machine's other load does not stretch). Also at 1x, on a shorter window
-  (``--minutes-1x``, 10 by default, 4 with ``--quick``).
+  received (both on the simulator's clock). The kline is the last closed kline written before the order: the
+  minute's last one (the 200th, the one that completes the scan's minute), not the entered symbol's own kline
+  nor the minute's first; every entry of a scan is timed from that same kline, so a scan's second entry counts
+  the first one's work too. Split into parts with stamps taken inside the node (wall time, and the node's CPU
+  time, which the machine's other load does not stretch): the minute's last bar on the node's message bus, the
+  strategy's ``submit_order`` of the entry, the execution client handing it to the HTTP client, the strategy's
+  bar handler returning. Also at 1x, on a shorter window (``--minutes-1x``, 10 by default, 4 with ``--quick``).
 - Event-loop lag, garbage collections, bars received: measured inside the node by
   ``benchmarks.node_probe.NodeProbe``, during the replay only (the node's start-up is left out).
 - Memory: the node's resident set after start-up (connected, subscribed, warmed up), half-way, at the end.
@@ -77,6 +80,11 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--speed", type=float, default=10.0, help="replay speed of the main run (default 10x)")
     group.add_argument("--hours", type=float, help="market hours at --speed (default 4, --quick 1; 24: the whole day)")
     group.add_argument("--minutes-1x", type=float, help="market minutes replayed at 1x (default 10, --quick 4)")
+    group.add_argument(
+        "--switch-interval",
+        type=float,
+        help="what-if: sys.setswitchinterval in the node, seconds (Python's default 0.005)",
+    )
 
 
 def day_ranges(series: list[KlineSeries]) -> list[tuple[int, float]]:
@@ -118,6 +126,7 @@ class Run:
     dropped_sim: int
     latencies_ms: list[float]
     entry_pairs: list[tuple[float, float]]  # (entry order received, last closed kline sent before it)
+    entry_ids: list[tuple[float, str]]  # (entry order received, its client order id), in arrival order
     lag: dict[str, Any]  # the probe's figures: bars, bar_times
     lags_ms: np.ndarray  # event-loop lag samples during the replay
     collections: np.ndarray  # (generation, duration ms) of each garbage collection during the replay
@@ -141,7 +150,7 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
 
 
-def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
+def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_s: float | None = None) -> Run:
     config = SimulatorConfig(
         data.instruments,
         data.series,
@@ -153,13 +162,18 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
     )
     sim = BinanceSimulator(config)
     probe = Probe(sim)
+    entry_ids = _record_entry_ids(sim)
     with tempfile.TemporaryDirectory() as tmp, sim:
         folder = Path(tmp)
         probe_path = folder / "probe.json"
         actor = {
             "actor_path": "benchmarks.node_probe:NodeProbe",
             "config_path": "benchmarks.node_probe:NodeProbeConfig",
-            "config": {"out_path": str(probe_path), "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols]},
+            "config": {
+                "out_path": str(probe_path),
+                "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols],
+                "switch_interval_s": switch_interval_s,
+            },
         }
         node = _start_node(_settings(sim, symbols, STRATEGY, folder, actors=(actor,)), folder)
         try:
@@ -205,6 +219,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
         dropped_sim=dropped,
         latencies_ms=probe.latencies_ms(),
         entry_pairs=probe.pairs(),
+        entry_ids=entry_ids,
         lag=figures,
         lags_ms=lags[during, 1],
         collections=collections[gc_during, 1:],
@@ -222,6 +237,23 @@ def measure(data: ReplayData, symbols: list[str], speed: float) -> Run:
         max_positions=max_positions,
         node_cpu_s=cpu,
     )
+
+
+def _record_entry_ids(sim: BinanceSimulator) -> list[tuple[float, str]]:
+    """(arrival, client order id) of each entry the simulator receives. Wrapped around the ``Probe``'s handler:
+    its arrival stamps are a few microseconds later than these, the nearest one is the same request."""
+    ids: list[tuple[float, str]] = []
+    handle = sim.rest.handle
+
+    async def recording_handle(request: Any) -> Any:
+        if request.method == "POST" and request.path == "/fapi/v1/order":
+            query = request.query
+            if query.get("type") == "MARKET" and query.get("reduceOnly", "false").lower() != "true":
+                ids.append((time.perf_counter(), query.get("newClientOrderId", "")))
+        return await handle(request)
+
+    sim.rest.handle = recording_handle  # type: ignore[method-assign]
+    return ids
 
 
 def weight_by_request(log: list[dict[str, Any]]) -> list[tuple[str, int, int]]:
@@ -263,27 +295,45 @@ def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path,
 def breakdown_ms(run: "Run") -> dict[str, list[float]]:
     """Each entry's latency in parts, wall time: closed kline sent -> the last bar of its time on the node's
     message bus (WebSocket, the adapter's parsing, the data engine, the strategy's handling of the bars before
-    it), -> the strategy's bar handler returned (the scan and its entries), -> the order received by the
-    simulator (the exec client's request). And the node's main-thread CPU time of the two middle parts
-    (from the minute's first bar to its last, and the scan), which the machine's other load does not stretch."""
+    it) -> the strategy's ``submit_order`` of this entry (the scan, the checks of the candidates before it and
+    its own) -> the strategy's bar handler returned (the candidates after it, and whatever else the handler
+    does: no order leaves before) -> the execution client hands it to the HTTP client (the risk and execution
+    engines' queues) -> the order received by the simulator (signing, HTTP). And the node's main-thread CPU time
+    of the minute's bars (from its first bar to its last; next to the wall time of the same span: the node idles
+    in it when the messages come slower than it handles them), of the last bar -> this entry's ``submit_order``,
+    and of the whole handler, which the machine's other load does not stretch."""
     stamps = sorted(v[4:] + v[2:4] for v in run.lag.get("bar_times", {}).values() if v[1] > 0)
+    entries: dict[str, list[float]] = run.lag.get("entries", {})
     parts: dict[str, list[float]] = {
         "to the strategy": [],
-        "scan and entries": [],
-        "order request": [],
+        "last bar -> its submit_order": [],
+        "submit_order -> handler returned": [],
+        "handler returned -> exec client": [],
+        "exec client -> received (http)": [],
+        "wall: bars of the minute": [],
         "cpu: bars of the minute": [],
+        "cpu: last bar -> its submit_order": [],
         "cpu: scan and entries": [],
     }
     for arrival, sent in run.entry_pairs:
         before = [s for s in stamps if sent <= s[0] <= arrival]
         if not before:
             continue
-        bus, bus_cpu, handled, handled_cpu, _first, first_cpu = before[-1]
+        bus, bus_cpu, handled, handled_cpu, first, first_cpu = before[-1]
         parts["to the strategy"].append((bus - sent) * 1000)
-        parts["scan and entries"].append((handled - bus) * 1000)
-        parts["order request"].append((arrival - handled) * 1000)
+        parts["wall: bars of the minute"].append((bus - first) * 1000)
         parts["cpu: bars of the minute"].append((bus_cpu - first_cpu) * 1000)
         parts["cpu: scan and entries"].append((handled_cpu - bus_cpu) * 1000)
+        nearest = min(run.entry_ids, key=lambda e: abs(e[0] - arrival), default=None)
+        node = entries.get(nearest[1]) if nearest is not None and abs(nearest[0] - arrival) < 0.005 else None
+        if node is None:
+            continue
+        submit, submit_cpu, submitted = node
+        parts["last bar -> its submit_order"].append((submit - bus) * 1000)
+        parts["submit_order -> handler returned"].append((handled - submit) * 1000)
+        parts["handler returned -> exec client"].append((submitted - handled) * 1000)
+        parts["exec client -> received (http)"].append((arrival - submitted) * 1000)
+        parts["cpu: last bar -> its submit_order"].append((submit_cpu - bus_cpu) * 1000)
     return parts
 
 
@@ -358,6 +408,7 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     speed = getattr(options, "speed", None) or 10.0
     hours = getattr(options, "hours", None) or (1.0 if quick else 4.0)
     minutes_1x = getattr(options, "minutes_1x", None) or (4.0 if quick else 10.0)
+    switch_interval_s = getattr(options, "switch_interval", None)
     everything = from_files([SHARED / f"{s}-1m.csv.gz" for s in REAL])
     ranked = day_ranges(everything.series)
     day_ms, day_range = ranked[0]
@@ -367,8 +418,10 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     out: list[Row] = []
     for run_speed, bars in ((speed, int(hours * 60)), (1.0, int(minutes_1x))):
         data, names = renamed_universe(everything.window(start_ms, limit=bars, history=WARMUP), symbols_n)
-        run = measure(data, names, run_speed)
+        run = measure(data, names, run_speed, switch_interval_s)
         name = f"live node, {symbols_n} symbols, {day} from {hour} UTC ({bars} min) at {run_speed:g}x"
+        if switch_interval_s is not None:
+            name += f", switch interval {switch_interval_s * 1000:g} ms"
         out += _rows(run, name, "<= 100 ms" if run_speed >= 10 else "")
     out.append(
         Row("live-load: the day", "mean high-low range %", day_range * 100, "", "",

@@ -11,6 +11,10 @@
   the strategy's handler returned (after the scan and its entries). Times are ``time.monotonic()``
   (CLOCK_MONOTONIC, the same clock in every process of the machine), comparable with the simulator's stamps.
 
+- Where an entry's time goes after the scan: for each entry order (tagged ``ATS:ENTRY``) the moment the strategy
+  called ``submit_order`` (its ``OrderInitialized`` event is published from inside that call) and the moment the
+  execution client handed it to the HTTP client (its ``OrderSubmitted`` event carries the time it was generated,
+  just before the request; on Nautilus's clock, turned into ``time.monotonic()``).
 - Garbage collection: the time and generation of every collection of Python's cyclic collector (``gc.callbacks``).
 
 Figures go to ``out_path`` (JSON: bar counts and frozen objects every ``write_interval_s``, the bar times at stop)
@@ -24,6 +28,7 @@ import gc
 import io
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +36,7 @@ import numpy as np
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.events import OrderInitialized, OrderSubmitted
 
 
 class NodeProbeConfig(ActorConfig, frozen=True):
@@ -39,6 +45,10 @@ class NodeProbeConfig(ActorConfig, frozen=True):
     bar_spec: str = "1-MINUTE-LAST-EXTERNAL"
     lag_interval_ms: int = 20
     write_interval_s: float = 10.0
+    # What-if: the interpreter's thread switch interval (``sys.setswitchinterval``; Python's default 5 ms) set
+    # in the node at start. Nautilus's WebSocket readers are Rust threads that take the GIL to hand each message
+    # to the event loop: while the loop's thread runs Python, each waits up to this interval.
+    switch_interval_s: float | None = None
 
 
 class NodeProbe(Actor):
@@ -55,12 +65,19 @@ class NodeProbe(Actor):
         # of: the first bar before the strategy, the last bar before it, the last bar after it]
         self._times: dict[int, list[float]] = {}
         self._after_topics: set[str] = set()
+        # client order id of each entry -> [monotonic and thread-cpu seconds at submit_order, monotonic seconds at
+        # the execution client's OrderSubmitted (NaN until it comes)]
+        self._entries: dict[str, list[float]] = {}
+        self._wall_offset = time.time() - time.monotonic()  # Nautilus's clock (unix ns) -> time.monotonic()
 
     def on_start(self) -> None:
+        if self.config.switch_interval_s is not None:
+            sys.setswitchinterval(self.config.switch_interval_s)
         for instrument_id in self.config.instrument_ids:
             bar_type = BarType.from_str(f"{instrument_id}-{self.config.bar_spec}")
             self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._before_strategy, priority=10)
             self.subscribe_bars(bar_type)
+        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self._task = asyncio.get_running_loop().create_task(self._measure())
         gc.callbacks.append(self._on_gc)
 
@@ -93,6 +110,15 @@ class NodeProbe(Actor):
             entry = self._times[bar.ts_event] = [0, 0, now, cpu, now, cpu, 0.0, 0.0]
         entry[0] += 1
         entry[4], entry[5] = time.monotonic(), time.thread_time()
+
+    def _on_order_event(self, event: object) -> None:
+        if isinstance(event, OrderInitialized):
+            if "ATS:ENTRY" in (event.tags or ()):
+                self._entries[event.client_order_id.value] = [time.monotonic(), time.thread_time(), float("nan")]
+        elif isinstance(event, OrderSubmitted):
+            entry = self._entries.get(event.client_order_id.value)
+            if entry is not None:
+                entry[2] = event.ts_event / 1e9 - self._wall_offset
 
     def on_bar(self, bar: Bar) -> None:
         key = bar.bar_type.instrument_id.value
@@ -127,6 +153,7 @@ class NodeProbe(Actor):
         }
         if series:
             figures["bar_times"] = {str(ts): entry for ts, entry in self._times.items()}
+            figures["entries"] = self._entries
         _replace(self._out, json.dumps(figures).encode())
         if series:
             _replace(Path(f"{self._out}.lags.npy"), _npy(np.asarray(self._lags, dtype=np.float64).reshape(-1, 2)))

@@ -40,6 +40,8 @@ _MARKET_MEMORY = 16  # bar timestamps kept while waiting for the BTC / ETH bar o
 _MAX_WAITING = 4_096  # bars a symbol keeps for its factors before they take them unread (a book never read)
 _MAX_QUEUED = 65_536  # bars of all symbols queued before the book takes them unread
 WARM_FACTORS = ("T", "M", "S", "V", "F")  # the bar factors every symbol has: a symbol is scored once they are warm
+# A symbol's returns as the correlation reads them (``FactorBook._returns_of``).
+_Returns = tuple[int, list[int], list[float], dict[int, float], list[float], float]
 
 
 def make_factors(config: FactorConfig, share_atr: bool = False) -> dict[str, FactorIndicator]:
@@ -124,7 +126,7 @@ class _Symbol:
         self.close = 0.0
         self.ts = 0
         self.count = 0
-        self.returns_cache: tuple[int, list[int], list[float], dict[int, float]] | None = None
+        self.returns_cache: _Returns | None = None
         # what the bar factors and I have not taken yet (``FactorBook._settle``): (o, h, l, c, v, tb, ts) and
         # (r, m, ts); the lists are cleared in place (the book's market wait holds this one)
         self.waiting_bars: list[tuple[float, float, float, float, float, float | None, int]] = []
@@ -447,13 +449,17 @@ class FactorBook:
         None with fewer than 3 common bars or a constant series.
         """
         self._take_bars()
-        _, ts_a, xa, by_ts_a = self._returns_of(self._symbol(a))
-        _, ts_b, xb, _ = self._returns_of(self._symbol(b))
-        if ts_a != ts_b or len(by_ts_a) != len(ts_a):
-            # not the same bar times (or a time twice): b's returns in order, each with a's return of its time
-            pairs = [(by_ts_a[ts], r) for ts, r in zip(ts_b, xb, strict=True) if ts in by_ts_a]
-            xa = [p[0] for p in pairs]
-            xb = [p[1] for p in pairs]
+        _, ts_a, xa, by_ts_a, da, saa = self._returns_of(self._symbol(a))
+        _, ts_b, xb, _, db, sbb = self._returns_of(self._symbol(b))
+        if ts_a == ts_b and len(by_ts_a) == len(ts_a):
+            # the same bar times: each side's deviations from its mean are the symbol's own, kept for the bar
+            if len(xa) < 3 or saa <= 0.0 or sbb <= 0.0:
+                return None
+            return sum(map(mul, da, db)) / sqrt(saa * sbb)
+        # not the same bar times (or a time twice): b's returns in order, each with a's return of its time
+        pairs = [(by_ts_a[ts], r) for ts, r in zip(ts_b, xb, strict=True) if ts in by_ts_a]
+        xa = [p[0] for p in pairs]
+        xb = [p[1] for p in pairs]
         n = len(xa)
         if n < 3:
             return None
@@ -469,13 +475,19 @@ class FactorBook:
         return sab / sqrt(saa * sbb)
 
     @staticmethod
-    def _returns_of(sym: _Symbol) -> tuple[int, list[int], list[float], dict[int, float]]:
-        """(version, bar times, returns, return by time) of a symbol, built once per bar: an entry checks the
-        correlation of each candidate with every open trade, several candidates a scan."""
+    def _returns_of(sym: _Symbol) -> "_Returns":
+        """(version, bar times, returns, return by time, deviations from the mean, their sum of squares) of a
+        symbol, built once per bar: an entry checks the correlation of each candidate with every open trade of
+        its side, many candidates a scan (the same floats as computing them for each pair)."""
         cached = sym.returns_cache
         if cached is None or cached[0] != sym.count:
             returns = sym.returns
-            cached = sym.returns_cache = (sym.count, [t for t, _ in returns], [r for _, r in returns], dict(returns))
+            xs = [r for _, r in returns]
+            mean = sum(xs) / len(xs) if xs else 0.0
+            dev = [x - mean for x in xs]
+            cached = sym.returns_cache = (
+                sym.count, [t for t, _ in returns], xs, dict(returns), dev, sum([d**2 for d in dev])
+            )  # fmt: skip
         return cached
 
     def indicators(self, instrument_id: InstrumentId) -> list[Indicator]:

@@ -51,7 +51,7 @@ from strategies.notices import Notices
 from strategies.orders import TradeOrders
 from strategies.protection import GuardAction, StopAction, order_gone
 from strategies.retry import DEFAULT_RETRY
-from strategies.risk import DailyLossGuard, check_entry
+from strategies.risk import DailyLossGuard, OpenExposure, check_entry
 from strategies.scan import ScanClock, scan_time
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, to_decimal
 from strategies.sync import ExchangeSync
@@ -259,7 +259,7 @@ class AtsStrategy(Strategy):
                 mark, rate = data.mark.as_double(), float(data.funding_rate)
                 self.book.handle_mark_price(instrument_id, mark, ts)
                 self.book.handle_funding_rate(instrument_id, rate, ts)
-                settled = self._funding_clock.update(str(instrument_id), rate, data.next_funding_ns)
+                settled = self._funding_clock.update(instrument_id, rate, data.next_funding_ns)
                 if settled is not None:
                     self._book_funding(instrument_id, settled, mark)
             else:
@@ -294,17 +294,29 @@ class AtsStrategy(Strategy):
                 if result is not None:
                     with self._guarded("dynamic"):
                         self.keeper.adjust(trade, float(result.score))
-        if not self.scan_clock.entries_allowed():
+        if self.scan_clock.entries_allowed():
+            self._enter(results)
+
+    def _enter(self, results: list[ScoreResult]) -> None:
+        """The scan's entries: the signals strongest first, each checked, sized and sent, until the slots are
+        full. This runs between the minute's last bar and its orders, so what a candidate that cannot enter costs
+        is kept small: nothing when the slots are full, and the open exposures are listed once, again only after
+        an entry was sent."""
+        max_positions, min_score = self.config.risk.max_positions, self.config.min_score
+        if self.trades.count() >= max_positions:
             return
+        exposures = self.trades.exposures()
+        ids, is_warm = self.market.ids, self.book.is_warm
         for result in results:
-            if result.direction not in ("LONG", "SHORT") or result.strength < self.config.min_score:
+            if result.direction not in ("LONG", "SHORT") or result.strength < min_score:
                 continue
-            instrument_id = InstrumentId.from_str(str(result.instrument_id))
-            if instrument_id not in self.market.instruments or not self.book.is_warm(instrument_id):
+            instrument_id = ids.get(result.instrument_id)
+            if instrument_id is None or not is_warm(instrument_id):
                 continue
-            if self.trades.count() >= self.config.risk.max_positions:
+            if self.trades.count() >= max_positions:
                 break
-            self._try_entry(instrument_id, result.direction, result, manual=False)
+            if not self._try_entry(instrument_id, result.direction, result, manual=False, exposures=exposures):
+                exposures = self.trades.exposures()
 
     def manual_signal(self, symbol: str, side: str) -> dict[str, Any]:
         """The manual entry point (Telegram /signal, live CLI): the same sizing and risk checks as a scan."""
@@ -320,11 +332,27 @@ class AtsStrategy(Strategy):
         reason = self._try_entry(instrument_id, direction, result, manual=True)
         return {"accepted": not reason, "reason": reason or "entry sent", "instrument": str(instrument_id)}
 
-    def _try_entry(self, instrument_id: InstrumentId, direction: str, result: ScoreResult | None, manual: bool) -> str:
-        """Send an entry if every check passes; return the refusal reason, or "" when the entry was sent."""
-        exposures, risk = self.trades.exposures(), self.config.risk
+    def _try_entry(
+        self,
+        instrument_id: InstrumentId,
+        direction: str,
+        result: ScoreResult | None,
+        manual: bool,
+        exposures: list[OpenExposure] | None = None,
+    ) -> str:
+        """Send an entry if every check passes; return the refusal reason, or "" when the entry was sent.
+        ``exposures``: the open and pending trades' (``Trades.exposures``), when the caller has them already."""
+        if exposures is None:
+            exposures = self.trades.exposures()
         reason = check_entry(
-            str(instrument_id), direction, exposures, 0, risk, self.paused, self.daily.hit, self._correlation
+            instrument_id.value,
+            direction,
+            exposures,
+            0,
+            self.config.risk,
+            self.paused,
+            self.daily.hit,
+            self._correlation,
         )
         price = self.market.last_close.get(instrument_id)
         if not reason and price is None:
@@ -366,7 +394,9 @@ class AtsStrategy(Strategy):
         return reason
 
     def _correlation(self, a: str, b: str) -> float | None:
-        return self.book.returns_correlation(InstrumentId.from_str(a), InstrumentId.from_str(b))
+        ids = self.market.ids
+        a_id, b_id = ids.get(a) or InstrumentId.from_str(a), ids.get(b) or InstrumentId.from_str(b)
+        return self.book.returns_correlation(a_id, b_id)
 
     def observe_daily(self, ts: int) -> None:
         """The daily loss limit: observed at each new day, scan, manual signal and position close."""

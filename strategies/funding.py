@@ -1,6 +1,8 @@
 """Funding paid or received by a position: the payment at one funding time, and (live) when a funding time
 has passed according to Binance's mark-price stream."""
 
+from collections.abc import Hashable
+
 
 def funding_payment(signed_qty: float, mark: float, rate: float) -> float:
     """What the holder pays (positive) or receives (negative) at one funding time."""
@@ -15,11 +17,12 @@ class FundingClock:
     """
 
     def __init__(self) -> None:
-        self._next: dict[str, int] = {}
-        self._rate: dict[str, float] = {}
+        self._next: dict[Hashable, int] = {}
+        self._rate: dict[Hashable, float] = {}
 
-    def update(self, instrument: str, rate: float, next_funding_ns: int) -> float | None:
-        """The rate just settled, or None when no funding time has passed since the last update."""
+    def update(self, instrument: Hashable, rate: float, next_funding_ns: int) -> float | None:
+        """The rate just settled, or None when no funding time has passed since the last update. ``instrument``:
+        any key of the instrument (the strategy passes its ``InstrumentId``, once per mark-price message)."""
         settled = None
         previous = self._next.get(instrument)
         if previous is not None and next_funding_ns > previous:

@@ -35,6 +35,7 @@ def resolve_symbol(symbol: str, instrument_ids: Iterable[InstrumentId]) -> Instr
 class Market:
     def __init__(self) -> None:
         self.instruments: dict[InstrumentId, Instrument] = {}
+        self.ids: dict[str, InstrumentId] = {}  # "BTCUSDT-PERP.BINANCE" -> its id (a scan names symbols by text)
         self.last_close: dict[InstrumentId, float] = {}
         self.venue: Venue | None = None
 
@@ -46,6 +47,7 @@ class Market:
                 log.error(f"{instrument_id}: instrument not in the cache, left out of the universe")
                 continue
             self.instruments[instrument_id] = instrument
+            self.ids[instrument_id.value] = instrument_id
             self.venue = self.venue or instrument_id.venue
 
     def factor_book(self, factors: FactorConfig, btc_id: InstrumentId, eth_id: InstrumentId) -> FactorBook:
