@@ -4,6 +4,7 @@ summary.json, Nautilus's HTML tearsheet fed the report's own numbers, and the la
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,18 @@ def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress:
     """The report's files in a new folder. The large raw tables (fills, orders, account) are Parquet; with
     ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before."""
     folder = new_report_folder(Path(outcome.settings.report_dir))
-    steps = [
+    steps = report_steps(outcome, report, folder)
+    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
+    for name, write in steps:
+        if bar:
+            bar.step(name)
+        write()
+    return folder
+
+
+def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path) -> list[tuple[str, Callable[[], Any]]]:
+    """(files, the call that writes them into ``folder``), in the order ``save_report`` runs them."""
+    steps: list[tuple[str, Callable[[], Any]]] = [
         ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
         ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
         ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
@@ -77,12 +89,7 @@ def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress:
             ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
         ]
     steps.append(("config.toml, run.json", lambda: save_run_inputs(outcome, folder)))
-    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
-    for name, write in steps:
-        if bar:
-            bar.step(name)
-        write()
-    return folder
+    return steps
 
 
 def trade_statistics(trades: list[dict[str, Any]], starting_balance: float) -> dict[str, float]:
