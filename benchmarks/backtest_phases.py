@@ -5,7 +5,8 @@ in one process, each timed (wall and cpu) with the process's resident memory aft
 symbols x 25 days; ``--quick`` 4 x 5), or any backtest config. "in the run" is what ``summary.json``'s
 ``wall_seconds`` counts (catalog read, engine build, replay, data cleared); every other row is what
 ``benchmarks process`` calls "outside the run". The interpreter's start (before this module runs) is the first
-row; the process then ends with ``os._exit`` as the ``ats`` script does.
+row; the process then ends with ``os._exit`` as the ``ats`` script does. The raw tables are written by a second
+process, as ``ats backtest`` does (``--one-process``: all in this one).
 """
 
 import os
@@ -40,6 +41,7 @@ def _rss_mb() -> float:
 class Phases:
     def __init__(self) -> None:
         self.rows: list[tuple[str, float, float, float, bool]] = []
+        self.notes: list[str] = []
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def done(self, name: str, in_run: bool = False) -> None:
@@ -83,7 +85,7 @@ def main(argv: list[str]) -> None:
 
     from catalog.ingest import stderr_progress
     from nodes.backtest.report import build_report
-    from nodes.backtest.report_files import new_report_folder, report_steps
+    from nodes.backtest.report_files import ReportWriter, report_steps
     from nodes.backtest.runner import _progress_actor, _run, ensure_catalog, fast_path_mismatch
     from nodes.settings import load_backtest_settings
 
@@ -98,17 +100,28 @@ def main(argv: list[str]) -> None:
         raise SystemExit("the fast path was rejected: this script times the fast run only")
     outcome.replayed = ready
     phases.done("guard check")
-    outcome.positions  # noqa: B018 (built on first use; timed on its own)
-    phases.done("positions frame")
+    second = "--one-process" not in argv
+    writer = ReportWriter(outcome, second_process=second)
+    phases.done("report folder" + (", second process started" if second else ""))
     report = build_report(outcome)
     phases.done("report (ledger, text, equity)")
     with open(os.devnull, "w") as null:
         print(report.text, file=null)
-    folder = new_report_folder(Path(settings.report_dir))
-    for name, write in report_steps(outcome, report, folder):
+    steps = report_steps(outcome, report, writer.folder, tables=writer.child is None)
+    for name, write in steps:
         write()
         phases.done(name)
+    if writer.child is not None:
+        failure = writer.child.wait()
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        phases.done("waiting for the second process")
+        if failure:
+            raise SystemExit(f"the second process failed: {failure}")
+        cpu, rss = child.ru_utime + child.ru_stime, child.ru_maxrss / 1024
+        phases.notes.append(f"second process (the raw tables): {cpu:.2f} s cpu, peak RSS {rss:,.0f} MB")
+    folder = writer.folder
     print(phases.table())
+    print("\n".join(phases.notes))
     if "--delete" in argv:
         shutil.rmtree(config.parent)
     print(f"report: {folder}" + (" (deleted)" if "--delete" in argv else ""))

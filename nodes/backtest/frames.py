@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytz
 from nautilus_trader.core.datetime import unix_nanos_to_dt
+from nautilus_trader.model.objects import FIXED_PRECISION
 from nautilus_trader.model.orders import Order
 
 
@@ -80,6 +81,46 @@ def account_frame(states: list[Any]) -> pd.DataFrame:
     report.index = _utc(report.index.tolist())
     del report["type"]
     return report
+
+
+def utc_text(ns: np.ndarray) -> np.ndarray:
+    """Epoch ns as pandas writes a UTC datetime column to CSV: ``2025-05-09 00:01:00+00:00``, with a fraction of
+    the column's finest resolution (3, 6 or 9 digits) on every cell when any time has one; in numpy calls
+    instead of one ``Timestamp`` per cell."""
+    ns = np.asarray(ns, dtype=np.int64)
+    fraction = ns % 1_000_000_000  # floored, as the seconds are
+    seconds = (ns - fraction).astype("datetime64[ns]").astype("datetime64[s]")
+    text = np.char.replace(np.datetime_as_string(seconds, unit="s"), "T", " ")
+    if (fraction % 1_000).any():
+        digits, unit = 9, 1
+    elif (fraction % 1_000_000).any():
+        digits, unit = 6, 1_000
+    elif fraction.any():
+        digits, unit = 3, 1_000_000
+    else:
+        return np.char.add(text, "+00:00")
+    text = np.char.add(np.char.add(text, "."), np.char.zfill((fraction // unit).astype(str), digits))
+    return np.char.add(text, "+00:00")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_csv(path)``, byte for byte, with its UTC datetime columns turned into text first (``utc_text``):
+    pandas formats them one ``Timestamp`` at a time."""
+    times = [
+        name
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns"
+    ]
+    if not times or frame.columns.has_duplicates:
+        frame.to_csv(path)
+        return
+    text = frame.copy(deep=False)
+    for name in times:
+        missing = frame[name].isna().to_numpy()
+        cells = np.full(len(frame), "", dtype=object)  # a missing time is written as an empty cell
+        cells[~missing] = utc_text(frame[name].array.asi8[~missing])
+        text[name] = cells
+    text.to_csv(path)
 
 
 def write_account_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -259,15 +300,19 @@ def account_parts(states: list[Any], rows_per_part: int = ACCOUNT_ROWS_PER_GROUP
 
 
 def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
-    shared: dict[Any, int] = {}  # MarginBalance -> its place in distinct (equal: same instrument and amounts)
+    # A state's margins are copies that share their Money and InstrumentId objects with the margin they copy
+    # (``MarginBalance.copy``), so the same objects mean the same margin: looked up by identity, a margin's
+    # amounts are neither hashed nor read. Equal margins made apart only add an equal entry to ``distinct``.
+    shared: dict[tuple[int, int, int], int] = {}  # (initial, maintenance, instrument id) -> place in distinct
     distinct: list[dict[str, Any]] = []
     offsets, picks = array("l", [0]), array("l")
     columns: dict[str, list[Any]] = {name: [] for name in ACCOUNT_SCHEMA.names if name != "margins"}
     for state, balance in rows:
         for m in state.margins:
-            found = shared.get(m)
+            key = (id(m.initial), id(m.maintenance), id(m.instrument_id))
+            found = shared.get(key)
             if found is None:
-                found = shared[m] = len(distinct)
+                found = shared[key] = len(distinct)
                 distinct.append(m.to_dict())
             picks.append(found)
         offsets.append(len(picks))
@@ -279,7 +324,8 @@ def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
         columns["account_type"].append(state.account_type.name)
         columns["base_currency"].append(state.base_currency.code if state.base_currency else None)
         columns["reported"].append(state.is_reported)
-        columns["info"].append(json.dumps(state.info))
+        info = state.info
+        columns["info"].append("{}" if type(info) is dict and not info else json.dumps(info))
     as_text = pa.struct([(field.name, pa.string()) for field in MARGIN_TYPE])
     margins = pa.array(distinct, type=as_text).cast(MARGIN_TYPE) if distinct else pa.array([], type=MARGIN_TYPE)
     arrays = {name: _typed(name, values) for name, values in columns.items()}
@@ -315,14 +361,18 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path)
 
 
+MONEY_SCALE = 10**FIXED_PRECISION  # a Money's raw integer per unit
+
+
 def account_totals(states: list[Any]) -> pd.Series:
     """``account_frame(...)["total"].astype(float)``: the balance after each account state, by event time, without
-    building the report."""
+    building the report. ``raw / MONEY_SCALE`` of two integers is the float nearest the exact quotient, as
+    ``float(total.as_decimal())`` is (that Decimal is the exact quotient), without a Decimal per balance."""
     ts, totals = [], []
     for state in states:
         for balance in state.balances:
             ts.append(state.ts_event)
-            totals.append(float(balance.total.as_decimal()))
+            totals.append(balance.total.raw / MONEY_SCALE)
     order = report_order(np.asarray(ts, dtype=np.int64))
     index = _utc(np.asarray(ts, dtype=np.int64)[order].tolist())
     return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")

@@ -2,8 +2,13 @@
 summary.json, Nautilus's HTML tearsheet fed the report's own numbers, and the large raw tables as Parquet
 (fills.parquet, orders.parquet, account.parquet; also as CSV with ``[backtest] csv_tables``)."""
 
+import gc
 import json
 import math
+import os
+import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ from nodes.backtest.frames import (
     orders_frame,
     write_account_csv,
     write_account_parquet,
+    write_csv,
     write_parquet,
 )
 from nodes.backtest.progress import StepProgress
@@ -58,36 +64,135 @@ def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path
     raise FileExistsError(f"{report_dir}: 10,000 report folders named {stamp}*")
 
 
-def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False) -> Path:
+def save_report(
+    outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False, second_process: bool = False
+) -> Path:
     """The report's files in a new folder. The large raw tables (fills, orders, account) are Parquet; with
-    ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before."""
-    folder = new_report_folder(Path(outcome.settings.report_dir))
-    steps = report_steps(outcome, report, folder)
-    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
-    for name, write in steps:
-        if bar:
-            bar.step(name)
-        write()
-    return folder
+    ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before.
+    ``second_process``: the tables are written by a forked child (``ReportWriter``)."""
+    return ReportWriter(outcome, second_process).finish(report, show_progress)
 
 
-def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path) -> list[tuple[str, Callable[[], Any]]]:
-    """(files, the call that writes them into ``folder``), in the order ``save_report`` runs them."""
-    steps: list[tuple[str, Callable[[], Any]]] = [
-        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
-        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
-        ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
-        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
-        ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
+Step = tuple[str, Callable[[], Any]]
+
+
+class ReportWriter:
+    """Writes one run's report folder. The raw tables (``positions.csv``, the Parquet tables, the CSV tables when
+    asked) depend on the run alone: with ``second_process`` a forked child writes them from its copy of the
+    run while this process builds the report and writes the rest, on the other core. ``finish`` waits for the
+    child; if it failed (an error, a signal), its error is reported on the progress line and the tables are
+    written here instead, so nothing is lost; an error here is raised as usual."""
+
+    def __init__(self, outcome: BacktestOutcome, second_process: bool = False) -> None:
+        self.outcome = outcome
+        self.folder = new_report_folder(Path(outcome.settings.report_dir))
+        self.tables = table_steps(outcome, self.folder)
+        self.child: ChildSteps | None = None
+        if second_process and hasattr(os, "fork"):
+            try:
+                self.child = ChildSteps.start(self.tables)
+            except OSError as exc:  # no process to spare (memory, process limit): all of it here
+                print(f"no second process for the report's tables ({exc}): writing them here", file=sys.stderr)
+        self.child_failure: str | None = None
+
+    def finish(self, report: BacktestReport, show_progress: bool = False) -> Path:
+        steps = report_steps(self.outcome, report, self.folder, tables=self.child is None)
+        bar = StepProgress(f"writing {self.folder}", len(steps) + (self.child is not None)) if show_progress else None
+        for name, write in steps:
+            if bar:
+                bar.step(name)
+            write()
+        if self.child is not None:
+            if bar:
+                bar.step(f"{', '.join(name for name, _ in self.tables)} (second process)")
+            self.child_failure = self.child.wait()
+            if self.child_failure is not None:
+                print(
+                    f"writing {', '.join(name for name, _ in self.tables)} in a second process failed "
+                    f"({self.child_failure.strip().splitlines()[-1]}): writing them here",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                for _, write in self.tables:
+                    write()
+        return self.folder
+
+
+class ChildSteps:
+    """Steps run by a forked child process; ``wait`` returns None once it wrote them all, else why it did not."""
+
+    def __init__(self, pid: int, errors: int) -> None:
+        self.pid, self.errors = pid, errors
+
+    @classmethod
+    def start(cls, steps: list[Step]) -> "ChildSteps":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read, write = os.pipe()
+        # Objects tracked now are left out of the collector's passes in both processes: a full collection would
+        # touch every object of the run, and each page it touched would be copied in one of the two processes.
+        gc.freeze()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the child runs no thread and takes no lock
+                pid = os.fork()
+        except OSError:
+            gc.unfreeze()
+            os.close(read)
+            os.close(write)
+            raise
+        if pid == 0:  # the child: its steps, then out at once (no interpreter teardown, no atexit, no flush)
+            os.close(read)
+            code = 1
+            try:
+                for _, step in steps:
+                    step()
+                code = 0
+            except BaseException:  # noqa: BLE001 (whatever it is, the parent reports it and writes the steps)
+                os.write(write, traceback.format_exc().encode(errors="replace"))
+            finally:
+                os._exit(code)
+        os.close(write)
+        return cls(pid, read)
+
+    def wait(self) -> str | None:
+        with os.fdopen(self.errors, "rb") as errors:
+            text = errors.read().decode(errors="replace")
+        _, status = os.waitpid(self.pid, 0)
+        gc.unfreeze()
+        if os.WIFSIGNALED(status):
+            return f"{text}killed by signal {os.WTERMSIG(status)}"
+        code = os.waitstatus_to_exitcode(status)
+        return None if code == 0 else (text or f"exit code {code}")
+
+
+def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
+    """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
+    steps: list[Step] = [
+        ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
     if outcome.settings.csv_tables:
         steps += [
-            ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
+            ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
             ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
             ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
         ]
+    return steps
+
+
+def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path, tables: bool = True) -> list[Step]:
+    """(files, the call that writes them into ``folder``), in the order ``save_report`` runs them; ``tables``:
+    the raw tables too (``table_steps``)."""
+    steps: list[Step] = [
+        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
+        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
+        ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
+    ]
+    if tables:
+        steps += table_steps(outcome, folder)
     steps.append(("config.toml, run.json", lambda: save_run_inputs(outcome, folder)))
     return steps
 
