@@ -107,12 +107,15 @@ def main(argv: list[str]) -> None:
     phases.done("report (ledger, text, equity)")
     with open(os.devnull, "w") as null:
         print(report.text, file=null)
-    steps = report_steps(outcome, report, writer.folder, tables=writer.child is None)
+    steps = report_steps(outcome, report, writer.folder, tables=writer.shared is None)
     for name, write in steps:
         write()
         phases.done(name)
-    if writer.child is not None:
-        failure = writer.child.wait()
+    if writer.shared is not None:
+        writer.shared.run_unclaimed()
+        mine = sorted(writer.shared.done)
+        phases.done(f"tables the child had not started: {', '.join(writer.tables[i][0] for i in mine) or 'none'}")
+        failure = writer.shared.wait()
         child = resource.getrusage(resource.RUSAGE_CHILDREN)
         phases.done("waiting for the second process")
         if failure:

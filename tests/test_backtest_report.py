@@ -134,22 +134,22 @@ def test_large_tables_are_parquet_and_csv_tables_adds_nautilus_csvs(outcome: Bac
 def test_a_second_process_writes_the_same_tables_and_a_failed_one_loses_nothing(
     outcome: BacktestOutcome, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """``ats backtest`` has a forked child write the raw tables while it builds the report: every file is byte for
-    byte the one-process report's (the tearsheet's random chart id aside). A child that fails (an error, or killed) is reported, and the tables are then
-    written by the parent."""
+    """``ats backtest`` has a forked child write the raw tables while it builds the report (then both take the
+    tables left): every file is byte for byte the one-process report's (the tearsheet's random chart id aside). A
+    child that fails (an error, or killed) is reported, and the parent writes what it did not."""
     import dataclasses
     import os
     import signal
 
-    from nodes.backtest.report_files import ChildSteps, ReportWriter
+    from nodes.backtest.report_files import ReportWriter, SharedSteps
 
     with_csv = dataclasses.replace(outcome, settings=dataclasses.replace(outcome.settings, csv_tables=True))
     report = build_report(with_csv)
     here = save_report(with_csv, report)
     writer = ReportWriter(with_csv, second_process=True)
-    assert writer.child is not None and writer.child.pid != os.getpid()
+    assert writer.shared is not None and writer.shared.pid != os.getpid()
     there = writer.finish(report)
-    assert writer.child_failure is None
+    assert writer.child_failure is None and writer.shared.done == set(range(len(writer.tables)))
     names = sorted(p.name for p in here.iterdir())
     assert names == sorted(p.name for p in there.iterdir()) and "account.parquet" in names
     names.remove("tearsheet.html")  # plotly names its chart with a random id
@@ -169,10 +169,10 @@ def test_a_second_process_writes_the_same_tables_and_a_failed_one_loses_nothing(
     for failing, why in ((fail_in_child, "OSError: disk full (in the child only)"), (killed_in_child, "signal 9")):
         writer = ReportWriter(with_csv)
         writer.tables = [("first", failing), *writer.tables]
-        writer.child = ChildSteps.start(writer.tables)
+        writer.shared = SharedSteps.start(writer.tables)
         folder = writer.finish(report)
         assert writer.child_failure is not None and why in writer.child_failure
-        assert "in a second process failed" in capfd.readouterr().err
+        assert "the second process writing the report's tables failed" in capfd.readouterr().err
         for name in names:
             assert (folder / name).read_bytes() == (here / name).read_bytes(), name
 

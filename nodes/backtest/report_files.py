@@ -6,7 +6,9 @@ import gc
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 import warnings
 from collections.abc import Callable
@@ -78,106 +80,144 @@ Step = tuple[str, Callable[[], Any]]
 
 class ReportWriter:
     """Writes one run's report folder. The raw tables (``positions.csv``, the Parquet tables, the CSV tables when
-    asked) depend on the run alone: with ``second_process`` a forked child writes them from its copy of the
-    run while this process builds the report and writes the rest, on the other core. ``finish`` waits for the
-    child; if it failed (an error, a signal), its error is reported on the progress line and the tables are
-    written here instead, so nothing is lost; an error here is raised as usual."""
+    asked) depend on the run alone: with ``second_process`` a forked child starts on them at once, from its copy
+    of the run, while this process builds the report and writes the rest on the other core, then takes the tables
+    the child has not started, from the last (``SharedSteps``). ``finish`` waits for the child; if it failed (an
+    error, a signal), its error is printed on stderr and this process writes what the child did not, so nothing is
+    lost; an error here is raised as usual."""
 
     def __init__(self, outcome: BacktestOutcome, second_process: bool = False) -> None:
         self.outcome = outcome
         self.folder = new_report_folder(Path(outcome.settings.report_dir))
         self.tables = table_steps(outcome, self.folder)
-        self.child: ChildSteps | None = None
+        self.shared: SharedSteps | None = None
         if second_process and hasattr(os, "fork"):
             try:
-                self.child = ChildSteps.start(self.tables)
+                self.shared = SharedSteps.start(self.tables)
             except OSError as exc:  # no process to spare (memory, process limit): all of it here
                 print(f"no second process for the report's tables ({exc}): writing them here", file=sys.stderr)
         self.child_failure: str | None = None
 
     def finish(self, report: BacktestReport, show_progress: bool = False) -> Path:
-        steps = report_steps(self.outcome, report, self.folder, tables=self.child is None)
-        bar = StepProgress(f"writing {self.folder}", len(steps) + (self.child is not None)) if show_progress else None
-        for name, write in steps:
-            if bar:
-                bar.step(name)
-            write()
-        if self.child is not None:
-            if bar:
-                bar.step(f"{', '.join(name for name, _ in self.tables)} (second process)")
-            self.child_failure = self.child.wait()
-            if self.child_failure is not None:
-                print(
-                    f"writing {', '.join(name for name, _ in self.tables)} in a second process failed "
-                    f"({self.child_failure.strip().splitlines()[-1]}): writing them here",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                for _, write in self.tables:
-                    write()
+        shared = self.shared
+        steps = report_steps(self.outcome, report, self.folder, tables=shared is None)
+        bar = StepProgress(f"writing {self.folder}", len(steps) + (shared is not None)) if show_progress else None
+        try:
+            for name, write in steps:
+                if bar:
+                    bar.step(name)
+                write()
+            if shared is not None:
+                if bar:
+                    bar.step(f"{', '.join(name for name, _ in self.tables)} (with a second process)")
+                shared.run_unclaimed()
+        finally:
+            if shared is not None:
+                self.child_failure = shared.wait()
+        if shared is not None and self.child_failure is not None:
+            left = shared.left()
+            print(
+                f"the second process writing the report's tables failed "
+                f"({self.child_failure.strip().splitlines()[-1]}): writing {', '.join(n for n, _ in left)} here",
+                file=sys.stderr,
+                flush=True,
+            )
+            for _, write in left:
+                write()
         return self.folder
 
 
-class ChildSteps:
-    """Steps run by a forked child process; ``wait`` returns None once it wrote them all, else why it did not."""
+class SharedSteps:
+    """Steps run by this process and a forked child together, each exactly once: a process claims a step (creates
+    its file in a private folder, O_EXCL: only one creation succeeds) before it runs it. The child claims from
+    the first step on; this process, once its own work is done, from the last (``run_unclaimed``). The child
+    sends the index of each step it finished through a pipe, or its error; ``wait`` collects them."""
 
-    def __init__(self, pid: int, errors: int) -> None:
-        self.pid, self.errors = pid, errors
+    def __init__(self, steps: list[Step], pid: int, messages: int, claims: Path) -> None:
+        self.steps, self.pid, self.messages, self.claims = steps, pid, messages, claims
+        self.done: set[int] = set()  # finished, by either process
+
+    @staticmethod
+    def _claim(claims: Path, index: int) -> bool:
+        try:
+            os.close(os.open(claims / str(index), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
 
     @classmethod
-    def start(cls, steps: list[Step]) -> "ChildSteps":
+    def start(cls, steps: list[Step]) -> "SharedSteps":
         sys.stdout.flush()
         sys.stderr.flush()
+        claims = Path(tempfile.mkdtemp(prefix="ats-report-steps-"))
         read, write = os.pipe()
         # Objects tracked now are left out of the collector's passes in both processes: a full collection would
         # touch every object of the run, and each page it touched would be copied in one of the two processes.
         gc.freeze()
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)  # the child runs no thread and takes no lock
+                warnings.simplefilter("ignore", DeprecationWarning)  # the child starts no thread and takes no lock
                 pid = os.fork()
         except OSError:
             gc.unfreeze()
             os.close(read)
             os.close(write)
+            shutil.rmtree(claims, ignore_errors=True)
             raise
         if pid == 0:  # the child: its steps, then out at once (no interpreter teardown, no atexit, no flush)
             os.close(read)
             code = 1
             try:
-                for _, step in steps:
-                    step()
+                for index, (_, step) in enumerate(steps):
+                    if cls._claim(claims, index):
+                        step()
+                        os.write(write, f"done {index}\n".encode())
                 code = 0
             except BaseException:  # noqa: BLE001 (whatever it is, the parent reports it and writes the steps)
-                os.write(write, traceback.format_exc().encode(errors="replace"))
+                os.write(write, ("error\n" + traceback.format_exc()).encode(errors="replace"))
             finally:
                 os._exit(code)
         os.close(write)
-        return cls(pid, read)
+        return cls(steps, pid, read, claims)
+
+    def run_unclaimed(self) -> None:
+        """Run here, from the last, the steps the child has not claimed yet."""
+        for index in reversed(range(len(self.steps))):
+            if self._claim(self.claims, index):
+                self.steps[index][1]()
+                self.done.add(index)
 
     def wait(self) -> str | None:
-        with os.fdopen(self.errors, "rb") as errors:
-            text = errors.read().decode(errors="replace")
+        """Wait for the child: None when it ended well, else its error (or the signal that ended it)."""
+        with os.fdopen(self.messages, "rb") as messages:
+            text = messages.read().decode(errors="replace")
         _, status = os.waitpid(self.pid, 0)
         gc.unfreeze()
+        shutil.rmtree(self.claims, ignore_errors=True)
+        lines, _, error = text.partition("error\n")
+        self.done.update(int(line.split()[1]) for line in lines.splitlines() if line.startswith("done "))
         if os.WIFSIGNALED(status):
-            return f"{text}killed by signal {os.WTERMSIG(status)}"
+            return f"{error}killed by signal {os.WTERMSIG(status)}"
         code = os.waitstatus_to_exitcode(status)
-        return None if code == 0 else (text or f"exit code {code}")
+        return None if code == 0 else (error or f"exit code {code}")
+
+    def left(self) -> list[Step]:
+        """The steps neither process finished."""
+        return [step for index, step in enumerate(self.steps) if index not in self.done]
 
 
 def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
-    steps: list[Step] = [
-        ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
-        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+    steps: list[Step] = [  # the largest first: a second process starts from the first, this one from the last
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
+        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+        ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
     ]
     if outcome.settings.csv_tables:
-        steps += [
-            ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
-            ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
+        steps[1:1] = [
             ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
+            ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
+            ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
     return steps
 
