@@ -78,7 +78,8 @@ def main(argv: list[str]) -> None:
         config = ema_config(folder, SYMBOLS[:4] if quick else SYMBOLS, 5 if quick else 25)
         sys.stdout.flush()
         os.environ["BACKTEST_PHASES_EXEC_AT"] = f"{time.monotonic()},{time.process_time()}"
-        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.backtest_phases", str(config), "--delete"])
+        flags = [a for a in argv if a in ("--one-process",)]
+        os.execv(sys.executable, [sys.executable, "-m", "benchmarks.backtest_phases", str(config), "--delete", *flags])
     config = Path(configs[0])
     phases = Phases()
     phases.rows.append(("interpreter start", *interpreter, 0.0, False))
@@ -121,7 +122,10 @@ def main(argv: list[str]) -> None:
         if failure:
             raise SystemExit(f"the second process failed: {failure}")
         cpu, rss = child.ru_utime + child.ru_stime, child.ru_maxrss / 1024
-        phases.notes.append(f"second process (the raw tables): {cpu:.2f} s cpu, peak RSS {rss:,.0f} MB")
+        phases.notes.append(
+            f"second process (the raw tables): {cpu:.2f} s cpu ({child.ru_stime:.2f} s sys, {child.ru_minflt:,} page"
+            f" faults), peak RSS {rss:,.0f} MB"
+        )
     folder = writer.folder
     print(phases.table())
     print("\n".join(phases.notes))
