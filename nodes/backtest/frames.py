@@ -243,7 +243,7 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         part = orders[start : start + ORDERS_PER_PART]
         rows = [o.to_dict() for o in part]
         for row, order in zip(rows, part, strict=True):
-            row[FILLED] = order.filled_qty > 0
+            row[FILLED] = order.filled_qty.raw > 0
         for keys in dict.fromkeys(tuple(row) for row in rows if row[FILLED]):
             filled_columns.update(dict.fromkeys(keys))
         parts += _parts(rows, columns)
