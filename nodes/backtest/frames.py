@@ -11,7 +11,7 @@ tens of thousands of trades; and the same reports as typed Arrow tables for the 
 import json
 from array import array
 from collections.abc import Iterator
-from operator import attrgetter
+from operator import eq
 from pathlib import Path
 from typing import Any
 
@@ -311,35 +311,40 @@ def money_float(money: Any) -> float:
 
 
 def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
-    # A state's margins are copies that share their Money and InstrumentId objects with the margin they copy
-    # (``MarginBalance.copy``), so the same objects mean the same margin: looked up by identity, a margin's
-    # amounts are neither hashed nor read. Equal margins made apart only add an equal entry to ``distinct``.
+    # A state's margins are copies of the account's; from one state to the next usually one instrument's changed.
+    # So each row's margins are compared with the previous row's, in C (``MarginBalance.__eq__``: amounts and
+    # instrument), and only those that differ are looked up: by identity, since a copy shares its Money and
+    # InstrumentId objects with the margin it copies (``MarginBalance.copy``), so the same objects mean the same
+    # margin and its amounts are neither hashed nor formatted. Equal margins made apart only add an equal entry to
+    # ``distinct``.
     shared: dict[tuple[int, int, int], int] = {}  # (initial, maintenance, instrument id) -> place in distinct
     distinct: list[dict[str, Any]] = []
+
+    def place(margin: Any) -> int:
+        key = (id(margin.initial), id(margin.maintenance), id(margin.instrument_id))
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = len(distinct)
+            distinct.append(margin.to_dict())
+        return found
+
     offsets, picks = array("l", [0]), array("l")
     columns: dict[str, list[Any]] = {name: [] for name in ACCOUNT_SCHEMA.names if name != "margins"}
-    known = shared.get
-    initial, maintenance, instrument = (attrgetter(name) for name in ("initial", "maintenance", "instrument_id"))
+    previous: list[Any] = []
+    places: list[int] = []
     for state, balance in rows:
         margins = state.margins
-        # in C calls (map), not a Python step per margin: a run of 16 symbols has 800,000 of them
-        keys = list(
-            zip(
-                map(id, map(initial, margins)),
-                map(id, map(maintenance, margins)),
-                map(id, map(instrument, margins)),
-                strict=True,
-            )
-        )
-        found = list(map(known, keys))
-        if None in found:
-            for i, key in enumerate(keys):
-                if found[i] is None:
-                    if key not in shared:
-                        shared[key] = len(distinct)
-                        distinct.append(margins[i].to_dict())
-                    found[i] = shared[key]
-        picks.extend(found)
+        if len(margins) == len(previous):
+            same = list(map(eq, margins, previous))
+            if not all(same):
+                places = places.copy()
+                for i, unchanged in enumerate(same):
+                    if not unchanged:
+                        places[i] = place(margins[i])
+        else:
+            places = [place(m) for m in margins]
+        previous = margins
+        picks.extend(places)
         offsets.append(len(picks))
         columns["ts_event"].append(state.ts_event)
         columns["total"].append(money_float(balance.total))
