@@ -91,7 +91,7 @@ class ReportWriter:
         self.folder = new_report_folder(Path(outcome.settings.report_dir))
         self.tables = table_steps(outcome, self.folder)
         self.shared: SharedSteps | None = None
-        if second_process and hasattr(os, "fork"):
+        if second_process and sys.platform == "linux":  # fork() of a process with threads: safe enough on Linux only
             try:
                 self.shared = SharedSteps.start(self.tables)
             except OSError as exc:  # no process to spare (memory, process limit): all of it here
