@@ -5,8 +5,8 @@ in one process, each timed (wall and cpu) with the process's resident memory aft
 symbols x 25 days; ``--quick`` 4 x 5), or any backtest config. "in the run" is what ``summary.json``'s
 ``wall_seconds`` counts (catalog read, engine build, replay, data cleared); every other row is what
 ``benchmarks process`` calls "outside the run". The interpreter's start (before this module runs) is the first
-row; the process then ends with ``os._exit`` as the ``ats`` script does. The raw tables are written by a second
-process, as ``ats backtest`` does (``--one-process``: all in this one).
+row; the process then ends with ``os._exit`` as the ``ats`` script does. The raw tables are shared with a second
+process when a core is idle, as ``ats backtest`` does (``--one-process``, ``--two-processes``: either way).
 """
 
 import os
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> None:
         config = ema_config(folder, SYMBOLS[:4] if quick else SYMBOLS, 5 if quick else 25)
         sys.stdout.flush()
         os.environ["BACKTEST_PHASES_EXEC_AT"] = f"{time.monotonic()},{time.process_time()}"
-        flags = [a for a in argv if a in ("--one-process",)]
+        flags = [a for a in argv if a in ("--one-process", "--two-processes")]
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks.backtest_phases", str(config), "--delete", *flags])
     config = Path(configs[0])
     phases = Phases()
@@ -86,7 +86,7 @@ def main(argv: list[str]) -> None:
 
     from catalog.ingest import stderr_progress
     from nodes.backtest.report import build_report
-    from nodes.backtest.report_files import ReportWriter, report_steps
+    from nodes.backtest.report_files import ReportWriter, core_to_spare, report_steps
     from nodes.backtest.runner import _progress_actor, _run, ensure_catalog, fast_path_mismatch
     from nodes.settings import load_backtest_settings
 
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit("the fast path was rejected: this script times the fast run only")
     outcome.replayed = ready
     phases.done("guard check")
-    second = "--one-process" not in argv
+    second = "--two-processes" in argv or ("--one-process" not in argv and core_to_spare())
     writer = ReportWriter(outcome, second_process=second)
     phases.done("report folder" + (", second process started" if second else ""))
     report = build_report(outcome)

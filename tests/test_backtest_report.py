@@ -224,3 +224,13 @@ def test_funding_is_booked_to_the_first_trade_whose_span_holds_it() -> None:
         if shuffled:
             rng.shuffle(payments)
         assert with_venue_funding(trades, payments) == reference(trades, payments)
+
+
+def test_a_second_process_only_when_a_core_is_idle() -> None:
+    from nodes.backtest.report_files import core_to_spare
+
+    assert core_to_spare(load=1.0, cores=2)  # this process alone on two cores
+    assert core_to_spare(load=1.5, cores=2)
+    assert not core_to_spare(load=2.3, cores=2)  # another engineer's job on the other core
+    assert not core_to_spare(load=0.2, cores=1)
+    assert core_to_spare(load=6.0, cores=8)

@@ -78,6 +78,16 @@ def save_report(
 Step = tuple[str, Callable[[], Any]]
 
 
+def core_to_spare(load: float | None = None, cores: int | None = None) -> bool:
+    """Whether a second process would get a core of its own: the 1-minute load average (this process counts about
+    1) leaves at least half a core idle. A forked child costs cpu of its own (the pages the two processes write
+    are copied: about a third more cpu for the tables at 16 symbols x 25 days), which only pays when it runs on
+    an idle core; on a busy machine one process finishes sooner and leaves the others more."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return cores >= 2 and load <= cores - 0.5
+
+
 class ReportWriter:
     """Writes one run's report folder. The raw tables (``positions.csv``, the Parquet tables, the CSV tables when
     asked) depend on the run alone: with ``second_process`` a forked child starts on them at once, from its copy

@@ -101,13 +101,13 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from catalog.ingest import stderr_progress
     from nodes.backtest.report import build_report
-    from nodes.backtest.report_files import ReportWriter
+    from nodes.backtest.report_files import ReportWriter, core_to_spare
     from nodes.backtest.runner import run_backtest
     from nodes.settings import load_backtest_settings
 
     settings = load_backtest_settings(args.config, overrides=overrides(args))
     outcome = run_backtest(settings, stderr_progress, progress_bar=True)
-    writer = ReportWriter(outcome, second_process=True)  # the raw tables from now on, on the other core
+    writer = ReportWriter(outcome, second_process=core_to_spare())  # the raw tables from now on, on an idle core
     report = build_report(outcome)
     print(report.text)
     saved = writer.finish(report, show_progress=True)
