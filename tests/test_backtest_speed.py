@@ -423,3 +423,36 @@ def test_utc_text_writes_times_as_pandas_does(tmp_path: Path) -> None:
         frame.to_csv(tmp_path / "pandas.csv")
         write_csv(frame, tmp_path / "ours.csv")
         assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes(), fraction
+
+
+def test_account_table_margins_of_two_currencies_at_one_place(tmp_path: Path) -> None:
+    """Consecutive states whose margins at one place are in two currencies (Money refuses to compare them): each
+    row still holds its own state's margins, as Nautilus's account report does."""
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.model.currencies import USDC, USDT
+    from nautilus_trader.model.enums import AccountType
+    from nautilus_trader.model.events import AccountState
+    from nautilus_trader.model.identifiers import AccountId, InstrumentId
+    from nautilus_trader.model.objects import AccountBalance, MarginBalance, Money
+
+    from nodes.backtest.frames import account_frame, write_account_parquet
+
+    def state(ts: int, currency: object, symbol: str, initial: str) -> AccountState:
+        margin = MarginBalance(Money(initial, currency), Money("1", currency), InstrumentId.from_str(symbol))
+        balance = AccountBalance(Money("100", currency), Money("0", currency), Money("100", currency))
+        return AccountState(
+            AccountId("BINANCE-001"), AccountType.MARGIN, None, False, [balance], [margin], {}, UUID4(), ts, ts
+        )
+
+    states = [
+        state(1, USDT, "BTCUSDT-PERP.BINANCE", "5"),
+        state(2, USDC, "BTCUSDC-PERP.BINANCE", "7"),
+        state(3, USDC, "BTCUSDC-PERP.BINANCE", "7"),
+        state(4, USDT, "BTCUSDT-PERP.BINANCE", "5"),
+    ]
+    write_account_parquet(states, tmp_path / "account.parquet")
+    got = pd.read_parquet(tmp_path / "account.parquet")
+    expected = account_frame(states)
+    assert [[(m["instrument_id"], m["currency"], m["initial"]) for m in row] for row in got["margins"]] == [
+        [(m["instrument_id"], m["currency"], float(m["initial"])) for m in row] for row in expected["margins"]
+    ]

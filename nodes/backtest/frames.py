@@ -334,8 +334,13 @@ def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
     places: list[int] = []
     for state, balance in rows:
         margins = state.margins
+        same = None
         if len(margins) == len(previous):
-            same = list(map(eq, margins, previous))
+            try:
+                same = list(map(eq, margins, previous))
+            except ValueError:  # margins of two currencies at one place (Money refuses to compare them)
+                same = None
+        if same is not None:
             if not all(same):
                 places = places.copy()
                 for i, unchanged in enumerate(same):
