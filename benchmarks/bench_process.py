@@ -3,7 +3,10 @@
 Each row runs the installed ``ats`` script in a fresh process and reads its CPU time (user + sys, from
 ``os.wait4``), which a shared machine's load disturbs far less than wall time, beside the wall time and the peak
 memory. For the backtest the run's own time (catalog read and replay, ``summary.json``'s ``wall_seconds``) is
-taken from the wall time: what is left is everything outside the loop (imports, reports, files, exit).
+taken from the wall time: what is left is everything outside the loop (interpreter start, imports, settings, the
+catalog check, the report and its files, the exit). ``ats backtest`` writes the raw tables in a second process
+that it waits for: the cpu row includes that process's cpu (``os.wait4`` counts reaped descendants), the peak RSS
+row is the larger of the two processes' peaks (pages they share counted in both).
 
 ``uv run python -m benchmarks process`` (16 symbols x 25 days, the peer harness's EMA workload, leverage 1);
 ``--quick``: 4 symbols x 5 days.

@@ -4,6 +4,8 @@ Reads the catalog's folders and parquet timestamp columns directly (no Nautilus 
 config against a large catalog, or listing it, takes a moment rather than a full read.
 """
 
+import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,18 +79,57 @@ def bar_class_in(catalog_dir: Path, bar_type: str) -> type | None:
     return None
 
 
+TIMESTAMPS_CACHE = ".ats-cache/timestamps"  # under the catalog folder: each series' timestamps, as last read
+
+
 def series_timestamps(catalog_dir: Path, folder: str, identifier: str) -> np.ndarray:
-    """Sorted ``ts_init`` (ns) of one series, read from its parquet files' timestamp column only."""
+    """Sorted ``ts_init`` (ns) of one series, read from its parquet files' timestamp column only.
+
+    Every ``ats backtest`` checks its series before the run: the result is kept beside the catalog, under a key
+    made of each file's name, size, modification time (ns) and inode, and read back while no file of the series was
+    added, removed, rewritten or touched. A cache that cannot be read or written is ignored."""
     path = data_dir(catalog_dir) / folder / identifier
     if not path.is_dir():
         return np.empty(0, dtype=np.int64)
-    parts = [
-        pq.read_table(file, columns=["ts_init"]).column(0).to_numpy().astype(np.int64)
-        for file in sorted(path.glob("*.parquet"))
-    ]
-    if not parts:
+    files = sorted(path.glob("*.parquet"))
+    if not files:
         return np.empty(0, dtype=np.int64)
+    try:
+        stats = [(file.name, file.stat()) for file in files]
+    except OSError:  # a file went away meanwhile, or a broken link: no key, read the files as they are
+        return _read_timestamps(files)
+    stamp = [(name, st.st_size, st.st_mtime_ns, st.st_ino) for name, st in stats]
+    key = hashlib.sha256(repr(stamp).encode()).hexdigest()[:32]
+    cache = Path(catalog_dir) / TIMESTAMPS_CACHE / folder / identifier
+    try:
+        with open(cache / f"{key}.npy", "rb") as kept:
+            return np.load(kept, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        pass
+    stamps = _read_timestamps(files)
+    _keep(cache, key, stamps)
+    return stamps
+
+
+def _read_timestamps(files: list[Path]) -> np.ndarray:
+    parts = [pq.read_table(file, columns=["ts_init"]).column(0).to_numpy().astype(np.int64) for file in files]
     return np.unique(np.concatenate(parts))
+
+
+def _keep(cache: Path, key: str, stamps: np.ndarray) -> None:
+    """Store the timestamps under ``key`` (written whole, then renamed: a reader never sees half a file) and drop
+    the series' older entries."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = cache / f".{key}.{os.getpid()}.partial"
+        with open(partial, "wb") as out:
+            np.save(out, stamps, allow_pickle=False)
+        os.replace(partial, cache / f"{key}.npy")
+        for old in cache.glob("*.npy"):
+            if old.name != f"{key}.npy":
+                old.unlink(missing_ok=True)
+    except OSError:  # a read-only catalog, a full disk: the next check reads the files again
+        pass
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,108 @@ def test_large_tables_are_parquet_and_csv_tables_adds_nautilus_csvs(outcome: Bac
         assert list(table.columns)[1:] == list(frame.columns) and len(table) == len(frame), name
     for name in ("trades.csv", "positions.csv", "report.txt", "fills.parquet", "account.parquet"):
         assert (both / name).read_bytes() == (plain / name).read_bytes(), name
+
+
+def test_a_second_process_writes_the_same_tables_and_a_failed_one_loses_nothing(
+    outcome: BacktestOutcome, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``ats backtest`` has a forked child write the raw tables while it builds the report (then both take the
+    tables left): every file is byte for byte the one-process report's (the tearsheet's random chart id aside). A
+    child that fails (an error, or killed) is reported, and the parent writes what it did not."""
+    import dataclasses
+    import os
+    import signal
+
+    from nodes.backtest.report_files import ReportWriter, SharedSteps
+
+    with_csv = dataclasses.replace(outcome, settings=dataclasses.replace(outcome.settings, csv_tables=True))
+    report = build_report(with_csv)
+    here = save_report(with_csv, report)
+    writer = ReportWriter(with_csv, second_process=True)
+    assert writer.shared is not None and writer.shared.pid != os.getpid()
+    there = writer.finish(report)
+    assert writer.child_failure is None and writer.shared.done == set(range(len(writer.tables)))
+    names = sorted(p.name for p in here.iterdir())
+    assert names == sorted(p.name for p in there.iterdir()) and "account.parquet" in names
+    names.remove("tearsheet.html")  # plotly names its chart with a random id
+    for name in names:
+        assert (there / name).read_bytes() == (here / name).read_bytes(), name
+
+    parent = os.getpid()
+
+    def fail_in_child() -> None:
+        if os.getpid() != parent:
+            raise OSError("disk full (in the child only)")
+
+    def killed_in_child() -> None:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    for failing, why in ((fail_in_child, "OSError: disk full (in the child only)"), (killed_in_child, "signal 9")):
+        writer = ReportWriter(with_csv)
+        writer.tables = [("first", failing), *writer.tables]
+        writer.shared = SharedSteps.start(writer.tables)
+        folder = writer.finish(report)
+        assert writer.child_failure is not None and why in writer.child_failure
+        assert "the second process writing the report's tables failed" in capfd.readouterr().err
+        for name in names:
+            assert (folder / name).read_bytes() == (here / name).read_bytes(), name
+
+
+def test_funding_is_booked_to_the_first_trade_whose_span_holds_it() -> None:
+    """``with_venue_funding`` books each payment to the first trade (by entry) open at its time; payments in time
+    order are found by bisection, out of order by a pass over them all: both as one pass over every payment per
+    trade books them (the reference below), to the last bit."""
+    import random
+
+    from nodes.backtest.report import with_venue_funding
+
+    def reference(trades: list[dict], payments: list[tuple[str, int, float]]) -> list[dict]:
+        queues: dict[str, list[tuple[int, float]]] = {}
+        for instrument, ts, paid in payments:
+            queues.setdefault(instrument, []).append((ts, paid))
+        out = []
+        for trade in sorted(trades, key=lambda t: (t["instrument"], t["entry_time_ns"])):
+            booked, kept = 0.0, []
+            for ts, paid in queues.get(trade["instrument"], []):
+                if trade["entry_time_ns"] <= ts <= trade["exit_time_ns"]:
+                    booked -= paid
+                else:
+                    kept.append((ts, paid))
+            queues[trade["instrument"]] = kept
+            out.append({**trade, "realized_pnl": trade["realized_pnl"] - trade["funding"] + booked, "funding": booked})
+        return sorted(out, key=lambda t: (t["exit_time_ns"], t["instrument"]))
+
+    rng = random.Random(5)
+    for shuffled in (False, True):
+        trades = []
+        for instrument in ("A", "B"):
+            t = 0
+            for _ in range(300):
+                entry = t + rng.randint(0, 5)
+                t = entry + rng.randint(0, 20)  # touching and (below) overlapping spans too
+                trades.append(
+                    {
+                        "instrument": instrument,
+                        "entry_time_ns": entry - rng.choice((0, 0, 3)),
+                        "exit_time_ns": t,
+                        "realized_pnl": rng.uniform(-5, 5),
+                        "funding": rng.uniform(-1, 1),
+                    }
+                )
+        payments = sorted(
+            ((rng.choice("AB"), rng.randint(0, 4000), rng.uniform(-1, 1)) for _ in range(500)), key=lambda p: p[1]
+        )
+        if shuffled:
+            rng.shuffle(payments)
+        assert with_venue_funding(trades, payments) == reference(trades, payments)
+
+
+def test_a_second_process_only_when_a_core_is_idle() -> None:
+    from nodes.backtest.report_files import core_to_spare
+
+    assert core_to_spare(load=1.0, cores=2)  # this process alone on two cores
+    assert core_to_spare(load=1.5, cores=2)
+    assert not core_to_spare(load=2.3, cores=2)  # another engineer's job on the other core
+    assert not core_to_spare(load=0.2, cores=1)
+    assert core_to_spare(load=6.0, cores=8)

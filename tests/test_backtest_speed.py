@@ -344,3 +344,115 @@ def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_p
     _parquet_matches(tmp_path / "account.parquet", account, "ts_event")
     pd.testing.assert_series_equal(outcome.balances, account["total"].astype(float), check_exact=True)
     assert outcome.orders_filled == len(trader.generate_order_fills_report())
+
+
+def _ledger_of_report(positions: pd.DataFrame) -> list[dict]:
+    """The trade ledger as it was read from Nautilus's positions report, cell by cell: the reference for
+    ``position_trades``, which reads the positions themselves."""
+    trades = []
+    for position_id, row in positions.iterrows():
+        still_open = pd.isna(row["ts_closed"])
+        trades.append(
+            {
+                "instrument": row["instrument_id"],
+                "direction": "LONG" if row["entry"] == "BUY" else "SHORT",
+                "entry_time_ns": pd.Timestamp(row["ts_opened"]).value,
+                "exit_time_ns": int(row["ts_last"]) if still_open else pd.Timestamp(row["ts_closed"]).value,
+                "realized_pnl": float(str(row["realized_pnl"]).split()[0]),
+                "funding": 0.0,
+                "duration_s": float(row["duration_ns"]) / 1e9,
+                "exit_reason": "END_OF_DATA" if still_open else "CLOSED",
+                "position_id": position_id,
+            }
+        )
+    return trades
+
+
+class EMACrossLeftOpen(EMACrossNotional):
+    """The EMA cross leaving its position open when the data ends."""
+
+    def on_stop(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("case", "fast"), [("4 symbols", False), ("4 symbols", True), ("left open", False)])
+def test_trades_and_positions_csv_equal_what_nautilus_positions_report_gives(
+    outcomes: dict, speed_catalog: Path, case: str, fast: bool, tmp_path: Path
+) -> None:
+    """The EMA cross keeps no ledger: its trades are read from the positions (NETTING snapshots included), one per
+    row of Nautilus's positions report and in its order; positions.csv is byte for byte the report's CSV."""
+    from nautilus_trader.analysis.reporter import ReportProvider
+
+    from nodes.backtest.frames import write_csv
+    from nodes.backtest.report import position_trades
+
+    if case == "left open":
+        outcome = run_backtest(_strategy_settings(speed_catalog, "EMACrossLeftOpen"), fast=False)
+    else:
+        outcome = outcomes[4, fast]
+    record = outcome.record
+    report = outcome.engine.trader.generate_positions_report()
+    # NETTING keeps snapshots of closed cycles; the open position's exit is its last event
+    assert bool(report["is_snapshot"].any()) != fast
+    assert report["ts_closed"].isna().any() == (case == "left open")
+    expected = pd.DataFrame(_ledger_of_report(report)).drop(columns="position_id")
+    got = pd.DataFrame(position_trades([*record.positions, *record.position_snapshots]))
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+    closed = outcome.engine.cache.positions_closed()
+    for name, frame in (("all", report), ("closed", ReportProvider.generate_positions_report(closed))):
+        frame.to_csv(tmp_path / f"nautilus-{name}.csv")
+        write_csv(frame, tmp_path / f"ours-{name}.csv")
+        assert (tmp_path / f"ours-{name}.csv").read_bytes() == (tmp_path / f"nautilus-{name}.csv").read_bytes()
+    assert "+00:00" in (tmp_path / "ours-all.csv").read_text()  # times were written, by utc_text
+
+
+def test_utc_text_writes_times_as_pandas_does(tmp_path: Path) -> None:
+    """Whole seconds, milliseconds, microseconds and nanoseconds (the column's finest sets every cell's digits),
+    before 1970, and missing times."""
+    from nodes.backtest.frames import write_csv
+
+    rng = np.random.default_rng(7)
+    day = 86_400 * 10**9
+    for fraction in (0, 5 * 10**6, 5 * 10**3, 5):
+        ns = rng.integers(-3 * day, 20_500 * day, 200)
+        ns = ns - ns % 10**9 + fraction * rng.integers(0, 3, 200)
+        times = pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC")
+        frame = pd.DataFrame({"t": times, "n": np.arange(200), "u": times[::-1]}, index=[f"P-{i}" for i in ns])
+        frame.iloc[3, 0] = pd.NaT
+        frame.to_csv(tmp_path / "pandas.csv")
+        write_csv(frame, tmp_path / "ours.csv")
+        assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes(), fraction
+
+
+def test_account_table_margins_of_two_currencies_at_one_place(tmp_path: Path) -> None:
+    """Consecutive states whose margins at one place are in two currencies (Money refuses to compare them): each
+    row still holds its own state's margins, as Nautilus's account report does."""
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.model.currencies import USDC, USDT
+    from nautilus_trader.model.enums import AccountType
+    from nautilus_trader.model.events import AccountState
+    from nautilus_trader.model.identifiers import AccountId, InstrumentId
+    from nautilus_trader.model.objects import AccountBalance, MarginBalance, Money
+
+    from nodes.backtest.frames import account_frame, write_account_parquet
+
+    def state(ts: int, currency: object, symbol: str, initial: str) -> AccountState:
+        margin = MarginBalance(Money(initial, currency), Money("1", currency), InstrumentId.from_str(symbol))
+        balance = AccountBalance(Money("100", currency), Money("0", currency), Money("100", currency))
+        return AccountState(
+            AccountId("BINANCE-001"), AccountType.MARGIN, None, False, [balance], [margin], {}, UUID4(), ts, ts
+        )
+
+    states = [
+        state(1, USDT, "BTCUSDT-PERP.BINANCE", "5"),
+        state(2, USDC, "BTCUSDC-PERP.BINANCE", "7"),
+        state(3, USDC, "BTCUSDC-PERP.BINANCE", "7"),
+        state(4, USDT, "BTCUSDT-PERP.BINANCE", "5"),
+    ]
+    write_account_parquet(states, tmp_path / "account.parquet")
+    got = pd.read_parquet(tmp_path / "account.parquet")
+    expected = account_frame(states)
+    assert [[(m["instrument_id"], m["currency"], m["initial"]) for m in row] for row in got["margins"]] == [
+        [(m["instrument_id"], m["currency"], float(m["initial"])) for m in row] for row in expected["margins"]
+    ]

@@ -11,6 +11,7 @@ tens of thousands of trades; and the same reports as typed Arrow tables for the 
 import json
 from array import array
 from collections.abc import Iterator
+from operator import eq
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytz
 from nautilus_trader.core.datetime import unix_nanos_to_dt
+from nautilus_trader.model.objects import FIXED_PRECISION
 from nautilus_trader.model.orders import Order
 
 
@@ -80,6 +82,46 @@ def account_frame(states: list[Any]) -> pd.DataFrame:
     report.index = _utc(report.index.tolist())
     del report["type"]
     return report
+
+
+def utc_text(ns: np.ndarray) -> np.ndarray:
+    """Epoch ns as pandas writes a UTC datetime column to CSV: ``2025-05-09 00:01:00+00:00``, with a fraction of
+    the column's finest resolution (3, 6 or 9 digits) on every cell when any time has one; in numpy calls
+    instead of one ``Timestamp`` per cell."""
+    ns = np.asarray(ns, dtype=np.int64)
+    fraction = ns % 1_000_000_000  # floored, as the seconds are
+    seconds = (ns - fraction).astype("datetime64[ns]").astype("datetime64[s]")
+    text = np.char.replace(np.datetime_as_string(seconds, unit="s"), "T", " ")
+    if (fraction % 1_000).any():
+        digits, unit = 9, 1
+    elif (fraction % 1_000_000).any():
+        digits, unit = 6, 1_000
+    elif fraction.any():
+        digits, unit = 3, 1_000_000
+    else:
+        return np.char.add(text, "+00:00")
+    text = np.char.add(np.char.add(text, "."), np.char.zfill((fraction // unit).astype(str), digits))
+    return np.char.add(text, "+00:00")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """``frame.to_csv(path)``, byte for byte, with its UTC datetime columns turned into text first (``utc_text``):
+    pandas formats them one ``Timestamp`` at a time."""
+    times = [
+        name
+        for name, dtype in frame.dtypes.items()
+        if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns"
+    ]
+    if not times or frame.columns.has_duplicates:
+        frame.to_csv(path)
+        return
+    text = frame.copy(deep=False)
+    for name in times:
+        missing = frame[name].isna().to_numpy()
+        cells = np.full(len(frame), "", dtype=object)  # a missing time is written as an empty cell
+        cells[~missing] = utc_text(frame[name].array.asi8[~missing])
+        text[name] = cells
+    text.to_csv(path)
 
 
 def write_account_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -201,7 +243,7 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         part = orders[start : start + ORDERS_PER_PART]
         rows = [o.to_dict() for o in part]
         for row, order in zip(rows, part, strict=True):
-            row[FILLED] = order.filled_qty > 0
+            row[FILLED] = order.filled_qty.raw > 0
         for keys in dict.fromkeys(tuple(row) for row in rows if row[FILLED]):
             filled_columns.update(dict.fromkeys(keys))
         parts += _parts(rows, columns)
@@ -255,48 +297,80 @@ def account_parts(states: list[Any], rows_per_part: int = ACCOUNT_ROWS_PER_GROUP
     rows = [(state, balance) for state in states for balance in state.balances]
     order = report_order(np.fromiter((state.ts_event for state, _ in rows), dtype=np.int64, count=len(rows)))
     for start in range(0, len(rows), rows_per_part):
-        yield _account_rows([rows[i] for i in order[start : start + rows_per_part]])
+        yield _account_rows([rows[i] for i in order[start : start + rows_per_part].tolist()])
+
+
+def money_float(money: Any) -> float:
+    """``float(text)`` of a Money's report text (its decimal at the currency's precision): when the raw amount has
+    no digits beyond that precision the text is exact, and the float nearest it is ``raw / scale`` (a division of
+    two integers, correctly rounded); otherwise the text itself."""
+    raw, precision = money.raw, money.currency.precision
+    if raw % 10 ** (FIXED_PRECISION - precision) == 0:
+        return raw / MONEY_SCALE
+    return float(f"{money.as_decimal():.{precision}f}")
 
 
 def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
-    shared: dict[Any, int] = {}  # MarginBalance -> its place in distinct (equal: same instrument and amounts)
+    # A state's margins are copies of the account's; from one state to the next usually one instrument's changed.
+    # So each row's margins are compared with the previous row's, in C (``MarginBalance.__eq__``: amounts and
+    # instrument), and only those that differ are looked up: by identity, since a copy shares its Money and
+    # InstrumentId objects with the margin it copies (``MarginBalance.copy``), so the same objects mean the same
+    # margin and its amounts are neither hashed nor formatted. Equal margins made apart only add an equal entry to
+    # ``distinct``.
+    shared: dict[tuple[int, int, int], int] = {}  # (initial, maintenance, instrument id) -> place in distinct
     distinct: list[dict[str, Any]] = []
+
+    def place(margin: Any) -> int:
+        key = (id(margin.initial), id(margin.maintenance), id(margin.instrument_id))
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = len(distinct)
+            distinct.append(margin.to_dict())
+        return found
+
     offsets, picks = array("l", [0]), array("l")
     columns: dict[str, list[Any]] = {name: [] for name in ACCOUNT_SCHEMA.names if name != "margins"}
+    previous: list[Any] = []
+    places: list[int] = []
     for state, balance in rows:
-        for m in state.margins:
-            found = shared.get(m)
-            if found is None:
-                found = shared[m] = len(distinct)
-                distinct.append(m.to_dict())
-            picks.append(found)
+        margins = state.margins
+        same = None
+        if len(margins) == len(previous):
+            try:
+                same = list(map(eq, margins, previous))
+            except ValueError:  # margins of two currencies at one place (Money refuses to compare them)
+                same = None
+        if same is not None:
+            if not all(same):
+                places = places.copy()
+                for i, unchanged in enumerate(same):
+                    if not unchanged:
+                        places[i] = place(margins[i])
+        else:
+            places = [place(m) for m in margins]
+        previous = margins
+        picks.extend(places)
         offsets.append(len(picks))
-        cells = balance.to_dict()
         columns["ts_event"].append(state.ts_event)
-        for name in ("total", "locked", "free", "currency"):
-            columns[name].append(cells[name])
+        columns["total"].append(money_float(balance.total))
+        columns["locked"].append(money_float(balance.locked))
+        columns["free"].append(money_float(balance.free))
+        columns["currency"].append(balance.currency.code)
         columns["account_id"].append(state.account_id.value)
         columns["account_type"].append(state.account_type.name)
         columns["base_currency"].append(state.base_currency.code if state.base_currency else None)
         columns["reported"].append(state.is_reported)
-        columns["info"].append(json.dumps(state.info))
+        info = state.info
+        columns["info"].append("{}" if type(info) is dict and not info else json.dumps(info))
     as_text = pa.struct([(field.name, pa.string()) for field in MARGIN_TYPE])
     margins = pa.array(distinct, type=as_text).cast(MARGIN_TYPE) if distinct else pa.array([], type=MARGIN_TYPE)
-    arrays = {name: _typed(name, values) for name, values in columns.items()}
+    arrays = {name: pa.array(values, type=ACCOUNT_SCHEMA.field(name).type) for name, values in columns.items()}
+    arrays["ts_event"] = pa.array(columns["ts_event"], type=pa.int64()).cast(UTC_NS)
     arrays["margins"] = pa.ListArray.from_arrays(
         pa.array(np.frombuffer(offsets, dtype=np.int64).astype(np.int32)),
         margins.take(np.frombuffer(picks, dtype=np.int64)) if picks else margins,
     )
     return pa.table([arrays[name] for name in ACCOUNT_SCHEMA.names], schema=ACCOUNT_SCHEMA)
-
-
-def _typed(name: str, values: list[Any]) -> pa.Array:
-    kind = ACCOUNT_SCHEMA.field(name).type
-    if kind == UTC_NS:
-        return pa.array(values, type=pa.int64()).cast(UTC_NS)
-    if kind == pa.float64():
-        return pa.array(values, type=pa.string()).cast(pa.float64())
-    return pa.array(values, type=kind)
 
 
 def write_account_parquet(states: list[Any], path: Path, rows_per_group: int = ACCOUNT_ROWS_PER_GROUP) -> None:
@@ -315,14 +389,18 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path)
 
 
+MONEY_SCALE = 10**FIXED_PRECISION  # a Money's raw integer per unit
+
+
 def account_totals(states: list[Any]) -> pd.Series:
     """``account_frame(...)["total"].astype(float)``: the balance after each account state, by event time, without
-    building the report."""
+    building the report. ``raw / MONEY_SCALE`` of two integers is the float nearest the exact quotient, as
+    ``float(total.as_decimal())`` is (that Decimal is the exact quotient), without a Decimal per balance."""
     ts, totals = [], []
     for state in states:
         for balance in state.balances:
             ts.append(state.ts_event)
-            totals.append(float(balance.total.as_decimal()))
+            totals.append(balance.total.raw / MONEY_SCALE)
     order = report_order(np.asarray(ts, dtype=np.int64))
     index = _utc(np.asarray(ts, dtype=np.int64)[order].tolist())
     return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")

@@ -1,12 +1,14 @@
 """The backtest report: the tables traders expect, from the strategy's ledger reconciled with the account (saved by
 report_files.py)."""
 
+import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.model.enums import OrderSide
 
 from catalog.instruments import VENUE, instrument_id_for
 from catalog.inventory import rows_between, series_timestamps
@@ -40,51 +42,41 @@ COUNTERS_NOTE = (
 )
 
 
-def _money(value: Any) -> float:
-    """'-0.52490240 USDT' (Nautilus report cell) -> -0.5249024."""
-    return float(str(value).split()[0])
-
-
-def _ns(value: Any) -> int:
-    return int(pd.Timestamp(value).value)
-
-
-def _ns_of(times: pd.Series) -> np.ndarray:
-    """Epoch ns of each time (``_ns`` cell by cell); NaT/NA become 0 (the caller masks them)."""
-    stamps = pd.to_datetime(times, utc=True).dt.as_unit("ns")
-    return stamps.fillna(pd.Timestamp(0, tz="UTC")).astype("int64").to_numpy()
-
-
-def ledger_from_positions(positions: pd.DataFrame) -> list[dict[str, Any]]:
-    """A trade ledger from Nautilus's positions report, for strategies that keep none of their own."""
-    if positions.empty:
+def position_trades(positions: list[Any]) -> list[dict[str, Any]]:
+    """A trade ledger from Nautilus's positions (NETTING snapshots included), for strategies that keep none of
+    their own: one trade per row of the positions report (``Trader.generate_positions_report``), in its order
+    (open time, close time, position id), with the values the report's cells give, read from the positions
+    directly instead of through the report."""
+    if not positions:
         return []
-    still_open = positions["ts_closed"].isna().to_numpy()
-    last = np.asarray([_ns(t) for t in positions["ts_last"]], dtype=np.int64) if still_open.any() else None
-    exits = np.where(still_open, last, _ns_of(positions["ts_closed"])) if last is not None else None
-    columns = zip(
-        positions["instrument_id"],
-        positions["entry"],
-        _ns_of(positions["ts_opened"]).tolist(),
-        (exits if exits is not None else _ns_of(positions["ts_closed"])).tolist(),
-        positions["realized_pnl"],
-        (positions["duration_ns"].to_numpy(dtype=np.float64) / 1e9).tolist(),
-        still_open.tolist(),
-        strict=True,
+    still_open = [p.ts_closed == 0 for p in positions]  # the report's ts_closed is empty
+    # the report's ts_closed column is float when a position is still open: its sort compares the floats
+    closed_key = float if any(still_open) else int
+    order = sorted(
+        range(len(positions)),
+        key=lambda i: (
+            positions[i].ts_opened,
+            still_open[i],
+            0 if still_open[i] else closed_key(positions[i].ts_closed),
+            positions[i].id.value,
+        ),
     )
-    return [
-        {
-            "instrument": instrument,
-            "direction": "LONG" if entry == "BUY" else "SHORT",
-            "entry_time_ns": opened,
-            "exit_time_ns": closed,
-            "realized_pnl": _money(pnl),
-            "funding": 0.0,
-            "duration_s": duration,
-            "exit_reason": "END_OF_DATA" if is_open else "CLOSED",
-        }
-        for instrument, entry, opened, closed, pnl, duration, is_open in columns
-    ]
+    trades = []
+    for i in order:
+        p = positions[i]
+        trades.append(
+            {
+                "instrument": p.instrument_id.value,
+                "direction": "LONG" if p.entry == OrderSide.BUY else "SHORT",
+                "entry_time_ns": p.ts_opened,
+                "exit_time_ns": p.ts_last if still_open[i] else p.ts_closed,
+                "realized_pnl": float(str(p.realized_pnl).split()[0]),  # the report's text, as a float
+                "funding": 0.0,
+                "duration_s": float(p.duration_ns) / 1e9 if p.duration_ns > 0 else math.nan,
+                "exit_reason": "END_OF_DATA" if still_open[i] else "CLOSED",
+            }
+        )
+    return trades
 
 
 def strategy_ledger(outcome: BacktestOutcome) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -95,7 +87,7 @@ def strategy_ledger(outcome: BacktestOutcome) -> tuple[list[dict[str, Any]], dic
         trades = [dict(t) for s in strategies for t in s.ledger()]
         counters = strategies[0].counters() if len(strategies) == 1 and hasattr(strategies[0], "counters") else None
     else:
-        trades, counters = ledger_from_positions(outcome.positions), None
+        trades, counters = position_trades([*outcome.record.positions, *outcome.record.position_snapshots]), None
     payments = outcome.funding.payments if outcome.funding is not None else []
     return with_venue_funding(trades, payments), counters
 
@@ -107,19 +99,32 @@ def with_venue_funding(trades: list[dict[str, Any]], payments: list[tuple[str, i
     by_instrument: dict[str, list[tuple[int, float]]] = {}
     for instrument, ts, paid in payments:
         by_instrument.setdefault(instrument, []).append((ts, paid))
+    # Each payment goes to the first trade (by entry) whose span holds it. With an instrument's payments in time
+    # order, those of a span are one slice (found by bisection) and are booked in the same order as one pass
+    # over them all would book them.
+    times = {i: [ts for ts, _ in queue] for i, queue in by_instrument.items()}
+    in_order = {i: all(a <= b for a, b in zip(t, t[1:], strict=False)) for i, t in times.items()}
     out = []
     for trade in sorted(trades, key=lambda t: (t["instrument"], t.get("entry_time_ns", 0))):
         booked = 0.0
-        queue = by_instrument.get(trade["instrument"], [])
+        instrument = trade["instrument"]
+        queue = by_instrument.get(instrument, [])
         entry, exit_ = trade.get("entry_time_ns"), trade.get("exit_time_ns")
-        if entry is not None and exit_ is not None:
-            kept = []
-            for ts, paid in queue:
-                if entry <= ts <= exit_:
+        if entry is not None and exit_ is not None and queue:
+            if in_order[instrument]:
+                stamps = times[instrument]
+                low, high = bisect_left(stamps, entry), bisect_right(stamps, exit_)
+                for _, paid in queue[low:high]:
                     booked -= paid
-                else:
-                    kept.append((ts, paid))
-            by_instrument[trade["instrument"]] = kept
+                del queue[low:high], stamps[low:high]
+            else:
+                kept = []
+                for ts, paid in queue:
+                    if entry <= ts <= exit_:
+                        booked -= paid
+                    else:
+                        kept.append((ts, paid))
+                by_instrument[instrument] = kept
         estimate = float(trade.get("funding", 0.0) or 0.0)
         out.append({**trade, "realized_pnl": float(trade["realized_pnl"]) - estimate + booked, "funding": booked})
     out.sort(key=lambda t: (t.get("exit_time_ns", 0), t["instrument"]))

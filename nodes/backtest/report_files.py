@@ -2,8 +2,16 @@
 summary.json, Nautilus's HTML tearsheet fed the report's own numbers, and the large raw tables as Parquet
 (fills.parquet, orders.parquet, account.parquet; also as CSV with ``[backtest] csv_tables``)."""
 
+import gc
 import json
 import math
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +23,7 @@ from nodes.backtest.frames import (
     orders_frame,
     write_account_csv,
     write_account_parquet,
+    write_csv,
     write_parquet,
 )
 from nodes.backtest.progress import StepProgress
@@ -57,32 +66,185 @@ def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path
     raise FileExistsError(f"{report_dir}: 10,000 report folders named {stamp}*")
 
 
-def save_report(outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False) -> Path:
+def save_report(
+    outcome: BacktestOutcome, report: BacktestReport, show_progress: bool = False, second_process: bool = False
+) -> Path:
     """The report's files in a new folder. The large raw tables (fills, orders, account) are Parquet; with
-    ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before."""
-    folder = new_report_folder(Path(outcome.settings.report_dir))
-    steps = [
-        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
-        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
-        ("positions.csv", lambda: outcome.positions.to_csv(folder / "positions.csv")),
-        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
-        ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
-        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+    ``csv_tables`` also the CSVs of Nautilus's frames, as ``ats backtest`` wrote them before.
+    ``second_process``: the tables are written by a forked child (``ReportWriter``)."""
+    return ReportWriter(outcome, second_process).finish(report, show_progress)
+
+
+Step = tuple[str, Callable[[], Any]]
+
+
+def core_to_spare(load: float | None = None, cores: int | None = None) -> bool:
+    """Whether a second process would get a core of its own: the 1-minute load average (this process counts about
+    1) leaves at least half a core idle. A forked child costs cpu of its own (the pages the two processes write
+    are copied: about a third more cpu for the tables at 16 symbols x 25 days), which only pays when it runs on
+    an idle core; on a busy machine one process finishes sooner and leaves the others more."""
+    load = os.getloadavg()[0] if load is None else load
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    return cores >= 2 and load <= cores - 0.5
+
+
+class ReportWriter:
+    """Writes one run's report folder. The raw tables (``positions.csv``, the Parquet tables, the CSV tables when
+    asked) depend on the run alone: with ``second_process`` a forked child starts on them at once, from its copy
+    of the run, while this process builds the report and writes the rest on the other core, then takes the tables
+    the child has not started, from the last (``SharedSteps``). ``finish`` waits for the child; if it failed (an
+    error, a signal), its error is printed on stderr and this process writes what the child did not, so nothing is
+    lost; an error here is raised as usual."""
+
+    def __init__(self, outcome: BacktestOutcome, second_process: bool = False) -> None:
+        self.outcome = outcome
+        self.folder = new_report_folder(Path(outcome.settings.report_dir))
+        self.tables = table_steps(outcome, self.folder)
+        self.shared: SharedSteps | None = None
+        if second_process and sys.platform == "linux":  # fork() of a process with threads: safe enough on Linux only
+            try:
+                self.shared = SharedSteps.start(self.tables)
+            except OSError as exc:  # no process to spare (memory, process limit): all of it here
+                print(f"no second process for the report's tables ({exc}): writing them here", file=sys.stderr)
+        self.child_failure: str | None = None
+
+    def finish(self, report: BacktestReport, show_progress: bool = False) -> Path:
+        shared = self.shared
+        steps = report_steps(self.outcome, report, self.folder, tables=shared is None)
+        bar = StepProgress(f"writing {self.folder}", len(steps) + (shared is not None)) if show_progress else None
+        try:
+            for name, write in steps:
+                if bar:
+                    bar.step(name)
+                write()
+            if shared is not None:
+                if bar:
+                    bar.step(f"{', '.join(name for name, _ in self.tables)} (with a second process)")
+                shared.run_unclaimed()
+        finally:
+            if shared is not None:
+                self.child_failure = shared.wait()
+        if shared is not None and self.child_failure is not None:
+            left = shared.left()
+            print(
+                f"the second process writing the report's tables failed "
+                f"({self.child_failure.strip().splitlines()[-1]}): writing {', '.join(n for n, _ in left)} here",
+                file=sys.stderr,
+                flush=True,
+            )
+            for _, write in left:
+                write()
+        return self.folder
+
+
+class SharedSteps:
+    """Steps run by this process and a forked child together, each exactly once: a process claims a step (creates
+    its file in a private folder, O_EXCL: only one creation succeeds) before it runs it. The child claims from
+    the first step on; this process, once its own work is done, from the last (``run_unclaimed``). The child
+    sends the index of each step it finished through a pipe, or its error; ``wait`` collects them."""
+
+    def __init__(self, steps: list[Step], pid: int, messages: int, claims: Path) -> None:
+        self.steps, self.pid, self.messages, self.claims = steps, pid, messages, claims
+        self.done: set[int] = set()  # finished, by either process
+
+    @staticmethod
+    def _claim(claims: Path, index: int) -> bool:
+        try:
+            os.close(os.open(claims / str(index), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    @classmethod
+    def start(cls, steps: list[Step]) -> "SharedSteps":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        claims = Path(tempfile.mkdtemp(prefix="ats-report-steps-"))
+        read, write = os.pipe()
+        # Objects tracked now are left out of the collector's passes in both processes: a full collection would
+        # touch every object of the run, and each page it touched would be copied in one of the two processes.
+        gc.freeze()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the child starts no thread and takes no lock
+                pid = os.fork()
+        except OSError:
+            gc.unfreeze()
+            os.close(read)
+            os.close(write)
+            shutil.rmtree(claims, ignore_errors=True)
+            raise
+        if pid == 0:  # the child: its steps, then out at once (no interpreter teardown, no atexit, no flush)
+            os.close(read)
+            code = 1
+            try:
+                for index, (_, step) in enumerate(steps):
+                    if cls._claim(claims, index):
+                        step()
+                        os.write(write, f"done {index}\n".encode())
+                code = 0
+            except BaseException:  # noqa: BLE001 (whatever it is, the parent reports it and writes the steps)
+                os.write(write, ("error\n" + traceback.format_exc()).encode(errors="replace"))
+            finally:
+                os._exit(code)
+        os.close(write)
+        return cls(steps, pid, read, claims)
+
+    def run_unclaimed(self) -> None:
+        """Run here, from the last, the steps the child has not claimed yet."""
+        for index in reversed(range(len(self.steps))):
+            if self._claim(self.claims, index):
+                self.steps[index][1]()
+                self.done.add(index)
+
+    def wait(self) -> str | None:
+        """Wait for the child: None when it ended well, else its error (or the signal that ended it)."""
+        with os.fdopen(self.messages, "rb") as messages:
+            text = messages.read().decode(errors="replace")
+        _, status = os.waitpid(self.pid, 0)
+        gc.unfreeze()
+        shutil.rmtree(self.claims, ignore_errors=True)
+        lines, _, error = text.partition("error\n")
+        self.done.update(int(line.split()[1]) for line in lines.splitlines() if line.startswith("done "))
+        if os.WIFSIGNALED(status):
+            return f"{error}killed by signal {os.WTERMSIG(status)}"
+        code = os.waitstatus_to_exitcode(status)
+        return None if code == 0 else (error or f"exit code {code}")
+
+    def left(self) -> list[Step]:
+        """The steps neither process finished."""
+        return [step for index, step in enumerate(self.steps) if index not in self.done]
+
+
+def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
+    """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
+    steps: list[Step] = [  # the largest first: a second process starts from the first, this one from the last
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
+        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+        ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
     ]
     if outcome.settings.csv_tables:
-        steps += [
-            ("fills.csv", lambda: outcome.fills.to_csv(folder / "fills.csv")),
-            ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
+        steps[1:1] = [
             ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
+            ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
+            ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
+    return steps
+
+
+def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path, tables: bool = True) -> list[Step]:
+    """(files, the call that writes them into ``folder``), in the order ``save_report`` runs them; ``tables``:
+    the raw tables too (``table_steps``)."""
+    steps: list[Step] = [
+        ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
+        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
+        ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
+    ]
+    if tables:
+        steps += table_steps(outcome, folder)
     steps.append(("config.toml, run.json", lambda: save_run_inputs(outcome, folder)))
-    bar = StepProgress(f"writing {folder}", len(steps)) if show_progress else None
-    for name, write in steps:
-        if bar:
-            bar.step(name)
-        write()
-    return folder
+    return steps
 
 
 def trade_statistics(trades: list[dict[str, Any]], starting_balance: float) -> dict[str, float]:

@@ -119,7 +119,7 @@ class BacktestOutcome:
     @cached_property
     def orders_filled(self) -> int:
         """Rows of the fills report."""
-        return sum(1 for order in self.record.orders if order.filled_qty > 0)
+        return sum(1 for order in self.record.orders if order.filled_qty.raw > 0)  # raw: no Decimal per order
 
 
 def _period_ns(settings: BacktestSettings) -> tuple[int | None, int | None]:

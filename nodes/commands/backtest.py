@@ -101,14 +101,15 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     from catalog.ingest import stderr_progress
     from nodes.backtest.report import build_report
-    from nodes.backtest.report_files import save_report
+    from nodes.backtest.report_files import ReportWriter, core_to_spare
     from nodes.backtest.runner import run_backtest
     from nodes.settings import load_backtest_settings
 
     settings = load_backtest_settings(args.config, overrides=overrides(args))
     outcome = run_backtest(settings, stderr_progress, progress_bar=True)
+    writer = ReportWriter(outcome, second_process=core_to_spare())  # the raw tables from now on, on an idle core
     report = build_report(outcome)
     print(report.text)
-    saved = save_report(outcome, report, show_progress=True)
+    saved = writer.finish(report, show_progress=True)
     print(f"\nreport saved to {saved}")
     return 0
