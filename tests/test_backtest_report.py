@@ -136,10 +136,12 @@ def test_a_second_process_writes_the_same_tables_and_a_failed_one_loses_nothing(
 ) -> None:
     """``ats backtest`` has a forked child write the raw tables while it builds the report (then both take the
     tables left): every file is byte for byte the one-process report's (the tearsheet's random chart id aside). A
-    child that fails (an error, or killed) is reported, and the parent writes what it did not."""
+    child that fails (an error, killed, or hung: stopped after a time without word) is reported, and the parent
+    writes what it did not."""
     import dataclasses
     import os
     import signal
+    import time
 
     from nodes.backtest.report_files import ReportWriter, SharedSteps
 
@@ -166,10 +168,19 @@ def test_a_second_process_writes_the_same_tables_and_a_failed_one_loses_nothing(
         if os.getpid() != parent:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    for failing, why in ((fail_in_child, "OSError: disk full (in the child only)"), (killed_in_child, "signal 9")):
+    def hung_in_child() -> None:
+        if os.getpid() != parent:
+            time.sleep(3600)
+
+    for failing, why in (
+        (fail_in_child, "OSError: disk full (in the child only)"),
+        (killed_in_child, "signal 9"),
+        (hung_in_child, "no word from it for 2 s: stopped"),
+    ):
         writer = ReportWriter(with_csv)
         writer.tables = [("first", failing), *writer.tables]
         writer.shared = SharedSteps.start(writer.tables)
+        writer.shared.stall_s = 2.0
         folder = writer.finish(report)
         assert writer.child_failure is not None and why in writer.child_failure
         assert "the second process writing the report's tables failed" in capfd.readouterr().err

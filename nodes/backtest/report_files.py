@@ -6,7 +6,9 @@ import gc
 import json
 import math
 import os
+import select
 import shutil
+import signal
 import sys
 import tempfile
 import traceback
@@ -76,6 +78,9 @@ def save_report(
 
 
 Step = tuple[str, Callable[[], Any]]
+# A table step of the second process takes seconds (16 symbols x 25 days: 1-2 s the largest); one that sends
+# nothing for this long is taken for hung and its work done by the first process.
+CHILD_STALL_S = 300.0
 
 
 def core_to_spare(load: float | None = None, cores: int | None = None) -> bool:
@@ -146,6 +151,7 @@ class SharedSteps:
     def __init__(self, steps: list[Step], pid: int, messages: int, claims: Path) -> None:
         self.steps, self.pid, self.messages, self.claims = steps, pid, messages, claims
         self.done: set[int] = set()  # finished, by either process
+        self.stall_s = CHILD_STALL_S
 
     @staticmethod
     def _claim(claims: Path, index: int) -> bool:
@@ -198,14 +204,31 @@ class SharedSteps:
                 self.done.add(index)
 
     def wait(self) -> str | None:
-        """Wait for the child: None when it ended well, else its error (or the signal that ended it)."""
-        with os.fdopen(self.messages, "rb") as messages:
-            text = messages.read().decode(errors="replace")
+        """Wait for the child: None when it ended well, else its error (or the signal that ended it). A child that
+        sends nothing for ``stall_s`` (hung: a lock a thread of the parent held at the fork) is killed, and its
+        steps are left to this process."""
+        stall_s = self.stall_s
+        chunks: list[bytes] = []
+        stalled = False
+        with os.fdopen(self.messages, "rb", buffering=0) as messages:
+            while True:
+                ready, _, _ = select.select([messages], [], [], stall_s)
+                if not ready:
+                    stalled = True
+                    os.kill(self.pid, signal.SIGKILL)
+                    break
+                chunk = messages.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        text = b"".join(chunks).decode(errors="replace")
         _, status = os.waitpid(self.pid, 0)
         gc.unfreeze()
         shutil.rmtree(self.claims, ignore_errors=True)
         lines, _, error = text.partition("error\n")
         self.done.update(int(line.split()[1]) for line in lines.splitlines() if line.startswith("done "))
+        if stalled:
+            return f"no word from it for {stall_s:g} s: stopped"
         if os.WIFSIGNALED(status):
             return f"{error}killed by signal {os.WTERMSIG(status)}"
         code = os.waitstatus_to_exitcode(status)
