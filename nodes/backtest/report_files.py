@@ -308,7 +308,7 @@ def write_tearsheet(outcome: BacktestOutcome, report: BacktestReport, path: Path
         "Backtest start": str(first) if first is not None else "N/A",
         "Backtest end": str(last) if last is not None else "N/A",
         "Iterations": f"{engine.iteration:_}",
-        "Total orders": f"{engine.kernel.cache.orders_total_count():_}",
+        "Total orders": f"{len(outcome.record.orders):_}",  # the cache's count builds a list of every order
         "Trades": f"{len(report.trades):_}",
     }
     account_info = {
