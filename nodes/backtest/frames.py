@@ -441,18 +441,37 @@ def account_totals(states: list[Any]) -> pd.Series:
     return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")
 
 
+DICTS_AT_A_TIME = 4096
+
+
+def dict_columns(objects: list[Any], skip: tuple[str, ...] = ()) -> dict[str, list[Any]] | list[dict[str, Any]]:
+    """The objects' ``to_dict()`` as columns (name -> values), ``skip`` left out, made a few thousand dicts at a time:
+    a frame built from them equals one built from the dicts (the same values per column, in the same order), without
+    the 26,000 dicts of a large run (about 30 MB) held at once. The dicts themselves when their keys differ."""
+    columns: dict[str, list[Any]] = {}
+    keys: list[str] | None = None
+    for start in range(0, len(objects), DICTS_AT_A_TIME):
+        rows = [o.to_dict() for o in objects[start : start + DICTS_AT_A_TIME]]
+        if keys is None:
+            keys = list(rows[0])
+            columns = {key: [] for key in keys if key not in skip}
+        if any(list(row) != keys for row in rows):
+            return [{k: v for k, v in o.to_dict().items() if k not in skip} for o in objects]
+        for name, values in zip(keys, zip(*(row.values() for row in rows), strict=True), strict=True):
+            if name not in skip:
+                columns[name].extend(values)
+    return columns
+
+
 def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) -> pd.DataFrame:
     """``Trader.generate_positions_report`` (positions and NETTING snapshots), by open time."""
     everything = [*positions, *(snapshots or [])]
     if not everything:
         return pd.DataFrame()
     snapshot_ids = {str(p.id) for p in snapshots or []}
-    report = pd.DataFrame(data=[p.to_dict() for p in everything]).set_index("position_id")
+    columns = dict_columns(everything, skip=("signed_qty", "quote_currency", "base_currency", "settlement_currency"))
+    report = pd.DataFrame(columns).set_index("position_id")
     report = report.sort_values(["ts_opened", "ts_closed", "position_id"])
-    del report["signed_qty"]
-    del report["quote_currency"]
-    del report["base_currency"]
-    del report["settlement_currency"]
     report["ts_opened"] = _utc(report["ts_opened"].tolist())
     closed = report["ts_closed"]
     if closed.isna().any():  # open positions: Nautilus's cell by cell conversion, NA kept (an object column)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from nodes.backtest.frames import (
     order_tables,
@@ -261,7 +262,21 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
             ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
             ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
-    return steps
+    return [(name, returning_memory(write)) for name, write in steps]
+
+
+def returning_memory(write: Callable[[], Any]) -> Callable[[], Any]:
+    """``write``, then the memory Arrow freed handed back to the system. Arrow's allocator (mimalloc) keeps freed
+    pages for reuse: after the orders' tables of 16 symbols x 25 days the process held 70 MB more than before
+    them, and the positions frame built next raised the process's peak above the replay's own."""
+
+    def step() -> Any:
+        try:
+            return write()
+        finally:
+            pa.default_memory_pool().release_unused()
+
+    return step
 
 
 def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path, tables: bool = True) -> list[Step]:
