@@ -78,9 +78,10 @@ class Phases:
             label = name + (" [in the run]" if in_run else "")
             lines.append(f"{label:<40} {wall:8.2f} {cpu:8.2f} {rss:8.0f} {peak:8.0f}")
         outside = [r for r in self.rows if not r[5]]
+        peaks = [r[4] for r in self.rows]  # ru_maxrss is reset with VmHWM: the process's peak is the phases' largest
         lines.append(
             f"{'outside the run':<40} {sum(r[1] for r in outside):8.2f} {sum(r[2] for r in outside):8.2f}"
-            f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.0f} (peak)"
+            f" {max(peaks):8.0f} (the process's peak; outside the run {max(r[4] for r in outside):,.0f})"
         )
         return "\n".join(lines)
 
