@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytz
 from nautilus_trader.core.datetime import unix_nanos_to_dt
@@ -251,7 +252,7 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         return pa.table({}), pa.table({})
     every = _joined(parts, columns, "client_order_id")
     del parts
-    filled = every.filter(every[FILLED])
+    filled = every if pc.all(every[FILLED]).as_py() else every.filter(every[FILLED])  # all filled: no copy
     names = ["client_order_id", *(c for c in filled_columns if c not in ("client_order_id", FILLED))]
     fills = filled.select(names) if filled.num_rows else pa.table({})
     for name in ("ts_last", "ts_init"):  # as the fills report does: a missing time is the epoch
