@@ -1,5 +1,5 @@
 """Where an ``ats backtest`` process spends its time, phase by phase: the steps of ``nodes.commands.backtest.run``
-in one process, each timed (wall and cpu) with the process's resident memory after it.
+in one process, each timed (wall and cpu) with the process's resident memory after it and its peak during it.
 
 ``uv run python -m benchmarks.backtest_phases [--quick] [CONFIG]``: the EMA cross of ``benchmarks process`` (16
 symbols x 25 days; ``--quick`` 4 x 5), or any backtest config. "in the run" is what ``summary.json``'s
@@ -38,25 +38,50 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _peak_rss_mb() -> float:
+    """The resident memory's high-water mark since the last ``_reset_peak`` (VmHWM), or NaN where unknown."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    """Start a new high-water mark at the current resident memory (Linux: "5" to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
 class Phases:
     def __init__(self) -> None:
-        self.rows: list[tuple[str, float, float, float, bool]] = []
+        self.rows: list[tuple[str, float, float, float, float, bool]] = []
         self.notes: list[str] = []
         self.wall, self.cpu = time.perf_counter(), time.process_time()
+        _reset_peak()
 
     def done(self, name: str, in_run: bool = False) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
-        self.rows.append((name, wall - self.wall, cpu - self.cpu, _rss_mb(), in_run))
+        self.rows.append((name, wall - self.wall, cpu - self.cpu, _rss_mb(), _peak_rss_mb(), in_run))
+        _reset_peak()
         self.wall, self.cpu = wall, cpu
 
     def table(self) -> str:
-        lines = [f"{'phase':<40} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8}"]
-        for name, wall, cpu, rss, in_run in self.rows:
-            lines.append(f"{name + (' [in the run]' if in_run else ''):<40} {wall:8.2f} {cpu:8.2f} {rss:8.0f}")
-        outside = [r for r in self.rows if not r[4]]
+        lines = [f"{'phase':<40} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8} {'peak MB':>8}"]
+        for name, wall, cpu, rss, peak, in_run in self.rows:
+            label = name + (" [in the run]" if in_run else "")
+            lines.append(f"{label:<40} {wall:8.2f} {cpu:8.2f} {rss:8.0f} {peak:8.0f}")
+        outside = [r for r in self.rows if not r[5]]
+        peaks = [r[4] for r in self.rows]  # ru_maxrss is reset with VmHWM: the process's peak is the phases' largest
         lines.append(
             f"{'outside the run':<40} {sum(r[1] for r in outside):8.2f} {sum(r[2] for r in outside):8.2f}"
-            f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:8.0f} (peak)"
+            f" {max(peaks):8.0f} (the process's peak; outside the run {max(r[4] for r in outside):,.0f})"
         )
         return "\n".join(lines)
 
@@ -82,7 +107,7 @@ def main(argv: list[str]) -> None:
         os.execv(sys.executable, [sys.executable, "-m", "benchmarks.backtest_phases", str(config), "--delete", *flags])
     config = Path(configs[0])
     phases = Phases()
-    phases.rows.append(("interpreter start", *interpreter, 0.0, False))
+    phases.rows.append(("interpreter start", *interpreter, 0.0, 0.0, False))
 
     from catalog.ingest import stderr_progress
     from nodes.backtest.report import build_report

@@ -70,6 +70,40 @@ def test_the_tearsheet_counts_the_first_day_and_shows_the_reports_numbers(
     html = (folder / "tearsheet.html").read_text()
     pnl = trade_statistics(report.trades, 10_000)["PnL (total)"]
     assert pnl == round(report.summary.total_pnl, 2) and str(pnl) in html
+    assert f"{outcome.engine.kernel.cache.orders_total_count():_}" in html  # "Total orders": the cache's count
+
+
+def test_the_runs_objects_stay_out_of_collections_while_the_report_is_written(
+    outcome: BacktestOutcome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the writer's start to its end the run's objects are frozen (``gc.freeze``: a full collection would
+    visit all of them), in one process as with a second one, and thawed after, also when a step fails."""
+    import gc
+
+    import nodes.backtest.report_files as report_files
+
+    report = build_report(outcome)
+    gc.unfreeze()
+    seen: list[int] = []
+    steps = report_files.report_steps
+
+    def watched(*args: object, **kwargs: object) -> list:
+        return [
+            (name, lambda write=write: (seen.append(gc.get_freeze_count()), write()))
+            for name, write in steps(*args, **kwargs)
+        ]
+
+    monkeypatch.setattr(report_files, "report_steps", watched)
+    save_report(outcome, report)
+    assert seen and min(seen) > 10_000 and gc.get_freeze_count() == 0
+
+    def failing(*args: object, **kwargs: object) -> list:
+        return [("report.txt", lambda: 1 / 0)]
+
+    monkeypatch.setattr(report_files, "report_steps", failing)
+    with pytest.raises(ZeroDivisionError):
+        save_report(outcome, report)
+    assert gc.get_freeze_count() == 0
 
 
 def test_report_and_summary_json_say_what_the_run_had_and_lacked(outcome: BacktestOutcome) -> None:
@@ -245,3 +279,26 @@ def test_a_second_process_only_when_a_core_is_idle() -> None:
     assert not core_to_spare(load=2.3, cores=2)  # another engineer's job on the other core
     assert not core_to_spare(load=0.2, cores=1)
     assert core_to_spare(load=6.0, cores=8)
+
+
+def test_a_table_step_hands_the_memory_arrow_freed_back_to_the_system() -> None:
+    """Arrow's allocator keeps the pages of freed arrays for reuse: a step that built and dropped 90 MB of Arrow
+    strings left the process that much larger. Each table step hands them back (``returning_memory``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from nodes.backtest.report_files import returning_memory
+
+    def resident_mb() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:"))
+
+    def build_and_drop() -> None:
+        parts = [pa.array(np.arange(i, i + 12_000)).cast(pa.string()) for i in range(0, 3_000_000, 12_000)]
+        whole = pa.concat_arrays(parts)
+        del parts, whole
+
+    pa.default_memory_pool().release_unused()  # no pages kept from earlier tests to reuse
+    before = resident_mb()
+    returning_memory(build_and_drop)()
+    assert resident_mb() - before < 30

@@ -456,3 +456,36 @@ def test_account_table_margins_of_two_currencies_at_one_place(tmp_path: Path) ->
     assert [[(m["instrument_id"], m["currency"], m["initial"]) for m in row] for row in got["margins"]] == [
         [(m["instrument_id"], m["currency"], float(m["initial"])) for m in row] for row in expected["margins"]
     ]
+
+
+def test_account_table_margins_added_removed_and_changed_between_states(tmp_path: Path) -> None:
+    """A state's margins compared with the previous row's: one added (a position opened) at the end or in the middle,
+    one removed (closed), one changed, several changed, reordered, none: each row holds its own state's margins,
+    as Nautilus's account report does."""
+    from nautilus_trader.core.uuid import UUID4
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.enums import AccountType
+    from nautilus_trader.model.events import AccountState
+    from nautilus_trader.model.identifiers import AccountId, InstrumentId
+    from nautilus_trader.model.objects import AccountBalance, MarginBalance, Money
+
+    from nodes.backtest.frames import account_frame, write_account_parquet
+
+    def margin(symbol: str, initial: str) -> MarginBalance:
+        return MarginBalance(Money(initial, USDT), Money("1", USDT), InstrumentId.from_str(f"{symbol}-PERP.BINANCE"))
+
+    a, b, c, d = margin("AUSDT", "5"), margin("BUSDT", "6"), margin("CUSDT", "7"), margin("DUSDT", "8")
+    b2, c2 = margin("BUSDT", "9"), margin("CUSDT", "3")
+    rows = [[], [a], [a, b], [a, b, c], [a, c], [a, d, c], [a, d, c], [a, b2, c], [a, b2, c2, d], [d, a, b2], [b2]]
+    balance = AccountBalance(Money("100", USDT), Money("0", USDT), Money("100", USDT))
+    states = [
+        AccountState(AccountId("BINANCE-001"), AccountType.MARGIN, None, False, [balance], margins, {}, UUID4(), ts, ts)
+        for ts, margins in enumerate(rows, start=1)
+    ]
+    write_account_parquet(states, tmp_path / "account.parquet")
+    got = pd.read_parquet(tmp_path / "account.parquet")
+    expected = account_frame(states)
+    assert [[(m["instrument_id"], m["initial"]) for m in row] for row in got["margins"]] == [
+        [(m["instrument_id"], float(m["initial"])) for m in row] for row in expected["margins"]
+    ]
+    assert [len(row) for row in got["margins"]] == [len(r) for r in rows]

@@ -10,14 +10,15 @@ tens of thousands of trades; and the same reports as typed Arrow tables for the 
 
 import json
 from array import array
-from collections.abc import Iterator
-from operator import eq
+from collections.abc import Callable, Iterator
+from operator import attrgetter, eq
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytz
 from nautilus_trader.core.datetime import unix_nanos_to_dt
@@ -251,7 +252,7 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         return pa.table({}), pa.table({})
     every = _joined(parts, columns, "client_order_id")
     del parts
-    filled = every.filter(every[FILLED])
+    filled = every if pc.all(every[FILLED]).as_py() else every.filter(every[FILLED])  # all filled: no copy
     names = ["client_order_id", *(c for c in filled_columns if c not in ("client_order_id", FILLED))]
     fills = filled.select(names) if filled.num_rows else pa.table({})
     for name in ("ts_last", "ts_init"):  # as the fills report does: a missing time is the epoch
@@ -310,60 +311,95 @@ def money_float(money: Any) -> float:
     return float(f"{money.as_decimal():.{precision}f}")
 
 
+def money_floats(amounts: list[Any]) -> list[float]:
+    """``money_float`` of each, the common case (one currency, no digits beyond its precision) in one pass."""
+    if not amounts:
+        return []
+    precisions = set(map(attrgetter("currency.precision"), amounts))
+    if len(precisions) == 1:
+        unit = 10 ** (FIXED_PRECISION - precisions.pop())
+        raws = list(map(attrgetter("raw"), amounts))
+        if not any(r % unit for r in raws):
+            return [r / MONEY_SCALE for r in raws]
+    return [money_float(m) for m in amounts]
+
+
+def _margin_places(
+    margins: list[Any], previous: list[Any], previous_places: list[int], place: Callable[[Any], int]
+) -> list[int]:
+    """The places (in ``distinct``) of a state's margins, given the previous row's margins and places. A state's
+    margins are copies of the account's, in its order; from one state to the next usually one instrument's margin
+    was added (a position opened), removed (one closed) or changed. So the two lists are compared in C
+    (``MarginBalance.__eq__``: amounts and instrument) up to the first difference, and the rest on the guess that
+    one margin was removed or added there; only the margins neither guess explains are looked up."""
+    try:
+        same = list(map(eq, margins, previous))  # as far as the shorter list goes
+        first = same.index(False) if False in same else len(same)
+        count, before = len(margins), len(previous)
+        if first == count == before:
+            return previous_places
+        places = previous_places[:first]
+        if count == before - 1 and all(map(eq, margins[first:], previous[first + 1 :])):
+            return places + previous_places[first + 1 :]  # the margin at ``first`` was removed
+        if count == before + 1 and all(map(eq, margins[first + 1 :], previous[first:])):
+            return [*places, place(margins[first]), *previous_places[first:]]  # one added at ``first``
+        if count == before and all(map(eq, margins[first + 1 :], previous[first + 1 :])):
+            return [*places, place(margins[first]), *previous_places[first + 1 :]]  # one changed
+    except ValueError:  # margins of two currencies at one place (Money refuses to compare them)
+        return [place(m) for m in margins]
+    return places + [place(m) for m in margins[first:]]
+
+
 def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
-    # A state's margins are copies of the account's; from one state to the next usually one instrument's changed.
-    # So each row's margins are compared with the previous row's, in C (``MarginBalance.__eq__``: amounts and
-    # instrument), and only those that differ are looked up: by identity, since a copy shares its Money and
-    # InstrumentId objects with the margin it copies (``MarginBalance.copy``), so the same objects mean the same
-    # margin and its amounts are neither hashed nor formatted. Equal margins made apart only add an equal entry to
-    # ``distinct``.
+    # Each distinct margin is looked up by identity (a copy shares its Money and InstrumentId objects with the
+    # margin it copies, ``MarginBalance.copy``: the same objects mean the same margin, so its amounts are neither
+    # hashed nor formatted) and converted once; equal margins made apart only add an equal entry to ``distinct``.
     shared: dict[tuple[int, int, int], int] = {}  # (initial, maintenance, instrument id) -> place in distinct
-    distinct: list[dict[str, Any]] = []
+    distinct: dict[str, list[Any]] = {"initial": [], "maintenance": [], "currency": [], "instrument_id": []}
 
     def place(margin: Any) -> int:
         key = (id(margin.initial), id(margin.maintenance), id(margin.instrument_id))
         found = shared.get(key)
-        if found is None:
-            found = shared[key] = len(distinct)
-            distinct.append(margin.to_dict())
+        if found is None:  # MarginBalance.to_dict(), typed: its amounts' text as floats (money_float)
+            found = shared[key] = len(shared)
+            distinct["initial"].append(money_float(margin.initial))
+            distinct["maintenance"].append(money_float(margin.maintenance))
+            distinct["currency"].append(margin.currency.code)
+            instrument = margin.instrument_id
+            distinct["instrument_id"].append(None if instrument is None else instrument.value)
         return found
 
     offsets, picks = array("l", [0]), array("l")
-    columns: dict[str, list[Any]] = {name: [] for name in ACCOUNT_SCHEMA.names if name != "margins"}
     previous: list[Any] = []
     places: list[int] = []
-    for state, balance in rows:
+    for state, _ in rows:
         margins = state.margins
-        same = None
-        if len(margins) == len(previous):
-            try:
-                same = list(map(eq, margins, previous))
-            except ValueError:  # margins of two currencies at one place (Money refuses to compare them)
-                same = None
-        if same is not None:
-            if not all(same):
-                places = places.copy()
-                for i, unchanged in enumerate(same):
-                    if not unchanged:
-                        places[i] = place(margins[i])
-        else:
-            places = [place(m) for m in margins]
+        places = _margin_places(margins, previous, places, place)
         previous = margins
         picks.extend(places)
         offsets.append(len(picks))
-        columns["ts_event"].append(state.ts_event)
-        columns["total"].append(money_float(balance.total))
-        columns["locked"].append(money_float(balance.locked))
-        columns["free"].append(money_float(balance.free))
-        columns["currency"].append(balance.currency.code)
-        columns["account_id"].append(state.account_id.value)
-        columns["account_type"].append(state.account_type.name)
-        columns["base_currency"].append(state.base_currency.code if state.base_currency else None)
-        columns["reported"].append(state.is_reported)
-        info = state.info
-        columns["info"].append("{}" if type(info) is dict and not info else json.dumps(info))
-    as_text = pa.struct([(field.name, pa.string()) for field in MARGIN_TYPE])
-    margins = pa.array(distinct, type=as_text).cast(MARGIN_TYPE) if distinct else pa.array([], type=MARGIN_TYPE)
+    # The other columns a column at a time, the attributes read in C (``attrgetter``).
+    states = [state for state, _ in rows]
+    balances = [balance for _, balance in rows]
+    columns: dict[str, list[Any]] = {
+        "ts_event": list(map(attrgetter("ts_event"), states)),
+        "total": money_floats(list(map(attrgetter("total"), balances))),
+        "locked": money_floats(list(map(attrgetter("locked"), balances))),
+        "free": money_floats(list(map(attrgetter("free"), balances))),
+        "currency": list(map(attrgetter("currency.code"), balances)),
+        "account_id": list(map(attrgetter("account_id.value"), states)),
+        "account_type": list(map(attrgetter("account_type.name"), states)),
+        "base_currency": [None if c is None else c.code for c in map(attrgetter("base_currency"), states)],
+        "reported": list(map(attrgetter("is_reported"), states)),
+        "info": [
+            "{}" if type(info) is dict and not info else json.dumps(info) for info in map(attrgetter("info"), states)
+        ],
+    }
+    margins = pa.StructArray.from_arrays(
+        [pa.array(["MarginBalance"] * len(shared), type=pa.string())]
+        + [pa.array(distinct[name], type=MARGIN_TYPE.field(name).type) for name in distinct],
+        fields=list(MARGIN_TYPE),
+    )
     arrays = {name: pa.array(values, type=ACCOUNT_SCHEMA.field(name).type) for name, values in columns.items()}
     arrays["ts_event"] = pa.array(columns["ts_event"], type=pa.int64()).cast(UTC_NS)
     arrays["margins"] = pa.ListArray.from_arrays(
@@ -406,18 +442,37 @@ def account_totals(states: list[Any]) -> pd.Series:
     return pd.Series(np.asarray(totals, dtype=np.float64)[order], index=index, name="total")
 
 
+DICTS_AT_A_TIME = 4096
+
+
+def dict_columns(objects: list[Any], skip: tuple[str, ...] = ()) -> dict[str, list[Any]] | list[dict[str, Any]]:
+    """The objects' ``to_dict()`` as columns (name -> values), ``skip`` left out, made a few thousand dicts at a time:
+    a frame built from them equals one built from the dicts (the same values per column, in the same order), without
+    the 26,000 dicts of a large run (about 30 MB) held at once. The dicts themselves when their keys differ."""
+    columns: dict[str, list[Any]] = {}
+    keys: list[str] | None = None
+    for start in range(0, len(objects), DICTS_AT_A_TIME):
+        rows = [o.to_dict() for o in objects[start : start + DICTS_AT_A_TIME]]
+        if keys is None:
+            keys = list(rows[0])
+            columns = {key: [] for key in keys if key not in skip}
+        if any(list(row) != keys for row in rows):
+            return [{k: v for k, v in o.to_dict().items() if k not in skip} for o in objects]
+        for name, values in zip(keys, zip(*(row.values() for row in rows), strict=True), strict=True):
+            if name not in skip:
+                columns[name].extend(values)
+    return columns
+
+
 def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) -> pd.DataFrame:
     """``Trader.generate_positions_report`` (positions and NETTING snapshots), by open time."""
     everything = [*positions, *(snapshots or [])]
     if not everything:
         return pd.DataFrame()
     snapshot_ids = {str(p.id) for p in snapshots or []}
-    report = pd.DataFrame(data=[p.to_dict() for p in everything]).set_index("position_id")
+    columns = dict_columns(everything, skip=("signed_qty", "quote_currency", "base_currency", "settlement_currency"))
+    report = pd.DataFrame(columns).set_index("position_id")
     report = report.sort_values(["ts_opened", "ts_closed", "position_id"])
-    del report["signed_qty"]
-    del report["quote_currency"]
-    del report["base_currency"]
-    del report["settlement_currency"]
     report["ts_opened"] = _utc(report["ts_opened"].tolist())
     closed = report["ts_closed"]
     if closed.isna().any():  # open positions: Nautilus's cell by cell conversion, NA kept (an object column)
