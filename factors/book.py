@@ -391,7 +391,10 @@ class FactorBook:
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
         f = self._current(instrument_id).factors
-        return all(f[k].value is not None for k in WARM_FACTORS)
+        for k in WARM_FACTORS:  # a loop, not all(generator): read for each candidate of a scan and each sample
+            if f[k].value is None:
+                return False
+        return True
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:
@@ -436,6 +439,13 @@ class FactorBook:
         a = self.atr(instrument_id)
         sym = self._syms[instrument_id]
         return None if a is None or sym.close <= 0.0 else 100.0 * a / sym.close
+
+    def last_closes(self) -> dict[InstrumentId, float]:
+        """The last close of each symbol that has had a bar. Eager books have taken every bar already, and are read
+        from other threads (live: a test, a report) while their own thread feeds them: they take nothing here."""
+        if not self.eager:
+            self._take_bars()
+        return {iid: sym.close for iid, sym in self._syms.items() if sym.count}
 
     def last_close(self, instrument_id: InstrumentId) -> float | None:
         self._take_bars()
