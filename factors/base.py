@@ -32,6 +32,7 @@ class FactorIndicator(Indicator):
     """Base of the factor indicators. Subclasses set ``key`` and keep ``_value`` / ``_reason`` current."""
 
     key: str = ""
+    warmup: int  # bars before the value is live (set by the bar factors; see ``_warm_at``)
 
     def __init__(self, params: list) -> None:
         super().__init__(params)
@@ -58,6 +59,19 @@ class FactorIndicator(Indicator):
     def _compute_value(self) -> None:
         """Set ``_value`` from the state of the last update (factors that defer it set ``_outdated``)."""
         raise NotImplementedError
+
+    def _warm_at(self, count: int) -> bool:
+        """After a bar has moved the state on, with ``count`` bars seen: whether the factor is warm. Warm: the value
+        is due again (computed when read) and the first warm bar marks the indicator initialized; not yet:
+        ``reason`` says how far the warm-up has come."""
+        if count < self.warmup:
+            self._reason = f"warming up: {count}/{self.warmup} bars"
+            return False
+        self._outdated = True
+        if self._reason is not None:
+            self._reason = None
+            self._set_initialized(True)
+        return True
 
     def _reset_value(self) -> None:
         self._value = None

@@ -246,34 +246,33 @@ class FactorBook:
             self._take_bars()
 
     def _take_bars(self) -> None:
-        """Take the queued bars in the order they came (see ``_take_bar``)."""
+        """Take the queued bars in the order they came: unpack each and feed it (``update_bar``), in one loop.
+
+        The full bar type is checked on a symbol's first bar and then every 64th: comparing BarTypes costs more than
+        all the factor math, and a second bar type on one instrument would be a wiring error caught early.
+        """
         queued = self._queued
         if not queued:
             return
         self._queued = []
+        update_bar = self.update_bar
         for k, (sym, bar) in enumerate(queued):
             try:
-                self._take_bar(sym, bar)
+                if sym.bar_type is None or not sym.count & 63:
+                    sym = self._register(bar.bar_type)
+                update_bar(
+                    sym,
+                    bar.open.as_double(),
+                    bar.high.as_double(),
+                    bar.low.as_double(),
+                    bar.close.as_double(),
+                    bar.volume.as_double(),
+                    float(bar.taker_buy_base_volume) if isinstance(bar, BinanceBar) else None,
+                    bar.ts_event,
+                )
             except Exception:
                 self._queued = queued[k + 1 :] + self._queued  # the bars after a refused one are still taken
                 raise
-
-    def _take_bar(self, sym: _Symbol, bar: Bar) -> None:
-        """Unpack one bar and feed it (``update_bar``).
-
-        The full bar type is checked on the first bar and then every 64th: comparing BarTypes costs more than
-        all the factor math, and a second bar type on one instrument would be a wiring error caught early.
-        """
-        if sym.bar_type is None or not sym.count & 63:
-            sym = self._register(bar.bar_type)
-        o = bar.open.as_double()
-        h = bar.high.as_double()
-        lo = bar.low.as_double()
-        c = bar.close.as_double()
-        v = bar.volume.as_double()
-        tb = float(bar.taker_buy_base_volume) if isinstance(bar, BinanceBar) else None
-        ts = bar.ts_event
-        self.update_bar(sym, o, h, lo, c, v, tb, ts)
 
     def update_bar(
         self, sym: _Symbol, o: float, h: float, lo: float, c: float, v: float, tb: float | None, ts: int
@@ -297,10 +296,15 @@ class FactorBook:
                 self._feed_market(sym, ts, r)
 
     def _current(self, instrument_id: InstrumentId) -> _Symbol:
-        """The symbol with every bar fed so far taken by its factors: what each read starts with."""
-        self._take_bars()
-        sym = self._symbol(instrument_id)
-        self._settle(sym)
+        """The symbol with every bar fed so far taken by its factors: what each read starts with (a scan, a coverage
+        sample and an entry read a symbol several times in a row: the calls are skipped when nothing waits)."""
+        if self._queued:
+            self._take_bars()
+        sym = self._syms.get(instrument_id)
+        if sym is None:
+            sym = self._symbol(instrument_id)  # raises: not in the universe
+        if sym.waiting_bars or sym.waiting_pairs:
+            self._settle(sym)
         return sym
 
     def _settle(self, sym: _Symbol) -> None:
@@ -391,7 +395,10 @@ class FactorBook:
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
         f = self._current(instrument_id).factors
-        return all(f[k].value is not None for k in WARM_FACTORS)
+        for k in WARM_FACTORS:  # a loop, not all(generator): read for each candidate of a scan and each sample
+            if f[k].value is None:
+                return False
+        return True
 
     def factor_value(self, instrument_id: InstrumentId, key: str) -> float | None:
         if key not in ALL_FACTORS:
@@ -436,6 +443,13 @@ class FactorBook:
         a = self.atr(instrument_id)
         sym = self._syms[instrument_id]
         return None if a is None or sym.close <= 0.0 else 100.0 * a / sym.close
+
+    def last_closes(self) -> dict[InstrumentId, float]:
+        """The last close of each symbol that has had a bar. Eager books have taken every bar already, and are read
+        from other threads (live: a test, a report) while their own thread feeds them: they take nothing here."""
+        if not self.eager:
+            self._take_bars()
+        return {iid: sym.close for iid, sym in self._syms.items() if sym.count}
 
     def last_close(self, instrument_id: InstrumentId) -> float | None:
         self._take_bars()

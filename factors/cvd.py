@@ -89,13 +89,7 @@ class CvdFactor(BarFactor):
             self._syy += y * y
         self._vols.append(v)
         self._count += 1
-        if self._count < n:
-            self._reason = f"warming up: {self._count}/{n} bars"
-            return
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        self._warm_at(self._count)
 
     def update_bars(self, bars: list) -> None:
         """Bars without taker-buy volume leave C unavailable whatever came before: one such update stands for

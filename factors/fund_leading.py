@@ -79,18 +79,12 @@ class FundLeadingFactor(BarFactor):
         else:
             self._deltas.append(2.0 * tb - v)
         self._count += 1
-        if self._count < self.warmup:
-            if self._count == 1:
-                self._set_has_inputs(True)
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
-            return
-        self._bar_atr = atr
-        # the OI flow is taken now: an OI update before the value is read must not change this bar's F
-        self._oi_flow = None if self._oi is None else self._oi_flow_now(c - self._closes[0])
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        if self._count == 1:
+            self._set_has_inputs(True)
+        if self._warm_at(self._count):
+            self._bar_atr = atr
+            # the OI flow is taken now: an OI update before the value is read must not change this bar's F
+            self._oi_flow = None if self._oi is None else self._oi_flow_now(c - self._closes[0])
 
     def update_bars(self, bars: list) -> None:
         """``update_bar`` over the bars: F keeps its windows and, at the last bar, the ATR and the OI flow (the
@@ -117,15 +111,9 @@ class FundLeadingFactor(BarFactor):
         if self._count == 0:
             self._set_has_inputs(True)
         self._count += len(bars)
-        if self._count < self.warmup:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
-            return
-        self._bar_atr = atr
-        self._oi_flow = None if self._oi is None else self._oi_flow_now(self._closes[-1] - self._closes[0])
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        if self._warm_at(self._count):
+            self._bar_atr = atr
+            self._oi_flow = None if self._oi is None else self._oi_flow_now(self._closes[-1] - self._closes[0])
 
     def _oi_flow_now(self, move: float) -> float | None:
         oi_then = self._ois.at(self._ts[0])

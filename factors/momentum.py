@@ -50,13 +50,7 @@ class MomentumFactor(BarFactor):
         self._prev = c
         self._closes.append(c)
         self._count += 1
-        if self._count < self.warmup:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
-            return
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        self._warm_at(self._count)
 
     def update_bars(self, bars: list) -> None:
         """``update_bar`` over the bars in one loop: the same arithmetic in the same order on locals."""
@@ -79,13 +73,7 @@ class MomentumFactor(BarFactor):
             count += 1
         self._closes.extend([b[3] for b in bars[-self._closes.maxlen :]])  # type: ignore[operator]
         self._ag, self._al, self._prev, self._count = ag, al, prev, count
-        if count < self.warmup:
-            self._reason = f"warming up: {count}/{self.warmup} bars"
-            return
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        self._warm_at(count)
 
     def _compute_value(self) -> None:
         s = self._ag + self._al

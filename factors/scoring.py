@@ -121,18 +121,24 @@ class ScoreModel:
         if unknown:
             raise ValueError(f"score(): unknown factor key(s) {sorted(unknown)}; known: {list(ALL_FACTORS)}")
         clean: dict[str, float | None] = {}
+        available: list[str] = []
+        missing: list[str] = []
+        isfinite = math.isfinite
         for key in ALL_FACTORS:
             v = values.get(key)
-            if v is not None:
-                if not math.isfinite(v):
+            if v is None:
+                missing.append(key)
+            else:
+                if not isfinite(v):
                     raise ValueError(f"score(): factor {key} is {v}; a factor must be finite or None (not available)")
                 v = float(v)
+                available.append(key)
             clean[key] = v
         config = self.config
 
         live = [(k, w, sign) for k, w, sign in self._weighted if clean[k] is not None]
         total_w = sum([w for _, w, _ in live])
-        contributions: dict[str, float] = {k: 0.0 for k in SIGNED_FACTORS}
+        contributions: dict[str, float] = dict.fromkeys(SIGNED_FACTORS, 0.0)
         if total_w > 0:
             for k, w, sign in live:
                 contributions[k] = w * (sign * clean[k]) / total_w  # type: ignore[operator]
@@ -166,8 +172,6 @@ class ScoreModel:
         if gated:
             direction = FLAT
 
-        available = tuple(k for k in ALL_FACTORS if clean[k] is not None)
-        missing = tuple(k for k in ALL_FACTORS if clean[k] is None)
         if total_w == 0:
             all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
         for key in QUALITY_FACTORS:
@@ -181,8 +185,8 @@ class ScoreModel:
             score=s,
             contributions=contributions,
             values=clean,
-            available=available,
-            missing=missing,
+            available=tuple(available),
+            missing=tuple(missing),
             instrument_id=instrument_id,
             ts_ns=ts_ns,
             gated=tuple(gated),

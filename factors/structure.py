@@ -53,15 +53,9 @@ class StructureFactor(BarFactor):
         self._count += 1
         if self._count == 1:
             self._set_has_inputs(True)
-        if self._count >= self.warmup:
+        if self._warm_at(self._count):
             # the walls of the window before this bar, as they are before this bar joins it
             self._close, self._wall_up, self._wall_down, self._bar_atr = c, self._hmax, self._lmin, atr
-            self._outdated = True
-            if self._reason is not None:
-                self._reason = None
-                self._set_initialized(True)
-        else:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
         highs, lows = self._highs, self._lows
         full = len(highs) == self._n
         h_out = highs[0] if full else h
@@ -99,14 +93,8 @@ class StructureFactor(BarFactor):
             lows.extend([b[2] for b in earlier])
             self._hmax, self._lmin = max(highs), min(lows)
         _o, h, l, c = bars[-1][:4]  # noqa: E741
-        if self._count >= self.warmup:
+        if self._warm_at(self._count):
             self._close, self._wall_up, self._wall_down, self._bar_atr = c, self._hmax, self._lmin, atr
-            self._outdated = True
-            if self._reason is not None:
-                self._reason = None
-                self._set_initialized(True)
-        else:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
         highs.append(h)
         lows.append(l)
         self._hmax, self._lmin = max(highs), min(lows)

@@ -63,14 +63,8 @@ class TrendFactor(BarFactor):
             self._slow = self._slow + self._a_slow * (c - self._slow)
             self._sig += self._a_sig * ((fast - mid) - self._sig)
         self._count += 1
-        if self._count < self.warmup:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
-            return
-        self._close = c
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        if self._warm_at(self._count):
+            self._close = c
 
     def update_bars(self, bars: list) -> None:
         """``update_bar`` over the bars in one loop: the same arithmetic in the same order on locals."""
@@ -104,14 +98,8 @@ class TrendFactor(BarFactor):
         atr.value, atr.count, atr._prev_close = value, atr_count, pc
         self._fast, self._mid, self._slow, self._sig = fast, mid, slow, sig
         self._count = count
-        if count < self.warmup:
-            self._reason = f"warming up: {count}/{self.warmup} bars"
-            return
-        self._close = c
-        self._outdated = True
-        if self._reason is not None:
-            self._reason = None
-            self._set_initialized(True)
+        if self._warm_at(count):
+            self._close = c
 
     def _compute_value(self) -> None:
         fast, mid, slow, c = self._fast, self._mid, self._slow, self._close

@@ -46,16 +46,10 @@ class VolumeFactor(BarFactor):
     def update_bar(self, o, h, l, c, v, tb, ts) -> None:  # noqa: E741
         self._count += 1
         self._vols.append(v)
-        if self._count >= self.warmup:
+        if self._count == 1:
+            self._set_has_inputs(True)
+        if self._warm_at(self._count):
             self._bar = (o, h, l, c)
-            self._outdated = True
-            if self._reason is not None:
-                self._reason = None
-                self._set_initialized(True)
-        else:
-            if self._count == 1:
-                self._set_has_inputs(True)
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
 
     def update_bars(self, bars: list) -> None:
         """``update_bar`` over the bars: V keeps the volumes of its window and the last bar."""
@@ -65,15 +59,9 @@ class VolumeFactor(BarFactor):
             self._set_has_inputs(True)
         self._count += len(bars)
         self._vols.extend([b[4] for b in bars[-self._vols.maxlen :]])  # type: ignore[operator]
-        if self._count >= self.warmup:
+        if self._warm_at(self._count):
             o, h, l, c = bars[-1][:4]  # noqa: E741
             self._bar = (o, h, l, c)
-            self._outdated = True
-            if self._reason is not None:
-                self._reason = None
-                self._set_initialized(True)
-        else:
-            self._reason = f"warming up: {self._count}/{self.warmup} bars"
 
     def _compute_value(self) -> None:
         o, h, l, c = self._bar  # noqa: E741

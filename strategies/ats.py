@@ -52,7 +52,7 @@ from strategies.orders import TradeOrders
 from strategies.protection import GuardAction, StopAction, order_gone
 from strategies.retry import DEFAULT_RETRY
 from strategies.risk import DailyLossGuard, OpenExposure, check_entry
-from strategies.scan import ScanClock, scan_time
+from strategies.scan import NANOS_PER_SECOND, ScanClock, scan_time
 from strategies.sizing import InstrumentFilters, leverage_for_strength, position_size, to_decimal
 from strategies.sync import ExchangeSync
 from strategies.trade import (
@@ -87,6 +87,8 @@ class AtsStrategy(Strategy):
         self.mode = "backtest" if config.mode == RunMode.AUTO else config.mode.value
         self.notices = Notices(self._publish, lambda: self.clock.timestamp_ns())
         self.scan_clock = ScanClock(config.scan, symbols=0)
+        # the bar stamps whose bars begin no UTC day and no scan time (``_handle_bar_body``): empty until a bar
+        self._quiet_from = self._quiet_until = 0
         self.orders = TradeOrders(self, self.market.instruments, config.exits.tp_order)
         self.keeper = ExitKeeper(self.orders, self.market, self.notices, self.counters_, config.exits, config.dynamic)
         self.refusals: dict[InstrumentId, int] = {}  # refusals in a row of what protects a symbol (``_guard``)
@@ -212,6 +214,8 @@ class AtsStrategy(Strategy):
     def _handle_bar_body(self, bar: Bar) -> None:
         instrument_id = self.market.on_bar(self.book, bar)
         ts_event = bar.ts_event
+        if self._quiet_from <= ts_event < self._quiet_until:
+            return  # 59 bars in 60 on 1m bars with hourly scans: the book has the bar, there is nothing else to do
         if self.daily.new_day(ts := scan_time(ts_event)):
             self.observe_daily(ts)
         step = self.scan_clock.on_bar(instrument_id, ts_event)
@@ -220,6 +224,8 @@ class AtsStrategy(Strategy):
             self.clock.set_time_alert_ns(name=f"ats-scan-{step.ts}", alert_time_ns=alert, callback=self._on_scan_alert)
         if step is not None and step.scan_now:
             self._scan(step.ts)
+        quiet_from, quiet_until = self.scan_clock.quiet_stamps(ts)
+        self._quiet_from, self._quiet_until = quiet_from, min(quiet_until, self.daily.day_end() - NANOS_PER_SECOND // 2)
 
     def _on_scan_alert(self, event: TimeEvent) -> None:
         self._on_timer_thread(self._scan_overdue)
@@ -400,6 +406,7 @@ class AtsStrategy(Strategy):
 
     def observe_daily(self, ts: int) -> None:
         """The daily loss limit: observed at each new day, scan, manual signal and position close."""
+        self._quiet_from = self._quiet_until = 0  # the day may change: the next bar looks again
         event = self.daily.observe(ts, self.equity())
         if event == "HIT":
             self.log.warning(self.daily.hit_message())

@@ -1,8 +1,8 @@
 """The strategy's market: its instruments, their last prices, the factor inputs, and the account valued there.
 
 ``Market`` is what the strategy knows of the world apart from its trades: the universe found in the cache at
-start, the last close of each symbol (the reference price of entries and of the account's unrealised PnL), and
-the market inputs it hands to the ``FactorBook``.
+start, the last close of each symbol (the reference price of entries and of the account's unrealised PnL, kept by
+the ``FactorBook`` it feeds), and the market inputs it hands to the book.
 """
 
 from collections.abc import Iterable
@@ -36,8 +36,8 @@ class Market:
     def __init__(self) -> None:
         self.instruments: dict[InstrumentId, Instrument] = {}
         self.ids: dict[str, InstrumentId] = {}  # "BTCUSDT-PERP.BINANCE" -> its id (a scan names symbols by text)
-        self.last_close: dict[InstrumentId, float] = {}
         self.venue: Venue | None = None
+        self.book: FactorBook | None = None
 
     def load(self, instrument_ids: Iterable[InstrumentId], cache: Any, log: Any) -> None:
         """The universe: the configured instruments the cache knows (the others are logged and left out)."""
@@ -54,7 +54,13 @@ class Market:
         # Factor I (independence) measures against BTC and ETH: only when they are in the universe too.
         btc = btc_id if btc_id in self.instruments else None
         eth = eth_id if eth_id in self.instruments else None
-        return FactorBook(factors, list(self.instruments), btc, eth)
+        self.book = FactorBook(factors, list(self.instruments), btc, eth)
+        return self.book
+
+    @property
+    def last_close(self) -> dict[InstrumentId, float]:
+        """The last bar's close of each symbol that has had a bar (the book keeps them as it takes the bars)."""
+        return {} if self.book is None else self.book.last_closes()
 
     def resolve(self, symbol: str) -> InstrumentId | None:
         return resolve_symbol(symbol, self.instruments)
@@ -62,11 +68,10 @@ class Market:
     # --- inputs of the factors ------------------------------------------------------------------------------
 
     def on_bar(self, book: FactorBook, bar: Bar) -> InstrumentId:
-        """Feed the bar to the book and keep its close; the bar's instrument (each ``bar.bar_type`` builds new
-        objects: it is read once per bar)."""
+        """Feed the bar to the book; the bar's instrument (each ``bar.bar_type`` builds new objects: it is read once
+        per bar)."""
         instrument_id = bar.bar_type.instrument_id
         book.handle_bar(bar, instrument_id)
-        self.last_close[instrument_id] = bar.close.as_double()
         return instrument_id
 
     def on_input(self, book: FactorBook, data: Data) -> None:

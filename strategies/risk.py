@@ -102,6 +102,10 @@ class DailyLossGuard:
     def new_day(self, ts_ns: int) -> bool:
         return utc_day(ts_ns) != self.day
 
+    def day_end(self) -> int:
+        """When the day observed last ends (ns): ``new_day`` is False for every time of it."""
+        return (self.day + 1) * NANOS_PER_DAY
+
     def hit_message(self) -> str:
         return f"daily loss {self.last_pnl:.2f} USDT reached the limit {self.limit:.0f}: no new entries until 00:00 UTC"
 

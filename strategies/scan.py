@@ -72,6 +72,15 @@ class ScanClock:
         self._seen.add(instrument_id)
         return ScanStep(ts, new and self.symbols > 1, len(self._seen) >= self.symbols)
 
+    def quiet_stamps(self, ts: int) -> tuple[int, int]:
+        """After ``on_bar`` for a bar of scan time ``ts``: the bar stamps (``ts_event``) from, until (exclusive)
+        whose bars ``on_bar`` returns None for, now and later (scans only move on), so a caller may skip it for
+        them. Empty while ``ts`` itself waits for its scan, and before the one scan of ``FIRST_SCAN``."""
+        if (self._first_scan_only and not self.scans) or (ts % self._interval_ns == 0 and ts > self.last_scan_ts):
+            return 0, 0
+        # every scan time from ts to the next boundary; scan_time rounds a stamp half a second up
+        return ts - NANOS_PER_SECOND // 2, (ts // self._interval_ns + 1) * self._interval_ns - NANOS_PER_SECOND // 2
+
     def grace_deadline(self, ts: int) -> int:
         return ts + self.config.grace_ms * 1_000_000
 

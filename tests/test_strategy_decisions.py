@@ -102,6 +102,37 @@ def test_scan_clock_waits_for_every_symbol_or_the_grace_alert() -> None:
     assert scan_time(t0 + 10 * MINUTE - 1_000_000) == t0 + 10 * MINUTE
 
 
+def test_scan_clock_quiet_stamps_are_the_bars_it_has_nothing_to_say_about() -> None:
+    """The strategy's bar handler skips the scan clock and the day check for bars stamped in ``quiet_stamps``: each
+    such stamp must get None from ``on_bar``, and the first stamp after them must be the next scan time's."""
+    import copy
+
+    t0 = 1_700_006_400_000_000_000  # a whole hour
+    for interval, symbols, entries in ((5, 2, ScanEntries.EVERY_SCAN), (1, 1, ScanEntries.NONE),
+                                       (60, 3, ScanEntries.FIRST_SCAN)):  # fmt: skip
+        clock = ScanClock(ScanConfig(interval_minutes=interval, entries=entries), symbols=symbols)
+        ids = [BTC, ETH, InstrumentId.from_str("SOLUSDT-PERP.BINANCE")][:symbols]
+        quiet_seen = 0
+        for minute in range(1, 3 * interval + 2):
+            for k, instrument_id in enumerate(ids):
+                stamp = t0 + minute * MINUTE - (1_000_000 if k % 2 else 0)  # live kline stamps end 1 ms early
+                step = clock.on_bar(instrument_id, stamp)
+                if step is not None and step.scan_now:
+                    clock.scanned(step.ts)
+                lo, hi = clock.quiet_stamps(scan_time(stamp))
+                boundary = scan_time(stamp) % (interval * MINUTE) == 0
+                if (entries == ScanEntries.FIRST_SCAN and not clock.scans) or (boundary and clock.overdue()):
+                    assert lo >= hi, (interval, minute, k)  # its scan time still waits: every bar of it counts
+                    continue
+                quiet_seen += 1
+                assert lo <= stamp < hi and scan_time(lo) == scan_time(stamp)
+                assert hi == (scan_time(stamp) // (interval * MINUTE) + 1) * interval * MINUTE - 500_000_000
+                for probe in (lo, stamp, (lo + hi) // 2, hi - 1):
+                    assert copy.deepcopy(clock).on_bar(instrument_id, probe) is None, (interval, minute, probe)
+                assert copy.deepcopy(clock).on_bar(ids[0], hi) is not None  # the next scan time begins at hi
+        assert quiet_seen > 0
+
+
 def test_scan_entries_every_first_or_none() -> None:
     def entries(mode: ScanEntries, scans: int) -> list[bool]:
         clock = ScanClock(ScanConfig(interval_minutes=1, entries=mode), symbols=1)
