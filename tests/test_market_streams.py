@@ -14,8 +14,9 @@ from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.model.data import BarType, CustomData
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
+from nautilus_trader.model.objects import Price, Quantity
 
-from nodes.live.market_streams import install_market_streams, stream_name
+from nodes.live.market_streams import install_market_streams, parse_price, parse_quantity, stream_name
 from tests.live_support import RALLY_START_MS, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 
@@ -144,6 +145,14 @@ async def _refresh_mark_subscriptions(client: Any) -> None:
         await client._subscribe_mark_prices(None)
     except Exception:
         pass
+
+
+def test_prices_parse_as_from_str_does() -> None:
+    texts = ["61800.30", "0.00001234", "0.000", "100", "3.330", "0.00010000", "123456789.123456", "99999.99999999",
+             "0.1", "1234567890123.45", "12345678.123456789", "1e-05", "2.5E3", "0.000000001"]  # fmt: skip
+    for text in texts:
+        for fast, stock in ((parse_price(text), Price.from_str(text)), (parse_quantity(text), Quantity.from_str(text))):
+            assert (fast.raw, fast.precision) == (stock.raw, stock.precision), text
 
 
 def test_a_broken_frame_is_logged_and_the_stream_goes_on(shared_data: Path) -> None:

@@ -11,6 +11,9 @@ messages). Stock, each message costs more than it needs to:
   ``{"stream":"<name>"``) and the three hot streams (kline, mark price, book ticker) go straight to their decoder;
 - its symbol is parsed back into an instrument id each time (``_get_cached_instrument_id`` builds a
   ``BinanceSymbol`` before looking the id up); here the raw symbol is the key;
+- its prices are parsed from text by ``Price.from_str`` (2.5 us each, four or five a message); here a price of up
+  to 15 digits is ``Price(float(text), decimals)``, the same value and precision in a tenth of the time (longer
+  or exponent-bearing text still goes through ``from_str``);
 - a kline that has not closed (Binance sends one every 250 ms per symbol, the simulator three a bar) is decoded in
   full to be dropped; here the frame's ``"x":false`` drops it unread;
 - a mark price is published twice: as Binance's mark-price data (funding rate, next funding time: what the
@@ -42,7 +45,7 @@ from nautilus_trader.adapters.binance.futures.data import BinanceFuturesDataClie
 from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.core.datetime import millis_to_nanos
 from nautilus_trader.data.engine import DataEngine
-from nautilus_trader.model.data import BarType, CustomData, DataType, MarkPriceUpdate
+from nautilus_trader.model.data import BarType, CustomData, DataType, MarkPriceUpdate, QuoteTick
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
@@ -58,6 +61,23 @@ def stream_name(raw: bytes) -> str | None:
         return None
     end = raw.find(b'"', len(_STREAM_HEAD))
     return raw[len(_STREAM_HEAD) : end].decode() if end > 0 else None
+
+
+def parse_price(text: str) -> Price:
+    """``Price.from_str(text)``, faster: a decimal of at most 15 digits is exact as a float rounded to its own
+    number of decimals."""
+    if len(text) <= 16 and "e" not in text and "E" not in text:
+        dot = text.find(".")
+        return Price(float(text), len(text) - dot - 1 if dot >= 0 else 0)
+    return Price.from_str(text)
+
+
+def parse_quantity(text: str) -> Quantity:
+    """``Quantity.from_str(text)``, faster (as ``parse_price``)."""
+    if len(text) <= 16 and "e" not in text and "E" not in text:
+        dot = text.find(".")
+        return Quantity(float(text), len(text) - dot - 1 if dot >= 0 else 0)
+    return Quantity.from_str(text)
 
 
 def mark_price_stream(symbol: str | None) -> str:
@@ -175,11 +195,11 @@ class MarketStreams:
         ts_event = millis_to_nanos(k.T)
         return BinanceBar(
             bar_type=bar_type,
-            open=Price.from_str(k.o),
-            high=Price.from_str(k.h),
-            low=Price.from_str(k.l),
-            close=Price.from_str(k.c),
-            volume=Quantity.from_str(k.v),
+            open=parse_price(k.o),
+            high=parse_price(k.h),
+            low=parse_price(k.l),
+            close=parse_price(k.c),
+            volume=parse_quantity(k.v),
             quote_volume=Decimal(k.q),
             count=k.n,
             taker_buy_base_volume=Decimal(k.V),
@@ -188,17 +208,35 @@ class MarketStreams:
             ts_init=client._clock.timestamp_ns() or ts_event,
         )
 
-    def _book_ticker(self, raw: bytes) -> Any:
-        client = self.client
-        data = client._decoder_quote_msg.decode(raw).data
-        return data.parse_to_quote_tick(instrument_id=self.instrument_id(data.s), ts_init=client._clock.timestamp_ns())
+    def _book_ticker(self, raw: bytes) -> QuoteTick:
+        data = self.client._decoder_quote_msg.decode(raw).data
+        ts_init = self.client._clock.timestamp_ns()
+        ts_event = millis_to_nanos(data.T) if data.T else ts_init  # BinanceQuoteData.parse_to_quote_tick
+        return QuoteTick(
+            instrument_id=self.instrument_id(data.s),
+            bid_price=parse_price(data.b),
+            ask_price=parse_price(data.a),
+            bid_size=parse_quantity(data.B),
+            ask_size=parse_quantity(data.A),
+            ts_event=ts_event,
+            ts_init=ts_init or ts_event,
+        )
 
     def _mark_price(self, raw: bytes) -> Any:
         client = self.client
         data = client._decoder_futures_mark_price_msg.decode(raw).data
         instrument_id = self.instrument_id(data.s)
-        update = data.parse_to_binance_futures_mark_price_update(
-            instrument_id=instrument_id, ts_init=client._clock.timestamp_ns()
+        update = (
+            BinanceFuturesMarkPriceUpdate(  # BinanceFuturesMarkPriceData.parse_to_binance_futures_mark_price_update
+                instrument_id=instrument_id,
+                mark=parse_price(data.p),
+                index=parse_price(data.i),
+                estimated_settle=parse_price(data.P),
+                funding_rate=Decimal(data.r),
+                next_funding_ns=millis_to_nanos(data.T),
+                ts_event=millis_to_nanos(data.E),
+                ts_init=client._clock.timestamp_ns(),
+            )
         )
         data_type = self._mark_types.get(instrument_id)
         if data_type is None:
