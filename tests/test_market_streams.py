@@ -149,7 +149,8 @@ async def _refresh_mark_subscriptions(client: Any) -> None:
 
 def test_prices_parse_as_from_str_does() -> None:
     texts = ["61800.30", "0.00001234", "0.000", "100", "3.330", "0.00010000", "123456789.123456", "99999.99999999",
-             "0.1", "1234567890123.45", "12345678.123456789", "1e-05", "2.5E3", "0.000000001"]  # fmt: skip
+             "0.1", "1234567890123.45", "12345678.123456789", "12345678901234", "1234567.123456789",
+             "1e-05", "2.5E3", "0.000000001"]  # fmt: skip
     for text in texts:
         for fast, stock in ((parse_price(text), Price.from_str(text)), (parse_quantity(text), Quantity.from_str(text))):
             assert (fast.raw, fast.precision) == (stock.raw, stock.precision), text
