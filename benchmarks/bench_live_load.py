@@ -143,6 +143,7 @@ class Run:
     entries: int
     max_positions: int
     node_cpu_s: float
+    sent_by_kind: dict[str, int]  # messages the simulator wrote to the node during the replay, by stream kind
 
 
 def _cpu_s(pid: int) -> float:
@@ -163,6 +164,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_
     sim = BinanceSimulator(config)
     probe = Probe(sim)
     entry_ids = _record_entry_ids(sim)
+    sent = _count_sent(sim)
     with tempfile.TemporaryDirectory() as tmp, sim:
         folder = Path(tmp)
         probe_path = folder / "probe.json"
@@ -183,6 +185,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_
             rss_start = _memory_kb(node.pid)[0] / 1024
             cpu_start = _cpu_s(node.pid)
             begin_w, begin_t = sim.request_log.total_weight(), time.monotonic()
+            sent.clear()
             sim.play()
             half, rss_middle, max_positions = sim.total_ticks // 2, 0.0, 0
             assert sim.finished is not None
@@ -202,6 +205,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_
             time.sleep(3.0)  # the last bars reach the node
             rss_end = _memory_kb(node.pid)[0] / 1024
             cpu = _cpu_s(node.pid) - cpu_start
+            sent_by_kind = dict(sent)
             dropped = sim.call(lambda: sim.hub.dropped + sim.hub.unsent)
             log = sim.request_log
             orders = log.count("/fapi/v1/order", "POST") + log.count("/fapi/v1/algoOrder", "POST")
@@ -236,7 +240,34 @@ def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_
         entries=len(probe.entries),
         max_positions=max_positions,
         node_cpu_s=cpu,
+        sent_by_kind=sent_by_kind,
     )
+
+
+def stream_kind(text: str) -> str:
+    """The kind of a message the simulator writes: a market stream's name after the symbol (``kline_1m``,
+    ``markPrice``, ``bookTicker``; a closed kline is ``kline_1m closed``), ``user`` for the user stream."""
+    if not text.startswith('{"stream":"'):
+        return "user"
+    name = text[11 : text.find('"', 11)]
+    kind = name.partition("@")[2] or name
+    return f"{kind} closed" if kind.startswith("kline") and '"x":true' in text else kind
+
+
+def _count_sent(sim: BinanceSimulator) -> dict[str, int]:
+    """Messages written to the node's sockets by kind (wrapped around the ``Probe``'s stamp, before the node
+    connects)."""
+    counts: dict[str, int] = {}
+    stamp = sim.hub.on_sent
+
+    def on_sent(text: str) -> None:
+        kind = stream_kind(text)
+        counts[kind] = counts.get(kind, 0) + 1
+        if stamp is not None:
+            stamp(text)
+
+    sim.hub.on_sent = on_sent
+    return counts
 
 
 def _record_entry_ids(sim: BinanceSimulator) -> list[tuple[float, str]]:
@@ -367,6 +398,8 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
     full = run.collections[run.collections[:, 0] == 2] if collected else run.collections
     full_cpu = float(full[:, 2].max()) if len(full) else 0.0
     first, later = first_scan_split(run)
+    symbols_n = len(run.lag.get("bars", {})) or 1
+    per_min = max(run.market_minutes, 1.0) * symbols_n
     return [
         Row(name, "kline -> entry order p50 ms", _percentile(lat, 50), "", "",
             f"{len(lat)} entries; {run.max_positions} positions at most at once"),
@@ -397,6 +430,9 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
         Row(name, "messages dropped", lost, "0", "",
             f"{run.klines_sent:,} closed klines sent, {run.bars_received:,} bars received; "
             f"{run.dropped_sim} dropped/unsent by the simulator"),
+        Row(name, "messages to the node per market min per symbol", sum(run.sent_by_kind.values()) / per_min, "", "",
+            ", ".join(f"{k} {v / per_min:.2f}" for k, v in sorted(run.sent_by_kind.items(), key=lambda kv: -kv[1]))
+            + f" ({run.market_minutes:.0f} market min, {symbols_n} symbols)"),
         Row(name, "replay pace achieved (x real time)", pace, f"{run.speed:g}", "",
             f"{run.market_minutes:.0f} market min in {run.wall_minutes:.1f} wall min; "
             f"node cpu {run.node_cpu_s / run.wall_minutes / 60 * 100:.0f} % of a core"),

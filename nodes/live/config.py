@@ -39,6 +39,7 @@ from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
 from nodes.live.liquidations import ws_base_url
+from nodes.live.market_streams import attach_data_engine
 from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
 from nodes.paths import DEFAULT_LIVE_CONFIG, PACKAGE_DIR
@@ -458,4 +459,5 @@ def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEve
     node.add_data_client_factory(BINANCE, PacedBinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else PacedBinanceLiveExecClientFactory)
     node.build()
+    attach_data_engine(node)
     return node

@@ -19,6 +19,7 @@ from nautilus_trader.adapters.binance.http.market import BinanceMarketHttpAPI
 from nautilus_trader.model.data import BarType
 
 from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
+from nodes.live.market_streams import install_market_streams
 from nodes.live.weight_budget import klines_limits, meter
 
 DEFAULT_KLINES_LIMIT = 500  # what Binance sends when no limit is given
@@ -68,8 +69,9 @@ async def request_klines_cheaply(
 
 
 class PacedBinanceLiveDataClientFactory(BinanceLiveDataClientFactory):
-    """Nautilus's data client factory; its client's requests wait for room in the weight budget, and its past
-    klines are fetched by ``request_klines_cheaply``."""
+    """Nautilus's data client factory; its client's requests wait for room in the weight budget, its past klines
+    are fetched by ``request_klines_cheaply``, and its market streams are handled by
+    ``nodes/live/market_streams.py``."""
 
     @staticmethod
     def create(  # type: ignore[override]
@@ -79,6 +81,7 @@ class PacedBinanceLiveDataClientFactory(BinanceLiveDataClientFactory):
         meter(client._http_client)
         market = client._http_market
         market.request_binance_bars = types.MethodType(request_klines_cheaply, market)
+        install_market_streams(client)
         return client
 
 

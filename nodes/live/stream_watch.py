@@ -1,13 +1,13 @@
 """Stream gaps: noticed, reported, and followed by a check of the account against the exchange.
 
-Binance's mark-price stream sends every symbol's mark once a second, so market data that stops for a few
-seconds is a gap: the connection hangs or messages are lost (a silence), and user-stream messages (fills) may be
-lost with them, which no reconnect would reveal. ``StreamGapWatch`` watches the node's market data on the bus;
-when data comes back after a gap it publishes ``NodeEvent("RECONNECTED")`` and asks the execution client for an
-immediate resync (the mass status Nautilus itself runs after a user-stream reconnect), instead of waiting for
-the next periodic position check. A user-stream reconnect or a new listen key (drop, expiry) is reported the same
-way by ``watch_user_stream``, after Nautilus's own resync. Repairs that follow are the strategy's
-``NodeEvent("RECONCILED")``.
+Binance's mark-price stream sends every symbol's mark every 3 seconds (the pace the node subscribes), so market data
+that stops for several seconds is a gap: the connection hangs or messages are lost (a silence), and user-stream
+messages (fills) may be lost with them, which no reconnect would reveal. ``StreamGapWatch`` watches the node's
+market data on the bus; when data comes back after a gap it publishes ``NodeEvent("RECONNECTED")`` and asks the
+execution client for an immediate resync (the mass status Nautilus itself runs after a user-stream reconnect),
+instead of waiting for the next periodic position check. A user-stream reconnect or a new listen key (drop, expiry)
+is reported the same way by ``watch_user_stream``, after Nautilus's own resync. Repairs that follow are the
+strategy's ``NodeEvent("RECONCILED")``.
 
 Nautilus 1.231's Binance client makes one attempt at a new listen key after ``listenKeyExpired`` (or after the
 keep-alive fails); when that request is refused (a 418 ban window, a 429, -1008, a timeout) it logs "user data
@@ -70,7 +70,7 @@ class GapDetector:
 
 
 class StreamGapWatchConfig(ActorConfig, frozen=True):
-    gap_s: PositiveFloat = 10.0  # marks come every second: ten quiet seconds are a gap (a busy start is not)
+    gap_s: PositiveFloat = 10.0  # marks come every 3 s: ten quiet seconds are a gap (a busy start is not)
     mode: str = "live"
 
 

@@ -1,0 +1,288 @@
+"""The market streams of Nautilus 1.231's Binance futures data client, handled for a node that watches hundreds of
+symbols. Applied per client instance (no global patch); the wire formats, subscriptions, reconnects and
+resubscriptions stay Nautilus's own.
+
+Every minute the node must take in a burst at the minute's close: for each symbol its closed kline, its mark
+price and its book ticker, and only then can the strategy scan (``benchmarks live-load``: 200 symbols, 600
+messages). Stock, each message costs more than it needs to:
+
+- its stream is found by decoding the message twice (a wrapper, then the typed message) and testing it against
+  every known stream name; here the stream name is read from the frame's head (Binance's combined frames begin
+  ``{"stream":"<name>"``) and the three hot streams (kline, mark price, book ticker) go straight to their decoder;
+- its symbol is parsed back into an instrument id each time (``_get_cached_instrument_id`` builds a
+  ``BinanceSymbol`` before looking the id up); here the raw symbol is the key;
+- its prices are parsed from text by ``Price.from_str`` (2.5 us each, four or five a message); here a price of up
+  to 15 digits is ``Price(float(text), decimals)``, the same value and precision in a tenth of the time (longer
+  or exponent-bearing text still goes through ``from_str``);
+- a kline that has not closed (Binance sends one every 250 ms per symbol, the simulator three a bar) is decoded in
+  full to be dropped; here the frame's ``"x":false`` drops it unread;
+- a mark price is published twice: as Binance's mark-price data (funding rate, next funding time: what the
+  strategy reads) and as Nautilus's ``MarkPriceUpdate``, which the data engine caches and publishes to nobody
+  unless something subscribed mark prices (the portfolio reads them only with ``use_mark_prices``, which the node
+  leaves off); here the second one is published only for instruments whose mark prices were subscribed;
+- each message crosses the data engine's queue with a thread-safe call and two more turns of the event loop
+  before the strategy sees it; here, on the loop's own thread and with the queue empty (nothing to overtake), it
+  is handed to the engine at once, as the queue's task would.
+
+And the mark price is asked at Binance's default pace, every 3 s (``<symbol>@markPrice``), not every second
+(``@markPrice@1s``): the strategy reads a mark for the basis factor's premium and the funding rate, both read at
+a scan (each minute at the most); the stream watch (``nodes/live/stream_watch.py``) calls 10 quiet seconds a
+gap. On Binance that is a third of the mark messages. (Nautilus's own ``speed=3000`` would ask for
+``@markPrice@3s``, a name Binance does not have.)
+
+The values are the stock client's (``tests/test_market_streams.py`` compares them message by message on a real
+capture and on the simulator's streams).
+"""
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
+from nautilus_trader.adapters.binance.common.types import BinanceBar
+from nautilus_trader.adapters.binance.futures.data import BinanceFuturesDataClient
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
+from nautilus_trader.core.datetime import millis_to_nanos
+from nautilus_trader.data.engine import DataEngine
+from nautilus_trader.model.data import BarType, CustomData, DataType, MarkPriceUpdate, QuoteTick
+from nautilus_trader.model.enums import AggregationSource
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.objects import Price, Quantity
+
+_STREAM_HEAD = b'{"stream":"'
+_OPEN_KLINE = b'"x":false'
+
+
+def stream_name(raw: bytes) -> str | None:
+    """The stream of a combined-stream frame read from its head, or None when the frame does not begin with it
+    (then the stock decoder finds it)."""
+    if not raw.startswith(_STREAM_HEAD):
+        return None
+    end = raw.find(b'"', len(_STREAM_HEAD))
+    return raw[len(_STREAM_HEAD) : end].decode() if end > 0 else None
+
+
+def _decimals(text: str) -> int | None:
+    """The number of decimals of a plain decimal of at most 15 digits (exact as a float rounded to them), else
+    None."""
+    if "e" in text or "E" in text:
+        return None
+    dot = text.find(".")
+    if len(text) - (dot >= 0) > 15:
+        return None
+    return len(text) - dot - 1 if dot >= 0 else 0
+
+
+def parse_price(text: str) -> Price:
+    """``Price.from_str(text)``, a tenth of its time for the prices Binance sends."""
+    decimals = _decimals(text)
+    return Price.from_str(text) if decimals is None else Price(float(text), decimals)
+
+
+def parse_quantity(text: str) -> Quantity:
+    """``Quantity.from_str(text)``, a tenth of its time for the sizes Binance sends."""
+    decimals = _decimals(text)
+    return Quantity.from_str(text) if decimals is None else Quantity(float(text), decimals)
+
+
+def mark_price_stream(symbol: str | None) -> str:
+    """Binance's 3-second mark-price stream of a symbol, or of every symbol."""
+    return "!markPrice@arr" if symbol is None else f"{BinanceSymbol(symbol).lower()}@markPrice"
+
+
+class MarketStreams:
+    """The hot market streams of one ``BinanceFuturesDataClient``: decoded, turned into Nautilus data and handed
+    to the data engine (see the module's text)."""
+
+    def __init__(self, client: BinanceFuturesDataClient) -> None:
+        self.client = client
+        self._stock_handler = client._handle_ws_message
+        self._stock_instrument_id = client._get_cached_instrument_id
+        self._instrument_ids: dict[str, InstrumentId] = {}
+        self._bar_types: dict[tuple[InstrumentId, str], BarType] = {}
+        self._mark_types: dict[InstrumentId, DataType] = {}
+        self._mark_subscribed: frozenset[InstrumentId] = frozenset()
+        self._engine: DataEngine | None = None
+        self._engine_process: Callable[[Any], None] | None = None
+        self._queue_size: Callable[[], int] = lambda: 1
+        self._on_error: Callable[[Exception, str], None] | None = None
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self.direct = 0  # messages handed to the engine at once
+        self.queued = 0  # through the engine's queue (another thread, or the queue not empty)
+
+    def install(self) -> None:
+        client = self.client
+        client._handle_ws_message = self.handle
+        client._get_cached_instrument_id = self.instrument_id
+        # the WebSocket clients took the stock handler when the data client was made; they connect later
+        client._ws_client._handler = client._ws_public_client._handler = self.handle
+        ws = client._ws_client
+
+        async def subscribe_mark_price(symbol: str | None = None, speed: int | None = None) -> None:
+            await ws._subscribe(mark_price_stream(symbol))
+
+        async def unsubscribe_mark_price(symbol: str | None = None, speed: int | None = None) -> None:
+            await ws._unsubscribe(mark_price_stream(symbol))
+
+        ws.subscribe_mark_price = subscribe_mark_price
+        ws.unsubscribe_mark_price = unsubscribe_mark_price
+        subscribe, unsubscribe = client._subscribe_mark_prices, client._unsubscribe_mark_prices
+
+        async def subscribe_mark_prices(command: Any) -> None:
+            self._mark_subscribed = frozenset(client.subscribed_mark_prices())
+            await subscribe(command)
+
+        async def unsubscribe_mark_prices(command: Any) -> None:
+            self._mark_subscribed = frozenset(client.subscribed_mark_prices())
+            await unsubscribe(command)
+
+        client._subscribe_mark_prices = subscribe_mark_prices
+        client._unsubscribe_mark_prices = unsubscribe_mark_prices
+
+    def attach_engine(self, engine: Any) -> None:
+        """Hand data to ``engine`` (the node's ``LiveDataEngine``) at once when the queue's task would be next."""
+        self._engine = engine
+        self._engine_process = lambda data: DataEngine.process(engine, data)  # the engine's own, not the queue's
+        self._queue_size = engine.data_qsize
+        self._on_error = engine._handle_queue_exception
+
+    # --- per message
+
+    def instrument_id(self, symbol: str) -> InstrumentId:
+        instrument_id = self._instrument_ids.get(symbol)
+        if instrument_id is None:
+            instrument_id = self._instrument_ids[symbol] = self._stock_instrument_id(symbol)
+        return instrument_id
+
+    def handle(self, raw: bytes) -> None:
+        stream = stream_name(raw)
+        kind = stream.partition("@")[2] if stream is not None else ""
+        if kind.startswith("kline_"):
+            if _OPEN_KLINE in raw:
+                return
+            data = self._parse(self._kline, raw)
+        elif kind == "bookTicker":
+            data = self._parse(self._book_ticker, raw)
+        elif kind == "markPrice" or kind == "markPrice@1s":
+            data = self._parse(self._mark_price, raw)
+        else:
+            self._stock_handler(raw)
+            return
+        if data is None:
+            return
+        if isinstance(data, tuple):
+            for item in data:
+                self.deliver(item)
+        else:
+            self.deliver(data)
+
+    def _parse(self, parse: Callable[[bytes], Any], raw: bytes) -> Any:
+        try:
+            return parse(raw)
+        except Exception as e:  # as the stock handler: logged, the stream goes on
+            self.client._log.exception(f"Error handling websocket message {raw!r}", e)
+            return None
+
+    def _kline(self, raw: bytes) -> BinanceBar | None:
+        client = self.client
+        k = client._decoder_candlestick_msg.decode(raw).data.k
+        if not k.x:
+            return None
+        instrument_id = self.instrument_id(k.s)
+        bar_type = self._bar_types.get((instrument_id, k.i))
+        if bar_type is None:
+            bar_type = self._bar_types[(instrument_id, k.i)] = BarType(
+                instrument_id=instrument_id,
+                bar_spec=client._enum_parser.parse_binance_kline_interval_to_bar_spec(k.i),
+                aggregation_source=AggregationSource.EXTERNAL,
+            )
+        # BinanceCandlestick.parse_to_binance_bar with the bar type kept
+        ts_event = millis_to_nanos(k.T)
+        return BinanceBar(
+            bar_type=bar_type,
+            open=parse_price(k.o),
+            high=parse_price(k.h),
+            low=parse_price(k.l),
+            close=parse_price(k.c),
+            volume=parse_quantity(k.v),
+            quote_volume=Decimal(k.q),
+            count=k.n,
+            taker_buy_base_volume=Decimal(k.V),
+            taker_buy_quote_volume=Decimal(k.Q),
+            ts_event=ts_event,
+            ts_init=client._clock.timestamp_ns() or ts_event,
+        )
+
+    def _book_ticker(self, raw: bytes) -> QuoteTick:
+        data = self.client._decoder_quote_msg.decode(raw).data
+        ts_init = self.client._clock.timestamp_ns()
+        ts_event = millis_to_nanos(data.T) if data.T else ts_init  # BinanceQuoteData.parse_to_quote_tick
+        return QuoteTick(
+            instrument_id=self.instrument_id(data.s),
+            bid_price=parse_price(data.b),
+            ask_price=parse_price(data.a),
+            bid_size=parse_quantity(data.B),
+            ask_size=parse_quantity(data.A),
+            ts_event=ts_event,
+            ts_init=ts_init or ts_event,
+        )
+
+    def _mark_price(self, raw: bytes) -> Any:
+        client = self.client
+        data = client._decoder_futures_mark_price_msg.decode(raw).data
+        instrument_id = self.instrument_id(data.s)
+        update = (
+            BinanceFuturesMarkPriceUpdate(  # BinanceFuturesMarkPriceData.parse_to_binance_futures_mark_price_update
+                instrument_id=instrument_id,
+                mark=parse_price(data.p),
+                index=parse_price(data.i),
+                estimated_settle=parse_price(data.P),
+                funding_rate=Decimal(data.r),
+                next_funding_ns=millis_to_nanos(data.T),
+                ts_event=millis_to_nanos(data.E),
+                ts_init=client._clock.timestamp_ns(),
+            )
+        )
+        data_type = self._mark_types.get(instrument_id)
+        if data_type is None:
+            data_type = self._mark_types[instrument_id] = DataType(
+                BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id}
+            )
+        custom = CustomData(data_type=data_type, data=update)
+        if instrument_id not in self._mark_subscribed:
+            return custom
+        return custom, MarkPriceUpdate(instrument_id, update.mark, update.ts_event, update.ts_init)
+
+    def deliver(self, data: Any) -> None:
+        """To the data engine: at once on the loop's thread with its queue empty; else through the queue."""
+        process = self._engine_process
+        if process is None or asyncio._get_running_loop() is not self.client._loop or self._queue_size():
+            self.queued += 1
+            self.client._handle_data(data)
+            return
+        self.direct += 1
+        try:
+            process(data)
+        except Exception as e:  # what the queue's task does with a failure
+            assert self._on_error is not None
+            self._on_error(e, "Data")
+
+
+def install_market_streams(client: Any) -> MarketStreams | None:
+    """Give a Binance futures data client the handling above; None for any other client."""
+    if not isinstance(client, BinanceFuturesDataClient):
+        return None
+    streams = MarketStreams(client)
+    streams.install()
+    client.ats_market_streams = streams
+    return streams
+
+
+def attach_data_engine(node: Any) -> None:
+    """After ``node.build()``: the node's Binance data clients hand their market data to its data engine at once."""
+    engine = node.kernel.data_engine
+    for client in engine._clients.values():
+        streams = getattr(client, "ats_market_streams", None)
+        if streams is not None:
+            streams.attach_engine(engine)
