@@ -223,8 +223,11 @@ def test_stop_resized_after_tp1_in_a_ban_window(shared_data: Path, tmp_path: Pat
             sim.play()  # TP1 is 0.05 % away on a rising market: it fills during the ban
             wait_for(lambda: 0 < exchange_position(sim)[0] < full, 8, "TP1 during the ban")
             sim.pause()
-            later = sim.request_log.entries[sent:]
-            assert any(e.path == "/fapi/v1/algoOrder" and e.status == 418 for e in later), "TP1 filled after the ban"
+
+            def stop_refused_by_the_ban() -> bool:  # the node hears of the fill a moment after the exchange
+                return any(e.path == "/fapi/v1/algoOrder" and e.status == 418 for e in sim.request_log.entries[sent:])
+
+            wait_for(stop_refused_by_the_ban, 3, "the break-even stop refused in the ban (else TP1 filled after it)")
             rest = exchange_position(sim)[0]
 
             def one_stop_for_the_rest() -> bool:
