@@ -88,7 +88,9 @@ def _feed(book: FactorBook, kind: str, payload: object, ts: int) -> None:
 
 
 def _as_tuple(r: ScoreResult) -> tuple:
-    return (r.instrument_id, r.direction, r.strength, r.score, r.contributions, r.values, r.notes, r.gated, r.ts_ns)
+    values, contributions = r.values, r.contributions  # their key order too: the JSON of a signal follows it
+    return (r.instrument_id, r.direction, r.strength, r.score, contributions, values, r.notes, r.gated, r.ts_ns,
+            tuple(values), tuple(contributions), r.available, r.missing)  # fmt: skip
 
 
 @pytest.mark.parametrize(
