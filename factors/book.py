@@ -423,11 +423,17 @@ class FactorBook:
     def missing_factors(self, instrument_id: InstrumentId) -> dict[str, str] | None:
         """None while the symbol warms up (``is_warm``); then each factor without a value and why: what a coverage
         sample counts, in one read of the symbol instead of ``is_warm``, ``values`` and ``reasons``."""
-        factors = self._current(instrument_id).factors
+        missing: dict[str, str] = {}
+        for k, ind in self._current(instrument_id).factors.items():
+            if ind._outdated:  # what ``value`` does
+                ind._outdated = False
+                ind._compute_value()
+            if ind._value is None:
+                missing[k] = ind._reason or "not available"
         for k in WARM_FACTORS:
-            if factors[k].value is None:
+            if k in missing:
                 return None
-        return {k: ind.reason or "not available" for k, ind in factors.items() if ind.value is None}
+        return missing
 
     def score(self, instrument_id: InstrumentId) -> ScoreResult:
         sym = self._current(instrument_id)
