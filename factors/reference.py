@@ -198,7 +198,9 @@ def rate_score(rate: pd.Series | np.ndarray) -> np.ndarray:
     return np.where(np.asarray(rate) >= 0, s, -s)
 
 
-def basis_funding(bars: pd.DataFrame, marks: pd.DataFrame, funding: pd.DataFrame, c: FactorConfig) -> pd.Series:
+def basis_funding(
+    bars: pd.DataFrame, marks: pd.DataFrame, funding: pd.DataFrame, c: FactorConfig
+) -> pd.Series:
     """B at each bar close. marks: ts, mark; funding: ts, rate.
 
     A mark is compared with the last bar close at or before its time; events at a bar's ts count for it.
