@@ -23,6 +23,13 @@ class BasisFundingFactor(FactorIndicator):
     """
 
     key = "B"
+    __slots__ = (
+        "_funding",
+        "_last",
+        "_premium",
+        "_wf",
+        "_wp",
+    )
 
     def __init__(self, w_funding: float = 0.5, w_premium: float = 0.5) -> None:
         super().__init__([w_funding, w_premium])

@@ -19,6 +19,22 @@ class CvdFactor(BarFactor):
     """
 
     key = "C"
+    __slots__ = (
+        "_count",
+        "_n",
+        "_r2_full",
+        "_scale",
+        "_sky",
+        "_slides",
+        "_sxx",
+        "_sy",
+        "_syy",
+        "_vols",
+        "_xbar",
+        "_xs",
+        "_y",
+        "_ys",
+    )
 
     def __init__(self, window: int = 20, scale: float = 0.2, r2_full: float = 0.5) -> None:
         super().__init__([window])

@@ -21,6 +21,26 @@ class FundLeadingFactor(BarFactor):
     """
 
     key = "F"
+    __slots__ = (
+        "_atr",
+        "_bar_atr",
+        "_closes",
+        "_components",
+        "_count",
+        "_deltas",
+        "_flow_scale",
+        "_frac",
+        "_n",
+        "_oi",
+        "_oi_flow",
+        "_oi_scale",
+        "_ois",
+        "_own_atr",
+        "_price_den",
+        "_signed",
+        "_ts",
+        "_vols",
+    )
 
     def __init__(
         self,

@@ -17,6 +17,18 @@ class IndependenceFactor(FactorIndicator):
     """
 
     key = "I"
+    __slots__ = (
+        "_cap",
+        "_n",
+        "_pairs",
+        "_since_resum",
+        "_sm",
+        "_smm",
+        "_sr",
+        "_srm",
+        "beta",
+        "last_ts",
+    )
 
     def __init__(self, window: int = 60, beta_cap: float = 1.5) -> None:
         super().__init__([window, beta_cap])

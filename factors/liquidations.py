@@ -30,6 +30,13 @@ class LiquidationFactor(FactorIndicator):
     """
 
     key = "Q"
+    __slots__ = (
+        "_events",
+        "_long",
+        "_short",
+        "_window",
+        "live",
+    )
 
     def __init__(self, window_ns: int) -> None:
         super().__init__([window_ns])

@@ -79,6 +79,17 @@ class LiquidityFactor(FactorIndicator):
     """Updated from quote ticks (book ticker: top level only, no impact part) or a full order book."""
 
     key = "L"
+    __slots__ = (
+        "_depth_bps",
+        "_depth_good",
+        "_impact_bad",
+        "_max_levels",
+        "_notional",
+        "_parts",
+        "_quote",
+        "_spread_bad",
+        "source",
+    )
 
     def __init__(
         self,

@@ -18,6 +18,16 @@ class MomentumFactor(BarFactor):
     """
 
     key = "M"
+    __slots__ = (
+        "_ag",
+        "_al",
+        "_closes",
+        "_count",
+        "_n",
+        "_prev",
+        "_roc_den",
+        "_roc_n",
+    )
 
     def __init__(self, rsi_period: int = 14, roc_period: int = 14, roc_scale: float = 2.0) -> None:
         super().__init__([rsi_period, roc_period])

@@ -43,6 +43,20 @@ class OpenInterestFactor(FactorIndicator):
     """
 
     key = "O"
+    __slots__ = (
+        "_extreme",
+        "_lookback",
+        "_mean",
+        "_oi",
+        "_oi_ts",
+        "_ois",
+        "_price",
+        "_price_ts",
+        "_prices",
+        "_scale",
+        "_stale",
+        "_weak",
+    )
 
     def __init__(
         self,

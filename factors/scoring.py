@@ -91,6 +91,7 @@ def directed(key: str, value: float | None, config: FactorConfig) -> float | Non
 
 _KNOWN_FACTORS = frozenset(ALL_FACTORS)
 _GATES = (("L", "liquidity_gate"), ("I", "independence_gate"))
+_QUALITY_ZEROS = dict.fromkeys(QUALITY_FACTORS, 0.0)  # the unsigned factors' contributions (none of them votes)
 
 
 class ScoreModel:
@@ -134,6 +135,20 @@ class ScoreModel:
                 v = float(v)
                 available.append(key)
             clean[key] = v
+        return self.combine(clean, available, missing, dict(notes or {}), instrument_id, ts_ns)
+
+    def combine(
+        self,
+        clean: dict[str, float | None],
+        available: list[str],
+        missing: list[str],
+        all_notes: dict[str, str],
+        instrument_id: str | None,
+        ts_ns: int | None,
+    ) -> ScoreResult:
+        """``score`` from its checked inputs: every factor of ``ALL_FACTORS`` in ``clean``, in that order, each a
+        finite float or None; ``available`` / ``missing`` its keys in that order; ``all_notes`` a dict the result
+        may keep (the gates add theirs). ``FactorBook.score`` builds them in the one pass that reads the values."""
         config = self.config
 
         live = [(k, w, sign) for k, w, sign in self._weighted if clean[k] is not None]
@@ -162,7 +177,6 @@ class ScoreModel:
             )
             strength = max(0.0, min(100.0, strength * factor))
 
-        all_notes = dict(notes or {})
         gated: list[str] = []
         for key, gate in self._gates:
             v = clean[key]
@@ -174,8 +188,7 @@ class ScoreModel:
 
         if total_w == 0:
             all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
-        for key in QUALITY_FACTORS:
-            contributions.setdefault(key, 0.0)
+        contributions.update(_QUALITY_ZEROS)
         # ScoreResult is a frozen dataclass: its __init__ sets each of the eleven fields through
         # object.__setattr__, which cost more than the rest of the score together; here they are set in one step.
         result = object.__new__(ScoreResult)

@@ -16,6 +16,21 @@ class StructureFactor(BarFactor):
     """
 
     key = "S"
+    __slots__ = (
+        "_atr",
+        "_bar_atr",
+        "_cap",
+        "_close",
+        "_count",
+        "_highs",
+        "_hmax",
+        "_lmin",
+        "_lows",
+        "_n",
+        "_own_atr",
+        "_wall_down",
+        "_wall_up",
+    )
 
     def __init__(
         self,

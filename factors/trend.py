@@ -16,6 +16,24 @@ class TrendFactor(BarFactor):
     """
 
     key = "T"
+    __slots__ = (
+        "_a_fast",
+        "_a_mid",
+        "_a_sig",
+        "_a_slow",
+        "_atr",
+        "_close",
+        "_count",
+        "_dist_scale",
+        "_fast",
+        "_hist_scale",
+        "_mid",
+        "_sig",
+        "_slow",
+        "_w_dist",
+        "_w_macd",
+        "_w_stack",
+    )
 
     def __init__(
         self,

@@ -17,6 +17,17 @@ class VolumeFactor(BarFactor):
     """
 
     key = "V"
+    __slots__ = (
+        "_bar",
+        "_body",
+        "_count",
+        "_mult",
+        "_n",
+        "_vols",
+        "_w_trig",
+        "_w_z",
+        "_z_scale",
+    )
 
     def __init__(
         self,

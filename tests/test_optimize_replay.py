@@ -103,6 +103,7 @@ def _reads(book: FactorBook) -> dict:
             book.atr_pct(iid),
             book.last_close(iid),
             book.returns_correlation(_iid("BTCUSDT"), iid),
+            book.missing_factors(iid),
         )
     return reads
 
@@ -133,6 +134,28 @@ def test_a_replayed_book_reads_what_a_computing_book_reads_at_every_time(stream:
     # the replaying book computed none of them: its bar factors are views of the recording
     assert replaying.indicators(_iid("FILUSDT"))[0] is not computing.indicators(_iid("FILUSDT"))[0]
     assert not any(hasattr(i, "update_bar") for i in replaying.indicators(_iid("FILUSDT")))
+
+
+def test_the_missing_factors_a_coverage_sample_counts_are_what_the_three_reads_say(stream: list) -> None:
+    """``missing_factors`` (the coverage actor's one read of a symbol) against ``is_warm``, ``values`` and
+    ``reasons`` read on a second book fed the same data, at every time, for cold, warming and warm symbols."""
+    one_read, three_reads = _book(FactorConfig()), _book(FactorConfig())
+    seen: set[str] = set()
+    for _, items in stream:
+        _feed(one_read, items)
+        _feed(three_reads, items)
+        for iid in three_reads.instrument_ids:
+            expected = None
+            if three_reads.is_warm(iid):
+                reasons = three_reads.reasons(iid)
+                expected = {k: reasons[k] or "not available" for k, v in three_reads.values(iid).items() if v is None}
+            missing = one_read.missing_factors(iid)
+            assert missing == expected
+            assert missing is None or list(missing) == list(expected)  # the order the counts are kept in
+            seen.update(["cold"] if missing is None else [f"{iid.symbol}:{k}:{why[:7]}" for k, why in missing.items()])
+    # cold symbols, a factor missing for want of data (SOL's C), one warming (I) and one not missing (FIL's C)
+    assert "cold" in seen and "SOLUSDT-PERP:C:bars ca" in seen and "FILUSDT-PERP:I:warming" in seen
+    assert not any(s.startswith("FILUSDT-PERP:C") for s in seen)
 
 
 def test_scoring_settings_leave_the_factor_values_alone(stream: list) -> None:

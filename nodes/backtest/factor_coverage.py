@@ -1,8 +1,8 @@
 """Which factors a backtest could not compute, and for what share of the run: sampled, not assumed.
 
 ``FactorCoverage`` is an actor with a clock timer in simulated time. At each tick it asks the strategy's factor
-book (a strategy's ``book`` offering ``instrument_ids``, ``is_warm``, ``values`` and ``reasons``, as
-``factors.book.FactorBook`` does) which factor values are missing for each warm symbol, and why. The runner hands
+book (a strategy's ``book`` offering ``instrument_ids`` and ``missing_factors``, as ``factors.book.FactorBook``
+does) which factor values are missing for each warm symbol, and why. The runner hands
 it the strategy once the node is built (the book itself is made in the strategy's ``on_start``); a strategy
 without a book leaves it idle. It subscribes to no data.
 """
@@ -36,19 +36,17 @@ class FactorCoverage(Actor):
 
     def _sample(self, event: object) -> None:
         book = getattr(self.strategy, "book", None)
-        if not hasattr(book, "values"):
+        if not hasattr(book, "missing_factors"):
             return
         for instrument_id in book.instrument_ids:
-            if not book.is_warm(instrument_id):
+            missing = book.missing_factors(instrument_id)
+            if missing is None:
                 self.cold += 1
                 continue
             self.samples += 1
-            values = book.values(instrument_id)
-            reasons = book.reasons(instrument_id)
-            for key, value in values.items():
-                if value is None:
-                    self.missing[key] += 1
-                    self.reasons[key][reasons.get(key) or "not available"] += 1
+            for key, reason in missing.items():
+                self.missing[key] += 1
+                self.reasons[key][reason] += 1
 
     def unavailable(self) -> dict[str, dict[str, Any]]:
         """Per factor missing at least once: the share of warm samples without a value, and the main reason."""

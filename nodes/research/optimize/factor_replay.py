@@ -174,6 +174,7 @@ class _ReplayedFactor:
     # the book's hot paths read the attributes behind the properties
     _value = value
     _reason = reason
+    _outdated = False  # nothing to compute when read
 
 
 class _ReplayedTrend(_ReplayedFactor):
@@ -204,7 +205,7 @@ class ReplayingFactorBook(FactorBook):
         series = self._recording.series[sym.instrument_id]
         reasons = self._recording.reasons
         replayed = {k: _KINDS.get(k, _ReplayedFactor)(series, k, sym, reasons) for k in REPLAYED}
-        sym.factors = {k: replayed.get(k, indicator) for k, indicator in sym.factors.items()}
+        sym.set_factors({k: replayed.get(k, indicator) for k, indicator in sym.factors.items()})
         sym.bar_factors = ()
         sym.t, sym.i, sym.f = replayed["T"], replayed["I"], replayed["F"]
 
