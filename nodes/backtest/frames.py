@@ -115,16 +115,73 @@ def utc_text(ns: np.ndarray) -> np.ndarray:
     return np.char.add(text, "+00:00")
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """``frame.to_csv(path)``, byte for byte, with its UTC datetime columns turned into text first (``utc_text``):
-    pandas formats them one ``Timestamp`` at a time."""
+def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
+    """``frame.to_csv(path, index=index)``, byte for byte, faster: each column turned into its cells' text in one pass
+    (``csv_cells``), the rows joined in C; a frame with a column of another kind goes through pandas, with its UTC
+    datetime columns turned into text first (``utc_text``: pandas formats them one ``Timestamp`` at a time)."""
+    if frame.columns.has_duplicates or frame.index.nlevels > 1 or frame.columns.nlevels > 1 or not frame.shape[1]:
+        frame.to_csv(path, index=index)
+        return
+    cells = [csv_cells(frame.index.to_series())] if index else []
+    cells += [csv_cells(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    if any(column is None for column in cells):
+        _pandas_csv(frame, path, index)
+        return
+    header = [_quoted("" if frame.index.name is None else str(frame.index.name))] if index else []
+    header += [_quoted(str(name)) for name in frame.columns]
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(",".join(header) + "\n")
+        if len(frame):
+            out.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
+
+
+CSV_SPECIAL = (",", '"', "\r", "\n")  # a cell holding one of these is quoted (the csv module's QUOTE_MINIMAL)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in CSV_SPECIAL) else text
+
+
+def csv_cells(column: pd.Series) -> list[str] | None:
+    """The text pandas' ``to_csv`` writes for each cell of a column (missing values empty, quoted where the csv
+    module would quote), or None for a kind of column this does not know."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns":
+        missing = column.isna().to_numpy()
+        texts = np.full(len(column), "", dtype=object)
+        texts[~missing] = utc_text(column.array.asi8[~missing])
+        return texts.tolist()
+    if pd.api.types.is_float_dtype(dtype):  # the shortest repr, as numpy's; NaN empty
+        return ["" if v != v else repr(v) for v in column.to_numpy(dtype=np.float64).tolist()]
+    if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_integer_dtype(dtype):
+        return None if column.hasnans else list(map(str, column.tolist()))
+    if isinstance(dtype, pd.StringDtype):
+        texts = column.to_numpy(dtype=object, na_value="").tolist()
+    elif dtype == np.dtype(object):
+        texts = []
+        for v in column.tolist():
+            if v is None or v is pd.NA or (type(v) is float and v != v):
+                texts.append("")
+            elif type(v) is str:
+                texts.append(v)
+            elif type(v) in (list, dict, int, float, bool):
+                texts.append(str(v))
+            else:  # a Timestamp or another object pandas may write its own way
+                return None
+    else:
+        return None
+    joined = "".join(texts)
+    return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
+
+
+def _pandas_csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
     times = [
         name
         for name, dtype in frame.dtypes.items()
         if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns"
     ]
-    if not times or frame.columns.has_duplicates:
-        frame.to_csv(path)
+    if not times:
+        frame.to_csv(path, index=index)
         return
     text = frame.copy(deep=False)
     for name in times:
@@ -132,7 +189,7 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
         cells = np.full(len(frame), "", dtype=object)  # a missing time is written as an empty cell
         cells[~missing] = utc_text(frame[name].array.asi8[~missing])
         text[name] = cells
-    text.to_csv(path)
+    text.to_csv(path, index=index)
 
 
 def write_account_csv(frame: pd.DataFrame, path: Path) -> None:

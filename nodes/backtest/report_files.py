@@ -284,7 +284,7 @@ def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path,
     the raw tables too (``table_steps``)."""
     steps: list[Step] = [
         ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
-        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("trades.csv", lambda: write_csv(trades_frame(report.trades), folder / "trades.csv", index=False)),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
     ]
