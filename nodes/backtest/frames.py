@@ -147,6 +147,8 @@ def csv_cells(column: pd.Series) -> list[str] | None:
     module would quote), or None for a kind of column this does not know."""
     dtype = column.dtype
     if isinstance(dtype, pd.DatetimeTZDtype) and str(dtype.tz) == "UTC" and dtype.unit == "ns":
+        if not len(column):
+            return []
         missing = column.isna().to_numpy()
         texts = np.full(len(column), "", dtype=object)
         texts[~missing] = utc_text(column.array.asi8[~missing])
