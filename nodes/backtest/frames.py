@@ -548,11 +548,14 @@ def money_float(money: Any) -> float:
     return float(f"{money.as_decimal():.{precision}f}")
 
 
-def money_floats(amounts: list[Any]) -> list[float]:
-    """``money_float`` of each, the common case (one currency, no digits beyond its precision) in one pass."""
+def money_floats(amounts: list[Any], precisions: set[int] | None = None) -> list[float]:
+    """``money_float`` of each, the common case (one currency, no digits beyond its precision) in one pass;
+    ``precisions``: the amounts' currencies' precisions when the caller knows them (a Money's ``currency`` is a new
+    object at each read)."""
     if not amounts:
         return []
-    precisions = set(map(attrgetter("currency.precision"), amounts))
+    if precisions is None:
+        precisions = set(map(attrgetter("currency.precision"), amounts))
     if len(precisions) == 1:
         unit = 10 ** (FIXED_PRECISION - precisions.pop())
         raws = list(map(attrgetter("raw"), amounts))
@@ -618,12 +621,14 @@ def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
     # The other columns a column at a time, the attributes read in C (``attrgetter``).
     states = [state for state, _ in rows]
     balances = [balance for _, balance in rows]
+    currencies = list(map(attrgetter("currency"), balances))  # a balance's total, locked and free are in it
+    precisions = set(map(attrgetter("precision"), currencies))
     columns: dict[str, list[Any]] = {
         "ts_event": list(map(attrgetter("ts_event"), states)),
-        "total": money_floats(list(map(attrgetter("total"), balances))),
-        "locked": money_floats(list(map(attrgetter("locked"), balances))),
-        "free": money_floats(list(map(attrgetter("free"), balances))),
-        "currency": list(map(attrgetter("currency.code"), balances)),
+        "total": money_floats(list(map(attrgetter("total"), balances)), precisions),
+        "locked": money_floats(list(map(attrgetter("locked"), balances)), precisions),
+        "free": money_floats(list(map(attrgetter("free"), balances)), precisions),
+        "currency": list(map(attrgetter("code"), currencies)),
         "account_id": list(map(attrgetter("account_id.value"), states)),
         "account_type": list(map(attrgetter("account_type.name"), states)),
         "base_currency": [None if c is None else c.code for c in map(attrgetter("base_currency"), states)],
