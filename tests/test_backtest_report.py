@@ -302,3 +302,31 @@ def test_a_table_step_hands_the_memory_arrow_freed_back_to_the_system() -> None:
     before = resident_mb()
     returning_memory(build_and_drop)()
     assert resident_mb() - before < 30
+
+
+def test_every_kind_of_order_and_the_positions_equal_nautilus_reports(
+    outcome: BacktestOutcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The strategy's market, stop and take-profit orders, read a column at a time per kind of order, give
+    Nautilus's orders and fills reports cell for cell, and the positions its positions report. A key no getter
+    knows (a field a later Nautilus adds) sends that kind of object through ``to_dict()``: the same tables."""
+    from nodes.backtest import frames
+    from tests.test_backtest_speed import _parquet_matches
+
+    orders = outcome.record.orders
+    assert {"MarketOrder", "StopMarketOrder", "LimitOrder"} <= {type(o).__name__ for o in orders}
+    trader = outcome.engine.trader
+    every, fills = frames.order_tables(orders)
+    frames.write_parquet(every, tmp_path / "orders.parquet")
+    frames.write_parquet(fills, tmp_path / "fills.parquet")
+    _parquet_matches(tmp_path / "orders.parquet", trader.generate_orders_report(), "client_order_id")
+    _parquet_matches(tmp_path / "fills.parquet", trader.generate_order_fills_report(), "client_order_id")
+    positions = frames.positions_frame(outcome.record.positions)
+    pd.testing.assert_frame_equal(positions, trader.generate_positions_report(), check_exact=True)
+
+    monkeypatch.delitem(frames.ORDER_GETTERS, "trigger_price")  # stops only: the other kinds keep their getters
+    monkeypatch.delitem(frames.POSITION_GETTERS, "realized_pnl")
+    assert frames.getter_columns(orders, frames.ORDER_GETTERS, list(orders[0].to_dict())) is not None
+    by_dicts = frames.order_tables(orders)
+    assert by_dicts[0].equals(every) and by_dicts[1].equals(fills)
+    pd.testing.assert_frame_equal(frames.positions_frame(outcome.record.positions), positions, check_exact=True)

@@ -489,3 +489,70 @@ def test_account_table_margins_added_removed_and_changed_between_states(tmp_path
         [(m["instrument_id"], float(m["initial"])) for m in row] for row in expected["margins"]
     ]
     assert [len(row) for row in got["margins"]] == [len(r) for r in rows]
+
+
+def test_decimal_text_is_the_objects_own_text() -> None:
+    """Quantities, prices and money made text (and floats) from their raw integers, as ``str()`` gives them through
+    ``Decimal``: every precision, signs, zero, 15 and 16 digits, and raws with digits beyond the precision (left to
+    the object)."""
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.objects import Money, Price, Quantity
+
+    from nodes.backtest.frames import decimal_float, decimal_text, money_text, quantity_text
+
+    rng = np.random.default_rng(11)
+    for precision in range(0, 10):
+        for digits in (1, 3, 8, 14, 15, 16):
+            for _ in range(40):
+                units = int(rng.integers(0, 10 ** min(digits, precision + 12)))  # prices stay below 10**12
+                text = f"{units // 10**precision}.{units % 10**precision:0{precision}d}" if precision else str(units)
+                price = Price.from_str(f"-{text}" if units % 2 else text)
+                assert quantity_text(price) == str(price) and decimal_float(price) == float(str(price))
+                if digits < 16:
+                    quantity = Quantity.from_str(text)
+                    assert quantity_text(quantity) == str(quantity)
+                    assert decimal_float(quantity) == float(str(quantity))
+        assert decimal_text(0, precision) == str(Price(0, precision))
+    assert decimal_text(10**16 + 1, 8) is None  # a digit beyond the precision: the object's own text is used
+    for amount in ("0.49952250", "-2.18672350", "0", "99854.68874640", "-0.00000001", "12345678.12345678"):
+        money = Money.from_str(f"{amount} USDT")
+        assert money_text(money) == str(money) == f"{Money(amount, USDT)}"
+
+
+def test_csv_cells_of_every_kind_are_written_as_pandas_writes_them(tmp_path: Path) -> None:
+    """write_csv builds each column's text itself: text that needs quoting (commas, quotes, line breaks), missing
+    values of each kind, floats of every form, ints, bools, lists and dicts, times, with and without the index; a
+    column of a kind it does not know (nullable ints, timestamps in an object column) goes through pandas."""
+    from nodes.backtest.frames import csv_cells, write_csv
+
+    times = pd.DatetimeIndex(np.array([0, 10**9, 1_746_749_940 * 10**9], dtype="datetime64[ns]")).tz_localize("UTC")
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series(["a,b", 'say "hi"', None], dtype="str"),
+            "plain": pd.Series(["x", "", "line\nbreak"], dtype="str"),
+            "float": [1e-05, float("nan"), -0.0],
+            "big": [1e16, 123456789.123, float("inf")],
+            "int": [1, -2, 3],
+            "flag": [True, False, True],
+            "lists": [["0.5 USDT"], ["1 USDT", "2 USDT"], None],
+            "dicts": [{"a": 1}, None, {}],
+            "mixed": pd.Series([None, 1.5, float("nan"), "x"], dtype=object)[:3],
+            "when": times,
+        },
+        index=pd.Index(["P-1", "P,2", "P-3"], name="position_id"),
+    )
+    assert all(csv_cells(frame[name]) is not None for name in frame)  # written by write_csv itself
+    assert frame["mixed"].dtype == object and csv_cells(frame.assign(mixed=[pd.Timestamp(0), None, 1])["mixed"]) is None
+    kinds = {
+        "all": frame,
+        "unnamed index": frame.rename_axis(None),
+        "nullable ints": frame.assign(int=pd.array([1, None, 3], dtype="Int64")),
+        "timestamps as objects": frame.assign(mixed=[pd.Timestamp(0), None, 1]),
+        "no rows": frame.iloc[:0],
+        "no columns": pd.DataFrame(),
+    }
+    for name, kind in kinds.items():
+        for index in (True, False):
+            kind.to_csv(tmp_path / "pandas.csv", index=index)
+            write_csv(kind, tmp_path / "ours.csv", index=index)
+            assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes(), (name, index)

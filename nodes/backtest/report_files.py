@@ -251,10 +251,15 @@ class SharedSteps:
 
 def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
-    steps: list[Step] = [  # the largest first: a second process starts from the first, this one from the last
+    # A second process starts from the first step, this one (once the report's own files are written) from the
+    # last. The child pays for each page it touches first (copied), about half again the tables' one-process cpu
+    # (16 symbols x 25 days: account 2.2 s, orders 2.0 s, positions 1.4 s), and this process is done with its own
+    # files after about 1.9 s: with the orders last this process takes them, the child the account then the
+    # positions (both done after about 3.7 s); with the positions last the child kept both large tables (4.2 s).
+    steps: list[Step] = [
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
-        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
         ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
+        ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
     ]
     if outcome.settings.csv_tables:
         steps[1:1] = [
@@ -284,7 +289,7 @@ def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path,
     the raw tables too (``table_steps``)."""
     steps: list[Step] = [
         ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
-        ("trades.csv", lambda: trades_frame(report.trades).to_csv(folder / "trades.csv", index=False)),
+        ("trades.csv", lambda: write_csv(trades_frame(report.trades), folder / "trades.csv", index=False)),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
     ]
