@@ -338,9 +338,10 @@ def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> 
     """Each entry's latency in parts, wall time: closed kline sent -> the last bar of its time on the node's
     message bus (WebSocket, the adapter's parsing, the data engine, the strategy's handling of the bars before
     it) -> the strategy's ``submit_order`` of this entry (the scan, the checks of the candidates before it and
-    its own) -> the strategy's bar handler returned (the candidates after it, and whatever else the handler
-    does: no order leaves before) -> the execution client hands it to the HTTP client (the risk and execution
-    engines' queues) -> the order received by the simulator (signing, HTTP). And the node's main-thread CPU time
+    its own) -> the execution client hands it to the HTTP client (the risk and execution engines: stock, their
+    queues, after the handler returned; in the node, within ``submit_order``) -> the order received by the
+    simulator (signing, HTTP). Beside them: ``submit_order`` -> the strategy's bar handler returned (the candidates
+    after it). And the node's main-thread CPU time
     of the minute's bars (from its first bar to its last; next to the wall time of the same span: the node idles
     in it when the messages come slower than it handles them), of the last bar -> this entry's ``submit_order``,
     and of the whole handler, which the machine's other load does not stretch. ``pairs``: only these entries
@@ -351,7 +352,7 @@ def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> 
         "to the strategy": [],
         "last bar -> its submit_order": [],
         "submit_order -> handler returned": [],
-        "handler returned -> exec client": [],
+        "submit_order -> exec client": [],
         "exec client -> received (http)": [],
         "wall: bars of the minute": [],
         "cpu: bars of the minute": [],
@@ -374,7 +375,7 @@ def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> 
         submit, submit_cpu, submitted = node
         parts["last bar -> its submit_order"].append((submit - bus) * 1000)
         parts["submit_order -> handler returned"].append((handled - submit) * 1000)
-        parts["handler returned -> exec client"].append((submitted - handled) * 1000)
+        parts["submit_order -> exec client"].append((submitted - submit) * 1000)
         parts["exec client -> received (http)"].append((arrival - submitted) * 1000)
         parts["cpu: last bar -> its submit_order"].append((submit_cpu - bus_cpu) * 1000)
     return parts

@@ -11,8 +11,8 @@ minute's close: exactly before the first scan.
 The bus matches each new subscription against the topics it already knows. So here, right after the node is
 built and before any actor or strategy subscribes, the topics of the universe's market data (the strategies'
 bars, quotes and Binance mark prices, named as the data engine names them) are made known by publishing a
-placeholder on each while nobody listens: the matching then happens as the strategy subscribes, at start. A topic
-something already listens to is left alone (nothing may receive the placeholder).
+placeholder on each while nobody listens (the few subscriptions the built node already holds are set aside
+meanwhile): the matching then happens as the strategy subscribes, at start. Nothing receives the placeholder.
 """
 
 from typing import Any
@@ -46,17 +46,19 @@ def market_data_topics(instrument_ids: list[InstrumentId], bar_spec: str) -> lis
 
 
 def prime_topics(msgbus: MessageBus, topics: list[str]) -> list[str]:
-    """Make ``topics`` known to the bus without delivering anything: each one nobody listens to yet gets a
-    placeholder. Returns the topics primed."""
-    listened = [s.topic for s in msgbus.subscriptions()]
+    """Make ``topics`` known to the bus without delivering anything: a placeholder is published on each while
+    nobody listens. The subscriptions that already match one (at build: the portfolio's ``data.quotes.*`` and
+    ``data.bars.*EXTERNAL``) are taken off for it and put back after, in their order, at their priority, where the
+    bus matches them against the topics it now knows. Returns the topics primed."""
+    listening = [s for s in msgbus.subscriptions() if any(is_matching_py(t, s.topic) for t in topics)]
+    for sub in listening:
+        msgbus.unsubscribe(sub.topic, sub.handler)
     placeholder = _Placeholder()
-    primed = []
     for topic in topics:
-        if any(is_matching_py(topic, pattern) for pattern in listened):
-            continue
         msgbus.publish(topic, placeholder, external_pub=False)
-        primed.append(topic)
-    return primed
+    for sub in listening:
+        msgbus.subscribe(sub.topic, sub.handler, priority=sub.priority)
+    return topics
 
 
 def strategies_market_topics(node: Any) -> list[str]:
