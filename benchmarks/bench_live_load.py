@@ -85,6 +85,10 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="what-if: sys.setswitchinterval in the node, seconds (Python's default 0.005)",
     )
+    group.add_argument(
+        "--profile-dir",
+        help="write a cProfile of the node's first 3 minutes' bar handling (scan, orders) of each run to this folder",
+    )
 
 
 def day_ranges(series: list[KlineSeries]) -> list[tuple[int, float]]:
@@ -151,7 +155,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
 
 
-def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_s: float | None = None) -> Run:
+def measure(
+    data: ReplayData,
+    symbols: list[str],
+    speed: float,
+    switch_interval_s: float | None = None,
+    profile_dir: Path | None = None,
+) -> Run:
     config = SimulatorConfig(
         data.instruments,
         data.series,
@@ -175,6 +185,7 @@ def measure(data: ReplayData, symbols: list[str], speed: float, switch_interval_
                 "out_path": str(probe_path),
                 "instrument_ids": [f"{s}-PERP.BINANCE" for s in symbols],
                 "switch_interval_s": switch_interval_s,
+                "profile_dir": str(profile_dir) if profile_dir is not None else None,
             },
         }
         node = _start_node(_settings(sim, symbols, STRATEGY, folder, actors=(actor,)), folder)
@@ -323,30 +334,32 @@ def _started(sim: BinanceSimulator, node: Any, symbols: list[str], folder: Path,
     time.sleep(3.0)
 
 
-def breakdown_ms(run: "Run") -> dict[str, list[float]]:
+def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> dict[str, list[float]]:
     """Each entry's latency in parts, wall time: closed kline sent -> the last bar of its time on the node's
     message bus (WebSocket, the adapter's parsing, the data engine, the strategy's handling of the bars before
     it) -> the strategy's ``submit_order`` of this entry (the scan, the checks of the candidates before it and
-    its own) -> the strategy's bar handler returned (the candidates after it, and whatever else the handler
-    does: no order leaves before) -> the execution client hands it to the HTTP client (the risk and execution
-    engines' queues) -> the order received by the simulator (signing, HTTP). And the node's main-thread CPU time
+    its own) -> the execution client hands it to the HTTP client (the risk and execution engines: stock, their
+    queues, after the handler returned; in the node, within ``submit_order``) -> the order received by the
+    simulator (signing, HTTP). Beside them: ``submit_order`` -> the strategy's bar handler returned (the candidates
+    after it). And the node's main-thread CPU time
     of the minute's bars (from its first bar to its last; next to the wall time of the same span: the node idles
     in it when the messages come slower than it handles them), of the last bar -> this entry's ``submit_order``,
-    and of the whole handler, which the machine's other load does not stretch."""
+    and of the whole handler, which the machine's other load does not stretch. ``pairs``: only these entries
+    (``Run.entry_pairs`` by default)."""
     stamps = sorted(v[4:] + v[2:4] for v in run.lag.get("bar_times", {}).values() if v[1] > 0)
     entries: dict[str, list[float]] = run.lag.get("entries", {})
     parts: dict[str, list[float]] = {
         "to the strategy": [],
         "last bar -> its submit_order": [],
         "submit_order -> handler returned": [],
-        "handler returned -> exec client": [],
+        "submit_order -> exec client": [],
         "exec client -> received (http)": [],
         "wall: bars of the minute": [],
         "cpu: bars of the minute": [],
         "cpu: last bar -> its submit_order": [],
         "cpu: scan and entries": [],
     }
-    for arrival, sent in run.entry_pairs:
+    for arrival, sent in run.entry_pairs if pairs is None else pairs:
         before = [s for s in stamps if sent <= s[0] <= arrival]
         if not before:
             continue
@@ -362,7 +375,7 @@ def breakdown_ms(run: "Run") -> dict[str, list[float]]:
         submit, submit_cpu, submitted = node
         parts["last bar -> its submit_order"].append((submit - bus) * 1000)
         parts["submit_order -> handler returned"].append((handled - submit) * 1000)
-        parts["handler returned -> exec client"].append((submitted - handled) * 1000)
+        parts["submit_order -> exec client"].append((submitted - submit) * 1000)
         parts["exec client -> received (http)"].append((arrival - submitted) * 1000)
         parts["cpu: last bar -> its submit_order"].append((submit_cpu - bus_cpu) * 1000)
     return parts
@@ -378,6 +391,10 @@ def first_scan_split(run: "Run") -> tuple[list[float], list[float]]:
     first = sorted((a - s) * 1000 for a, s in run.entry_pairs if s == first_kline)
     later = sorted((a - s) * 1000 for a, s in run.entry_pairs if s != first_kline)
     return first, later
+
+
+def _span(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f} ms" if values else "-"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -398,6 +415,8 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
     full = run.collections[run.collections[:, 0] == 2] if collected else run.collections
     full_cpu = float(full[:, 2].max()) if len(full) else 0.0
     first, later = first_scan_split(run)
+    first_kline = min((sent for _, sent in run.entry_pairs), default=None)
+    first_parts = breakdown_ms(run, [p for p in run.entry_pairs if p[1] == first_kline])
     symbols_n = len(run.lag.get("bars", {})) or 1
     per_min = max(run.market_minutes, 1.0) * symbols_n
     return [
@@ -410,7 +429,8 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
         Row(name, "  the first scan after start: max ms", max(first, default=float("nan")), "", "",
             f"{len(first)} entries, min {min(first, default=float('nan')):.1f} ms"),
         *(Row(name, f"  part: {part} p50 ms", _percentile(values, 50), "", "",
-              f"p99 {_percentile(values, 99):.1f} ms") for part, values in parts.items()),
+              f"p99 {_percentile(values, 99):.1f} ms; the first scan: {_span(first_parts.get(part, []))}")
+          for part, values in parts.items()),
         Row(name, "event-loop lag p99 ms", _percentile(list(run.lags_ms), 99), "", "",
             f"p50 {_percentile(list(run.lags_ms), 50):.2f}, max {_percentile(list(run.lags_ms), 100):.0f} ms; "
             f"{len(run.lags_ms):,} samples of a 20 ms sleep during the replay"),
@@ -445,6 +465,7 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     hours = getattr(options, "hours", None) or (1.0 if quick else 4.0)
     minutes_1x = getattr(options, "minutes_1x", None) or (4.0 if quick else 10.0)
     switch_interval_s = getattr(options, "switch_interval", None)
+    profile_dir = getattr(options, "profile_dir", None)
     everything = from_files([SHARED / f"{s}-1m.csv.gz" for s in REAL])
     ranked = day_ranges(everything.series)
     day_ms, day_range = ranked[0]
@@ -454,7 +475,11 @@ def rows(quick: bool, options: argparse.Namespace | None = None) -> list[Row]:
     out: list[Row] = []
     for run_speed, bars in ((speed, int(hours * 60)), (1.0, int(minutes_1x))):
         data, names = renamed_universe(everything.window(start_ms, limit=bars, history=WARMUP), symbols_n)
-        run = measure(data, names, run_speed, switch_interval_s)
+        folder = None
+        if profile_dir is not None:
+            folder = Path(profile_dir) / f"{run_speed:g}x"
+            folder.mkdir(parents=True, exist_ok=True)
+        run = measure(data, names, run_speed, switch_interval_s, folder)
         name = f"live node, {symbols_n} symbols, {day} from {hour} UTC ({bars} min) at {run_speed:g}x"
         if switch_interval_s is not None:
             name += f", switch interval {switch_interval_s * 1000:g} ms"

@@ -15,6 +15,11 @@
   called ``submit_order`` (its ``OrderInitialized`` event is published from inside that call) and the moment the
   execution client handed it to the HTTP client (its ``OrderSubmitted`` event carries the time it was generated,
   just before the request; on Nautilus's clock, turned into ``time.monotonic()``).
+- Optionally (``profile_dir``), a profile (``cProfile``, the loop thread) of each of the first ``profile_minutes``
+  bar times: from its first bar on the bus to the next bar time's first bar, so the scan, its orders and the
+  engines' hops after it are in; ``<profile_dir>/minute<N>.prof``. The first one against the later ones shows
+  what only the first scan after start pays (Python-level calls only: Nautilus's Cython is seen through the
+  Python it calls).
 - Garbage collection: the time and generation of every collection of Python's cyclic collector (``gc.callbacks``).
 
 Figures go to ``out_path`` (JSON: bar counts and frozen objects every ``write_interval_s``, the bar times at stop)
@@ -24,6 +29,7 @@ file. Times are ``time.monotonic()``.
 """
 
 import asyncio
+import cProfile
 import gc
 import io
 import json
@@ -49,6 +55,8 @@ class NodeProbeConfig(ActorConfig, frozen=True):
     # in the node at start. Nautilus's WebSocket readers are Rust threads that take the GIL to hand each message
     # to the event loop: while the loop's thread runs Python, each waits up to this interval.
     switch_interval_s: float | None = None
+    profile_dir: str | None = None
+    profile_minutes: int = 3
 
 
 class NodeProbe(Actor):
@@ -64,19 +72,24 @@ class NodeProbe(Actor):
         # bar time (ns) -> [bars seen before the strategy, seen after it, then monotonic and thread-cpu seconds
         # of: the first bar before the strategy, the last bar before it, the last bar after it]
         self._times: dict[int, list[float]] = {}
-        self._after_topics: set[str] = set()
+        self._bar_topics: list[str] = []
+        self._frozen = 0
         # client order id of each entry -> [monotonic and thread-cpu seconds at submit_order, monotonic seconds at
         # the execution client's OrderSubmitted (NaN until it comes)]
         self._entries: dict[str, list[float]] = {}
         self._wall_offset = time.time() - time.monotonic()  # Nautilus's clock (unix ns) -> time.monotonic()
+        self._profile: cProfile.Profile | None = None
+        self._profiled = 0
 
     def on_start(self) -> None:
         if self.config.switch_interval_s is not None:
             sys.setswitchinterval(self.config.switch_interval_s)
         for instrument_id in self.config.instrument_ids:
             bar_type = BarType.from_str(f"{instrument_id}-{self.config.bar_spec}")
-            self.msgbus.subscribe(topic=f"data.bars.{bar_type}", handler=self._before_strategy, priority=10)
+            self._bar_topics.append(f"data.bars.{bar_type}")
+            self.msgbus.subscribe(topic=self._bar_topics[-1], handler=self._before_strategy, priority=10)
             self.subscribe_bars(bar_type)
+        asyncio.get_running_loop().call_soon(self._subscribe_after_strategy)
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self._task = asyncio.get_running_loop().create_task(self._measure())
         gc.callbacks.append(self._on_gc)
@@ -97,19 +110,34 @@ class NodeProbe(Actor):
             wall_ms, cpu_ms = (now - self._gc_started) * 1000, (cpu - self._gc_cpu) * 1000
             self._collections.append((now, info["generation"], wall_ms, cpu_ms))
 
-    def _before_strategy(self, bar: Bar) -> None:
-        topic = f"data.bars.{bar.bar_type}"
-        if topic not in self._after_topics:
-            # Handlers of one priority run in the order they subscribed: subscribed now, after the strategy
-            # (which subscribed at its start), this one runs after the strategy's handler, from the next bar on.
-            self._after_topics.add(topic)
+    def _subscribe_after_strategy(self) -> None:
+        # Handlers of one priority run in the order they subscribed: subscribed after the strategy's start (the
+        # trader starts its actors, then its strategies, in one call), this one runs after the strategy's handler.
+        # (Subscribed at the first bar instead, it cost the first scan 200 subscriptions: ~15 ms.)
+        for topic in self._bar_topics:
             self.msgbus.subscribe(topic=topic, handler=self._after_strategy)
+
+    def _before_strategy(self, bar: Bar) -> None:
         entry = self._times.get(bar.ts_event)
         if entry is None:
+            self._next_profile()
             now, cpu = time.monotonic(), time.thread_time()
             entry = self._times[bar.ts_event] = [0, 0, now, cpu, now, cpu, 0.0, 0.0]
         entry[0] += 1
         entry[4], entry[5] = time.monotonic(), time.thread_time()
+
+    def _next_profile(self) -> None:
+        """A new bar time: the last one's profile written, the next one's started."""
+        if self.config.profile_dir is None:
+            return
+        if self._profile is not None:
+            self._profile.disable()
+            self._profile.dump_stats(Path(self.config.profile_dir) / f"minute{self._profiled}.prof")
+            self._profile = None
+        if self._profiled < self.config.profile_minutes:
+            self._profiled += 1
+            self._profile = cProfile.Profile()
+            self._profile.enable()
 
     def _on_order_event(self, event: object) -> None:
         if isinstance(event, OrderInitialized):
@@ -141,6 +169,13 @@ class NodeProbe(Actor):
                 next_write += self.config.write_interval_s
                 self._write(series=False)
 
+    def _frozen_count(self) -> int:
+        """Objects frozen: counted until the replay's first bar (the benchmark waits for the node's freeze of its
+        start-up objects before it plays), then kept: the count walks every frozen object, 12-18 ms on the loop."""
+        if not self._times:
+            self._frozen = gc.get_freeze_count()
+        return self._frozen
+
     def _write(self, series: bool = True) -> None:
         """The figures; with ``series`` also the time series (bar times, lags, collections). While the node runs
         only the small figures are written: the series grow with the run, and writing them every few seconds
@@ -148,7 +183,7 @@ class NodeProbe(Actor):
         figures = {
             "bars": dict(self._bars),
             "heap": self._heap,
-            "frozen": gc.get_freeze_count(),
+            "frozen": self._frozen_count(),
             "written_at": time.time(),
         }
         if series:

@@ -139,6 +139,26 @@ def test_every_message_gives_the_stock_clients_values(shared_data: Path) -> None
     assert [_plain(i) for i in received] == [_plain(i) for i in expected]
 
 
+def test_primed_streams_look_nothing_up_on_the_first_messages(shared_data: Path) -> None:
+    """Primed at start with the universe, the first closed klines (200 symbols' in one burst before the first scan)
+    neither parse a symbol nor a kline interval again: the same values, the lookups counted on the real parser."""
+    frames = _simulator_frames(shared_data, bars=3)
+    stock, expected = _client()
+    fixed, received = _client()
+    streams = install_market_streams(fixed)
+    assert streams is not None
+    streams.prime([BTC])
+    calls: list[str] = []
+    lookup, parse = streams._stock_instrument_id, fixed._enum_parser.parse_binance_kline_interval_to_bar_spec
+    streams._stock_instrument_id = lambda symbol: calls.append(symbol) or lookup(symbol)
+    fixed._enum_parser.parse_binance_kline_interval_to_bar_spec = lambda i: calls.append(i.value) or parse(i)
+    for frame in frames:
+        stock._handle_ws_message(frame)
+        fixed._handle_ws_message(frame)
+    assert [_plain(i) for i in received] == [_plain(i) for i in expected if type(i).__name__ != "MarkPriceUpdate"]
+    assert calls == ["1m"]  # the interval's bar spec once, for every symbol; no symbol parsed
+
+
 async def _refresh_mark_subscriptions(client: Any) -> None:
     # the subscription itself goes to the WebSocket (none connected here): its failure is not the point
     try:

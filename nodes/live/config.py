@@ -40,8 +40,10 @@ from nautilus_trader.live.node import TradingNode
 from catalog.instruments import instrument_id_for
 from nodes.live.liquidations import ws_base_url
 from nodes.live.market_streams import attach_data_engine
+from nodes.live.order_path import direct_commands
 from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
+from nodes.live.warm_start import prime_node
 from nodes.paths import DEFAULT_LIVE_CONFIG, PACKAGE_DIR
 from nodes.settings import (
     ConfigError,
@@ -460,4 +462,6 @@ def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEve
     node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else PacedBinanceLiveExecClientFactory)
     node.build()
     attach_data_engine(node)
+    direct_commands(node)  # an order reaches its exec client within the strategy's submit_order
+    prime_node(node)  # before anything subscribes: the first minute's close pays no first-use costs
     return node

@@ -20,6 +20,7 @@ from nautilus_trader.model.data import BarType
 
 from nodes.live.binance_fixes import FixedBinanceLiveExecClientFactory
 from nodes.live.market_streams import install_market_streams
+from nodes.live.order_path import submit_at_once
 from nodes.live.weight_budget import klines_limits, meter
 
 DEFAULT_KLINES_LIMIT = 500  # what Binance sends when no limit is given
@@ -86,7 +87,8 @@ class PacedBinanceLiveDataClientFactory(BinanceLiveDataClientFactory):
 
 
 class PacedBinanceLiveExecClientFactory(FixedBinanceLiveExecClientFactory):
-    """The fixed execution client factory; its client's requests wait for room in the weight budget."""
+    """The fixed execution client factory; its client's requests wait for room in the weight budget, and its orders
+    start their request at once (``nodes/live/order_path.py``)."""
 
     @staticmethod
     def create(  # type: ignore[override]
@@ -94,4 +96,5 @@ class PacedBinanceLiveExecClientFactory(FixedBinanceLiveExecClientFactory):
     ) -> Any:
         client = FixedBinanceLiveExecClientFactory.create(loop, name, config, msgbus, cache, clock)
         meter(client._http_client)
+        submit_at_once(client)
         return client
