@@ -181,6 +181,8 @@ def test_a_broken_frame_is_logged_and_the_stream_goes_on(shared_data: Path) -> N
     install_market_streams(fixed)
     good = [f for f in _simulator_frames(shared_data, bars=1) if b"@bookTicker" in f][0]
     fixed._handle_ws_message(b'{"stream":"btcusdt@bookTicker","data":{"s":"BTCUSDT"}}')  # fields missing
+    fixed._handle_ws_message(b'{"stream":"btc\xff@bookTicker","data":{}}')  # a name that is not text
+    fixed._handle_ws_message(b'{"stream":"btcusdt@bookTicker')  # cut short
     fixed._handle_ws_message(good)
     assert [type(i).__name__ for i in received] == ["QuoteTick"]
 

@@ -60,7 +60,12 @@ def stream_name(raw: bytes) -> str | None:
     if not raw.startswith(_STREAM_HEAD):
         return None
     end = raw.find(b'"', len(_STREAM_HEAD))
-    return raw[len(_STREAM_HEAD) : end].decode() if end > 0 else None
+    if end < 0:
+        return None
+    try:
+        return raw[len(_STREAM_HEAD) : end].decode("ascii")
+    except UnicodeDecodeError:  # not a name Binance sends: the stock decoder logs the frame
+        return None
 
 
 def _decimals(text: str) -> int | None:
