@@ -214,7 +214,7 @@ def test_node_takes_the_3_second_mark_stream_and_hands_data_to_the_engine_on_its
                 c.ats_market_streams for c in node.node.kernel.data_engine._clients.values()
                 if hasattr(c, "ats_market_streams")
             )  # fmt: skip
-            assert streams.direct > 0  # on the loop, at once
+            assert streams.deliver.direct > 0  # on the loop, at once
             assert node.call(lambda: node.node.cache.mark_price(BTC)) is None  # no second copy of each mark
 
             # A dropped market connection: Nautilus reconnects and subscribes the same streams again.

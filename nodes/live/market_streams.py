@@ -34,7 +34,6 @@ The values are the stock client's (``tests/test_market_streams.py`` compares the
 capture and on the simulator's streams).
 """
 
-import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -49,6 +48,8 @@ from nautilus_trader.model.data import BarSpecification, BarType, CustomData, Da
 from nautilus_trader.model.enums import AggregationSource
 from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
+
+from nodes.live.at_once import AtOnceOrQueued
 
 _STREAM_HEAD = b'{"stream":"'
 _OPEN_KLINE = b'"x":false'
@@ -110,12 +111,9 @@ class MarketStreams:
         self._mark_types: dict[InstrumentId, DataType] = {}
         self._mark_subscribed: frozenset[InstrumentId] = frozenset()
         self._engine: DataEngine | None = None
-        self._engine_process: Callable[[Any], None] | None = None
-        self._queue_size: Callable[[], int] = lambda: 1
-        self._on_error: Callable[[Exception, str], None] | None = None
         self._handlers: dict[str, Callable[[bytes], None]] = {}
-        self.direct = 0  # messages handed to the engine at once
-        self.queued = 0  # through the engine's queue (another thread, or the queue not empty)
+        # to the data engine; counts the messages handed over at once and through its queue
+        self.deliver = AtOnceOrQueued.queue_only(client._handle_data)
 
     def install(self) -> None:
         client = self.client
@@ -149,9 +147,14 @@ class MarketStreams:
     def attach_engine(self, engine: Any) -> None:
         """Hand data to ``engine`` (the node's ``LiveDataEngine``) at once when the queue's task would be next."""
         self._engine = engine
-        self._engine_process = lambda data: DataEngine.process(engine, data)  # the engine's own, not the queue's
-        self._queue_size = engine.data_qsize
-        self._on_error = engine._handle_queue_exception
+        self.deliver = AtOnceOrQueued(
+            loop=self.client._loop,
+            busy=engine.data_qsize,
+            run=lambda data: DataEngine.process(engine, data),  # the engine's own, not the queue's
+            enqueue=self.client._handle_data,
+            on_error=engine._handle_queue_exception,
+            kind="Data",
+        )
 
     # --- per message
 
@@ -266,20 +269,6 @@ class MarketStreams:
         if instrument_id not in self._mark_subscribed:
             return custom
         return custom, MarkPriceUpdate(instrument_id, update.mark, update.ts_event, update.ts_init)
-
-    def deliver(self, data: Any) -> None:
-        """To the data engine: at once on the loop's thread with its queue empty; else through the queue."""
-        process = self._engine_process
-        if process is None or asyncio._get_running_loop() is not self.client._loop or self._queue_size():
-            self.queued += 1
-            self.client._handle_data(data)
-            return
-        self.direct += 1
-        try:
-            process(data)
-        except Exception as e:  # what the queue's task does with a failure
-            assert self._on_error is not None
-            self._on_error(e, "Data")
 
 
 def install_market_streams(client: Any) -> MarketStreams | None:

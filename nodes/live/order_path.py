@@ -18,40 +18,34 @@ strategy's; only when its orders leave changes.
 
 import asyncio
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from nautilus_trader.common.enums import LogColor
 from nautilus_trader.execution.messages import SubmitOrder
 
+from nodes.live.at_once import AtOnceOrQueued
 
-class DirectCommands:
+
+class DirectCommands(AtOnceOrQueued):
     """The commands of one live engine (risk or execution) executed at once when its queue's task would be next."""
 
     def __init__(self, engine: Any, endpoint: str) -> None:
+        super().__init__(
+            loop=engine._loop,
+            busy=lambda: engine.cmd_qsize() or not engine.is_running,
+            run=engine._execute_command,
+            enqueue=engine.execute,
+            on_error=engine._handle_queue_exception,
+            kind="command",
+        )
         self.engine = engine
         self.endpoint = endpoint
-        self.direct = 0  # commands executed at once
-        self.queued = 0  # through the queue (another thread, or the queue not empty)
-        self._enqueue: Callable[[Any], None] = engine.execute
 
     def install(self, msgbus: Any) -> None:
         # The bus holds the engine's own ``execute``, taken when the engine registered its endpoint.
-        msgbus.deregister(self.endpoint, self._enqueue)
-        msgbus.register(self.endpoint, self.execute)
+        msgbus.deregister(self.endpoint, self.enqueue)
+        msgbus.register(self.endpoint, self)
         self.engine.ats_direct_commands = self
-
-    def execute(self, command: Any) -> None:
-        engine = self.engine
-        if asyncio._get_running_loop() is not engine._loop or engine.cmd_qsize() or not engine.is_running:
-            self.queued += 1
-            self._enqueue(command)
-            return
-        self.direct += 1
-        try:
-            engine._execute_command(command)
-        except Exception as e:  # what the queue's task does with a failure
-            engine._handle_queue_exception(e, "command")
 
 
 def direct_commands(node: Any) -> list[DirectCommands]:

@@ -61,27 +61,25 @@ def prime_topics(msgbus: MessageBus, topics: list[str]) -> list[str]:
     return topics
 
 
-def strategies_market_topics(node: Any) -> list[str]:
-    """The market-data topics of every strategy of a built node that names its universe (``instrument_ids``) and
-    bars (``bar_spec``)."""
-    topics: list[str] = []
+def strategies_universes(node: Any) -> list[tuple[list[InstrumentId], str | None]]:
+    """Each strategy of a built node that names its universe (``instrument_ids``): the ids and its bars
+    (``bar_spec``, None when it names none)."""
+    universes = []
     for strategy in node.trader.strategies():
-        ids, bar_spec = getattr(strategy.config, "instrument_ids", None), getattr(strategy.config, "bar_spec", None)
-        if ids and bar_spec:
-            topics += market_data_topics([InstrumentId.from_str(str(i)) for i in ids], bar_spec)
-    return topics
+        ids = getattr(strategy.config, "instrument_ids", None)
+        if ids:
+            universes.append(([InstrumentId.from_str(str(i)) for i in ids], getattr(strategy.config, "bar_spec", None)))
+    return universes
 
 
 def prime_node(node: Any) -> list[str]:
     """After ``node.build()``, before it runs: the strategies' market-data topics made known to its bus, and each
     Binance data client's symbol lookups filled. Returns the topics primed."""
-    instrument_ids = [
-        InstrumentId.from_str(str(i))
-        for strategy in node.trader.strategies()
-        for i in getattr(strategy.config, "instrument_ids", None) or ()
-    ]
+    universes = strategies_universes(node)
+    instrument_ids = [i for ids, _ in universes for i in ids]
     for client in node.kernel.data_engine._clients.values():
         streams = getattr(client, "ats_market_streams", None)
         if streams is not None:
             streams.prime(instrument_ids)
-    return prime_topics(node.kernel.msgbus, strategies_market_topics(node))
+    topics = [t for ids, bar_spec in universes if bar_spec for t in market_data_topics(ids, bar_spec)]
+    return prime_topics(node.kernel.msgbus, topics)
