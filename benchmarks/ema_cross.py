@@ -8,8 +8,10 @@ from decimal import Decimal
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.indicators import ExponentialMovingAverage
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.enums import OrderSide, PositionSide
+from nautilus_trader.model.events import PositionOpened
 from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.position import Position
 from nautilus_trader.trading.strategy import Strategy
 
 
@@ -30,6 +32,9 @@ class EMACrossNotional(Strategy):
         self.slow = ExponentialMovingAverage(config.slow_ema_period)
         self.instrument = None
         self.trading = False
+        # The strategy's latest position (the engine keeps the object current): one instance trades one
+        # instrument, so it is the instrument's net position without asking the portfolio on every bar.
+        self.position: Position | None = None
 
     def on_start(self) -> None:
         self.instrument = self.cache.instrument(self.config.instrument_id)
@@ -44,12 +49,16 @@ class EMACrossNotional(Strategy):
         if not self.trading or not self.slow.initialized:
             return
         want = OrderSide.BUY if self.fast.value >= self.slow.value else OrderSide.SELL
-        net = self.portfolio.net_position(self.config.instrument_id)
-        if (want == OrderSide.BUY and net > 0) or (want == OrderSide.SELL and net < 0):
-            return
-        self.close_all_positions(self.config.instrument_id)
+        position = self.position
+        if position is not None and position.is_open:
+            if (want == OrderSide.BUY) == (position.side == PositionSide.LONG):
+                return
+            self.close_position(position)
         quantity = self.instrument.make_qty(self.config.notional_usdt / Decimal(str(bar.close.as_double())))
         self.submit_order(self.order_factory.market(self.config.instrument_id, want, quantity))
+
+    def on_position_opened(self, event: PositionOpened) -> None:
+        self.position = self.cache.position(event.position_id)
 
     def on_stop(self) -> None:
         self.close_all_positions(self.config.instrument_id)

@@ -235,6 +235,35 @@ def test_fast_run_quiets_account_state_logging_only_when_info_is_dropped(speed_c
     assert kept.engine.portfolio.min_account_state_logging_interval_ms == 5
 
 
+def test_fast_run_quiets_strategy_event_logging_only_when_info_is_dropped(speed_catalog: Path) -> None:
+    base = load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml")
+    settings = dataclasses.replace(base, catalog=speed_catalog, sources=(), symbols=SYMBOLS[:2], start=START, end=END)
+
+    def flags(log_level: str, log_level_file: str | None = None, **chosen: bool) -> list[tuple]:
+        settings_at = dataclasses.replace(
+            settings, log_level=log_level, strategy_config={**base.strategy_config, **chosen}
+        )
+        config = build_run_config(settings_at)
+        logging = msgspec.structs.replace(config.engine.logging, log_level_file=log_level_file)
+        config = msgspec.structs.replace(config, engine=msgspec.structs.replace(config.engine, logging=logging))
+        return [
+            (s.config.get("log_events"), s.config.get("log_commands"))
+            for s in linear_run_config(config).engine.strategies
+        ]
+
+    assert flags("ERROR") == flags("WARNING") == [(False, False)] * 2
+    assert flags("INFO") == [(None, None)] * 2  # Nautilus's default (True): the trader asked to see them
+    assert flags("ERROR", log_level_file="INFO") == [(None, None)] * 2
+    assert flags("ERROR", log_events=True) == [(True, False)] * 2  # a value the config chose is kept
+
+    # the strategies really run with them off, and the run's results are the plain run's
+    quiet = run_backtest(settings, fast=True)
+    assert all(not s.config.log_events and not s.config.log_commands for s in quiet.engine.trader.strategies())
+    plain = run_backtest(settings, fast=False)
+    assert all(s.config.log_events for s in plain.engine.trader.strategies())
+    pd.testing.assert_frame_equal(_positions(plain), _positions(quiet), check_exact=True)
+
+
 def test_survivors_frozen_freezes_after_full_collections_and_thaws_after() -> None:
     gc.unfreeze()  # a live node started earlier in this process freezes its start-up objects for good
     assert gc.get_freeze_count() == 0

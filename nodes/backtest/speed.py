@@ -11,6 +11,8 @@ profiles and figures):
   out of later sweeps for the length of the run;
 - its portfolio formats each account state into an INFO line, every instrument's margin included, even when
   the log level drops it: ``quiet_account_state_logging`` skips that when nothing at INFO is written;
+- each strategy formats every event it receives and command it sends into an INFO line before the level filter:
+  ``quiet_strategy_event_logging`` turns that off when nothing at INFO is written;
 - under a NETTING OMS every closed cycle is kept as a pickled position snapshot, and with two or more
   instruments the portfolio's snapshot cache forgets the other instruments' progress on each position event
   and unpickles their whole history again: ``hedging_run_config`` runs the backtest with a HEDGING OMS, where
@@ -227,18 +229,43 @@ _QUIET_LEVELS = ("WARNING", "WARN", "ERROR", "OFF")
 _NEVER_MS = 10**12  # 31 years, longer than any backtest: "log the first account state only"
 
 
+def _info_dropped(run_config: BacktestRunConfig) -> bool:
+    """Whether neither the console nor the log file keeps INFO lines."""
+    logging = run_config.engine.logging
+    levels = [logging.log_level, logging.log_level_file or "OFF"] if logging is not None else ["INFO"]
+    return all(str(level).upper() in _QUIET_LEVELS for level in levels)
+
+
 def quiet_account_state_logging(run_config: BacktestRunConfig) -> BacktestRunConfig:
     """Skip formatting the per-fill account-state INFO lines when the log level drops them anyway."""
     engine = run_config.engine
-    logging = engine.logging
-    levels = [logging.log_level, logging.log_level_file or "OFF"] if logging is not None else ["INFO"]
-    if any(str(level).upper() not in _QUIET_LEVELS for level in levels):
+    if not _info_dropped(run_config):
         return run_config
     portfolio = engine.portfolio or PortfolioConfig()
     if portfolio.min_account_state_logging_interval_ms is not None:
         return run_config  # the config chose its own interval
     portfolio = msgspec.structs.replace(portfolio, min_account_state_logging_interval_ms=_NEVER_MS)
     return msgspec.structs.replace(run_config, engine=msgspec.structs.replace(engine, portfolio=portfolio))
+
+
+def quiet_strategy_event_logging(run_config: BacktestRunConfig) -> BacktestRunConfig:
+    """Skip formatting each strategy's per-event and per-command INFO lines when the log level drops them anyway.
+
+    A strategy formats every order and position event it receives, and every command it sends, into text before
+    the logger's level filter (in Rust) sees it: about a fifth of a millisecond per EMA-cross trade. Warnings
+    (rejected, denied orders...) are logged whatever ``log_events`` says. A config that sets either key keeps it.
+    """
+    if not _info_dropped(run_config):
+        return run_config
+    strategies = [
+        ImportableStrategyConfig(
+            strategy_path=s.strategy_path,
+            config_path=s.config_path,
+            config={"log_events": False, "log_commands": False, **s.config},
+        )
+        for s in run_config.engine.strategies
+    ]
+    return msgspec.structs.replace(run_config, engine=msgspec.structs.replace(run_config.engine, strategies=strategies))
 
 
 def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
@@ -265,7 +292,7 @@ def survivors_frozen() -> Iterator[None]:
 
 def linear_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     """The configuration half of the mitigations; ``prepare_engine`` is the other half, once the node is built."""
-    return quiet_account_state_logging(hedging_run_config(run_config))
+    return quiet_strategy_event_logging(quiet_account_state_logging(hedging_run_config(run_config)))
 
 
 def prepare_engine(engine: BacktestEngine) -> None:
