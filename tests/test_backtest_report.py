@@ -269,6 +269,14 @@ def test_funding_is_booked_to_the_first_trade_whose_span_holds_it() -> None:
         if shuffled:
             rng.shuffle(payments)
         assert with_venue_funding(trades, payments) == reference(trades, payments)
+    # No payment at all (no funding rates replayed): the strategies' estimates taken out, the same order, ties in
+    # exit time and instrument included (then by entry), and -0.0 booked as 0.0 as the passes do.
+    trades[0] |= {"realized_pnl": -0.0, "funding": 0.0}
+    trades[1] |= {"exit_time_ns": trades[2]["exit_time_ns"], "instrument": trades[2]["instrument"]}
+    for payments in ([], [("C", 10, 1.0)]):  # the second: payments of an instrument nobody traded
+        got, expected = with_venue_funding(trades, payments), reference(trades, payments)
+        assert got == expected and [str(t["realized_pnl"]) for t in got] == [str(t["realized_pnl"]) for t in expected]
+        assert [list(t) for t in got] == [list(t) for t in expected]
 
 
 def test_a_second_process_only_when_a_core_is_idle() -> None:
