@@ -279,6 +279,23 @@ def test_funding_is_booked_to_the_first_trade_whose_span_holds_it() -> None:
         assert [list(t) for t in got] == [list(t) for t in expected]
 
 
+def test_the_account_table_is_left_for_the_first_process(outcome: BacktestOutcome, tmp_path: Path) -> None:
+    """The second process takes the table steps from the first, this process (its own files written) from the last:
+    the account last, so this process writes it (it has read the states for the equity curve already) while the
+    child writes the positions and the orders, which cost it about as much."""
+    import dataclasses
+
+    from nodes.backtest.report_files import table_steps
+
+    assert [name for name, _ in table_steps(outcome, tmp_path)] == [
+        "positions.csv",
+        "fills.parquet, orders.parquet",
+        "account.parquet",
+    ]
+    with_csv = dataclasses.replace(outcome, settings=dataclasses.replace(outcome.settings, csv_tables=True))
+    assert [name for name, _ in table_steps(with_csv, tmp_path)][-1] == "account.parquet"
+
+
 def test_a_second_process_only_when_a_core_is_idle() -> None:
     from nodes.backtest.report_files import core_to_spare
 
