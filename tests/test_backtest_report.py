@@ -77,25 +77,32 @@ def test_the_runs_objects_stay_out_of_collections_while_the_report_is_written(
     outcome: BacktestOutcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """From the writer's start to its end the run's objects are frozen (``gc.freeze``: a full collection would
-    visit all of them), in one process as with a second one, and thawed after, also when a step fails."""
+    visit all of them) and the collector is off (no collection at all), in one process as with a second one; thawed
+    and on again after, also when a step fails."""
     import gc
 
     import nodes.backtest.report_files as report_files
 
     report = build_report(outcome)
     gc.unfreeze()
-    seen: list[int] = []
+    assert gc.isenabled()
+    seen: list[tuple[int, bool, int]] = []
     steps = report_files.report_steps
+
+    def collections() -> int:
+        return sum(generation["collections"] for generation in gc.get_stats())
 
     def watched(*args: object, **kwargs: object) -> list:
         return [
-            (name, lambda write=write: (seen.append(gc.get_freeze_count()), write()))
+            (name, lambda write=write: (seen.append((gc.get_freeze_count(), gc.isenabled(), collections())), write()))
             for name, write in steps(*args, **kwargs)
         ]
 
     monkeypatch.setattr(report_files, "report_steps", watched)
     save_report(outcome, report)
-    assert seen and min(seen) > 10_000 and gc.get_freeze_count() == 0
+    assert seen and min(count for count, _, _ in seen) > 10_000 and gc.get_freeze_count() == 0
+    assert not any(enabled for _, enabled, _ in seen) and gc.isenabled()
+    assert seen[0][2] == seen[-1][2]  # the steps before the last allocated plenty: not one collection
 
     def failing(*args: object, **kwargs: object) -> list:
         return [("report.txt", lambda: 1 / 0)]
@@ -103,7 +110,7 @@ def test_the_runs_objects_stay_out_of_collections_while_the_report_is_written(
     monkeypatch.setattr(report_files, "report_steps", failing)
     with pytest.raises(ZeroDivisionError):
         save_report(outcome, report)
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_report_and_summary_json_say_what_the_run_had_and_lacked(outcome: BacktestOutcome) -> None:

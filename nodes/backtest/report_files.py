@@ -108,7 +108,12 @@ class ReportWriter:
         # The run's objects (about 1.7 million at 16 symbols x 25 days, all alive until the process ends) are left
         # out of the collector's passes until ``finish``: each full collection the report's allocations set off
         # would visit all of them (0.1-0.2 s each), and with a second process touch, and so copy, their pages.
+        # The collector is off as well: the report's own allocations (the trades, the tables' cells) still set off
+        # a hundred young collections that found nothing to free (about 8 % of the report's cpu); what they make is
+        # freed by reference counting, and the few seconds' cycles (plotly's figure) wait for the next pass.
         gc.freeze()
+        self._collecting = gc.isenabled()
+        gc.disable()
         self.tables = table_steps(outcome, self.folder)
         self.shared: SharedSteps | None = None
         if second_process and sys.platform == "linux":  # fork() of a process with threads: safe enough on Linux only
@@ -147,6 +152,8 @@ class ReportWriter:
             if shared is not None and shared.running():  # an error here: the child is still waited for
                 self.child_failure = shared.wait()
             gc.unfreeze()
+            if self._collecting:
+                gc.enable()
         return self.folder
 
 
