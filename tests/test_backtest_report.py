@@ -303,6 +303,27 @@ def test_the_account_table_is_left_for_the_first_process(outcome: BacktestOutcom
     assert [name for name, _ in table_steps(with_csv, tmp_path)][-1] == "account.parquet"
 
 
+def test_positions_csv_does_not_keep_the_positions_frame(outcome: BacktestOutcome, tmp_path: Path) -> None:
+    """positions.csv is written from a frame made for it and dropped after (the outcome does not keep it for the
+    later steps, where the process peaks), the same bytes as from ``outcome.positions``; a frame the outcome
+    already holds is used as it is."""
+    import dataclasses
+
+    from nodes.backtest.frames import write_csv
+
+    fresh = dataclasses.replace(outcome)
+    assert "positions" not in fresh.__dict__
+    folder = save_report(fresh, build_report(fresh))
+    assert "positions" not in fresh.__dict__
+    write_csv(outcome.positions, tmp_path / "positions.csv")
+    assert (folder / "positions.csv").read_bytes() == (tmp_path / "positions.csv").read_bytes()
+    from nodes.backtest.report_files import positions_report
+
+    assert positions_report(fresh) is not positions_report(fresh)  # made for each file, not kept
+    held = fresh.positions
+    assert positions_report(fresh) is held  # once the outcome holds one, that one
+
+
 def test_a_second_process_only_when_a_core_is_idle() -> None:
     from nodes.backtest.report_files import core_to_spare
 
