@@ -261,10 +261,10 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
     # A second process starts from the first step, this one (once the report's own files are written) from the
     # last. The child pays for each page it touches first (copied), about half again the tables' one-process cpu
-    # (16 symbols x 25 days: account 2.2 s, orders 2.0 s, positions 1.4 s; here 1.5, 1.1 and 1.0 s), and this
-    # process is done with its own files after about 1.5 s: with the account last this process takes it (done
-    # after about 3.0 s), the child the positions then the orders (3.4 s); with the orders last the child kept
-    # the account and the positions (3.6 s), with the positions last both large tables (4.2 s).
+    # (16 symbols x 25 days: account 2.2 s, orders 2.0 s, positions 1.4 s; here 1.2-1.5, 1.2-1.4 and 1.0 s), and
+    # this process is done with its own files after about 1.7 s: with the account last this process takes it
+    # (done after about 3.3 s) and the child the positions then the orders (2.9 s); with the orders last the child
+    # kept the account and the positions (3.3-3.7 s), with the positions last both large tables (4.2 s).
     steps: list[Step] = [
         ("positions.csv", lambda: write_csv(positions_report(outcome), folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
