@@ -324,6 +324,22 @@ def test_positions_csv_does_not_keep_the_positions_frame(outcome: BacktestOutcom
     assert positions_report(fresh) is held  # once the outcome holds one, that one
 
 
+def test_a_writer_given_up_before_its_end_waits_for_its_child(outcome: BacktestOutcome) -> None:
+    """When the report fails after the second process started (``ats backtest``'s ``build_report``), the writer is
+    given up: the child is waited for (no file is written once the command has returned), the run's objects thawed
+    and the collector on again."""
+    import gc
+
+    from nodes.backtest.report_files import ReportWriter
+
+    writer = ReportWriter(outcome, second_process=True)
+    assert writer.shared is not None and writer.shared.running() and not gc.isenabled()
+    writer.discard()
+    assert not writer.shared.running() and writer.child_failure is None
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert {"positions.csv", "orders.parquet", "account.parquet"} <= {p.name for p in writer.folder.iterdir()}
+
+
 def test_a_second_process_only_when_a_core_is_idle() -> None:
     from nodes.backtest.report_files import core_to_spare
 

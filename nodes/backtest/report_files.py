@@ -150,12 +150,19 @@ class ReportWriter:
                     for _, write in left:
                         write()
         finally:
-            if shared is not None and shared.running():  # an error here: the child is still waited for
-                self.child_failure = shared.wait()
+            self.discard()
+        return self.folder
+
+    def discard(self) -> None:
+        """The end of the writer, also when the report failed before ``finish``: the child waited for (it writes
+        no file once this process has returned), the run's objects thawed and the collector as it was."""
+        try:
+            if self.shared is not None and self.shared.running():
+                self.child_failure = self.shared.wait()
+        finally:
             gc.unfreeze()
             if self._collecting:
                 gc.enable()
-        return self.folder
 
 
 class SharedSteps:
