@@ -77,25 +77,32 @@ def test_the_runs_objects_stay_out_of_collections_while_the_report_is_written(
     outcome: BacktestOutcome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """From the writer's start to its end the run's objects are frozen (``gc.freeze``: a full collection would
-    visit all of them), in one process as with a second one, and thawed after, also when a step fails."""
+    visit all of them) and the collector is off (no collection at all), in one process as with a second one; thawed
+    and on again after, also when a step fails."""
     import gc
 
     import nodes.backtest.report_files as report_files
 
     report = build_report(outcome)
     gc.unfreeze()
-    seen: list[int] = []
+    assert gc.isenabled()
+    seen: list[tuple[int, bool, int]] = []
     steps = report_files.report_steps
+
+    def collections() -> int:
+        return sum(generation["collections"] for generation in gc.get_stats())
 
     def watched(*args: object, **kwargs: object) -> list:
         return [
-            (name, lambda write=write: (seen.append(gc.get_freeze_count()), write()))
+            (name, lambda write=write: (seen.append((gc.get_freeze_count(), gc.isenabled(), collections())), write()))
             for name, write in steps(*args, **kwargs)
         ]
 
     monkeypatch.setattr(report_files, "report_steps", watched)
     save_report(outcome, report)
-    assert seen and min(seen) > 10_000 and gc.get_freeze_count() == 0
+    assert seen and min(count for count, _, _ in seen) > 10_000 and gc.get_freeze_count() == 0
+    assert not any(enabled for _, enabled, _ in seen) and gc.isenabled()
+    assert seen[0][2] == seen[-1][2]  # the steps before the last allocated plenty: not one collection
 
     def failing(*args: object, **kwargs: object) -> list:
         return [("report.txt", lambda: 1 / 0)]
@@ -103,7 +110,7 @@ def test_the_runs_objects_stay_out_of_collections_while_the_report_is_written(
     monkeypatch.setattr(report_files, "report_steps", failing)
     with pytest.raises(ZeroDivisionError):
         save_report(outcome, report)
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
 
 
 def test_report_and_summary_json_say_what_the_run_had_and_lacked(outcome: BacktestOutcome) -> None:
@@ -269,6 +276,68 @@ def test_funding_is_booked_to_the_first_trade_whose_span_holds_it() -> None:
         if shuffled:
             rng.shuffle(payments)
         assert with_venue_funding(trades, payments) == reference(trades, payments)
+    # No payment at all (no funding rates replayed): the strategies' estimates taken out, the same order, ties in
+    # exit time and instrument included (then by entry), and -0.0 booked as 0.0 as the passes do.
+    trades[0] |= {"realized_pnl": -0.0, "funding": 0.0}
+    trades[1] |= {"exit_time_ns": trades[2]["exit_time_ns"], "instrument": trades[2]["instrument"]}
+    for payments in ([], [("C", 10, 1.0)]):  # the second: payments of an instrument nobody traded
+        got, expected = with_venue_funding(trades, payments), reference(trades, payments)
+        assert got == expected and [str(t["realized_pnl"]) for t in got] == [str(t["realized_pnl"]) for t in expected]
+        assert [list(t) for t in got] == [list(t) for t in expected]
+
+
+def test_the_account_table_is_left_for_the_first_process(outcome: BacktestOutcome, tmp_path: Path) -> None:
+    """The second process takes the table steps from the first, this process (its own files written) from the last:
+    the account last, so this process writes it (it has read the states for the equity curve already) while the
+    child writes the positions and the orders, which cost it about as much."""
+    import dataclasses
+
+    from nodes.backtest.report_files import table_steps
+
+    assert [name for name, _ in table_steps(outcome, tmp_path)] == [
+        "positions.csv",
+        "fills.parquet, orders.parquet",
+        "account.parquet",
+    ]
+    with_csv = dataclasses.replace(outcome, settings=dataclasses.replace(outcome.settings, csv_tables=True))
+    assert [name for name, _ in table_steps(with_csv, tmp_path)][-1] == "account.parquet"
+
+
+def test_positions_csv_does_not_keep_the_positions_frame(outcome: BacktestOutcome, tmp_path: Path) -> None:
+    """positions.csv is written from a frame made for it and dropped after (the outcome does not keep it for the
+    later steps, where the process peaks), the same bytes as from ``outcome.positions``; a frame the outcome
+    already holds is used as it is."""
+    import dataclasses
+
+    from nodes.backtest.frames import write_csv
+
+    fresh = dataclasses.replace(outcome)
+    assert "positions" not in fresh.__dict__
+    folder = save_report(fresh, build_report(fresh))
+    assert "positions" not in fresh.__dict__
+    write_csv(outcome.positions, tmp_path / "positions.csv")
+    assert (folder / "positions.csv").read_bytes() == (tmp_path / "positions.csv").read_bytes()
+    from nodes.backtest.report_files import positions_report
+
+    assert positions_report(fresh) is not positions_report(fresh)  # made for each file, not kept
+    held = fresh.positions
+    assert positions_report(fresh) is held  # once the outcome holds one, that one
+
+
+def test_a_writer_given_up_before_its_end_waits_for_its_child(outcome: BacktestOutcome) -> None:
+    """When the report fails after the second process started (``ats backtest``'s ``build_report``), the writer is
+    given up: the child is waited for (no file is written once the command has returned), the run's objects thawed
+    and the collector on again."""
+    import gc
+
+    from nodes.backtest.report_files import ReportWriter
+
+    writer = ReportWriter(outcome, second_process=True)
+    assert writer.shared is not None and writer.shared.running() and not gc.isenabled()
+    writer.discard()
+    assert not writer.shared.running() and writer.child_failure is None
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    assert {"positions.csv", "orders.parquet", "account.parquet"} <= {p.name for p in writer.folder.iterdir()}
 
 
 def test_a_second_process_only_when_a_core_is_idle() -> None:

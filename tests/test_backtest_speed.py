@@ -520,6 +520,27 @@ def test_account_table_margins_added_removed_and_changed_between_states(tmp_path
     assert [len(row) for row in got["margins"]] == [len(r) for r in rows]
 
 
+def test_money_floats_of_several_columns_share_one_set_of_precisions() -> None:
+    """The account's total, locked and free are converted with one set of their currencies' precisions: each call
+    leaves it as it was (it once emptied it, and the later columns went through ``money_float`` one by one)."""
+    from nautilus_trader.model.currencies import USDT
+    from nautilus_trader.model.objects import Money
+
+    from nodes.backtest import frames
+
+    amounts = [Money("1.5", USDT), Money("-2.25", USDT), Money("0", USDT)]
+    precisions = {USDT.precision}
+    calls = []
+    one_by_one = frames.money_float
+    frames.money_float = lambda money: calls.append(money) or one_by_one(money)
+    try:
+        for _ in range(3):
+            assert frames.money_floats(amounts, precisions) == [1.5, -2.25, 0.0]
+    finally:
+        frames.money_float = one_by_one
+    assert precisions == {USDT.precision} and calls == []
+
+
 def test_decimal_text_is_the_objects_own_text() -> None:
     """Quantities, prices and money made text (and floats) from their raw integers, as ``str()`` gives them through
     ``Decimal``: every precision, signs, zero, 15 and 16 digits, and raws with digits beyond the precision (left to

@@ -557,7 +557,8 @@ def money_floats(amounts: list[Any], precisions: set[int] | None = None) -> list
     if precisions is None:
         precisions = set(map(attrgetter("currency.precision"), amounts))
     if len(precisions) == 1:
-        unit = 10 ** (FIXED_PRECISION - precisions.pop())
+        (precision,) = precisions  # not ``pop()``: the caller passes one set for several columns
+        unit = 10 ** (FIXED_PRECISION - precision)
         raws = list(map(attrgetter("raw"), amounts))
         if not any(r % unit for r in raws):
             return [r / MONEY_SCALE for r in raws]

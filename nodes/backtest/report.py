@@ -96,6 +96,18 @@ def with_venue_funding(trades: list[dict[str, Any]], payments: list[tuple[str, i
     """Trades whose ``funding`` (received positive) and ``realized_pnl`` carry the funding the venue booked to
     the account while each was open, instead of a strategy's own estimate: the trades then add up to the
     account's balance to the cent. ``payments``: (instrument id, ts, paid: positive = cost)."""
+    if not payments:  # nothing to book (no funding rates replayed): one sort, the order the passes below give
+        return sorted(
+            (
+                {
+                    **trade,
+                    "realized_pnl": float(trade["realized_pnl"]) - float(trade.get("funding", 0.0) or 0.0) + 0.0,
+                    "funding": 0.0,
+                }
+                for trade in trades
+            ),
+            key=lambda t: (t.get("exit_time_ns", 0), t["instrument"], t.get("entry_time_ns", 0)),
+        )
     by_instrument: dict[str, list[tuple[int, float]]] = {}
     for instrument, ts, paid in payments:
         by_instrument.setdefault(instrument, []).append((ts, paid))

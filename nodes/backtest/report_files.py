@@ -24,6 +24,7 @@ import pyarrow as pa
 from nodes.backtest.frames import (
     order_tables,
     orders_frame,
+    positions_frame,
     write_account_csv,
     write_account_parquet,
     write_csv,
@@ -108,7 +109,12 @@ class ReportWriter:
         # The run's objects (about 1.7 million at 16 symbols x 25 days, all alive until the process ends) are left
         # out of the collector's passes until ``finish``: each full collection the report's allocations set off
         # would visit all of them (0.1-0.2 s each), and with a second process touch, and so copy, their pages.
+        # The collector is off as well: the report's own allocations (the trades, the tables' cells) still set off
+        # a hundred young collections that found nothing to free (about 8 % of the report's cpu); what they make is
+        # freed by reference counting, and the few seconds' cycles (plotly's figure) wait for the next pass.
         gc.freeze()
+        self._collecting = gc.isenabled()
+        gc.disable()
         self.tables = table_steps(outcome, self.folder)
         self.shared: SharedSteps | None = None
         if second_process and sys.platform == "linux":  # fork() of a process with threads: safe enough on Linux only
@@ -144,10 +150,19 @@ class ReportWriter:
                     for _, write in left:
                         write()
         finally:
-            if shared is not None and shared.running():  # an error here: the child is still waited for
-                self.child_failure = shared.wait()
-            gc.unfreeze()
+            self.discard()
         return self.folder
+
+    def discard(self) -> None:
+        """The end of the writer, also when the report failed before ``finish``: the child waited for (it writes
+        no file once this process has returned), the run's objects thawed and the collector as it was."""
+        try:
+            if self.shared is not None and self.shared.running():
+                self.child_failure = self.shared.wait()
+        finally:
+            gc.unfreeze()
+            if self._collecting:
+                gc.enable()
 
 
 class SharedSteps:
@@ -253,21 +268,32 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     """The raw tables: positions.csv, Nautilus's reports typed in Parquet, and their CSVs with ``csv_tables``."""
     # A second process starts from the first step, this one (once the report's own files are written) from the
     # last. The child pays for each page it touches first (copied), about half again the tables' one-process cpu
-    # (16 symbols x 25 days: account 2.2 s, orders 2.0 s, positions 1.4 s), and this process is done with its own
-    # files after about 1.9 s: with the orders last this process takes them, the child the account then the
-    # positions (both done after about 3.7 s); with the positions last the child kept both large tables (4.2 s).
+    # (16 symbols x 25 days: account 2.2 s, orders 2.0 s, positions 1.4 s; here 1.2-1.5, 1.2-1.4 and 1.0 s), and
+    # this process is done with its own files after about 1.7 s: with the account last this process takes it
+    # (done after about 3.3 s) and the child the positions then the orders (2.9 s); with the orders last the child
+    # kept the account and the positions (3.3-3.7 s), with the positions last both large tables (4.2 s).
     steps: list[Step] = [
-        ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
-        ("positions.csv", lambda: write_csv(outcome.positions, folder / "positions.csv")),
+        ("positions.csv", lambda: write_csv(positions_report(outcome), folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
+        ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
     if outcome.settings.csv_tables:
-        steps[1:1] = [
+        steps[2:2] = [
             ("account.csv", lambda: write_account_csv(outcome.account, folder / "account.csv")),
             ("orders.csv", lambda: orders_frame(outcome.record.orders).to_csv(folder / "orders.csv")),
             ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
     return [(name, returning_memory(write)) for name, write in steps]
+
+
+def positions_report(outcome: BacktestOutcome) -> pd.DataFrame:
+    """Nautilus's positions report: the outcome's frame if something built it, else one made for positions.csv
+    alone and dropped once it is written (kept as ``outcome.positions``, the frame of 26,000 positions was still
+    held while the orders' tables were built, the step at which the process peaks)."""
+    built = outcome.__dict__.get("positions")  # the cached_property's value, when it was read
+    if built is not None:
+        return built
+    return positions_frame(outcome.record.positions, outcome.record.position_snapshots)
 
 
 def returning_memory(write: Callable[[], Any]) -> Callable[[], Any]:

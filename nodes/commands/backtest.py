@@ -108,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
     settings = load_backtest_settings(args.config, overrides=overrides(args))
     outcome = run_backtest(settings, stderr_progress, progress_bar=True)
     writer = ReportWriter(outcome, second_process=core_to_spare())  # the raw tables from now on, on an idle core
-    report = build_report(outcome)
+    try:
+        report = build_report(outcome)
+    except BaseException:
+        writer.discard()
+        raise
     print(report.text)
     saved = writer.finish(report, show_progress=True)
     print(f"\nreport saved to {saved}")
