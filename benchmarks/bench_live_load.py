@@ -230,7 +230,7 @@ def measure(
     return Run(
         speed=speed,
         klines_sent=len(probe.klines),
-        bars_received=sum(figures["bars"].values()),
+        bars_received=figures["bars"],
         dropped_sim=dropped,
         latencies_ms=probe.latencies_ms(),
         entry_pairs=probe.pairs(),
@@ -417,7 +417,7 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
     first, later = first_scan_split(run)
     first_kline = min((sent for _, sent in run.entry_pairs), default=None)
     first_parts = breakdown_ms(run, [p for p in run.entry_pairs if p[1] == first_kline])
-    symbols_n = len(run.lag.get("bars", {})) or 1
+    symbols_n = run.lag.get("symbols") or 1
     per_min = max(run.market_minutes, 1.0) * symbols_n
     return [
         Row(name, "kline -> entry order p50 ms", _percentile(lat, 50), "", "",

@@ -3,13 +3,15 @@
 - Event-loop lag: a task on the node's asyncio loop sleeps ``lag_interval_ms`` again and again; how much later
   than asked it wakes is the lag every other callback on that loop (WebSocket messages, timers, order
   handling) waited too.
-- Bars received: it subscribes to the universe's bars (the subscription the strategy already holds; nothing
-  new goes to the exchange) and counts them per symbol, so the benchmark can compare them with the closed
-  klines the simulator sent: a difference is a message lost on the way.
+- Bars received: it listens to the universe's bars on the message bus (the strategy's subscription brings them)
+  and counts them, so the benchmark can compare them with the closed klines the simulator sent: a difference is a
+  message lost on the way.
 - Where a scan's time goes: for each bar time, the moment the universe's last bar of that time reached the
   message bus (a handler of higher priority than the strategy's, so before the strategy scans) and the moment
   the strategy's handler returned (after the scan and its entries). Times are ``time.monotonic()``
-  (CLOCK_MONOTONIC, the same clock in every process of the machine), comparable with the simulator's stamps.
+  (CLOCK_MONOTONIC, the same clock in every process of the machine), comparable with the simulator's stamps. The
+  loop thread's cpu time (a system call, not the vDSO's clock: ~1 us) is read at a bar time's first bar and at
+  its universe's last one only: these handlers run inside the latency they measure.
 
 - Where an entry's time goes after the scan: for each entry order (tagged ``ATS:ENTRY``) the moment the strategy
   called ``submit_order`` (its ``OrderInitialized`` event is published from inside that call) and the moment the
@@ -67,7 +69,8 @@ class NodeProbe(Actor):
         self._collections: list[tuple[float, int, float, float]] = []
         self._gc_started = self._gc_cpu = 0.0
         self._heap: dict[str, object] = {}
-        self._bars: dict[str, int] = {}
+        self._bars = 0  # bars of the universe received
+        self._universe = len(config.instrument_ids)
         self._task: asyncio.Task[None] | None = None
         # bar time (ns) -> [bars seen before the strategy, seen after it, then monotonic and thread-cpu seconds
         # of: the first bar before the strategy, the last bar before it, the last bar after it]
@@ -88,7 +91,6 @@ class NodeProbe(Actor):
             bar_type = BarType.from_str(f"{instrument_id}-{self.config.bar_spec}")
             self._bar_topics.append(f"data.bars.{bar_type}")
             self.msgbus.subscribe(topic=self._bar_topics[-1], handler=self._before_strategy, priority=10)
-            self.subscribe_bars(bar_type)
         asyncio.get_running_loop().call_soon(self._subscribe_after_strategy)
         self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         self._task = asyncio.get_running_loop().create_task(self._measure())
@@ -118,13 +120,16 @@ class NodeProbe(Actor):
             self.msgbus.subscribe(topic=topic, handler=self._after_strategy)
 
     def _before_strategy(self, bar: Bar) -> None:
+        self._bars += 1
         entry = self._times.get(bar.ts_event)
         if entry is None:
             self._next_profile()
             now, cpu = time.monotonic(), time.thread_time()
             entry = self._times[bar.ts_event] = [0, 0, now, cpu, now, cpu, 0.0, 0.0]
         entry[0] += 1
-        entry[4], entry[5] = time.monotonic(), time.thread_time()
+        entry[4] = time.monotonic()
+        if entry[0] == self._universe:
+            entry[5] = time.thread_time()
 
     def _next_profile(self) -> None:
         """A new bar time: the last one's profile written, the next one's started."""
@@ -148,14 +153,12 @@ class NodeProbe(Actor):
             if entry is not None:
                 entry[2] = event.ts_event / 1e9 - self._wall_offset
 
-    def on_bar(self, bar: Bar) -> None:
-        key = bar.bar_type.instrument_id.value
-        self._bars[key] = self._bars.get(key, 0) + 1
-
     def _after_strategy(self, bar: Bar) -> None:
         entry = self._times[bar.ts_event]
         entry[1] += 1
-        entry[6], entry[7] = time.monotonic(), time.thread_time()
+        entry[6] = time.monotonic()
+        if entry[1] == self._universe:
+            entry[7] = time.thread_time()
 
     async def _measure(self) -> None:
         interval = self.config.lag_interval_ms / 1000
@@ -181,7 +184,8 @@ class NodeProbe(Actor):
         only the small figures are written: the series grow with the run, and writing them every few seconds
         held the node's event loop for milliseconds, the very lag and latency measured (at stop: everything)."""
         figures = {
-            "bars": dict(self._bars),
+            "bars": self._bars,
+            "symbols": self._universe,
             "heap": self._heap,
             "frozen": self._frozen_count(),
             "written_at": time.time(),

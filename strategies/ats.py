@@ -360,7 +360,8 @@ class AtsStrategy(Strategy):
             self.daily.hit,
             self._correlation,
         )
-        price = self.market.last_close.get(instrument_id)
+        # one symbol's close, read only for a candidate the checks let through (``Market.last_close`` lists all)
+        price = None if reason else self.book.last_close(instrument_id)
         if not reason and price is None:
             reason = "no price yet for this symbol"
         if not reason and instrument_id in self.refusals:

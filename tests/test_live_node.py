@@ -253,11 +253,18 @@ def test_node_freezes_its_start_up_objects_once_running(shared_data: Path, tmp_p
         config = write_configs(tmp_path, sim, ["BTCUSDT"])
         node = LiveNode(config)
         gc.unfreeze()
+        thresholds = gc.get_threshold()
         freeze_startup_objects(node.node, after_s=1.0)
         try:
             node.start()  # returns once the trader runs
             assert gc.get_freeze_count() == 0  # not before the node has run after_s
             wait_for(lambda: gc.get_freeze_count() > 10_000, 10, "the start-up objects frozen")
+            # then a minute's worth of short-lived containers (a close's bars, a scan) meets no collection
+            gc.collect(0)  # the count of new containers starts at 0
+            collections = gc.get_stats()[0]["collections"]
+            held = [{} for _ in range(5_000)]
+            assert gc.get_stats()[0]["collections"] == collections, f"collected among {len(held)} new containers"
         finally:
             node.stop()
             gc.unfreeze()
+            gc.set_threshold(*thresholds)
