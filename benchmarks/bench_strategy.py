@@ -4,7 +4,8 @@ The first rows run ``ats backtest`` in fresh processes: the default config (``no
 16 symbols x 25 days on 1-hour bars) and the no-order EMA cross on the same data (the same catalog, symbols, window,
 bar size and log level; ``trade = false``: indicators only), then both again on 1-minute bars (``--bar 1m``), and
 print the default strategy's CPU time over the EMA run's (the target: <= 1.2). CPU time (user + sys of the process),
-because the machine is shared. ``strategy --default-only`` runs just these.
+because the machine is shared; both with ``--one-process`` (``backtest_command``), so the figure does not depend on
+the load. ``strategy --default-only`` runs just these.
 
 The rows after them run an in-process ``BacktestEngine`` on the real 16-symbol 1m set (``../shared/data``) with the
 speed measures the backtest runner applies (HEDGING OMS, buffered portfolio analyzer, GC survivors frozen), funding
@@ -149,6 +150,14 @@ trade = false
     return paths
 
 
+def backtest_command(config: Path, extra: list[str]) -> list[str]:
+    """``ats backtest`` of a config as the benchmark runs it: with ``--one-process``. By default the command forks a
+    second process for the report's tables when the load leaves a core idle, and that child's cpu (its copied pages
+    included) is counted too; whether it forks depends on what else the machine runs, so the same two commands gave
+    ratios 0.1 apart at loads 1.2-2.2 and 2.3-2.6. In one process each run's cpu is its own work, at any load."""
+    return [str(ATS), "backtest", str(config), "--one-process", *extra]
+
+
 def alternated_pairs(first: list[str], second: list[str], pairs: int) -> list[tuple[tuple, tuple]]:
     """``pairs`` (first, second) measurements of two commands, each a fresh process, run A B B A A B ...: a drift of
     the machine's speed during the pairs reaches both commands alike, and neither always runs first."""
@@ -181,7 +190,7 @@ def ratio_summary(pairs: list[tuple[tuple, tuple]]) -> tuple[float, str]:
 def default_strategy_rows(quick: bool, pairs: int = 5) -> list[Row]:
     """``ats backtest`` with the default config against the no-order EMA cross on the same data, per bar size.
 
-    Whole processes, cpu time (user + sys, the second process that writes the tables included). At the defaults'
+    Whole processes, cpu time (user + sys), each writing its report in one process. At the defaults'
     1-hour bars both processes take a few seconds, most of it the same imports, catalog check and report, so a
     single pair moves by 0.1-0.3 with the machine: the ratio is the median of ``pairs`` alternated pairs, printed
     with each pair's ratio. The 1-minute pair (minutes long, its ratio steadier) runs once."""
@@ -199,9 +208,7 @@ def default_strategy_rows(quick: bool, pairs: int = 5) -> list[Row]:
         for bar, label, repeats in ((None, backtest["bar"], pairs), ("1m", "1-MINUTE", 1)):
             extra = [*narrow, *(["--bar", bar] if bar else [])]
             load_before = os.getloadavg()[0]
-            measured = alternated_pairs(
-                [str(ATS), "backtest", str(default), *extra], [str(ATS), "backtest", str(ema), *extra], repeats
-            )
+            measured = alternated_pairs(backtest_command(default, extra), backtest_command(ema, extra), repeats)
             load_after = os.getloadavg()[0]
             ats_cpu, ats_wall, ats_rss = min(a for a, _ in measured)
             ema_cpu, ema_wall, ema_rss = min(b for _, b in measured)

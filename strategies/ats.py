@@ -246,7 +246,7 @@ class AtsStrategy(Strategy):
         with self._guarded("on_funding_rate"):
             instrument_id, rate = funding_rate.instrument_id, float(Decimal(str(funding_rate.rate)))
             self.book.handle_funding_rate(instrument_id, rate, funding_rate.ts_event)
-            self._book_funding(instrument_id, rate, self.market.last_close.get(instrument_id))
+            self._book_funding(instrument_id, rate, self.market.close_of(instrument_id))
 
     def _book_funding(self, instrument_id: InstrumentId, rate: float, mark: float | None) -> None:
         trade = self.trades.open.get(instrument_id)

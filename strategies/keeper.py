@@ -134,7 +134,7 @@ class ExitKeeper:
     def adjust(self, trade: Trade, score: float) -> None:
         """Dynamic adjustment: tighten the stop or exit when the score turns; trail TP2 when it firms."""
         position = self.orders.open_position(trade)
-        price = self.market.last_close.get(trade.instrument_id)
+        price = self.market.close_of(trade.instrument_id)
         if position is None or price is None or trade.exit_intent:
             return
         tp2_order = self.orders.working(trade.tp2_id)
@@ -223,7 +223,7 @@ class ExitKeeper:
         position = self.orders.open_position(trade)
         if position is None:
             return StopAction.NONE
-        price = self.market.last_close.get(trade.instrument_id)
+        price = self.market.close_of(trade.instrument_id)
         closing = bool(trade.exit_intent)
         covered = self.covering_stop(trade) is not None
         banned = banned_until_ms(why) is not None
@@ -260,7 +260,7 @@ class ExitKeeper:
             return GuardView(False, False, False, in_flight, stale, False)
         position = self.orders.open_position(trade)
         stop = self.orders.working(trade.stop_id)
-        price = self.market.last_close.get(trade.instrument_id)
+        price = self.market.close_of(trade.instrument_id)
         return GuardView(
             position_open=position is not None,
             closing=bool(trade.exit_intent),
@@ -301,7 +301,7 @@ class ExitKeeper:
             position = self.orders.open_position(trade)
             log.warning(f"{instrument_id}: no working stop of its own; placing it again at {trade.stop_price}")
             self.orders.replace_stop(trade, trade.stop_price, position.quantity.as_decimal(), trade.stop_kind)
-            price = self.market.last_close.get(instrument_id, trade.entry)
+            price = self.market.close_of(instrument_id, trade.entry)
             self.notice(trade, "STOP_REARMED", price, position.quantity.as_double(), trade.stop_price)
         elif action == GuardAction.CLOSE:
             trade.exit_intent = trade.exit_intent or INTENT_STOP
@@ -384,7 +384,7 @@ class ExitKeeper:
             trade = trades.open.get(position.instrument_id)
             if trade is not None:
                 trade.exit_intent = INTENT_FLATTEN
-                price = self.market.last_close.get(position.instrument_id, 0.0)
+                price = self.market.close_of(position.instrument_id, 0.0)
                 self.notice(trade, "FLATTEN", price, position.quantity.as_double(), 0.0)
             self.orders.strategy.close_position(position, tags=[TAG_FLATTEN])
             closed.append(str(position.instrument_id))

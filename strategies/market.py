@@ -62,6 +62,12 @@ class Market:
         """The last bar's close of each symbol that has had a bar (the book keeps them as it takes the bars)."""
         return {} if self.book is None else self.book.last_closes()
 
+    def close_of(self, instrument_id: InstrumentId, default: float | None = None) -> float | None:
+        """One symbol's last close, ``default`` before its first bar or outside the universe: ``last_close.get``
+        without listing every symbol (read per open trade at each scan, mark and funding rate)."""
+        close = None if self.book is None else self.book.close_of(instrument_id)
+        return default if close is None else close
+
     def resolve(self, symbol: str) -> InstrumentId | None:
         return resolve_symbol(symbol, self.instruments)
 
@@ -117,7 +123,7 @@ class Market:
             return 0.0
         equity = self.wallet(portfolio)
         for position in cache.positions_open(venue=self.venue):
-            price = self.last_close.get(position.instrument_id)
+            price = self.close_of(position.instrument_id)
             if price is not None:
                 instrument = self.instruments.get(position.instrument_id) or cache.instrument(position.instrument_id)
                 equity += position.unrealized_pnl(instrument.make_price(price)).as_double()

@@ -24,3 +24,12 @@ def test_ratio_is_the_median_of_the_pairs_and_the_note_lists_them() -> None:
     assert "1.50, 2.00, 1.25" in note and "spread 0.75" in note
     assert "best cpu over best cpu 1.25" in note  # 5.0 / 4.0
     assert ratio_summary(pairs[:1]) == (1.5, "one pair, cpu s")
+
+
+def test_both_runs_write_their_report_in_one_process(tmp_path: Path) -> None:
+    """A forked table writer (only when the load leaves a core idle) adds its cpu to a run's: the ratio would move
+    with the machine's load. The benchmark runs both commands with ``--one-process``."""
+    from benchmarks.bench_strategy import backtest_command
+
+    command = backtest_command(tmp_path / "default.toml", ["--bar", "1m"])
+    assert command[1:] == ["backtest", str(tmp_path / "default.toml"), "--one-process", "--bar", "1m"]

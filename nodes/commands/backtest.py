@@ -46,6 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="also write fills, orders and account as CSV beside their Parquet tables ([backtest] csv_tables)",
     )
+    parser.add_argument(
+        "--one-process",
+        action="store_true",
+        help="write every report file in this process, even with an idle core (benchmarks: the cpu time is then "
+        "the run's own, whatever the machine's load)",
+    )
     parser.set_defaults(handler=run, hard_exit=True)  # ends the process once the report is saved (nodes.cli)
 
 
@@ -107,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_backtest_settings(args.config, overrides=overrides(args))
     outcome = run_backtest(settings, stderr_progress, progress_bar=True)
-    writer = ReportWriter(outcome, second_process=core_to_spare())  # the raw tables from now on, on an idle core
+    # the raw tables from now on, on an idle core
+    writer = ReportWriter(outcome, second_process=not args.one_process and core_to_spare())
     try:
         report = build_report(outcome)
     except BaseException:
