@@ -500,16 +500,11 @@ class FactorBook:
 
     def close_of(self, instrument_id: InstrumentId) -> float | None:
         """``last_closes().get(instrument_id)``: the symbol's last close, None before its first bar or outside the
-        universe; bars are taken as ``last_closes`` takes them."""
+        universe (a position the trader opened by hand); bars are taken as ``last_closes`` takes them."""
         if not self.eager:
             self._take_bars()
         sym = self._syms.get(instrument_id)
         return sym.close if sym is not None and sym.count else None
-
-    def last_close(self, instrument_id: InstrumentId) -> float | None:
-        self._take_bars()
-        sym = self._symbol(instrument_id)
-        return sym.close if sym.count else None
 
     def returns_correlation(self, a: InstrumentId, b: InstrumentId) -> float | None:
         """Pearson correlation of the bar returns of a and b over their last ``correlation_window``

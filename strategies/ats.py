@@ -361,7 +361,7 @@ class AtsStrategy(Strategy):
             self._correlation,
         )
         # one symbol's close, read only for a candidate the checks let through (``Market.last_close`` lists all)
-        price = None if reason else self.book.last_close(instrument_id)
+        price = None if reason else self.book.close_of(instrument_id)
         if not reason and price is None:
             reason = "no price yet for this symbol"
         if not reason and instrument_id in self.refusals:

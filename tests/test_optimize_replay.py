@@ -101,7 +101,7 @@ def _reads(book: FactorBook) -> dict:
             [book.factor_value(iid, k) for k in ("T", "L", "I")],
             book.atr(iid),
             book.atr_pct(iid),
-            book.last_close(iid),
+            book.close_of(iid),
             book.returns_correlation(_iid("BTCUSDT"), iid),
             book.missing_factors(iid),
         )
