@@ -86,23 +86,6 @@ class Phases:
         return "\n".join(lines)
 
 
-def _time_account_recording() -> list[float]:
-    """[cpu s, calls] of the fast run's ``AccountRecorder`` handler, summed while the run goes."""
-    from nodes.backtest.speed import AccountRecorder
-
-    spent = [0.0, 0]
-    handler = AccountRecorder._on_account_state
-
-    def timed(self: AccountRecorder, state: object) -> None:
-        started = time.thread_time()
-        handler(self, state)
-        spent[0] += time.thread_time() - started
-        spent[1] += 1
-
-    AccountRecorder._on_account_state = timed  # type: ignore[method-assign]
-    return spent
-
-
 def main(argv: list[str]) -> None:
     exec_at = os.environ.pop("BACKTEST_PHASES_EXEC_AT", None)  # the monotonic clock carries across exec
     if exec_at:
@@ -137,14 +120,8 @@ def main(argv: list[str]) -> None:
     phases.done("settings")
     ready = ensure_catalog(settings, stderr_progress)
     phases.done("catalog check (ensure_catalog)")
-    recording = _time_account_recording()
     outcome = _run(settings, True, _progress_actor(ready))
     phases.done("catalog read + replay", in_run=True)
-    phases.notes.append(
-        f"of the replay, recording the account's margins (AccountRecorder): {recording[0]:.2f} s cpu,"
-        f" {recording[1]:,} publications, {len(outcome.record.account_margins):,} of"
-        f" {len(outcome.record.account_states):,} states"
-    )
     if fast_path_mismatch(outcome) is not None:
         raise SystemExit("the fast path was rejected: this script times the fast run only")
     outcome.replayed = ready
