@@ -375,54 +375,6 @@ def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_p
     assert outcome.orders_filled == len(trader.generate_order_fills_report())
 
 
-def test_fast_run_records_the_account_margins_and_account_parquet_is_the_same(
-    outcomes: dict, tmp_path: Path
-) -> None:
-    """The fast run records each account state's margins as the portfolio publishes it (``AccountRecorder``):
-    account.parquet written from that record is byte for byte the file read from the states alone after the run;
-    the plain run records nothing and its file is still Nautilus's account report."""
-    from nodes.backtest.frames import AccountMargins, write_account_parquet
-
-    fast, plain = outcomes[4, True].record, outcomes[4, False].record
-    assert len(plain.account_margins) == 0
-    states = fast.account_states
-    assert len(states) > 1000
-    recorded = len(fast.account_margins)  # taken before the writer adds the states published after the last one
-    assert recorded >= len(states) - 2
-    write_account_parquet(states, tmp_path / "recorded.parquet", rows_per_group=300, margins=fast.account_margins)
-    assert len(fast.account_margins) == len(states)
-    write_account_parquet(states, tmp_path / "read.parquet", rows_per_group=300, margins=AccountMargins())
-    assert (tmp_path / "recorded.parquet").read_bytes() == (tmp_path / "read.parquet").read_bytes()
-    with pytest.raises(ValueError, match="account states recorded"):
-        fast.account_margins.catch_up(states[:-1])
-
-
-def test_account_recorder_takes_states_the_portfolio_did_not_publish_in_order(speed_catalog: Path) -> None:
-    """A state the account holds but that was not published (or published before the recorder started) is taken at
-    the next publication, in the account's order, and a state published twice is recorded once."""
-    from nautilus_trader.model.identifiers import Venue
-
-    from nodes.backtest.frames import AccountMargins
-    from nodes.backtest.speed import account_recorder
-
-    outcome = run_backtest(_strategy_settings(speed_catalog, "EMACrossNotional"), fast=True)
-    recorder = account_recorder(outcome.engine)
-    assert recorder is not None
-    account = outcome.engine.cache.account_for_venue(Venue("BINANCE"))
-    states = account.events
-    assert len(states) > 10
-    fresh = type(recorder)()  # a recorder that saw nothing yet, on the same (finished) run's cache
-    fresh.register_base(recorder.portfolio, recorder.msgbus, recorder.cache, recorder.clock)
-    fresh._on_account_state(states[-1])  # the last state published: every state before it is taken with it
-    fresh._on_account_state(states[-1])  # published again: nothing added
-    margins = fresh.margins(account)
-    expected = AccountMargins().catch_up(states)
-    assert len(margins) == len(states)
-    assert list(margins.offsets) == list(expected.offsets)
-    assert list(margins.picks) == list(expected.picks)
-    assert margins.distinct == expected.distinct
-
-
 def _ledger_of_report(positions: pd.DataFrame) -> list[dict]:
     """The trade ledger as it was read from Nautilus's positions report, cell by cell: the reference for
     ``position_trades``, which reads the positions themselves."""

@@ -527,97 +527,15 @@ ACCOUNT_SCHEMA = pa.schema(
 ACCOUNT_ROWS_PER_GROUP = 8192  # rows built and written at a time: 16 symbols' margins are 1 kB per row in Arrow
 
 
-class AccountMargins:
-    """Each account state's margins as places in one table of the distinct margins: what ``account.parquet``'s
-    ``margins`` column is made from. A state copies every instrument's margin (16 symbols x 25 days: 830,000
-    margins in 50,000 states), and from one state to the next usually one of them was added, removed or changed
-    (``_margin_places``), so each state adds its places (a few integers) and at most a few new margins.
-
-    ``add`` takes the states in the account's order. The fast run adds each state as the portfolio publishes it
-    (``nodes.backtest.speed.AccountRecorder``), while its margins are still in the CPU's cache; read after the
-    run, the same margins lie scattered over a heap of a gigabyte and each first read is a trip to memory (about
-    1 s at 16 symbols x 25 days). ``catch_up`` adds what was not recorded (every state after a plain run)."""
-
-    def __init__(self) -> None:
-        self.offsets = array("l", [0])  # state i's places are picks[offsets[i]:offsets[i + 1]]
-        self.picks = array("l")
-        # MarginBalance.to_dict(), typed, per distinct margin: its amounts' text as floats (money_float)
-        self.distinct: dict[str, list[Any]] = {"initial": [], "maintenance": [], "currency": [], "instrument_id": []}
-        # A distinct margin by the identity of its objects (a copy shares its Money and InstrumentId objects with
-        # the margin it copies, ``MarginBalance.copy``: the same objects mean the same margin, so its amounts are
-        # neither hashed nor formatted); ``_kept`` holds the margins so that no identity is reused while this
-        # lives. Equal margins made apart only add an equal entry to ``distinct``.
-        self._shared: dict[tuple[int, int, int], int] = {}
-        self._kept: list[Any] = []
-        self._previous: list[Any] = []
-        self._places: list[int] = []
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def _place(self, margin: Any) -> int:
-        key = (id(margin.initial), id(margin.maintenance), id(margin.instrument_id))
-        found = self._shared.get(key)
-        if found is None:
-            found = self._shared[key] = len(self._kept)
-            self._kept.append(margin)
-            self.distinct["initial"].append(money_float(margin.initial))
-            self.distinct["maintenance"].append(money_float(margin.maintenance))
-            self.distinct["currency"].append(margin.currency.code)
-            instrument = margin.instrument_id
-            self.distinct["instrument_id"].append(None if instrument is None else instrument.value)
-        return found
-
-    def add(self, state: Any) -> None:
-        """The next account state."""
-        margins = state.margins
-        self._places = _margin_places(margins, self._previous, self._places, self._place)
-        self._previous = margins
-        self.picks.extend(self._places)
-        self.offsets.append(len(self.picks))
-
-    def catch_up(self, states: list[Any]) -> "AccountMargins":
-        """Add the states after those already added (``states``: all of the account's, in order)."""
-        if len(states) < len(self):
-            raise ValueError(f"{len(self)} account states recorded, the account holds {len(states)}")
-        for state in states[len(self) :]:
-            self.add(state)
-        return self
-
-    def table(self) -> pa.StructArray:
-        """The distinct margins, as ``margins`` cells hold them."""
-        return pa.StructArray.from_arrays(
-            [pa.array(["MarginBalance"] * len(self._kept), type=pa.string())]
-            + [pa.array(self.distinct[name], type=MARGIN_TYPE.field(name).type) for name in self.distinct],
-            fields=list(MARGIN_TYPE),
-        )
-
-    def cells(self, distinct: pa.StructArray, states: np.ndarray) -> pa.ListArray:
-        """The ``margins`` cells of these states (indices, in the rows' order)."""
-        offsets = np.frombuffer(self.offsets, dtype=np.int64)
-        starts, ends = offsets[states], offsets[states + 1]
-        counts = ends - starts
-        cell_offsets = np.zeros(len(states) + 1, dtype=np.int32)
-        np.cumsum(counts, out=cell_offsets[1:])
-        # each cell's places in turn: its state's start, then the next ones
-        where = np.repeat(starts - cell_offsets[:-1], counts) + np.arange(cell_offsets[-1], dtype=np.int64)
-        picks = np.frombuffer(self.picks, dtype=np.int64)[where]
-        return pa.ListArray.from_arrays(pa.array(cell_offsets), distinct.take(pa.array(picks, type=pa.int64())))
-
-
-def account_parts(
-    states: list[Any], rows_per_part: int = ACCOUNT_ROWS_PER_GROUP, margins: AccountMargins | None = None
-) -> Iterator[pa.Table]:
+def account_parts(states: list[Any], rows_per_part: int = ACCOUNT_ROWS_PER_GROUP) -> Iterator[pa.Table]:
     """``account_frame`` typed, in parts of consecutive rows: one row per balance per account state, by event time;
-    ``margins`` a list of structs (initial, maintenance, currency, instrument) per row, from ``margins`` (the
-    states' margins as the run recorded them, the rest added here)."""
-    margins = (AccountMargins() if margins is None else margins).catch_up(states)
-    distinct = margins.table()
-    rows = [(number, balance) for number, state in enumerate(states) for balance in state.balances]
-    order = report_order(np.fromiter((states[n].ts_event for n, _ in rows), dtype=np.int64, count=len(rows)))
+    ``margins`` a list of structs (initial, maintenance, currency, instrument) per row. Each distinct margin of a
+    part is converted once and taken for every row that holds it (most repeat: an instrument's margin changes only
+    when it trades)."""
+    rows = [(state, balance) for state in states for balance in state.balances]
+    order = report_order(np.fromiter((state.ts_event for state, _ in rows), dtype=np.int64, count=len(rows)))
     for start in range(0, len(rows), rows_per_part):
-        part = [rows[i] for i in order[start : start + rows_per_part].tolist()]
-        yield _account_rows(states, part, margins.cells(distinct, np.fromiter((n for n, _ in part), np.int64)))
+        yield _account_rows([rows[i] for i in order[start : start + rows_per_part].tolist()])
 
 
 def money_float(money: Any) -> float:
@@ -673,9 +591,36 @@ def _margin_places(
     return places + [place(m) for m in margins[first:]]
 
 
-def _account_rows(states: list[Any], rows: list[tuple[int, Any]], margins: pa.ListArray) -> pa.Table:
-    # The columns but the margins a column at a time, the attributes read in C (``attrgetter``).
-    states = [states[number] for number, _ in rows]
+def _account_rows(rows: list[tuple[Any, Any]]) -> pa.Table:
+    # Each distinct margin is looked up by identity (a copy shares its Money and InstrumentId objects with the
+    # margin it copies, ``MarginBalance.copy``: the same objects mean the same margin, so its amounts are neither
+    # hashed nor formatted) and converted once; equal margins made apart only add an equal entry to ``distinct``.
+    shared: dict[tuple[int, int, int], int] = {}  # (initial, maintenance, instrument id) -> place in distinct
+    distinct: dict[str, list[Any]] = {"initial": [], "maintenance": [], "currency": [], "instrument_id": []}
+
+    def place(margin: Any) -> int:
+        key = (id(margin.initial), id(margin.maintenance), id(margin.instrument_id))
+        found = shared.get(key)
+        if found is None:  # MarginBalance.to_dict(), typed: its amounts' text as floats (money_float)
+            found = shared[key] = len(shared)
+            distinct["initial"].append(money_float(margin.initial))
+            distinct["maintenance"].append(money_float(margin.maintenance))
+            distinct["currency"].append(margin.currency.code)
+            instrument = margin.instrument_id
+            distinct["instrument_id"].append(None if instrument is None else instrument.value)
+        return found
+
+    offsets, picks = array("l", [0]), array("l")
+    previous: list[Any] = []
+    places: list[int] = []
+    for state, _ in rows:
+        margins = state.margins
+        places = _margin_places(margins, previous, places, place)
+        previous = margins
+        picks.extend(places)
+        offsets.append(len(picks))
+    # The other columns a column at a time, the attributes read in C (``attrgetter``).
+    states = [state for state, _ in rows]
     balances = [balance for _, balance in rows]
     currencies = list(map(attrgetter("currency"), balances))  # a balance's total, locked and free are in it
     precisions = set(map(attrgetter("precision"), currencies))
@@ -693,22 +638,24 @@ def _account_rows(states: list[Any], rows: list[tuple[int, Any]], margins: pa.Li
             "{}" if type(info) is dict and not info else json.dumps(info) for info in map(attrgetter("info"), states)
         ],
     }
+    margins = pa.StructArray.from_arrays(
+        [pa.array(["MarginBalance"] * len(shared), type=pa.string())]
+        + [pa.array(distinct[name], type=MARGIN_TYPE.field(name).type) for name in distinct],
+        fields=list(MARGIN_TYPE),
+    )
     arrays = {name: pa.array(values, type=ACCOUNT_SCHEMA.field(name).type) for name, values in columns.items()}
     arrays["ts_event"] = pa.array(columns["ts_event"], type=pa.int64()).cast(UTC_NS)
-    arrays["margins"] = margins
+    arrays["margins"] = pa.ListArray.from_arrays(
+        pa.array(np.frombuffer(offsets, dtype=np.int64).astype(np.int32)),
+        margins.take(np.frombuffer(picks, dtype=np.int64)) if picks else margins,
+    )
     return pa.table([arrays[name] for name in ACCOUNT_SCHEMA.names], schema=ACCOUNT_SCHEMA)
 
 
-def write_account_parquet(
-    states: list[Any],
-    path: Path,
-    rows_per_group: int = ACCOUNT_ROWS_PER_GROUP,
-    margins: AccountMargins | None = None,
-) -> None:
-    """account.parquet, written a row group at a time so the whole table is never held; ``margins``: the states'
-    margins as the run recorded them (``AccountMargins``)."""
+def write_account_parquet(states: list[Any], path: Path, rows_per_group: int = ACCOUNT_ROWS_PER_GROUP) -> None:
+    """account.parquet, written a row group at a time so the whole table is never held."""
     with pq.ParquetWriter(path, ACCOUNT_SCHEMA) as writer:
-        for part in account_parts(states, rows_per_group, margins):
+        for part in account_parts(states, rows_per_group):
             writer.write_table(part)
 
 

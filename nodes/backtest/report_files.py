@@ -272,12 +272,10 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     # this process is done with its own files after about 1.7 s: with the account last this process takes it
     # (done after about 3.3 s) and the child the positions then the orders (2.9 s); with the orders last the child
     # kept the account and the positions (3.3-3.7 s), with the positions last both large tables (4.2 s).
-    record = outcome.record
-    margins = record.account_margins  # the states' margins recorded while the run went; the rest read at writing
     steps: list[Step] = [
         ("positions.csv", lambda: write_csv(positions_report(outcome), folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
-        ("account.parquet", lambda: write_account_parquet(record.account_states, folder / ACCOUNT, margins=margins)),
+        ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
     if outcome.settings.csv_tables:
         steps[2:2] = [

@@ -45,15 +45,9 @@ from catalog.inventory import (
 )
 from factors.inputs import bar_type_for
 from nodes.backtest.factor_coverage import FACTOR_COVERAGE, FactorCoverage, attach_strategy
-from nodes.backtest.frames import AccountMargins, account_frame, account_totals, order_fills_frame, positions_frame
+from nodes.backtest.frames import account_frame, account_totals, order_fills_frame, positions_frame
 from nodes.backtest.funding import FundingSettlementModule, funding_module
-from nodes.backtest.speed import (
-    account_recorder,
-    linear_run_config,
-    netting_guard,
-    prepare_engine,
-    survivors_frozen,
-)
+from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
 from nodes.settings import BacktestSettings
 
 
@@ -70,18 +64,15 @@ class RunRecord:
     positions: list[Any]
     position_snapshots: list[Any]
     account_states: list[Any]  # the venue account's events, in order
-    account_margins: AccountMargins  # the margins of the states recorded while the run went (frames.py)
 
     @classmethod
     def of(cls, engine: BacktestEngine) -> "RunRecord":
         account = engine.cache.account_for_venue(Venue(VENUE.value))
-        recorder = account_recorder(engine)  # none in a plain run: account.parquet reads every state's margins
         return cls(
             orders=engine.cache.orders(),
             positions=engine.cache.positions(),
             position_snapshots=engine.cache.position_snapshots(),
             account_states=account.events if account is not None else [],
-            account_margins=recorder.margins(account) if recorder and account else AccountMargins(),
         )
 
 

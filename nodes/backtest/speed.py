@@ -16,10 +16,7 @@ profiles and figures):
 - under a NETTING OMS every closed cycle is kept as a pickled position snapshot, and with two or more
   instruments the portfolio's snapshot cache forgets the other instruments' progress on each position event
   and unpickles their whole history again: ``hedging_run_config`` runs the backtest with a HEDGING OMS, where
-  each cycle is its own position and no snapshots are taken;
-- after the run, ``account.parquet`` would read back every account state's copy of every instrument's margin
-  (830,000 at 16 symbols x 25 days) from a heap of a gigabyte: ``AccountRecorder`` records them while the run
-  goes, as each state is published.
+  each cycle is its own position and no snapshots are taken.
 
 HEDGING gives the same fills, fees and PnL as NETTING only for strategies that close a position before
 opening the opposite one and pass ``position_id`` on orders that reduce an open position (our strategies
@@ -41,7 +38,6 @@ from nautilus_trader.backtest.engine import BacktestEngine
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig, BacktestRunConfig, ImportableActorConfig, ImportableStrategyConfig
 from nautilus_trader.model.events import (
-    AccountState,
     OrderCanceled,
     OrderDenied,
     OrderEvent,
@@ -54,8 +50,6 @@ from nautilus_trader.model.identifiers import PositionId
 from nautilus_trader.model.objects import Currency, Money
 from nautilus_trader.portfolio.config import PortfolioConfig
 from numpy import float64
-
-from nodes.backtest.frames import AccountMargins
 
 # (position id, realized PnL, event timestamp or None), per currency, in arrival order
 _Rows = dict[Currency, list[tuple[str, float, int | None]]]
@@ -296,19 +290,9 @@ def survivors_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def recording_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
-    """The run with an ``AccountRecorder`` beside its actors."""
-    engine = run_config.engine
-    return msgspec.structs.replace(
-        run_config, engine=msgspec.structs.replace(engine, actors=[*engine.actors, ACCOUNT_RECORDER])
-    )
-
-
 def linear_run_config(run_config: BacktestRunConfig) -> BacktestRunConfig:
     """The configuration half of the mitigations; ``prepare_engine`` is the other half, once the node is built."""
-    return recording_run_config(
-        quiet_strategy_event_logging(quiet_account_state_logging(hedging_run_config(run_config)))
-    )
+    return quiet_strategy_event_logging(quiet_account_state_logging(hedging_run_config(run_config)))
 
 
 def prepare_engine(engine: BacktestEngine) -> None:
@@ -375,55 +359,3 @@ class NettingGuard(Actor):
 
 def netting_guard(engine: BacktestEngine) -> NettingGuard | None:
     return next((a for a in engine.trader.actors() if isinstance(a, NettingGuard)), None)
-
-
-class AccountRecorderConfig(ActorConfig, frozen=True):
-    pass
-
-
-class AccountRecorder(Actor):
-    """Records each account state's margins (``frames.AccountMargins``) as the portfolio publishes the state, while
-    they are still in the CPU's cache: ``account.parquet`` is then written from the record instead of from 830,000
-    margin copies read back from a heap of a gigabyte after the run (16 symbols x 25 days), with the same content.
-
-    The portfolio publishes its account's last state after each order and position event, so a state can come
-    several times, and one made without a publication of its own comes with the next: each publication takes the
-    states the account holds beyond those recorded, in the account's order. ``RunRecord.of`` adds the states after
-    the last publication, so the record is always that of every state."""
-
-    def __init__(self, config: AccountRecorderConfig | None = None) -> None:
-        super().__init__(config or AccountRecorderConfig())
-        self.accounts: dict[Any, tuple[Any, AccountMargins]] = {}  # account id -> (account, its margins)
-
-    def on_start(self) -> None:
-        self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
-
-    def _on_account_state(self, state: AccountState) -> None:
-        found = self.accounts.get(state.account_id)
-        if found is None:
-            account = self.cache.account(state.account_id)
-            if account is None:
-                return
-            found = self.accounts[state.account_id] = (account, AccountMargins())
-        account, margins = found
-        count = account.event_count
-        if count == len(margins) + 1:
-            margins.add(account.last_event)
-        elif count > len(margins):
-            margins.catch_up(account.events)  # a copy of the account's list: rare (a state not published)
-
-    def margins(self, account: Any) -> AccountMargins:
-        """The margins recorded of ``account``'s states (none if it published none)."""
-        found = self.accounts.get(account.id)
-        return found[1] if found is not None and found[0] is account else AccountMargins()
-
-
-ACCOUNT_RECORDER = ImportableActorConfig(
-    actor_path=f"{__name__}:AccountRecorder",
-    config_path=f"{__name__}:AccountRecorderConfig",
-    config={},
-)
-
-
-def account_recorder(engine: BacktestEngine) -> AccountRecorder | None:
-    return next((a for a in engine.trader.actors() if isinstance(a, AccountRecorder)), None)
