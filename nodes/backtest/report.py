@@ -96,50 +96,48 @@ def with_venue_funding(trades: list[dict[str, Any]], payments: list[tuple[str, i
     """Trades whose ``funding`` (received positive) and ``realized_pnl`` carry the funding the venue booked to
     the account while each was open, instead of a strategy's own estimate: the trades then add up to the
     account's balance to the cent. ``payments``: (instrument id, ts, paid: positive = cost)."""
-    if not payments:  # nothing to book (no funding rates replayed): one sort, the order the passes below give
-        return sorted(
-            (
-                {
-                    **trade,
-                    "realized_pnl": float(trade["realized_pnl"]) - float(trade.get("funding", 0.0) or 0.0) + 0.0,
-                    "funding": 0.0,
-                }
-                for trade in trades
-            ),
-            key=lambda t: (t.get("exit_time_ns", 0), t["instrument"], t.get("entry_time_ns", 0)),
-        )
     by_instrument: dict[str, list[tuple[int, float]]] = {}
     for instrument, ts, paid in payments:
         by_instrument.setdefault(instrument, []).append((ts, paid))
-    # Each payment goes to the first trade (by entry) whose span holds it. With an instrument's payments in time
-    # order, those of a span are one slice (found by bisection) and are booked in the same order as one pass
+    booked = [0.0] * len(trades)
+    # Each payment goes to the first trade (by entry) whose span holds it: the trades of the instruments paid are
+    # visited by instrument and entry (no trade at all when nothing was paid). With an instrument's payments in
+    # time order, those of a span are one slice (found by bisection) and are booked in the same order as one pass
     # over them all would book them.
     times = {i: [ts for ts, _ in queue] for i, queue in by_instrument.items()}
     in_order = {i: all(a <= b for a, b in zip(t, t[1:], strict=False)) for i, t in times.items()}
-    out = []
-    for trade in sorted(trades, key=lambda t: (t["instrument"], t.get("entry_time_ns", 0))):
-        booked = 0.0
+    paid_for = [n for n, trade in enumerate(trades) if trade["instrument"] in by_instrument]
+    for n in sorted(paid_for, key=lambda n: (trades[n]["instrument"], trades[n].get("entry_time_ns", 0))):
+        trade = trades[n]
         instrument = trade["instrument"]
-        queue = by_instrument.get(instrument, [])
+        queue = by_instrument[instrument]
         entry, exit_ = trade.get("entry_time_ns"), trade.get("exit_time_ns")
-        if entry is not None and exit_ is not None and queue:
-            if in_order[instrument]:
-                stamps = times[instrument]
-                low, high = bisect_left(stamps, entry), bisect_right(stamps, exit_)
-                for _, paid in queue[low:high]:
-                    booked -= paid
-                del queue[low:high], stamps[low:high]
-            else:
-                kept = []
-                for ts, paid in queue:
-                    if entry <= ts <= exit_:
-                        booked -= paid
-                    else:
-                        kept.append((ts, paid))
-                by_instrument[instrument] = kept
-        estimate = float(trade.get("funding", 0.0) or 0.0)
-        out.append({**trade, "realized_pnl": float(trade["realized_pnl"]) - estimate + booked, "funding": booked})
-    out.sort(key=lambda t: (t.get("exit_time_ns", 0), t["instrument"]))
+        if entry is None or exit_ is None or not queue:
+            continue
+        if in_order[instrument]:
+            stamps = times[instrument]
+            low, high = bisect_left(stamps, entry), bisect_right(stamps, exit_)
+            for _, paid in queue[low:high]:
+                booked[n] -= paid
+            del queue[low:high], stamps[low:high]
+        else:
+            kept = []
+            for ts, paid in queue:
+                if entry <= ts <= exit_:
+                    booked[n] -= paid
+                else:
+                    kept.append((ts, paid))
+            by_instrument[instrument] = kept
+    out = [
+        {
+            **trade,
+            "realized_pnl": float(trade["realized_pnl"]) - float(trade.get("funding", 0.0) or 0.0) + funding,
+            "funding": funding,
+        }
+        for trade, funding in zip(trades, booked, strict=True)
+    ]
+    # by exit, then instrument, then entry: ties keep the trades' own order
+    out.sort(key=lambda t: (t.get("exit_time_ns", 0), t["instrument"], t.get("entry_time_ns", 0)))
     return out
 
 

@@ -1,5 +1,7 @@
 """Run a backtest config through Nautilus's BacktestNode on catalogued Binance data."""
 
+import ctypes
+import platform
 import time
 from collections.abc import Callable, Hashable
 from contextlib import nullcontext
@@ -370,6 +372,7 @@ def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorCo
     loaded = load_engine(settings, fast)
     outcome = run_on_engine(loaded, settings, progress_bar)
     loaded.engine.clear_data()  # a one-off run: drop the data now, as Nautilus's BacktestNode does
+    return_freed_memory()  # and what the report does not reuse of it
     outcome.wall_seconds = time.perf_counter() - started  # reading the catalog included, as before
     return outcome
 
@@ -442,6 +445,8 @@ def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = Fa
     if fast:
         prepare_engine(engine)
     data_ts = np.sort(np.concatenate(stamps)) if stamps else np.empty(0, dtype=np.int64)
+    del stamps
+    return_freed_memory()
     return LoadedEngine(
         engine=engine,
         node=node,
@@ -450,6 +455,18 @@ def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = Fa
         data_ts=data_ts,
         instruments=instruments,
     )
+
+
+def return_freed_memory() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); whether it could.
+
+    Reading the catalog leaves about 20 MB (16 symbols x 25 days) freed but held in the C heap: the buffers the
+    Parquet decoding allocated through ``malloc``. The replay's own objects come from Python's allocator (its own
+    mapped arenas), so those pages would stay unused, and counted in the process's memory, until the end."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    ctypes.CDLL(None).malloc_trim(0)
+    return True
 
 
 def _replace_components(engine: BacktestEngine, config: BacktestEngineConfig) -> None:
