@@ -40,7 +40,7 @@ from nautilus_trader.live.node import TradingNode
 from catalog.instruments import instrument_id_for
 from nodes.backtest.speed import BufferedPortfolioAnalyzer
 from nodes.live.liquidations import ws_base_url
-from nodes.live.market_streams import attach_data_engine
+from nodes.live.market_streams import attach_data_engine, market_streams_of
 from nodes.live.order_path import direct_commands
 from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
@@ -468,10 +468,10 @@ def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEve
     # series are built when something reads them.
     BufferedPortfolioAnalyzer.adopt(node.kernel.portfolio.analyzer)
     attach_data_engine(node)
-    engine = node.kernel.data_engine
+    streams = market_streams_of(node)
     for actor in node.trader.actors():
-        if isinstance(actor, StreamGapWatch):  # the engine's count, not a handler on every mark and bar
-            actor.count_from(lambda: engine.data_count)
+        if streams and isinstance(actor, StreamGapWatch):  # a count, not a handler on every mark and bar
+            actor.count_from(lambda: sum(s.received for s in streams))
     direct_commands(node)  # an order reaches its exec client within the strategy's submit_order
     prime_node(node)  # before anything subscribes: the first minute's close pays no first-use costs
     return node

@@ -9,9 +9,10 @@ instead of waiting for the next periodic position check. A user-stream reconnect
 is reported the same way by ``watch_user_stream``, after Nautilus's own resync. Repairs that follow are the
 strategy's ``NodeEvent("RECONCILED")``.
 
-The live node (``nodes/live/config.py``) has the watch read its data engine's count of the data it handled at
-each second's tick instead of a handler on every mark and bar: 400 handler calls fewer in each minute's close
-burst of 200 symbols, for an end of a gap seen up to a second later.
+The live node (``nodes/live/config.py``) has the watch read its data client's count of the market-stream messages
+(``nodes/live/market_streams.py``) at each second's tick instead of a handler on every mark and bar: 400 handler
+calls fewer in each minute's close burst of 200 symbols, for an end of a gap seen up to a second later. (Not the
+data engine's count: it also counts REST replies, such as the warm-up bars, which are no sign of the streams.)
 
 Nautilus 1.231's Binance client makes one attempt at a new listen key after ``listenKeyExpired`` (or after the
 keep-alive fails); when that request is refused (a 418 ban window, a 429, -1008, a timeout) it logs "user data
