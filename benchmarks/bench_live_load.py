@@ -36,6 +36,7 @@ import argparse
 import json
 import tempfile
 import time
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -134,6 +135,7 @@ class Run:
     lag: dict[str, Any]  # the probe's figures: bars, bar_times
     lags_ms: np.ndarray  # event-loop lag samples during the replay
     collections: np.ndarray  # (generation, duration ms) of each garbage collection during the replay
+    collection_times: np.ndarray  # when each of them ended (``time.monotonic()``)
     rss_mb: tuple[float, float, float]  # start, middle, end
     weight: int
     wall_minutes: float
@@ -148,6 +150,7 @@ class Run:
     max_positions: int
     node_cpu_s: float
     sent_by_kind: dict[str, int]  # messages the simulator wrote to the node during the replay, by stream kind
+    wire: "WireLog"  # when each message went on the wire during the replay
 
 
 def _cpu_s(pid: int) -> float:
@@ -174,7 +177,7 @@ def measure(
     sim = BinanceSimulator(config)
     probe = Probe(sim)
     entry_ids = _record_entry_ids(sim)
-    sent = _count_sent(sim)
+    wire = _count_sent(sim)
     with tempfile.TemporaryDirectory() as tmp, sim:
         folder = Path(tmp)
         probe_path = folder / "probe.json"
@@ -196,7 +199,7 @@ def measure(
             rss_start = _memory_kb(node.pid)[0] / 1024
             cpu_start = _cpu_s(node.pid)
             begin_w, begin_t = sim.request_log.total_weight(), time.monotonic()
-            sent.clear()
+            wire.clear()
             sim.play()
             half, rss_middle, max_positions = sim.total_ticks // 2, 0.0, 0
             assert sim.finished is not None
@@ -216,7 +219,7 @@ def measure(
             time.sleep(3.0)  # the last bars reach the node
             rss_end = _memory_kb(node.pid)[0] / 1024
             cpu = _cpu_s(node.pid) - cpu_start
-            sent_by_kind = dict(sent)
+            sent_by_kind = dict(wire.counts)
             dropped = sim.call(lambda: sim.hub.dropped + sim.hub.unsent)
             log = sim.request_log
             orders = log.count("/fapi/v1/order", "POST") + log.count("/fapi/v1/algoOrder", "POST")
@@ -238,6 +241,7 @@ def measure(
         lag=figures,
         lags_ms=lags[during, 1],
         collections=collections[gc_during, 1:],
+        collection_times=collections[gc_during, 0],
         rss_mb=(rss_start, rss_middle, rss_end),
         weight=weight,
         wall_minutes=wall_minutes,
@@ -252,6 +256,7 @@ def measure(
         max_positions=max_positions,
         node_cpu_s=cpu,
         sent_by_kind=sent_by_kind,
+        wire=wire,
     )
 
 
@@ -265,20 +270,53 @@ def stream_kind(text: str) -> str:
     return f"{kind} closed" if kind.startswith("kline") and '"x":true' in text else kind
 
 
-def _count_sent(sim: BinanceSimulator) -> dict[str, int]:
-    """Messages written to the node's sockets by kind (wrapped around the ``Probe``'s stamp, before the node
-    connects)."""
-    counts: dict[str, int] = {}
+@dataclass
+class WireLog:
+    """Messages the simulator wrote to the node: counts by kind, and the times (``time.perf_counter()``, the clock
+    of the ``Probe``'s stamps) of the market-stream messages and of the user-stream ones."""
+
+    counts: dict[str, int]
+    market: list[float]
+    user: list[float]
+
+    def clear(self) -> None:
+        self.counts.clear()
+        self.market.clear()
+        self.user.clear()
+
+    def burst_start(self, sent: float) -> float:
+        """The first market message of the burst that ``sent`` (a message's time) belongs to: walking back from it
+        while the market messages before it went out less than ``BURST_GAP_S`` apart (a tick's messages go out
+        back to back; ticks are 1.5 s apart at 10x)."""
+        i = bisect_right(self.market, sent) - 1
+        while i > 0 and self.market[i] - self.market[i - 1] < BURST_GAP_S:
+            i -= 1
+        return self.market[i] if i >= 0 else sent
+
+    def user_between(self, start: float, end: float) -> int:
+        """User-stream messages (fills, order updates, account updates) written in [start, end]."""
+        return bisect_right(self.user, end) - bisect_left(self.user, start)
+
+
+BURST_GAP_S = 0.2
+
+
+def _count_sent(sim: BinanceSimulator) -> WireLog:
+    """Messages written to the node's sockets, by kind and time (wrapped around the ``Probe``'s stamp, before the
+    node connects)."""
+    wire = WireLog({}, [], [])
+    counts, market, user = wire.counts, wire.market, wire.user
     stamp = sim.hub.on_sent
 
     def on_sent(text: str) -> None:
+        (user if text[:11] != '{"stream":"' else market).append(time.perf_counter())
         kind = stream_kind(text)
         counts[kind] = counts.get(kind, 0) + 1
         if stamp is not None:
             stamp(text)
 
     sim.hub.on_sent = on_sent
-    return counts
+    return wire
 
 
 def _record_entry_ids(sim: BinanceSimulator) -> list[tuple[float, str]]:
@@ -358,6 +396,12 @@ def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> 
         "cpu: bars of the minute": [],
         "cpu: last bar -> its submit_order": [],
         "cpu: scan and entries": [],
+        "sim: the close tick on the wire, first message -> last kline": [],
+        "to the strategy, bursts with user-stream events": [],
+        "to the strategy, bursts without": [],
+        "cpu: bars of the minute, bursts with user-stream events": [],
+        "cpu: bars of the minute, bursts without": [],
+        "to the strategy, bursts with a collection": [],
     }
     for arrival, sent in run.entry_pairs if pairs is None else pairs:
         before = [s for s in stamps if sent <= s[0] <= arrival]
@@ -365,6 +409,13 @@ def breakdown_ms(run: "Run", pairs: list[tuple[float, float]] | None = None) -> 
             continue
         bus, bus_cpu, handled, handled_cpu, first, first_cpu = before[-1]
         parts["to the strategy"].append((bus - sent) * 1000)
+        burst = run.wire.burst_start(sent)
+        parts["sim: the close tick on the wire, first message -> last kline"].append((sent - burst) * 1000)
+        fills = "with user-stream events" if run.wire.user_between(burst, bus) else "without"
+        parts[f"to the strategy, bursts {fills}"].append((bus - sent) * 1000)
+        parts[f"cpu: bars of the minute, bursts {fills}"].append((bus_cpu - first_cpu) * 1000)
+        if np.any((run.collection_times >= burst) & (run.collection_times <= bus)):
+            parts["to the strategy, bursts with a collection"].append((bus - sent) * 1000)
         parts["wall: bars of the minute"].append((bus - first) * 1000)
         parts["cpu: bars of the minute"].append((bus_cpu - first_cpu) * 1000)
         parts["cpu: scan and entries"].append((handled_cpu - bus_cpu) * 1000)
@@ -429,7 +480,8 @@ def _rows(run: Run, name: str, target_p99: str) -> list[Row]:
         Row(name, "  the first scan after start: max ms", max(first, default=float("nan")), "", "",
             f"{len(first)} entries, min {min(first, default=float('nan')):.1f} ms"),
         *(Row(name, f"  part: {part} p50 ms", _percentile(values, 50), "", "",
-              f"p99 {_percentile(values, 99):.1f} ms; the first scan: {_span(first_parts.get(part, []))}")
+              f"p99 {_percentile(values, 99):.1f} ms, {len(values)} entries; "
+              f"the first scan: {_span(first_parts.get(part, []))}")
           for part, values in parts.items()),
         Row(name, "event-loop lag p99 ms", _percentile(list(run.lags_ms), 99), "", "",
             f"p50 {_percentile(list(run.lags_ms), 50):.2f}, max {_percentile(list(run.lags_ms), 100):.0f} ms; "

@@ -182,3 +182,16 @@ def test_a_pause_in_market_data_is_a_gap_once_the_data_is_back() -> None:
     assert gaps.seen(14.0) == pytest.approx(13.0)  # back: the gap it ends
     assert gaps.seen(15.0) is None
     assert gaps.seen(40.0) == pytest.approx(25.0)  # a gap no tick saw is still one
+
+
+def test_a_counter_that_stops_moving_is_a_gap_once_it_moves_again() -> None:
+    # The live node's watch reads its data engine's count at each tick instead of handling every message.
+    gaps = GapDetector(gap_s=10)
+    assert gaps.counted(0.0, 500) == (False, None)  # takes the count
+    assert gaps.counted(1.0, 800) == (False, None)  # data came
+    assert gaps.counted(5.0, 800) == (False, None)  # quiet, not yet a gap
+    assert gaps.counted(12.0, 800) == (True, None)  # noticed once
+    assert gaps.counted(13.0, 800) == (False, None)
+    began, ended = gaps.counted(16.0, 801)  # back: the gap it ends
+    assert not began and ended == pytest.approx(15.0)
+    assert gaps.counted(17.0, 1400) == (False, None)

@@ -10,7 +10,9 @@ import numpy as np
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 
+from nodes.backtest.speed import BufferedPortfolioAnalyzer
 from nodes.live.order_path import DirectCommands
+from nodes.live.stream_watch import StreamGapWatch
 from nodes.live.warm_start import market_data_topics, prime_topics
 from tests.live_support import (
     RALLY_START_MS,
@@ -71,7 +73,7 @@ def test_the_universes_market_topics_are_known_to_the_bus_before_the_first_messa
     shared_data: Path, tmp_path: Path
 ) -> None:
     with running_simulator(btc_data(shared_data, bars=300, start_ms=RALLY_START_MS), bar_seconds=0.5) as sim:
-        config = write_configs(tmp_path, sim, ["BTCUSDT"])
+        config = write_configs(tmp_path, sim, ["BTCUSDT"], strategy={"warmup_bars": 5})
         with live_node(config) as node:
             msgbus = node.node.kernel.msgbus
             topics = set(market_data_topics([BTC], "1-MINUTE"))
@@ -81,8 +83,19 @@ def test_the_universes_market_topics_are_known_to_the_bus_before_the_first_messa
                 if hasattr(c, "ats_market_streams")
             )  # fmt: skip
             assert streams._instrument_ids == {"BTCUSDT": BTC}  # looked up at start
+            # a closed position's PnL is buffered, not concatenated into pandas series inside the fill's handler
+            assert isinstance(node.node.kernel.portfolio.analyzer, BufferedPortfolioAnalyzer)
+            # the stream gap watch counts the engine's data at its ticks: no handler of its own on marks and bars
+            watch = next(a for a in node.node.trader.actors() if isinstance(a, StreamGapWatch))
+            handlers = [s.handler for s in msgbus.subscriptions()]
+            assert watch._on_market_data not in handlers and watch.gaps.last_count == 0
+            # the warm-up's bars (a REST reply) are no sign of the streams: nothing seen before the replay plays
+            wait_for(lambda: node.node.kernel.data_engine.data_count > 0, 30, "the warm-up bars")
+            time.sleep(1.5)  # a tick of the watch
+            assert streams.received == 0 and watch.gaps.last_seen is None
             play_to_first_bar(sim, node)  # the strategy receives its bars through the primed topics
             wait_for(lambda: node.strategy.book.is_warm(BTC), 30, "the warm book")
+            wait_for(lambda: watch.gaps.last_seen is not None, 5, "the streams seen at a tick")
 
 
 def test_priming_delivers_nothing_and_keeps_the_subscriptions_and_their_order() -> None:

@@ -1,4 +1,4 @@
-"""Backtest-only mitigations that keep a run's cost linear in its number of trades, with identical results.
+"""Mitigations that keep a backtest's cost linear in its number of trades, with identical results.
 
 Nautilus 1.231 does per-trade work proportional to everything before it (docs/backtest_speed.md has the
 profiles and figures):
@@ -21,8 +21,9 @@ profiles and figures):
 HEDGING gives the same fills, fees and PnL as NETTING only for strategies that close a position before
 opening the opposite one and pass ``position_id`` on orders that reduce an open position (our strategies
 do; tests/test_backtest_speed.py checks it). ``NettingGuard`` watches every fast run for the cases where it
-would not, and ``nodes.backtest.run_backtest`` then runs the backtest again plain. None of this is applied
-to the live node, which stays NETTING (Binance one-way mode).
+would not, and ``nodes.backtest.run_backtest`` then runs the backtest again plain. Of these only the buffered
+analyzer is applied to the live node (``nodes/live/config.py``: a closed position's concats would run inside the
+fill's handler); the live node stays NETTING (Binance one-way mode).
 """
 
 import gc

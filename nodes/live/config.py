@@ -38,11 +38,13 @@ from nautilus_trader.config import (
 from nautilus_trader.live.node import TradingNode
 
 from catalog.instruments import instrument_id_for
+from nodes.backtest.speed import BufferedPortfolioAnalyzer
 from nodes.live.liquidations import ws_base_url
-from nodes.live.market_streams import attach_data_engine
+from nodes.live.market_streams import attach_data_engine, market_streams_of
 from nodes.live.order_path import direct_commands
 from nodes.live.paced_clients import PacedBinanceLiveDataClientFactory, PacedBinanceLiveExecClientFactory
 from nodes.live.preflight import http_base_url
+from nodes.live.stream_watch import StreamGapWatch
 from nodes.live.warm_start import prime_node
 from nodes.paths import DEFAULT_LIVE_CONFIG, PACKAGE_DIR
 from nodes.settings import (
@@ -461,7 +463,15 @@ def build_node(config: TradingNodeConfig, paper: bool, loop: asyncio.AbstractEve
     node.add_data_client_factory(BINANCE, PacedBinanceLiveDataClientFactory)
     node.add_exec_client_factory(BINANCE, SandboxLiveExecClientFactory if paper else PacedBinanceLiveExecClientFactory)
     node.build()
+    # The portfolio records each closed position's PnL with two pandas concats (1-4 ms, growing with the trades
+    # so far), inside the fill's handler and so inside the close burst that fills an exit; buffered, the same
+    # series are built when something reads them.
+    BufferedPortfolioAnalyzer.adopt(node.kernel.portfolio.analyzer)
     attach_data_engine(node)
+    streams = market_streams_of(node)
+    for actor in node.trader.actors():
+        if streams and isinstance(actor, StreamGapWatch):  # a count, not a handler on every mark and bar
+            actor.count_from(lambda: sum(s.received for s in streams))
     direct_commands(node)  # an order reaches its exec client within the strategy's submit_order
     prime_node(node)  # before anything subscribes: the first minute's close pays no first-use costs
     return node

@@ -112,6 +112,7 @@ class MarketStreams:
         self._mark_subscribed: frozenset[InstrumentId] = frozenset()
         self._engine: DataEngine | None = None
         self._handlers: dict[str, Callable[[bytes], None]] = {}
+        self.received = 0  # kline, book ticker and mark messages (the stream gap watch reads it; not replies)
         # to the data engine; counts the messages handed over at once and through its queue
         self.deliver = AtOnceOrQueued.queue_only(client._handle_data)
 
@@ -174,12 +175,15 @@ class MarketStreams:
         stream = stream_name(raw)
         kind = stream.partition("@")[2] if stream is not None else ""
         if kind.startswith("kline_"):
+            self.received += 1
             if _OPEN_KLINE in raw:
                 return
             data = self._parse(self._kline, raw)
         elif kind == "bookTicker":
+            self.received += 1
             data = self._parse(self._book_ticker, raw)
         elif kind == "markPrice" or kind == "markPrice@1s":
+            self.received += 1
             data = self._parse(self._mark_price, raw)
         else:
             self._stock_handler(raw)
@@ -279,6 +283,12 @@ def install_market_streams(client: Any) -> MarketStreams | None:
     streams.install()
     client.ats_market_streams = streams
     return streams
+
+
+def market_streams_of(node: Any) -> list[MarketStreams]:
+    """The market streams of a built node's Binance data clients."""
+    clients = node.kernel.data_engine._clients.values()
+    return [c.ats_market_streams for c in clients if getattr(c, "ats_market_streams", None) is not None]
 
 
 def attach_data_engine(node: Any) -> None:
