@@ -11,6 +11,7 @@ from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 
 from nodes.backtest.speed import BufferedPortfolioAnalyzer
+from nodes.live.market_streams import market_streams_of
 from nodes.live.order_path import DirectCommands
 from nodes.live.stream_watch import StreamGapWatch
 from nodes.live.warm_start import market_data_topics, prime_topics
@@ -78,10 +79,7 @@ def test_the_universes_market_topics_are_known_to_the_bus_before_the_first_messa
             msgbus = node.node.kernel.msgbus
             topics = set(market_data_topics([BTC], "1-MINUTE"))
             assert topics <= node.call(lambda: _known_topics(msgbus))  # before any bar, quote or mark came
-            streams = next(
-                c.ats_market_streams for c in node.node.kernel.data_engine._clients.values()
-                if hasattr(c, "ats_market_streams")
-            )  # fmt: skip
+            [streams] = market_streams_of(node.node)
             assert streams._instrument_ids == {"BTCUSDT": BTC}  # looked up at start
             # a closed position's PnL is buffered, not concatenated into pandas series inside the fill's handler
             assert isinstance(node.node.kernel.portfolio.analyzer, BufferedPortfolioAnalyzer)

@@ -16,7 +16,13 @@ from nautilus_trader.model.data import BarType, CustomData
 from nautilus_trader.model.identifiers import InstrumentId, TraderId
 from nautilus_trader.model.objects import Price, Quantity
 
-from nodes.live.market_streams import install_market_streams, parse_price, parse_quantity, stream_name
+from nodes.live.market_streams import (
+    install_market_streams,
+    market_streams_of,
+    parse_price,
+    parse_quantity,
+    stream_name,
+)
 from tests.live_support import RALLY_START_MS, live_node, wait_for, write_configs
 from tests.simulator_support import btc_data, running_simulator
 
@@ -211,10 +217,7 @@ def test_node_takes_the_3_second_mark_stream_and_hands_data_to_the_engine_on_its
             start = bars()
             wait_for(lambda: bars() >= start + 3, 30, "three bars")
             assert node.call(lambda: symbol.b.has_inputs and symbol.l.source == "quote")  # marks and quotes in
-            streams = next(
-                c.ats_market_streams for c in node.node.kernel.data_engine._clients.values()
-                if hasattr(c, "ats_market_streams")
-            )  # fmt: skip
+            [streams] = market_streams_of(node.node)
             assert streams.deliver.direct > 0  # on the loop, at once
             assert node.call(lambda: node.node.cache.mark_price(BTC)) is None  # no second copy of each mark
 

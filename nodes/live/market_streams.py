@@ -293,8 +293,5 @@ def market_streams_of(node: Any) -> list[MarketStreams]:
 
 def attach_data_engine(node: Any) -> None:
     """After ``node.build()``: the node's Binance data clients hand their market data to its data engine at once."""
-    engine = node.kernel.data_engine
-    for client in engine._clients.values():
-        streams = getattr(client, "ats_market_streams", None)
-        if streams is not None:
-            streams.attach_engine(engine)
+    for streams in market_streams_of(node):
+        streams.attach_engine(node.kernel.data_engine)

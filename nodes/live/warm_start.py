@@ -24,6 +24,7 @@ from nautilus_trader.model.data import DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from factors.inputs import bar_type_for
+from nodes.live.market_streams import market_streams_of
 
 
 class _Placeholder:
@@ -77,9 +78,7 @@ def prime_node(node: Any) -> list[str]:
     Binance data client's symbol lookups filled. Returns the topics primed."""
     universes = strategies_universes(node)
     instrument_ids = [i for ids, _ in universes for i in ids]
-    for client in node.kernel.data_engine._clients.values():
-        streams = getattr(client, "ats_market_streams", None)
-        if streams is not None:
-            streams.prime(instrument_ids)
+    for streams in market_streams_of(node):
+        streams.prime(instrument_ids)
     topics = [t for ids, bar_spec in universes if bar_spec for t in market_data_topics(ids, bar_spec)]
     return prime_topics(node.kernel.msgbus, topics)
