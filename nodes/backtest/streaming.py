@@ -34,9 +34,9 @@ class StreamMismatchError(RuntimeError):
     """A stream's data did not span what the catalog's timestamps said it would: the run's window would be wrong."""
 
 
-def data_chunks(config: BacktestDataConfig, chunk_size: int = STREAM_CHUNK) -> Iterator[list[Data]]:
-    """The points ``BacktestNode.load_data_config(config)`` returns, in its order, ``chunk_size`` at a time (other
-    types than the backend session's come in one chunk). No chunk is empty."""
+def data_chunks(config: BacktestDataConfig, chunk_size: int | None = None) -> Iterator[list[Data]]:
+    """The points ``BacktestNode.load_data_config(config)`` returns, in its order, ``chunk_size`` (default
+    ``STREAM_CHUNK``) at a time; other types than the backend session's come in one chunk. No chunk is empty."""
     catalog = BacktestNode.load_catalog(config)
     query = config.query
     if query["data_cls"] not in _SESSION_TYPES:
@@ -54,7 +54,7 @@ def data_chunks(config: BacktestDataConfig, chunk_size: int = STREAM_CHUNK) -> I
         end=query["end"],
         where=None,
         files=None,
-        session=DataBackendSession(chunk_size=chunk_size),
+        session=DataBackendSession(chunk_size=chunk_size or STREAM_CHUNK),
         filter_expr=query["filter_expr"],
         metadata=query["metadata"],
         optimize_file_loading=query["optimize_file_loading"],
