@@ -680,6 +680,18 @@ def test_catalog_chunks_are_the_catalog_query_cut_in_pieces(speed_catalog: Path)
         assert [type(p).to_dict(p) for p in streamed] == [type(p).to_dict(p) for p in whole]
 
 
+def test_a_stream_that_does_not_end_where_the_catalog_index_says_stops_the_run(speed_catalog: Path) -> None:
+    """The run's end comes from the catalog's timestamp index before the data is read: a stream ending elsewhere
+    would have given the run another end, so it raises instead of letting the run finish."""
+    from nodes.backtest.streaming import StreamMismatchError, _ending_at, data_chunks
+
+    config = build_run_config(_streaming_settings(speed_catalog)).data[0]
+    last = list(data_chunks(config, chunk_size=500))[-1][-1].ts_init
+    assert sum(map(len, _ending_at(data_chunks(config, chunk_size=500), last, "bars"))) > 2_000
+    with pytest.raises(StreamMismatchError, match="bars ended at"):
+        list(_ending_at(data_chunks(config, chunk_size=500), last + 60_000_000_000, "bars"))
+
+
 def test_streamed_run_equals_the_run_on_loaded_data_and_frees_what_it_replayed(
     speed_catalog: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
