@@ -28,7 +28,7 @@ from benchmarks.table import Row
 
 ATS = Path(sys.executable).parent / "ats"
 SECOND_PROCESS_STEP = "(with a second process)"  # ats backtest's step line when a forked child wrote tables
-FREQTRADE_PEAK_MB = 1_020  # freqtrade's lowest peak on the 16 symbols x 25 days EMA cross (../shared/peers/freqtrade)
+FREQTRADE_PEAK_MB = 1_014  # freqtrade's lowest peak on the 16 symbols x 25 days EMA cross (../shared/peers/freqtrade)
 
 
 def run_timed(argv: list[str]) -> tuple[float, float, float]:
@@ -125,8 +125,8 @@ def backtest_rows(quick: bool) -> list[Row]:
             "peak RSS MB",
             rss,
             f"<= {FREQTRADE_PEAK_MB:,} MB" if not quick else "",
-            "before: 1,364 MB (CSV tables, pandas frames of every report)" if not quick else "",
-            "freqtrade 2026.9 on the same work: 1,020-1,081 MB (peer harness, by load)" if not quick else "",
+            "before: 1,007-1,028 MB (the data loaded at once; earlier 1,364 MB with CSV tables)" if not quick else "",
+            "freqtrade 2026.9 on the same work: 1,014-1,081 MB (peer harness, by load)" if not quick else "",
         ),
     ]
 

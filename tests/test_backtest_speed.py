@@ -647,3 +647,96 @@ def test_csv_cells_of_every_kind_are_written_as_pandas_writes_them(tmp_path: Pat
             kind.to_csv(tmp_path / "pandas.csv", index=index)
             write_csv(kind, tmp_path / "ours.csv", index=index)
             assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes(), (name, index)
+
+
+def _streaming_settings(speed_catalog: Path) -> BacktestSettings:
+    return dataclasses.replace(
+        load_backtest_settings(PACKAGE_DIR / "configs" / "ema_cross.toml"),
+        catalog=speed_catalog,
+        sources=(),
+        symbols=SYMBOLS,
+        start=START,
+        end=END,
+    )
+
+
+def test_catalog_chunks_are_the_catalog_query_cut_in_pieces(speed_catalog: Path) -> None:
+    """Bars and mark prices (the catalog's backend session) come 500 at a time, funding rates (pyarrow) whole;
+    together they are the points, in the order, that loading the config at once gives."""
+    from nautilus_trader.backtest.node import BacktestNode
+
+    from nodes.backtest.streaming import data_chunks
+
+    configs = build_run_config(_streaming_settings(speed_catalog)).data[:3]  # BTCUSDT's bars, funding, marks
+    kinds = [config.data_type.__name__ for config in configs]
+    assert kinds == ["Bar", "FundingRateUpdate", "MarkPriceUpdate"]
+    for config in configs:
+        whole = BacktestNode.load_data_config(config).data
+        chunks = list(data_chunks(config, chunk_size=500))
+        assert whole and all(chunks)
+        if config.data_type.__name__ == "Bar":
+            assert len(whole) > 2_000 and max(map(len, chunks)) == 500
+        streamed = [point for chunk in chunks for point in chunk]
+        assert [type(p).to_dict(p) for p in streamed] == [type(p).to_dict(p) for p in whole]
+
+
+def test_a_stream_that_does_not_end_where_the_catalog_index_says_stops_the_run(speed_catalog: Path) -> None:
+    """The run's end comes from the catalog's timestamp index before the data is read: a stream ending elsewhere
+    would have given the run another end, so it raises instead of letting the run finish."""
+    from nodes.backtest.streaming import StreamMismatchError, _ending_at, data_chunks
+
+    config = build_run_config(_streaming_settings(speed_catalog)).data[0]
+    last = list(data_chunks(config, chunk_size=500))[-1][-1].ts_init
+    assert sum(map(len, _ending_at(data_chunks(config, chunk_size=500), last, "bars"))) > 2_000
+    with pytest.raises(StreamMismatchError, match="bars ended at"):
+        list(_ending_at(data_chunks(config, chunk_size=500), last + 60_000_000_000, "bars"))
+
+
+def test_streamed_run_equals_the_run_on_loaded_data_and_frees_what_it_replayed(
+    speed_catalog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog read a chunk at a time while the engine runs (streams merged by the engine, 300 points a chunk,
+    the account states sharing unchanged margins) gives the results of the data loaded at once, sorted."""
+    from nodes.backtest import streaming
+    from nodes.backtest.runner import load_engine, run_on_engine
+
+    monkeypatch.setattr(streaming, "STREAM_CHUNK", 300)
+    settings = _streaming_settings(speed_catalog)
+    runs = {}
+    for streamed in (False, True):
+        loaded = load_engine(settings, streamed=streamed)
+        runs[streamed] = (loaded, run_on_engine(loaded, settings))
+    (_, whole), (streamed_engine, streamed) = runs[False], runs[True]
+
+    assert len(streamed.positions) > 200
+    pd.testing.assert_frame_equal(whole.positions, streamed.positions, check_exact=True)
+    pd.testing.assert_frame_equal(_fills(whole), _fills(streamed), check_exact=True)
+    pd.testing.assert_frame_equal(whole.account, streamed.account, check_exact=True)
+    assert whole.data_points == streamed.data_points
+    assert whole.result.total_orders == streamed.result.total_orders
+    assert _same_stats(whole.result.stats_pnls["USDT"], streamed.result.stats_pnls["USDT"])
+    assert _same_stats(whole.result.stats_returns, streamed.result.stats_returns)
+
+    # A replayed point is held by no list but the chunk it came in (the cache keeps recent bars in a deque).
+    def longest_list_holding_the_last_bar(outcome: BacktestOutcome) -> int:
+        bar = outcome.engine.cache.bar(outcome.engine.cache.bar_types()[0])
+        return max((len(r) for r in gc.get_referrers(bar) if isinstance(r, list)), default=0)
+
+    assert longest_list_holding_the_last_bar(whole) == whole.data_points
+    assert longest_list_holding_the_last_bar(streamed) <= 300
+
+    # Each state holds one copy per unchanged margin in the whole run, shares it in the streamed one; the last
+    # state's margins stay the account's own (it updates them in place).
+    def distinct_margins(outcome: BacktestOutcome) -> tuple[int, int]:
+        margins = [m for state in outcome.record.account_states for m in state.margins]
+        return len(margins), len({id(m) for m in margins})
+
+    total, distinct = distinct_margins(whole)
+    assert distinct == total > 1_000
+    total, distinct = distinct_margins(streamed)
+    assert distinct < total / 2
+    account = streamed.engine.cache.account_for_venue(Venue("BINANCE"))
+    assert {id(m) for m in account.margins().values()} == {id(m) for m in streamed.record.account_states[-1].margins}
+
+    with pytest.raises(ValueError, match="runs once"):
+        run_on_engine(streamed_engine, settings)

@@ -49,7 +49,14 @@ from factors.inputs import bar_type_for
 from nodes.backtest.factor_coverage import FACTOR_COVERAGE, FactorCoverage, attach_strategy
 from nodes.backtest.frames import account_frame, account_totals, order_fills_frame, positions_frame
 from nodes.backtest.funding import FundingSettlementModule, funding_module
-from nodes.backtest.speed import linear_run_config, netting_guard, prepare_engine, survivors_frozen
+from nodes.backtest.speed import (
+    SharedMargins,
+    linear_run_config,
+    netting_guard,
+    prepare_engine,
+    survivors_frozen,
+)
+from nodes.backtest.streaming import stream_data
 from nodes.settings import BacktestSettings
 
 
@@ -369,7 +376,7 @@ def fast_path_mismatch(outcome: BacktestOutcome) -> str | None:
 
 def _run(settings: BacktestSettings, fast: bool, progress_bar: ImportableActorConfig | None = None) -> BacktestOutcome:
     started = time.perf_counter()
-    loaded = load_engine(settings, fast)
+    loaded = load_engine(settings, fast, streamed=True)
     outcome = run_on_engine(loaded, settings, progress_bar)
     loaded.engine.clear_data()  # a one-off run: drop the data now, as Nautilus's BacktestNode does
     return_freed_memory()  # and what the report does not reuse of it
@@ -393,6 +400,7 @@ class LoadedEngine:
     data_ts: np.ndarray  # ts_init of every loaded data point, ascending
     instruments: dict[str, CryptoPerpetual] = field(default_factory=dict)  # the definitions nearest the period
     runs: int = 0
+    streamed: bool = False  # the data is read while the engine runs: one run only
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -417,12 +425,16 @@ def _components_config(settings: BacktestSettings, fast: bool) -> BacktestRunCon
     return linear_run_config(run_config) if fast else run_config
 
 
-def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = False) -> LoadedEngine:
+def load_engine(
+    settings: BacktestSettings, fast: bool = True, silent: bool = False, streamed: bool = False
+) -> LoadedEngine:
     """Build the engine of ``settings`` and load its data (the settings' start to end) from the catalog.
 
     ``silent``: Nautilus logging bypassed, for a process whose log nobody reads (a research worker). Whenever
     logging is on, whatever its level, the simulated exchange formats a debug line for every bar and price it
     matches (about 8 us a 1-minute bar). Logging is set up once per process, by its first engine.
+    ``streamed``: the data is read a chunk at a time while the engine runs (nodes/backtest/streaming.py), and
+    each point is freed once replayed: the same run with a fraction of the data in memory, for one run only.
     """
     run_config = _components_config(settings, fast)
     engine_config = msgspec.structs.replace(run_config.engine, strategies=[], actors=[])
@@ -434,18 +446,12 @@ def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = Fa
     engine = node.get_engine(bare.id)
     instruments = period_instruments(settings)
     _use_instruments(engine, instruments)
-    stamps: list[np.ndarray] = []
-    for data_config in bare.data:  # as BacktestNode's one-shot run loads them, sorted once at the end
-        result = BacktestNode.load_data_config(data_config)
-        if not result.data:
-            continue
-        engine.add_data(result.data, client_id=result.client_id, sort=False)
-        stamps.append(np.fromiter((d.ts_init for d in result.data), dtype=np.int64, count=len(result.data)))
-    engine.sort_data()
+    if streamed:
+        data_ts = stream_data(engine, bare.data, between_chunks=SharedMargins(engine, Venue(VENUE.value)))
+    else:
+        data_ts = _load_data(engine, bare.data)
     if fast:
         prepare_engine(engine)
-    data_ts = np.sort(np.concatenate(stamps)) if stamps else np.empty(0, dtype=np.int64)
-    del stamps
     return_freed_memory()
     return LoadedEngine(
         engine=engine,
@@ -454,7 +460,21 @@ def load_engine(settings: BacktestSettings, fast: bool = True, silent: bool = Fa
         fast=fast,
         data_ts=data_ts,
         instruments=instruments,
+        streamed=streamed,
     )
+
+
+def _load_data(engine: BacktestEngine, data_configs: list[BacktestDataConfig]) -> np.ndarray:
+    """Load every config's data into the engine at once; the ``ts_init`` of every point, sorted."""
+    stamps: list[np.ndarray] = []
+    for data_config in data_configs:  # as BacktestNode's one-shot run loads them, sorted once at the end
+        result = BacktestNode.load_data_config(data_config)
+        if not result.data:
+            continue
+        engine.add_data(result.data, client_id=result.client_id, sort=False)
+        stamps.append(np.fromiter((d.ts_init for d in result.data), dtype=np.int64, count=len(result.data)))
+    engine.sort_data()
+    return np.sort(np.concatenate(stamps)) if stamps else np.empty(0, dtype=np.int64)
 
 
 def return_freed_memory() -> bool:
@@ -521,6 +541,8 @@ def run_on_engine(
     if key != loaded.key:
         raise ValueError(f"engine loaded for {loaded.key}, not for {key}")
     engine = loaded.engine
+    if loaded.runs and loaded.streamed:
+        raise ValueError("a streamed engine runs once: its data was read and freed by the first run")
     if loaded.runs:
         engine.reset()
     run_config = _components_config(settings, loaded.fast)
