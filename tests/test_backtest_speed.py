@@ -416,6 +416,22 @@ def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_p
     assert outcome.orders_filled == len(trader.generate_order_fills_report())
 
 
+def test_orders_that_all_filled_are_encoded_once_for_both_files(outcomes: dict, tmp_path: Path) -> None:
+    """The EMA cross sends market orders only: every order filled, so the fills report is the orders report and
+    ``save_orders`` writes that one table and copies the file; both files still hold Nautilus's reports."""
+    from nodes.backtest.frames import order_tables
+    from nodes.backtest.report_files import save_orders
+
+    outcome = outcomes[4, True]
+    orders, fills = order_tables(outcome.record.orders)
+    assert fills is orders
+    save_orders(outcome, tmp_path)
+    assert (tmp_path / "fills.parquet").read_bytes() == (tmp_path / "orders.parquet").read_bytes()
+    trader = outcome.engine.trader
+    _parquet_matches(tmp_path / "fills.parquet", trader.generate_order_fills_report(), "client_order_id")
+    _parquet_matches(tmp_path / "orders.parquet", trader.generate_orders_report(), "client_order_id")
+
+
 def _ledger_of_report(positions: pd.DataFrame) -> list[dict]:
     """The trade ledger as it was read from Nautilus's positions report, cell by cell: the reference for
     ``position_trades``, which reads the positions themselves."""

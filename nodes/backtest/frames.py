@@ -456,7 +456,8 @@ FILLED = "__filled__"  # a column the orders carry until the fills are taken fro
 def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
     """(orders, fills): every order, and the orders with a fill, as ``orders_frame`` and ``order_fills_frame``
     have them, typed; the cells read a column at a time per kind of order (``ORDER_GETTERS``), the fills taken
-    from the orders' table."""
+    from the orders' table. When every order filled and the fills report would hold every column, both are the
+    same table object (``save_orders`` then writes it once)."""
     parts: list[pa.Table] = []
     columns: dict[str, None] = {}
     filled_columns: dict[str, None] = {}  # the fills report's: only the filled orders' keys count
@@ -489,13 +490,17 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         return pa.table({}), pa.table({})
     every = _joined(parts, columns, "client_order_id")
     del parts
-    filled = every if pc.all(every[FILLED]).as_py() else every.filter(every[FILLED])  # all filled: no copy
+    all_filled = pc.all(every[FILLED]).as_py()
+    filled = every if all_filled else every.filter(every[FILLED])  # all filled: no copy
     names = ["client_order_id", *(c for c in filled_columns if c not in ("client_order_id", FILLED))]
+    orders_table = every.drop_columns([FILLED])
+    times = [name for name in ("ts_last", "ts_init") if name in names]
+    if all_filled and names == orders_table.column_names and not any(every[name].null_count for name in times):
+        return orders_table, orders_table  # every order filled (market orders): the two reports are one table
     fills = filled.select(names) if filled.num_rows else pa.table({})
-    for name in ("ts_last", "ts_init"):  # as the fills report does: a missing time is the epoch
-        if name in names:
-            fills = fills.set_column(names.index(name), name, fills[name].fill_null(pa.scalar(0, UTC_NS)))
-    return every.drop_columns([FILLED]), fills
+    for name in times:  # as the fills report does: a missing time is the epoch
+        fills = fills.set_column(names.index(name), name, fills[name].fill_null(pa.scalar(0, UTC_NS)))
+    return orders_table, fills
 
 
 MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()

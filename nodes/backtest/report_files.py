@@ -457,7 +457,10 @@ def save_orders(outcome: BacktestOutcome, folder: Path) -> tuple[Path, Path]:
     a fill (``fills.parquet``). Nautilus's orders and order fills reports, typed (frames.py)."""
     orders, fills = order_tables(outcome.record.orders)
     write_parquet(orders, folder / ORDERS)
-    write_parquet(fills, folder / FILLS)
+    if fills is orders:  # every order filled: the same file, copied instead of encoded again
+        shutil.copyfile(folder / ORDERS, folder / FILLS)
+    else:
+        write_parquet(fills, folder / FILLS)
     return folder / ORDERS, folder / FILLS
 
 
