@@ -11,7 +11,7 @@ tens of thousands of trades; and the same reports as typed Arrow tables for the 
 import json
 from array import array
 from collections.abc import Callable, Iterator
-from operator import attrgetter, eq, index, methodcaller
+from operator import attrgetter, eq, index, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,16 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
     if any(column is None for column in cells):
         _pandas_csv(frame, path, index)
         return
-    header = [_quoted("" if frame.index.name is None else str(frame.index.name))] if index else []
-    header += [_quoted(str(name)) for name in frame.columns]
+    header = ["" if frame.index.name is None else str(frame.index.name)] if index else []
+    write_cells(path, header + [str(name) for name in frame.columns], cells)
+
+
+def write_cells(path: Path, names: list[str], cells: list[list[str]]) -> None:
+    """A CSV of columns already turned into their cells' text: the header (quoted where needed), then the rows
+    joined in C."""
     with open(path, "w", encoding="utf-8", newline="") as out:
-        out.write(",".join(header) + "\n")
-        if len(frame):
+        out.write(",".join(map(_quoted, names)) + "\n")
+        if cells and cells[0]:
             out.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
 
 
@@ -174,6 +179,31 @@ def csv_cells(column: pd.Series) -> list[str] | None:
         return None
     joined = "".join(texts)
     return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
+
+
+def record_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+    """The records as columns when every record has the same keys in the same order (a frame made from them has
+    those columns in that order), else None."""
+    if not records:
+        return None
+    keys = list(records[0])
+    if any(list(record) != keys for record in records):
+        return None
+    return {key: list(map(itemgetter(key), records)) for key in keys}
+
+
+def value_cells(values: list[Any]) -> list[str] | None:
+    """The text pandas' ``to_csv`` writes for a column a frame builds from these Python values, for the kinds whose
+    column it is sure of: all text (quoted where needed), all floats (NaN empty), all ints, all bools; else None."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return ["" if v != v else repr(v) for v in values]
+    if kinds == {int} or kinds == {bool}:
+        return list(map(str, values))
+    if kinds == {str}:
+        joined = "".join(values)
+        return [_quoted(t) for t in values] if any(c in joined for c in CSV_SPECIAL) else values
+    return None
 
 
 def _pandas_csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
