@@ -466,11 +466,13 @@ def test_trades_and_positions_csv_equal_what_nautilus_positions_report_gives(
     outcomes: dict, speed_catalog: Path, case: str, fast: bool, tmp_path: Path
 ) -> None:
     """The EMA cross keeps no ledger: its trades are read from the positions (NETTING snapshots included), one per
-    row of Nautilus's positions report and in its order; positions.csv is byte for byte the report's CSV."""
+    row of Nautilus's positions report and in its order; positions.csv is byte for byte the report's CSV, also
+    when written straight from the positions (``positions_csv_cells``: closed positions without snapshots)."""
     from nautilus_trader.analysis.reporter import ReportProvider
 
-    from nodes.backtest.frames import write_csv
+    from nodes.backtest.frames import positions_csv_cells, write_cells, write_csv
     from nodes.backtest.report import position_trades
+    from nodes.backtest.report_files import write_positions_csv
 
     if case == "left open":
         outcome = run_backtest(_strategy_settings(speed_catalog, "EMACrossLeftOpen"), fast=False)
@@ -491,6 +493,18 @@ def test_trades_and_positions_csv_equal_what_nautilus_positions_report_gives(
         write_csv(frame, tmp_path / f"ours-{name}.csv")
         assert (tmp_path / f"ours-{name}.csv").read_bytes() == (tmp_path / f"nautilus-{name}.csv").read_bytes()
     assert "+00:00" in (tmp_path / "ours-all.csv").read_text()  # times were written, by utc_text
+    # straight from the positions, without the frame: HEDGING's positions (no snapshots), all closed
+    cells = positions_csv_cells(record.positions)
+    assert (cells is None) == (case == "left open")
+    if cells is not None and not record.position_snapshots:
+        write_cells(tmp_path / "direct.csv", *cells)
+        assert (tmp_path / "direct.csv").read_bytes() == (tmp_path / "nautilus-all.csv").read_bytes()
+    if not fast:
+        assert cells is None or record.position_snapshots  # NETTING: snapshots, or one left open
+    fresh = dataclasses.replace(outcome)  # no positions frame cached on it
+    write_positions_csv(fresh, tmp_path / "positions.csv")
+    assert (tmp_path / "positions.csv").read_bytes() == (tmp_path / "nautilus-all.csv").read_bytes()
+    assert "positions" not in fresh.__dict__
 
 
 def test_utc_text_writes_times_as_pandas_does(tmp_path: Path) -> None:

@@ -194,15 +194,17 @@ def record_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]] | None
 
 def value_cells(values: list[Any]) -> list[str] | None:
     """The text pandas' ``to_csv`` writes for a column a frame builds from these Python values, for the kinds whose
-    column it is sure of: all text (quoted where needed), all floats (NaN empty), all ints, all bools; else None."""
+    column it is sure of: all text or all lists (quoted where needed), all floats (NaN empty), all ints, all bools;
+    else None."""
     kinds = set(map(type, values))
     if kinds == {float}:
         return ["" if v != v else repr(v) for v in values]
-    if kinds == {int} or kinds == {bool}:
+    if kinds in ({int}, {bool}):
         return list(map(str, values))
-    if kinds == {str}:
-        joined = "".join(values)
-        return [_quoted(t) for t in values] if any(c in joined for c in CSV_SPECIAL) else values
+    if kinds in ({str}, {list}):
+        texts = values if kinds == {str} else list(map(str, values))
+        joined = "".join(texts)
+        return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
     return None
 
 
@@ -786,3 +788,34 @@ def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) ->
         report["ts_closed"] = _utc(closed.tolist())
     report["is_snapshot"] = report.index.isin(snapshot_ids)
     return report
+
+
+def positions_csv_cells(positions: list[Any]) -> tuple[list[str], list[list[str]]] | None:
+    """(header, cells) of ``positions_frame(positions)``'s CSV (``write_csv``), byte for byte, without the frame:
+    the getters' columns put in the report's order (open time, close time, position id) and turned into text at
+    once. None (write the frame) when a position is still open, a key has no getter, or a column holds values a
+    frame would type otherwise (a ``None`` among ints); NETTING snapshots are not taken here either (their ids
+    repeat the positions')."""
+    if not positions:
+        return None
+    columns = getter_columns(positions, POSITION_GETTERS, list(positions[0].to_dict()), POSITION_SKIPPED)
+    if columns is None or None in columns["ts_closed"]:
+        return None
+    ordered = sorted(
+        range(len(positions)),
+        key=lambda i, o=columns["ts_opened"], c=columns["ts_closed"], p=columns["position_id"]: (o[i], c[i], p[i]),
+    )
+    take = itemgetter(*ordered) if len(ordered) > 1 else lambda values: (values[ordered[0]],)
+    names = ["position_id", *(name for name in columns if name != "position_id"), "is_snapshot"]
+    cells = []
+    for name in names[:-1]:
+        values = list(take(columns[name]))
+        if name in ("ts_opened", "ts_closed"):
+            text = utc_text(np.array(values, dtype=np.int64)).tolist()
+        else:
+            text = value_cells(values)
+        if text is None:
+            return None
+        cells.append(text)
+    cells.append(["False"] * len(positions))
+    return names, cells

@@ -24,6 +24,7 @@ import pyarrow as pa
 from nodes.backtest.frames import (
     order_tables,
     orders_frame,
+    positions_csv_cells,
     positions_frame,
     record_columns,
     value_cells,
@@ -308,7 +309,7 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     # (done after about 3.3 s) and the child the positions then the orders (2.9 s); with the orders last the child
     # kept the account and the positions (3.3-3.7 s), with the positions last both large tables (4.2 s).
     steps: list[Step] = [
-        ("positions.csv", lambda: write_csv(positions_report(outcome), folder / "positions.csv")),
+        ("positions.csv", lambda: write_positions_csv(outcome, folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
@@ -319,6 +320,19 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
             ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
     return [(name, returning_memory(write)) for name, write in steps]
+
+
+def write_positions_csv(outcome: BacktestOutcome, path: Path) -> None:
+    """positions.csv: Nautilus's positions report; straight from the positions when no frame is needed
+    (``frames.positions_csv_cells``: no snapshots, none open), else from ``positions_report``."""
+    record = outcome.record
+    cells = None
+    if "positions" not in outcome.__dict__ and not record.position_snapshots:
+        cells = positions_csv_cells(record.positions)
+    if cells is None:
+        write_csv(positions_report(outcome), path)
+    else:
+        write_cells(path, *cells)
 
 
 def positions_report(outcome: BacktestOutcome) -> pd.DataFrame:
