@@ -406,7 +406,7 @@ def test_trades_csv_is_written_as_pandas_writes_the_trades_frame(
 ) -> None:
     """trades.csv is made from the trades without a frame, byte for byte what pandas writes for ``trades_frame``:
     the strategy's ledger (funding booked), and trades whose keys or values a frame would type otherwise
-    (differing keys, ints among floats, a time as a float), which still go through the frame."""
+    (differing keys, text and None, a time as a float), which still go through the frame; ints among floats."""
     from nodes.backtest import report_files
     from nodes.backtest.frames import value_cells
 
@@ -420,6 +420,7 @@ def test_trades_csv_is_written_as_pandas_writes_the_trades_frame(
             {**base, "exit_reason": "c\nd", "duration_s": 60.0, "flag": False},
         ],
         "differing keys": [base, {**base, "extra": 1}],
+        "text and None": [base, {**base, "instrument": None}],
         "an int among floats": [base, {**base, "realized_pnl": 2}],
         "a time as a float": [base, {**base, "entry_time_ns": 1.7e18}],
         "no trades": [],
@@ -428,7 +429,7 @@ def test_trades_csv_is_written_as_pandas_writes_the_trades_frame(
         report_files.trades_frame(trades).to_csv(tmp_path / f"{name}.pandas.csv", index=False)
         report_files.write_trades_csv(trades, tmp_path / f"{name}.csv")
         assert (tmp_path / f"{name}.csv").read_bytes() == (tmp_path / f"{name}.pandas.csv").read_bytes(), name
-    assert value_cells([1.5, 2]) is None and value_cells(["x", None]) is None  # left to the frame
+    assert value_cells(["x", None]) is None and value_cells([None, None]) is None  # left to the frame
 
     def no_frame(trades: list) -> pd.DataFrame:
         raise AssertionError("the ledger's trades.csv went through a frame")

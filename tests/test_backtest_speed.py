@@ -640,6 +640,34 @@ def test_decimal_text_is_the_objects_own_text() -> None:
         assert money_text(money) == str(money) == f"{Money(amount, USDT)}"
 
 
+def test_value_cells_are_what_pandas_writes_for_a_column_of_these_values() -> None:
+    """A column of Python values as a frame types it and ``to_csv`` writes it: floats (NaN, inf, -0.0), ints, bools,
+    text to quote, lists, and ints with None or floats (a float column: ``1.0``, None empty); kinds a frame could
+    type otherwise are refused."""
+    import io
+
+    from nodes.backtest.frames import value_cells
+
+    columns = {
+        "floats": [1e-05, float("nan"), -0.0, float("inf"), 1e16],
+        "ints": [1, -2, 2**62],
+        "bools": [True, False, True],
+        "text": ["a,b", 'say "hi"', "x"],
+        "lists": [["1 USDT", "2 USDT"], [], ["x"]],
+        "ints and None": [120_000_000_000, None, 2**62 + 1],
+        "ints and floats": [1, 2.5, None],
+        "None and floats": [None, 1.5, float("nan")],
+    }
+    for name, values in columns.items():
+        text = io.StringIO()
+        pd.DataFrame({name: values, "other": 0}).to_csv(text, index=False)
+        cells = value_cells(values)
+        assert cells is not None, name
+        assert text.getvalue() == "\n".join([name + ",other", *(f"{c},0" for c in cells)]) + "\n", name
+    for refused in (["x", None], [None, None], [1, True], [2**64, None], [1.5, "x"], [{"a": 1}]):
+        assert value_cells(refused) is None, refused
+
+
 def test_csv_cells_of_every_kind_are_written_as_pandas_writes_them(tmp_path: Path) -> None:
     """write_csv builds each column's text itself: text that needs quoting (commas, quotes, line breaks), missing
     values of each kind, floats of every form, ints, bools, lists and dicts, times, with and without the index; a

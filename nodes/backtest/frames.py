@@ -192,15 +192,22 @@ def record_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]] | None
     return {key: list(map(itemgetter(key), records)) for key in keys}
 
 
+NONE = type(None)
+NUMBERS = frozenset({int, float, NONE})  # values pandas puts in one float64 column, unless all ints or all None
+INT64 = 2**63
+
+
 def value_cells(values: list[Any]) -> list[str] | None:
     """The text pandas' ``to_csv`` writes for a column a frame builds from these Python values, for the kinds whose
-    column it is sure of: all text or all lists (quoted where needed), all floats (NaN empty), all ints, all bools;
-    else None."""
+    column it is sure of: all text or all lists (quoted where needed), all ints, all bools, numbers (floats, or
+    ints with floats or None: a float column, None empty); else None."""
     kinds = set(map(type, values))
     if kinds == {float}:
         return ["" if v != v else repr(v) for v in values]
     if kinds in ({int}, {bool}):
         return list(map(str, values))
+    if kinds <= NUMBERS and kinds != {NONE} and all(-INT64 <= v < INT64 for v in values if type(v) is int):
+        return ["" if v is None or v != v else repr(float(v)) for v in values]  # a float column: None is NaN
     if kinds in ({str}, {list}):
         texts = values if kinds == {str} else list(map(str, values))
         joined = "".join(texts)
