@@ -399,3 +399,42 @@ def test_every_kind_of_order_and_the_positions_equal_nautilus_reports(
     by_dicts = frames.order_tables(orders)
     assert by_dicts[0].equals(every) and by_dicts[1].equals(fills)
     pd.testing.assert_frame_equal(frames.positions_frame(outcome.record.positions), positions, check_exact=True)
+
+
+def test_trades_csv_is_written_as_pandas_writes_the_trades_frame(
+    outcome: BacktestOutcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trades.csv is made from the trades without a frame, byte for byte what pandas writes for ``trades_frame``:
+    the strategy's ledger (funding booked), and trades whose keys or values a frame would type otherwise
+    (differing keys, text and None, a time as a float), which still go through the frame; ints among floats."""
+    from nodes.backtest import report_files
+    from nodes.backtest.frames import value_cells
+
+    ledger = build_report(outcome).trades
+    assert ledger and {"entry_time_ns", "exit_time_ns"} <= set(ledger[0])
+    base = {"instrument": "BTCUSDT-PERP.BINANCE", "entry_time_ns": 1_746_835_200_123_456_789, "realized_pnl": 1.5}
+    kinds = {
+        "ledger": ledger,
+        "quoted text, NaN, bools": [
+            {**base, "exit_reason": 'a, "b"', "duration_s": float("nan"), "flag": True},
+            {**base, "exit_reason": "c\nd", "duration_s": 60.0, "flag": False},
+        ],
+        "differing keys": [base, {**base, "extra": 1}],
+        "text and None": [base, {**base, "instrument": None}],
+        "an int among floats": [base, {**base, "realized_pnl": 2}],
+        "a time as a float": [base, {**base, "entry_time_ns": 1.7e18}],
+        "no trades": [],
+    }
+    for name, trades in kinds.items():
+        report_files.trades_frame(trades).to_csv(tmp_path / f"{name}.pandas.csv", index=False)
+        report_files.write_trades_csv(trades, tmp_path / f"{name}.csv")
+        assert (tmp_path / f"{name}.csv").read_bytes() == (tmp_path / f"{name}.pandas.csv").read_bytes(), name
+    assert value_cells(["x", None]) is None and value_cells([None, None]) is None  # left to the frame
+
+    def no_frame(trades: list) -> pd.DataFrame:
+        raise AssertionError("the ledger's trades.csv went through a frame")
+
+    monkeypatch.setattr(report_files, "trades_frame", no_frame)
+    for name in ("ledger", "quoted text, NaN, bools"):
+        report_files.write_trades_csv(kinds[name], tmp_path / "direct.csv")
+        assert (tmp_path / "direct.csv").read_bytes() == (tmp_path / f"{name}.pandas.csv").read_bytes(), name

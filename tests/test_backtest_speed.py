@@ -416,6 +416,22 @@ def test_parquet_tables_equal_nautilus_reports(outcomes: dict, fast: bool, tmp_p
     assert outcome.orders_filled == len(trader.generate_order_fills_report())
 
 
+def test_orders_that_all_filled_are_encoded_once_for_both_files(outcomes: dict, tmp_path: Path) -> None:
+    """The EMA cross sends market orders only: every order filled, so the fills report is the orders report and
+    ``save_orders`` writes that one table and copies the file; both files still hold Nautilus's reports."""
+    from nodes.backtest.frames import order_tables
+    from nodes.backtest.report_files import save_orders
+
+    outcome = outcomes[4, True]
+    orders, fills = order_tables(outcome.record.orders)
+    assert fills is orders
+    save_orders(outcome, tmp_path)
+    assert (tmp_path / "fills.parquet").read_bytes() == (tmp_path / "orders.parquet").read_bytes()
+    trader = outcome.engine.trader
+    _parquet_matches(tmp_path / "fills.parquet", trader.generate_order_fills_report(), "client_order_id")
+    _parquet_matches(tmp_path / "orders.parquet", trader.generate_orders_report(), "client_order_id")
+
+
 def _ledger_of_report(positions: pd.DataFrame) -> list[dict]:
     """The trade ledger as it was read from Nautilus's positions report, cell by cell: the reference for
     ``position_trades``, which reads the positions themselves."""
@@ -450,11 +466,13 @@ def test_trades_and_positions_csv_equal_what_nautilus_positions_report_gives(
     outcomes: dict, speed_catalog: Path, case: str, fast: bool, tmp_path: Path
 ) -> None:
     """The EMA cross keeps no ledger: its trades are read from the positions (NETTING snapshots included), one per
-    row of Nautilus's positions report and in its order; positions.csv is byte for byte the report's CSV."""
+    row of Nautilus's positions report and in its order; positions.csv is byte for byte the report's CSV, also
+    when written straight from the positions (``positions_csv_cells``: closed positions without snapshots)."""
     from nautilus_trader.analysis.reporter import ReportProvider
 
-    from nodes.backtest.frames import write_csv
+    from nodes.backtest.frames import positions_csv_cells, write_cells, write_csv
     from nodes.backtest.report import position_trades
+    from nodes.backtest.report_files import write_positions_csv
 
     if case == "left open":
         outcome = run_backtest(_strategy_settings(speed_catalog, "EMACrossLeftOpen"), fast=False)
@@ -475,6 +493,18 @@ def test_trades_and_positions_csv_equal_what_nautilus_positions_report_gives(
         write_csv(frame, tmp_path / f"ours-{name}.csv")
         assert (tmp_path / f"ours-{name}.csv").read_bytes() == (tmp_path / f"nautilus-{name}.csv").read_bytes()
     assert "+00:00" in (tmp_path / "ours-all.csv").read_text()  # times were written, by utc_text
+    # straight from the positions, without the frame: HEDGING's positions (no snapshots), all closed
+    cells = positions_csv_cells(record.positions)
+    assert (cells is None) == (case == "left open")
+    if cells is not None and not record.position_snapshots:
+        write_cells(tmp_path / "direct.csv", *cells)
+        assert (tmp_path / "direct.csv").read_bytes() == (tmp_path / "nautilus-all.csv").read_bytes()
+    if not fast:
+        assert cells is None or record.position_snapshots  # NETTING: snapshots, or one left open
+    fresh = dataclasses.replace(outcome)  # no positions frame cached on it
+    write_positions_csv(fresh, tmp_path / "positions.csv")
+    assert (tmp_path / "positions.csv").read_bytes() == (tmp_path / "nautilus-all.csv").read_bytes()
+    assert "positions" not in fresh.__dict__
 
 
 def test_utc_text_writes_times_as_pandas_does(tmp_path: Path) -> None:
@@ -608,6 +638,34 @@ def test_decimal_text_is_the_objects_own_text() -> None:
     for amount in ("0.49952250", "-2.18672350", "0", "99854.68874640", "-0.00000001", "12345678.12345678"):
         money = Money.from_str(f"{amount} USDT")
         assert money_text(money) == str(money) == f"{Money(amount, USDT)}"
+
+
+def test_value_cells_are_what_pandas_writes_for_a_column_of_these_values() -> None:
+    """A column of Python values as a frame types it and ``to_csv`` writes it: floats (NaN, inf, -0.0), ints, bools,
+    text to quote, lists, and ints with None or floats (a float column: ``1.0``, None empty); kinds a frame could
+    type otherwise are refused."""
+    import io
+
+    from nodes.backtest.frames import value_cells
+
+    columns = {
+        "floats": [1e-05, float("nan"), -0.0, float("inf"), 1e16],
+        "ints": [1, -2, 2**62],
+        "bools": [True, False, True],
+        "text": ["a,b", 'say "hi"', "x"],
+        "lists": [["1 USDT", "2 USDT"], [], ["x"]],
+        "ints and None": [120_000_000_000, None, 2**62 + 1],
+        "ints and floats": [1, 2.5, None],
+        "None and floats": [None, 1.5, float("nan")],
+    }
+    for name, values in columns.items():
+        text = io.StringIO()
+        pd.DataFrame({name: values, "other": 0}).to_csv(text, index=False)
+        cells = value_cells(values)
+        assert cells is not None, name
+        assert text.getvalue() == "\n".join([name + ",other", *(f"{c},0" for c in cells)]) + "\n", name
+    for refused in (["x", None], [None, None], [1, True], [2**64, None], [1.5, "x"], [{"a": 1}]):
+        assert value_cells(refused) is None, refused
 
 
 def test_csv_cells_of_every_kind_are_written_as_pandas_writes_them(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ tens of thousands of trades; and the same reports as typed Arrow tables for the 
 import json
 from array import array
 from collections.abc import Callable, Iterator
-from operator import attrgetter, eq, index, methodcaller
+from operator import attrgetter, eq, index, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,16 @@ def write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
     if any(column is None for column in cells):
         _pandas_csv(frame, path, index)
         return
-    header = [_quoted("" if frame.index.name is None else str(frame.index.name))] if index else []
-    header += [_quoted(str(name)) for name in frame.columns]
+    header = ["" if frame.index.name is None else str(frame.index.name)] if index else []
+    write_cells(path, header + [str(name) for name in frame.columns], cells)
+
+
+def write_cells(path: Path, names: list[str], cells: list[list[str]]) -> None:
+    """A CSV of columns already turned into their cells' text: the header (quoted where needed), then the rows
+    joined in C."""
     with open(path, "w", encoding="utf-8", newline="") as out:
-        out.write(",".join(header) + "\n")
-        if len(frame):
+        out.write(",".join(map(_quoted, names)) + "\n")
+        if cells and cells[0]:
             out.write("\n".join(map(",".join, zip(*cells, strict=True))) + "\n")
 
 
@@ -174,6 +179,40 @@ def csv_cells(column: pd.Series) -> list[str] | None:
         return None
     joined = "".join(texts)
     return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
+
+
+def record_columns(records: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+    """The records as columns when every record has the same keys in the same order (a frame made from them has
+    those columns in that order), else None."""
+    if not records:
+        return None
+    keys = list(records[0])
+    if any(list(record) != keys for record in records):
+        return None
+    return {key: list(map(itemgetter(key), records)) for key in keys}
+
+
+NONE = type(None)
+NUMBERS = frozenset({int, float, NONE})  # values pandas puts in one float64 column, unless all ints or all None
+INT64 = 2**63
+
+
+def value_cells(values: list[Any]) -> list[str] | None:
+    """The text pandas' ``to_csv`` writes for a column a frame builds from these Python values, for the kinds whose
+    column it is sure of: all text or all lists (quoted where needed), all ints, all bools, numbers (floats, or
+    ints with floats or None: a float column, None empty); else None."""
+    kinds = set(map(type, values))
+    if kinds == {float}:
+        return ["" if v != v else repr(v) for v in values]
+    if kinds in ({int}, {bool}):
+        return list(map(str, values))
+    if kinds <= NUMBERS and kinds != {NONE} and all(-INT64 <= v < INT64 for v in values if type(v) is int):
+        return ["" if v is None or v != v else repr(float(v)) for v in values]  # a float column: None is NaN
+    if kinds in ({str}, {list}):
+        texts = values if kinds == {str} else list(map(str, values))
+        joined = "".join(texts)
+        return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
+    return None
 
 
 def _pandas_csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
@@ -456,7 +495,8 @@ FILLED = "__filled__"  # a column the orders carry until the fills are taken fro
 def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
     """(orders, fills): every order, and the orders with a fill, as ``orders_frame`` and ``order_fills_frame``
     have them, typed; the cells read a column at a time per kind of order (``ORDER_GETTERS``), the fills taken
-    from the orders' table."""
+    from the orders' table. When every order filled and the fills report would hold every column, both are the
+    same table object (``save_orders`` then writes it once)."""
     parts: list[pa.Table] = []
     columns: dict[str, None] = {}
     filled_columns: dict[str, None] = {}  # the fills report's: only the filled orders' keys count
@@ -489,13 +529,17 @@ def order_tables(orders: list[Order]) -> tuple[pa.Table, pa.Table]:
         return pa.table({}), pa.table({})
     every = _joined(parts, columns, "client_order_id")
     del parts
-    filled = every if pc.all(every[FILLED]).as_py() else every.filter(every[FILLED])  # all filled: no copy
+    all_filled = pc.all(every[FILLED]).as_py()
+    filled = every if all_filled else every.filter(every[FILLED])  # all filled: no copy
     names = ["client_order_id", *(c for c in filled_columns if c not in ("client_order_id", FILLED))]
+    orders_table = every.drop_columns([FILLED])
+    times = [name for name in ("ts_last", "ts_init") if name in names]
+    if all_filled and names == orders_table.column_names and not any(every[name].null_count for name in times):
+        return orders_table, orders_table  # every order filled (market orders): the two reports are one table
     fills = filled.select(names) if filled.num_rows else pa.table({})
-    for name in ("ts_last", "ts_init"):  # as the fills report does: a missing time is the epoch
-        if name in names:
-            fills = fills.set_column(names.index(name), name, fills[name].fill_null(pa.scalar(0, UTC_NS)))
-    return every.drop_columns([FILLED]), fills
+    for name in times:  # as the fills report does: a missing time is the epoch
+        fills = fills.set_column(names.index(name), name, fills[name].fill_null(pa.scalar(0, UTC_NS)))
+    return orders_table, fills
 
 
 MARGIN_TYPE = pa.struct(  # MarginBalance.to_dict()
@@ -751,3 +795,34 @@ def positions_frame(positions: list[Any], snapshots: list[Any] | None = None) ->
         report["ts_closed"] = _utc(closed.tolist())
     report["is_snapshot"] = report.index.isin(snapshot_ids)
     return report
+
+
+def positions_csv_cells(positions: list[Any]) -> tuple[list[str], list[list[str]]] | None:
+    """(header, cells) of ``positions_frame(positions)``'s CSV (``write_csv``), byte for byte, without the frame:
+    the getters' columns put in the report's order (open time, close time, position id) and turned into text at
+    once. None (write the frame) when a position is still open, a key has no getter, or a column holds values a
+    frame would type otherwise (a ``None`` among ints); NETTING snapshots are not taken here either (their ids
+    repeat the positions')."""
+    if not positions:
+        return None
+    columns = getter_columns(positions, POSITION_GETTERS, list(positions[0].to_dict()), POSITION_SKIPPED)
+    if columns is None or None in columns["ts_closed"]:
+        return None
+    ordered = sorted(
+        range(len(positions)),
+        key=lambda i, o=columns["ts_opened"], c=columns["ts_closed"], p=columns["position_id"]: (o[i], c[i], p[i]),
+    )
+    take = itemgetter(*ordered) if len(ordered) > 1 else lambda values: (values[ordered[0]],)
+    names = ["position_id", *(name for name in columns if name != "position_id"), "is_snapshot"]
+    cells = []
+    for name in names[:-1]:
+        values = list(take(columns[name]))
+        if name in ("ts_opened", "ts_closed"):
+            text = utc_text(np.array(values, dtype=np.int64)).tolist()
+        else:
+            text = value_cells(values)
+        if text is None:
+            return None
+        cells.append(text)
+    cells.append(["False"] * len(positions))
+    return names, cells

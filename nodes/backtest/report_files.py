@@ -24,9 +24,13 @@ import pyarrow as pa
 from nodes.backtest.frames import (
     order_tables,
     orders_frame,
+    positions_csv_cells,
     positions_frame,
+    record_columns,
+    value_cells,
     write_account_csv,
     write_account_parquet,
+    write_cells,
     write_csv,
     write_parquet,
 )
@@ -38,10 +42,13 @@ from nodes.backtest.trade_stats import returns_statistics
 FILLS, ORDERS, ACCOUNT = "fills.parquet", "orders.parquet", "account.parquet"
 
 
+TRADE_TIMES = ("entry_time", "exit_time")  # written as ISO-8601 UTC text from their ``_ns`` keys
+
+
 def trades_frame(trades: list[dict[str, Any]]) -> pd.DataFrame:
     """trades.csv: one row per trade, times in ISO-8601 UTC."""
     frame = pd.DataFrame(trades)
-    for column in ("entry_time", "exit_time"):
+    for column in TRADE_TIMES:
         if f"{column}_ns" in frame:
             frame.insert(frame.columns.get_loc(f"{column}_ns"), column, iso_column(frame.pop(f"{column}_ns")))
     return frame
@@ -51,8 +58,37 @@ def iso_column(ns: pd.Series) -> pd.Series:
     """``ns.map(iso)`` in one call when every cell is an integer (epoch ns), else cell by cell."""
     if not pd.api.types.is_integer_dtype(ns.dtype):
         return ns.map(iso)
-    seconds = ns.to_numpy(dtype=np.int64).astype("datetime64[ns]").astype("datetime64[s]")  # floor, as strftime
-    return pd.Series(np.char.add(np.datetime_as_string(seconds, unit="s"), "Z"), index=ns.index, dtype="str")
+    return pd.Series(iso_texts(ns.to_numpy(dtype=np.int64)), index=ns.index, dtype="str")
+
+
+def iso_texts(ns: np.ndarray) -> np.ndarray:
+    """``iso`` of each epoch ns, in numpy calls."""
+    seconds = ns.astype("datetime64[ns]").astype("datetime64[s]")  # floor, as strftime
+    return np.char.add(np.datetime_as_string(seconds, unit="s"), "Z")
+
+
+def write_trades_csv(trades: list[dict[str, Any]], path: Path) -> None:
+    """``trades_frame(trades).to_csv(path, index=False)``, byte for byte, without the frame: each key's values
+    turned into their text at once (``frames.value_cells``); trades of differing keys, or values of a kind whose
+    column pandas could type otherwise, go through the frame."""
+    columns = record_columns(trades)
+    names: list[str] = []
+    cells: list[list[str]] = []
+    for name, values in (columns or {}).items():
+        time = name.removesuffix("_ns")
+        if time in TRADE_TIMES and name != time:
+            text = iso_texts(np.array(values, dtype=np.int64)).tolist() if {int} == set(map(type, values)) else None
+        else:
+            time, text = name, value_cells(values)
+        if text is None:
+            break
+        names.append(time)
+        cells.append(text)
+    else:
+        if columns is not None:
+            write_cells(path, names, cells)
+            return
+    write_csv(trades_frame(trades), path, index=False)
 
 
 def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
@@ -273,7 +309,7 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
     # (done after about 3.3 s) and the child the positions then the orders (2.9 s); with the orders last the child
     # kept the account and the positions (3.3-3.7 s), with the positions last both large tables (4.2 s).
     steps: list[Step] = [
-        ("positions.csv", lambda: write_csv(positions_report(outcome), folder / "positions.csv")),
+        ("positions.csv", lambda: write_positions_csv(outcome, folder / "positions.csv")),
         ("fills.parquet, orders.parquet", lambda: save_orders(outcome, folder)),
         ("account.parquet", lambda: write_account_parquet(outcome.record.account_states, folder / ACCOUNT)),
     ]
@@ -284,6 +320,19 @@ def table_steps(outcome: BacktestOutcome, folder: Path) -> list[Step]:
             ("fills.csv", lambda: write_csv(outcome.fills, folder / "fills.csv")),
         ]
     return [(name, returning_memory(write)) for name, write in steps]
+
+
+def write_positions_csv(outcome: BacktestOutcome, path: Path) -> None:
+    """positions.csv: Nautilus's positions report; straight from the positions when no frame is needed
+    (``frames.positions_csv_cells``: no snapshots, none open), else from ``positions_report``."""
+    record = outcome.record
+    cells = None
+    if "positions" not in outcome.__dict__ and not record.position_snapshots:
+        cells = positions_csv_cells(record.positions)
+    if cells is None:
+        write_csv(positions_report(outcome), path)
+    else:
+        write_cells(path, *cells)
 
 
 def positions_report(outcome: BacktestOutcome) -> pd.DataFrame:
@@ -315,7 +364,7 @@ def report_steps(outcome: BacktestOutcome, report: BacktestReport, folder: Path,
     the raw tables too (``table_steps``)."""
     steps: list[Step] = [
         ("report.txt", lambda: (folder / "report.txt").write_text(report.text + "\n")),
-        ("trades.csv", lambda: write_csv(trades_frame(report.trades), folder / "trades.csv", index=False)),
+        ("trades.csv", lambda: write_trades_csv(report.trades, folder / "trades.csv")),
         ("summary.json", lambda: (folder / "summary.json").write_text(summary_json(outcome, report))),
         ("tearsheet.html", lambda: write_tearsheet(outcome, report, folder / "tearsheet.html")),
     ]
@@ -457,7 +506,10 @@ def save_orders(outcome: BacktestOutcome, folder: Path) -> tuple[Path, Path]:
     a fill (``fills.parquet``). Nautilus's orders and order fills reports, typed (frames.py)."""
     orders, fills = order_tables(outcome.record.orders)
     write_parquet(orders, folder / ORDERS)
-    write_parquet(fills, folder / FILLS)
+    if fills is orders:  # every order filled: the same file, copied instead of encoded again
+        shutil.copyfile(folder / ORDERS, folder / FILLS)
+    else:
+        write_parquet(fills, folder / FILLS)
     return folder / ORDERS, folder / FILLS
 
 
