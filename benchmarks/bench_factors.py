@@ -164,36 +164,30 @@ def scan_rows(quick: bool) -> list[Row]:
         bar_secs.append(scanned - started)
         scan_secs.append(time.process_time() - scanned)
     # Live (``FactorBook.eager``): each bar is taken by its factors as it comes, so the scan in the minute's last
-    # bar handler (on the path from a kline's close to the entry order) computes the values and scores only.
-    live = FactorBook(FactorConfig(), ids, ids[0], ids[1])
-    live.eager = True
-    for k in range(warm_bars):
-        for bars in feeds:
-            live.handle_bar(bars[k])
-    live_secs = []
+    # bar handler (on the path from a kline's close to the entry order) computes the values and scores only. The
+    # live strategy also computes each symbol's values at its bar of a scan time but the last one's, the bar the
+    # scan runs in (``FactorBook.prepare``): what is left after the last bar is one symbol's values, the scores and
+    # the rank. The two books take the same minutes in turn, each first every other minute, so the machine's other
+    # load falls on both alike.
+    live, prepared = (FactorBook(FactorConfig(), ids, ids[0], ids[1]) for _ in range(2))
+    for b in (live, prepared):
+        b.eager = True
+        for k in range(warm_bars):
+            for bars in feeds:
+                b.handle_bar(bars[k])
+    live_secs: list[float] = []
+    prepared_secs: list[float] = []
     for k in range(warm_bars, warm_bars + minutes):
-        for bars in feeds:
-            live.handle_bar(bars[k])
-        started = time.process_time()
-        live_results = live.scan()
-        live_secs.append(time.process_time() - started)
-    # The live strategy also computes each symbol's values at its bar of a scan time (``FactorBook.prepare``) but
-    # the last one's, the bar the scan runs in: what is left after the last bar is one symbol's values, the scores
-    # and the rank.
-    prepared = FactorBook(FactorConfig(), ids, ids[0], ids[1])
-    prepared.eager = True
-    for k in range(warm_bars):
-        for bars in feeds:
-            prepared.handle_bar(bars[k])
-    prepared_secs = []
-    for k in range(warm_bars, warm_bars + minutes):
-        for iid, bars in zip(ids[:-1], feeds[:-1], strict=True):
-            prepared.handle_bar(bars[k], iid)
-            prepared.prepare(iid)
-        prepared.handle_bar(feeds[-1][k], ids[-1])
-        started = time.process_time()
-        prepared_results = prepared.scan()
-        prepared_secs.append(time.process_time() - started)
+        turns = ((live, live_secs), (prepared, prepared_secs))
+        for b, secs in turns if k % 2 else turns[::-1]:
+            for iid, bars in zip(ids, feeds, strict=True):
+                b.handle_bar(bars[k], iid)
+                if b is prepared and iid != ids[-1]:
+                    b.prepare(iid)
+            started = time.process_time()
+            b.scan()
+            secs.append(time.process_time() - started)
+    live_results, prepared_results = live.scan(), prepared.scan()
     queued_results = book.scan()
     for results in (live_results, prepared_results):
         if [(r.instrument_id, r.score, r.strength) for r in results] != [
