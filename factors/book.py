@@ -399,6 +399,16 @@ class FactorBook:
     def instrument_ids(self) -> list[InstrumentId]:
         return list(self._syms)
 
+    def prepare(self, instrument_id: InstrumentId) -> None:
+        """Compute the symbol's bar factor values now. They read only what the bar left (F takes its open interest at
+        the bar), so a later read computes the same floats; the live strategy calls this at each bar of a scan time
+        but the one that completes it, so the scan after the minute's last bar computes one symbol's values, not
+        every symbol's."""
+        for f in self._current(instrument_id).bar_factors:
+            if f._outdated:  # what ``value`` does
+                f._outdated = False
+                f._compute_value()
+
     def is_warm(self, instrument_id: InstrumentId) -> bool:
         """True when the bar factors every symbol has (T, M, S, V, F) are past their warm-up."""
         f = self._current(instrument_id).factors

@@ -91,7 +91,8 @@ def directed(key: str, value: float | None, config: FactorConfig) -> float | Non
 
 _KNOWN_FACTORS = frozenset(ALL_FACTORS)
 _GATES = (("L", "liquidity_gate"), ("I", "independence_gate"))
-_QUALITY_ZEROS = dict.fromkeys(QUALITY_FACTORS, 0.0)  # the unsigned factors' contributions (none of them votes)
+# every factor's contribution but the modulator's: the unsigned ones are 0 (none of them votes)
+_ZERO_CONTRIBUTIONS = dict.fromkeys((*SIGNED_FACTORS, *QUALITY_FACTORS), 0.0)
 
 
 class ScoreModel:
@@ -150,15 +151,20 @@ class ScoreModel:
         finite float or None; ``available`` / ``missing`` its keys in that order; ``all_notes`` a dict the result
         may keep (the gates add theirs). ``FactorBook.score`` builds them in the one pass that reads the values."""
         config = self.config
-
-        live = [(k, w, sign) for k, w, sign in self._weighted if clean[k] is not None]
-        total_w = sum([w for _, w, _ in live])
-        contributions: dict[str, float] = dict.fromkeys(SIGNED_FACTORS, 0.0)
+        weighted = self._weighted
+        total_w = sum([w for k, w, _ in weighted if clean[k] is not None])
+        # every contribution 0 (the signed factors', then the unsigned ones', in the result's order), the live ones
+        # set in one pass: the same products in the same order. The unsigned zeros summed last leave the sum as it
+        # is: the sum of floats starts at +0.0 and so never reaches -0.0, and x + 0.0 is x for any other x.
+        contributions = _ZERO_CONTRIBUTIONS.copy()
         if total_w > 0:
-            for k, w, sign in live:
-                contributions[k] = w * (sign * clean[k]) / total_w  # type: ignore[operator]
+            for k, w, sign in weighted:
+                v = clean[k]
+                if v is not None:
+                    contributions[k] = w * (sign * v) / total_w
         raw = sum(contributions.values())
-        s = max(-100.0, min(100.0, raw))
+        # max(-100.0, min(100.0, raw)), spelled out (a scan scores every symbol): the same float, zero's sign too
+        s = -100.0 if raw < -100.0 else (100.0 if raw > 100.0 else raw)
 
         if s > config.long_threshold:
             direction = LONG
@@ -175,7 +181,8 @@ class ScoreModel:
             factor = (
                 1.0 + config.fund_lead_boost * abs(f) / 100.0 if agree else 1.0 - config.fund_lead_cut * abs(f) / 100.0
             )
-            strength = max(0.0, min(100.0, strength * factor))
+            x = strength * factor
+            strength = 0.0 if x <= 0.0 else (100.0 if x > 100.0 else x)  # max(0.0, min(100.0, x)): -0.0 reads 0.0
 
         gated: list[str] = []
         for key, gate in self._gates:
@@ -188,7 +195,6 @@ class ScoreModel:
 
         if total_w == 0:
             all_notes.setdefault("score", "no weighted factor available: score 0, FLAT")
-        contributions.update(_QUALITY_ZEROS)
         # ScoreResult is a frozen dataclass: its __init__ sets each of the eleven fields through
         # object.__setattr__, which cost more than the rest of the score together; here they are set in one step.
         result = object.__new__(ScoreResult)

@@ -224,6 +224,8 @@ class AtsStrategy(Strategy):
             self.clock.set_time_alert_ns(name=f"ats-scan-{step.ts}", alert_time_ns=alert, callback=self._on_scan_alert)
         if step is not None and step.scan_now:
             self._scan(step.ts)
+        elif step is not None and self.book.eager:
+            self.book.prepare(instrument_id)  # live: its values now, while the other bars come, not after the last
         quiet_from, quiet_until = self.scan_clock.quiet_stamps(ts)
         self._quiet_from, self._quiet_until = quiet_from, min(quiet_until, self.daily.day_end() - NANOS_PER_SECOND // 2)
 
