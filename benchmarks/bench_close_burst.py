@@ -15,18 +15,21 @@ are not in it (``live-load`` measures those).
 """
 
 import asyncio
+import cProfile
+import pstats
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from nautilus_trader.adapters.binance import BinanceAccountType, BinanceDataClientConfig, BinanceLiveDataClientFactory
+from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
 from nautilus_trader.cache.cache import Cache
 from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.live.data_engine import LiveDataEngine
+from nautilus_trader.model.data import BarType, DataType
 from nautilus_trader.model.identifiers import TraderId
 
 from benchmarks.bench_live import KEY, REAL, SECRET, SHARED, renamed_universe
@@ -108,9 +111,6 @@ def replay_setup(frames: list[bytes]) -> tuple[asyncio.AbstractEventLoop, Market
     symbols = sorted({f.split(b'"s":"', 1)[1].split(b'"', 1)[0].decode() for f in frames})
     ids = [streams.instrument_id(s) for s in symbols]
     streams.prime(ids)
-    from nautilus_trader.adapters.binance.futures.types import BinanceFuturesMarkPriceUpdate
-    from nautilus_trader.model.data import BarType, DataType
-
     for instrument_id in ids:
         msgbus.subscribe(f"data.bars.{BarType.from_str(f'{instrument_id}-1-MINUTE-LAST-EXTERNAL')}",
                          subscribers.handler("bar"))  # fmt: skip
@@ -142,13 +142,19 @@ def replay(loop: asyncio.AbstractEventLoop, streams: MarketStreams, frames: list
     return loop.run_until_complete(run())
 
 
-def calls_per_kind(loop: asyncio.AbstractEventLoop, streams: MarketStreams, frames: list[bytes]) -> dict[str, float]:
-    import cProfile
-    import pstats
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """The engine's queue tasks ended, the loop closed."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
 
+
+def calls_per_kind(loop: asyncio.AbstractEventLoop, streams: MarketStreams, frames: list[bytes]) -> dict[str, float]:
     out: dict[str, float] = {}
     for kind in KINDS:
-        chosen = [f for f in frames if f'@{kind}'.encode() in f]
+        chosen = [f for f in frames if f"@{kind}".encode() in f]
         profile = cProfile.Profile()
         profile.enable()
         replay(loop, streams, chosen)
@@ -165,6 +171,7 @@ def rows(quick: bool) -> list[Row]:
     rounds = 20 if quick else 100
     cpu = sorted(replay(loop, streams, frames) for _ in range(rounds))
     calls = calls_per_kind(loop, streams, frames)
+    _close(loop)
     delivered = {k: v // (rounds + 2) for k, v in subscribers.received.items()}
     name = f"close burst: {len(frames)} messages of {SYMBOLS} symbols -> the data engine and bus"
     per_message_us = statistics.median(cpu) / len(frames) * 1e6
@@ -177,10 +184,3 @@ def rows(quick: bool) -> list[Row]:
         Row(name, "items each subscriber got per burst", sum(delivered.values()), "", "",
             ", ".join(f"{k} {v}" for k, v in sorted(delivered.items()))),
     ]  # fmt: skip
-
-
-if __name__ == "__main__":
-    from benchmarks.table import format_table
-
-    print(format_table(rows(quick=True)))
-    _ = Path

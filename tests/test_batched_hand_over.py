@@ -80,7 +80,7 @@ def test_nautilus_websocket_client_hands_its_frames_through_it() -> None:
             await ws.prepare(request)
             for frame in frames:
                 await ws.send_str(frame)
-            await asyncio.sleep(5)
+            await asyncio.sleep(2)
             return ws
 
         app = web.Application()

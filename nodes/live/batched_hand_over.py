@@ -44,9 +44,7 @@ class BatchedHandOver:
             try:
                 callback(*args)
             except Exception as e:  # as the loop reports a failed callback: logged, the next one runs
-                self._loop.call_exception_handler(
-                    {"message": f"Exception in callback {callback!r}", "exception": e}
-                )
+                self._loop.call_exception_handler({"message": f"Exception in callback {callback!r}", "exception": e})
         self.handed += len(batch)
         with self._lock:
             if not self._queued:

@@ -210,7 +210,7 @@ class MarketStreams:
         self._engine = engine
         self.deliver = AtOnceOrQueued(
             loop=self.client._loop,
-            busy=engine.data_qsize,
+            busy=engine._data_queue.qsize,  # data_qsize without its extra call
             run=partial(DataEngine.process, engine),  # the engine's own, not the queue's
             enqueue=self.client._handle_data,
             on_error=engine._handle_queue_exception,
