@@ -53,7 +53,6 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.model.objects import Price, Quantity
 
 from nodes.live.at_once import AtOnceOrQueued
-from nodes.live.batched_hand_over import BatchedHandOver
 
 _STREAM_HEAD = b'{"stream":"'
 _NAME_START = len(_STREAM_HEAD)
@@ -179,9 +178,6 @@ class MarketStreams:
         client._get_cached_instrument_id = self.instrument_id
         # the WebSocket clients took the stock handler when the data client was made; they connect later
         client._ws_client._handler = client._ws_public_client._handler = self.handle
-        # and hand each frame to the loop with a system call of its own: batched instead
-        self.hand_over = BatchedHandOver(client._loop)
-        client._ws_client._loop = client._ws_public_client._loop = self.hand_over
         ws = client._ws_client
 
         async def subscribe_mark_price(symbol: str | None = None, speed: int | None = None) -> None:
