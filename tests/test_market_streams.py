@@ -165,6 +165,23 @@ def test_primed_streams_look_nothing_up_on_the_first_messages(shared_data: Path)
     assert calls == ["1m"]  # the interval's bar spec once, for every symbol; no symbol parsed
 
 
+def test_each_stream_is_routed_once_by_its_name(shared_data: Path) -> None:
+    """A hot stream's name is read and matched to its handler on its first frame only; later frames are routed by
+    the name's bytes in the frame's head (the same values either way: the tests above)."""
+    frames = _simulator_frames(shared_data, bars=3)
+    fixed, received = _client()
+    streams = install_market_streams(fixed)
+    assert streams is not None
+    routed: list[bytes] = []
+    route = streams._route
+    streams._route = lambda raw: routed.append(raw) or route(raw)  # type: ignore[method-assign]
+    for frame in frames:
+        fixed._handle_ws_message(frame)
+    names = sorted(stream_name(f) or "" for f in routed)
+    assert names == ["btcusdt@bookTicker", "btcusdt@kline_1m", "btcusdt@markPrice", "btcusdt@markPrice@1s"]
+    assert len([i for i in received if type(i).__name__ == "BinanceBar"]) == 3
+
+
 async def _refresh_mark_subscriptions(client: Any) -> None:
     # the subscription itself goes to the WebSocket (none connected here): its failure is not the point
     try:

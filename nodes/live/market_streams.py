@@ -8,9 +8,14 @@ messages). Stock, each message costs more than it needs to:
 
 - its stream is found by decoding the message twice (a wrapper, then the typed message) and testing it against
   every known stream name; here the stream name is read from the frame's head (Binance's combined frames begin
-  ``{"stream":"<name>"``) and the three hot streams (kline, mark price, book ticker) go straight to their decoder;
+  ``{"stream":"<name>"``) and looked up in a table of the names seen so far, which sends the three hot streams
+  (kline, mark price, book ticker) straight to their handler;
+- the typed message holds every field Binance sends, each checked; here each hot stream is decoded in one call
+  into a struct of only the fields its Nautilus data is made of (msgspec skips the rest unread), untracked by
+  the garbage collector;
 - its symbol is parsed back into an instrument id each time (``_get_cached_instrument_id`` builds a
-  ``BinanceSymbol`` before looking the id up); here the raw symbol is the key;
+  ``BinanceSymbol`` before looking the id up); here the raw symbol is the key, also of each symbol's bar type and
+  mark-price data type, made once;
 - its prices are parsed from text by ``Price.from_str`` (2.5 us each, four or five a message); here a price of up
   to 15 digits is ``Price(float(text), decimals)``, the same value and precision in a tenth of the time (longer
   or exponent-bearing text still goes through ``from_str``);
@@ -36,8 +41,11 @@ capture and on the simulator's streams).
 
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
+import msgspec
+from nautilus_trader.adapters.binance.common.enums import BinanceKlineInterval
 from nautilus_trader.adapters.binance.common.symbol import BinanceSymbol
 from nautilus_trader.adapters.binance.common.types import BinanceBar
 from nautilus_trader.adapters.binance.futures.data import BinanceFuturesDataClient
@@ -52,7 +60,55 @@ from nautilus_trader.model.objects import Price, Quantity
 from nodes.live.at_once import AtOnceOrQueued
 
 _STREAM_HEAD = b'{"stream":"'
+_NAME_START = len(_STREAM_HEAD)
 _OPEN_KLINE = b'"x":false'
+
+
+class _Frame[Event](msgspec.Struct, gc=False):
+    """A combined-stream frame: its event (the stream name is read from its head)."""
+
+    data: Event
+
+
+# What each hot stream's event is decoded into: only the fields the Nautilus data is made of (msgspec skips the
+# others unread), untracked by the garbage collector (they hold no cycles and die with the message).
+class _Kline(msgspec.Struct, gc=False):
+    T: int
+    s: str
+    i: str
+    o: str
+    c: str
+    h: str
+    l: str  # noqa: E741 (Binance's name)
+    v: str
+    n: int
+    x: bool
+    q: str
+    V: str
+    Q: str
+
+
+class _KlineEvent(msgspec.Struct, gc=False):
+    k: _Kline
+
+
+class _Quote(msgspec.Struct, gc=False):
+    s: str
+    b: str
+    B: str
+    a: str
+    A: str
+    T: int | None = None
+
+
+class _Mark(msgspec.Struct, gc=False):
+    E: int
+    s: str
+    p: str
+    i: str
+    P: str
+    r: str
+    T: int
 
 
 def stream_name(raw: bytes) -> str | None:
@@ -60,36 +116,30 @@ def stream_name(raw: bytes) -> str | None:
     (then the stock decoder finds it)."""
     if not raw.startswith(_STREAM_HEAD):
         return None
-    end = raw.find(b'"', len(_STREAM_HEAD))
+    end = raw.find(b'"', _NAME_START)
     if end < 0:
         return None
     try:
-        return raw[len(_STREAM_HEAD) : end].decode("ascii")
+        return raw[_NAME_START:end].decode("ascii")
     except UnicodeDecodeError:  # not a name Binance sends: the stock decoder logs the frame
         return None
 
 
-def _decimals(text: str) -> int | None:
-    """The number of decimals of a plain decimal of at most 15 digits (exact as a float rounded to them), else
-    None."""
-    if "e" in text or "E" in text:
-        return None
-    dot = text.find(".")
-    if len(text) - (dot >= 0) > 15:
-        return None
-    return len(text) - dot - 1 if dot >= 0 else 0
+def _text_parser(kind: Any) -> Callable[[str], Any]:
+    """``kind.from_str`` (``Price`` or ``Quantity``), a tenth of its time for the text Binance sends: a plain decimal
+    of at most 15 digits is exact as a float rounded to its decimals (one call: the decimals counted inline)."""
+
+    def parse(text: str) -> Any:
+        dot = text.find(".")
+        if len(text) > (16 if dot >= 0 else 15) or "e" in text or "E" in text:
+            return kind.from_str(text)
+        return kind(float(text), len(text) - dot - 1 if dot >= 0 else 0)
+
+    return parse
 
 
-def parse_price(text: str) -> Price:
-    """``Price.from_str(text)``, a tenth of its time for the prices Binance sends."""
-    decimals = _decimals(text)
-    return Price.from_str(text) if decimals is None else Price(float(text), decimals)
-
-
-def parse_quantity(text: str) -> Quantity:
-    """``Quantity.from_str(text)``, a tenth of its time for the sizes Binance sends."""
-    decimals = _decimals(text)
-    return Quantity.from_str(text) if decimals is None else Quantity(float(text), decimals)
+parse_price: Callable[[str], Price] = _text_parser(Price)
+parse_quantity: Callable[[str], Quantity] = _text_parser(Quantity)
 
 
 def mark_price_stream(symbol: str | None) -> str:
@@ -105,13 +155,18 @@ class MarketStreams:
         self.client = client
         self._stock_handler = client._handle_ws_message
         self._stock_instrument_id = client._get_cached_instrument_id
+        self._clock = client._clock
         self._instrument_ids: dict[str, InstrumentId] = {}
-        self._bar_types: dict[tuple[InstrumentId, str], BarType] = {}
+        # per stream name (the frame's head, as sent): its handler; filled as names are first seen
+        self._routes: dict[bytes, Callable[[bytes], None]] = {}
+        self._bar_types: dict[tuple[str, str], BarType] = {}  # (symbol, interval) as sent
         self._bar_specs: dict[str, BarSpecification] = {}
-        self._mark_types: dict[InstrumentId, DataType] = {}
+        self._marks: dict[str, tuple[InstrumentId, DataType]] = {}  # symbol as sent -> its mark data's type
         self._mark_subscribed: frozenset[InstrumentId] = frozenset()
+        self._decode_kline = msgspec.json.Decoder(_Frame[_KlineEvent]).decode
+        self._decode_quote = msgspec.json.Decoder(_Frame[_Quote]).decode
+        self._decode_mark = msgspec.json.Decoder(_Frame[_Mark]).decode
         self._engine: DataEngine | None = None
-        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self.received = 0  # kline, book ticker and mark messages (the stream gap watch reads it; not replies)
         # to the data engine; counts the messages handed over at once and through its queue
         self.deliver = AtOnceOrQueued.queue_only(client._handle_data)
@@ -150,8 +205,8 @@ class MarketStreams:
         self._engine = engine
         self.deliver = AtOnceOrQueued(
             loop=self.client._loop,
-            busy=engine.data_qsize,
-            run=lambda data: DataEngine.process(engine, data),  # the engine's own, not the queue's
+            busy=engine._data_queue.qsize,  # data_qsize without its extra call
+            run=partial(DataEngine.process, engine),  # the engine's own, not the queue's
             enqueue=self.client._handle_data,
             on_error=engine._handle_queue_exception,
             kind="Data",
@@ -172,106 +227,134 @@ class MarketStreams:
         return instrument_id
 
     def handle(self, raw: bytes) -> None:
-        stream = stream_name(raw)
-        kind = stream.partition("@")[2] if stream is not None else ""
-        if kind.startswith("kline_"):
-            self.received += 1
-            if _OPEN_KLINE in raw:
-                return
-            data = self._parse(self._kline, raw)
-        elif kind == "bookTicker":
-            self.received += 1
-            data = self._parse(self._book_ticker, raw)
-        elif kind == "markPrice" or kind == "markPrice@1s":
-            self.received += 1
-            data = self._parse(self._mark_price, raw)
-        else:
-            self._stock_handler(raw)
-            return
-        if data is None:
-            return
-        if isinstance(data, tuple):
-            for item in data:
-                self.deliver(item)
-        else:
-            self.deliver(data)
+        end = raw.find(b'"', _NAME_START) if raw.startswith(_STREAM_HEAD) else -1
+        route = self._routes.get(raw[_NAME_START:end]) if end > 0 else None
+        if route is None:
+            route = self._route(raw)
+        route(raw)
 
-    def _parse(self, parse: Callable[[bytes], Any], raw: bytes) -> Any:
+    def _route(self, raw: bytes) -> Callable[[bytes], None]:
+        """The handler of a frame's stream (kept by name for the hot streams), the stock one for any other."""
+        name = stream_name(raw)
+        kind = name.partition("@")[2] if name is not None else ""
+        if kind.startswith("kline_"):
+            route = self._on_kline
+        elif kind == "bookTicker":
+            route = self._on_quote
+        elif kind == "markPrice" or kind == "markPrice@1s":
+            route = self._on_mark
+        else:
+            return self._stock_handler
+        assert name is not None
+        self._routes[name.encode()] = route
+        return route
+
+    def _on_kline(self, raw: bytes) -> None:
+        self.received += 1
+        if _OPEN_KLINE in raw:
+            return
         try:
-            return parse(raw)
+            bar = self._kline(raw)
         except Exception as e:  # as the stock handler: logged, the stream goes on
-            self.client._log.exception(f"Error handling websocket message {raw!r}", e)
-            return None
+            self._failed(raw, e)
+            return
+        if bar is not None:
+            self.deliver(bar)
+
+    def _on_quote(self, raw: bytes) -> None:
+        self.received += 1
+        try:
+            quote = self._book_ticker(raw)
+        except Exception as e:
+            self._failed(raw, e)
+            return
+        self.deliver(quote)
+
+    def _on_mark(self, raw: bytes) -> None:
+        self.received += 1
+        try:
+            custom, update = self._mark_price(raw)
+        except Exception as e:
+            self._failed(raw, e)
+            return
+        self.deliver(custom)
+        if update is not None:
+            self.deliver(update)
+
+    def _failed(self, raw: bytes, e: Exception) -> None:
+        self.client._log.exception(f"Error handling websocket message {raw!r}", e)
 
     def _kline(self, raw: bytes) -> BinanceBar | None:
-        client = self.client
-        k = client._decoder_candlestick_msg.decode(raw).data.k
+        k = self._decode_kline(raw).data.k
         if not k.x:
             return None
-        instrument_id = self.instrument_id(k.s)
-        bar_type = self._bar_types.get((instrument_id, k.i))
+        bar_type = self._bar_types.get((k.s, k.i))
         if bar_type is None:
-            bar_spec = self._bar_specs.get(k.i)
-            if bar_spec is None:
-                bar_spec = self._bar_specs[k.i] = client._enum_parser.parse_binance_kline_interval_to_bar_spec(k.i)
-            bar_type = self._bar_types[(instrument_id, k.i)] = BarType(
-                instrument_id=instrument_id, bar_spec=bar_spec, aggregation_source=AggregationSource.EXTERNAL
-            )
+            bar_type = self._bar_type(k.s, k.i)
         # BinanceCandlestick.parse_to_binance_bar with the bar type kept
         ts_event = millis_to_nanos(k.T)
         return BinanceBar(
-            bar_type=bar_type,
-            open=parse_price(k.o),
-            high=parse_price(k.h),
-            low=parse_price(k.l),
-            close=parse_price(k.c),
-            volume=parse_quantity(k.v),
-            quote_volume=Decimal(k.q),
-            count=k.n,
-            taker_buy_base_volume=Decimal(k.V),
-            taker_buy_quote_volume=Decimal(k.Q),
-            ts_event=ts_event,
-            ts_init=client._clock.timestamp_ns() or ts_event,
+            bar_type,
+            parse_price(k.o),
+            parse_price(k.h),
+            parse_price(k.l),
+            parse_price(k.c),
+            parse_quantity(k.v),
+            Decimal(k.q),
+            k.n,
+            Decimal(k.V),
+            Decimal(k.Q),
+            ts_event,
+            self._clock.timestamp_ns() or ts_event,
         )
+
+    def _bar_type(self, symbol: str, interval: str) -> BarType:
+        bar_spec = self._bar_specs.get(interval)
+        if bar_spec is None:
+            parse = self.client._enum_parser.parse_binance_kline_interval_to_bar_spec
+            bar_spec = self._bar_specs[interval] = parse(BinanceKlineInterval(interval))
+        bar_type = self._bar_types[(symbol, interval)] = BarType(
+            instrument_id=self.instrument_id(symbol), bar_spec=bar_spec, aggregation_source=AggregationSource.EXTERNAL
+        )
+        return bar_type
 
     def _book_ticker(self, raw: bytes) -> QuoteTick:
-        data = self.client._decoder_quote_msg.decode(raw).data
-        ts_init = self.client._clock.timestamp_ns()
+        data = self._decode_quote(raw).data
+        ts_init = self._clock.timestamp_ns()
         ts_event = millis_to_nanos(data.T) if data.T else ts_init  # BinanceQuoteData.parse_to_quote_tick
+        instrument_id = self._instrument_ids.get(data.s)
         return QuoteTick(
-            instrument_id=self.instrument_id(data.s),
-            bid_price=parse_price(data.b),
-            ask_price=parse_price(data.a),
-            bid_size=parse_quantity(data.B),
-            ask_size=parse_quantity(data.A),
-            ts_event=ts_event,
-            ts_init=ts_init or ts_event,
+            self.instrument_id(data.s) if instrument_id is None else instrument_id,
+            parse_price(data.b),
+            parse_price(data.a),
+            parse_quantity(data.B),
+            parse_quantity(data.A),
+            ts_event,
+            ts_init or ts_event,
         )
 
-    def _mark_price(self, raw: bytes) -> Any:
-        client = self.client
-        data = client._decoder_futures_mark_price_msg.decode(raw).data
-        instrument_id = self.instrument_id(data.s)
-        update = (
-            BinanceFuturesMarkPriceUpdate(  # BinanceFuturesMarkPriceData.parse_to_binance_futures_mark_price_update
-                instrument_id=instrument_id,
-                mark=parse_price(data.p),
-                index=parse_price(data.i),
-                estimated_settle=parse_price(data.P),
-                funding_rate=Decimal(data.r),
-                next_funding_ns=millis_to_nanos(data.T),
-                ts_event=millis_to_nanos(data.E),
-                ts_init=client._clock.timestamp_ns(),
-            )
+    def _mark_price(self, raw: bytes) -> tuple[CustomData, MarkPriceUpdate | None]:
+        data = self._decode_mark(raw).data
+        mark = self._marks.get(data.s)
+        if mark is None:
+            instrument_id = self.instrument_id(data.s)
+            data_type = DataType(BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id})
+            mark = self._marks[data.s] = (instrument_id, data_type)
+        instrument_id, data_type = mark
+        # BinanceFuturesMarkPriceData.parse_to_binance_futures_mark_price_update
+        update = BinanceFuturesMarkPriceUpdate(
+            instrument_id,
+            parse_price(data.p),
+            parse_price(data.i),
+            parse_price(data.P),
+            Decimal(data.r),
+            millis_to_nanos(data.T),
+            millis_to_nanos(data.E),
+            self._clock.timestamp_ns(),
         )
-        data_type = self._mark_types.get(instrument_id)
-        if data_type is None:
-            data_type = self._mark_types[instrument_id] = DataType(
-                BinanceFuturesMarkPriceUpdate, metadata={"instrument_id": instrument_id}
-            )
-        custom = CustomData(data_type=data_type, data=update)
+        custom = CustomData(data_type, update)
         if instrument_id not in self._mark_subscribed:
-            return custom
+            return custom, None
         return custom, MarkPriceUpdate(instrument_id, update.mark, update.ts_event, update.ts_init)
 
 
