@@ -177,6 +177,11 @@ def csv_cells(column: pd.Series) -> list[str] | None:
                 return None
     else:
         return None
+    return quoted_cells(texts)
+
+
+def quoted_cells(texts: list[str]) -> list[str]:
+    """Text cells as the csv module writes them: every cell quoted where it must be (one scan when none must)."""
     joined = "".join(texts)
     return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
 
@@ -209,9 +214,7 @@ def value_cells(values: list[Any]) -> list[str] | None:
     if kinds <= NUMBERS and kinds != {NONE} and all(-INT64 <= v < INT64 for v in values if type(v) is int):
         return ["" if v is None or v != v else repr(float(v)) for v in values]  # a float column: None is NaN
     if kinds in ({str}, {list}):
-        texts = values if kinds == {str} else list(map(str, values))
-        joined = "".join(texts)
-        return [_quoted(t) for t in texts] if any(c in joined for c in CSV_SPECIAL) else texts
+        return quoted_cells(values if kinds == {str} else list(map(str, values)))
     return None
 
 

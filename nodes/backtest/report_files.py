@@ -68,27 +68,35 @@ def iso_texts(ns: np.ndarray) -> np.ndarray:
 
 
 def write_trades_csv(trades: list[dict[str, Any]], path: Path) -> None:
-    """``trades_frame(trades).to_csv(path, index=False)``, byte for byte, without the frame: each key's values
-    turned into their text at once (``frames.value_cells``); trades of differing keys, or values of a kind whose
-    column pandas could type otherwise, go through the frame."""
+    """``trades_frame(trades).to_csv(path, index=False)``, byte for byte; without the frame when
+    ``trades_csv_cells`` can make its cells."""
+    cells = trades_csv_cells(trades)
+    if cells is None:
+        write_csv(trades_frame(trades), path, index=False)
+    else:
+        write_cells(path, *cells)
+
+
+def trades_csv_cells(trades: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] | None:
+    """(header, cells) of ``trades_frame(trades)``'s CSV: each key's values turned into their text at once
+    (``frames.value_cells``, the ``_ns`` times as ISO text). None (write the frame) for trades of differing keys,
+    or values of a kind whose column pandas could type otherwise."""
     columns = record_columns(trades)
+    if columns is None:
+        return None
     names: list[str] = []
     cells: list[list[str]] = []
-    for name, values in (columns or {}).items():
+    for name, values in columns.items():
         time = name.removesuffix("_ns")
         if time in TRADE_TIMES and name != time:
             text = iso_texts(np.array(values, dtype=np.int64)).tolist() if {int} == set(map(type, values)) else None
         else:
             time, text = name, value_cells(values)
         if text is None:
-            break
+            return None
         names.append(time)
         cells.append(text)
-    else:
-        if columns is not None:
-            write_cells(path, names, cells)
-            return
-    write_csv(trades_frame(trades), path, index=False)
+    return names, cells
 
 
 def new_report_folder(report_dir: Path, now: pd.Timestamp | None = None) -> Path:
